@@ -1,0 +1,12 @@
+//! chat-service: workers of the ingress stream's consumer group. For each
+//! message: dedup on (sender, client_id), per-conversation seq, authorization,
+//! persistence through history-service, delivery to the recipients' gateways,
+//! offline marking, the sender's `sent` ack, and XACK last.
+
+pub mod batch;
+pub mod config;
+pub mod members;
+pub mod presence;
+pub mod sequencer;
+pub mod startup;
+pub mod worker;

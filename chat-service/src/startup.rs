@@ -1,0 +1,136 @@
+//! Builds the worker (Redis, upstream channels, ops listener) and runs it until
+//! shutdown: the current batch finishes, nothing new is read.
+
+use std::{sync::Arc, time::Duration};
+
+use common::{
+    keys::Keys,
+    ops::{self, Readiness},
+    redis_conn,
+    shutdown::{Shutdown, shutdown_signal},
+};
+use proto::{
+    history::v1::history_service_client::HistoryServiceClient,
+    user::v1::user_service_client::UserServiceClient,
+};
+use tokio::net::TcpListener;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{
+    batch::BatchProcessor,
+    config::Config,
+    members::Members,
+    presence::Presence,
+    sequencer::Sequencer,
+    worker::{GROUP, Worker},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("bad upstream URL: {0}")]
+    Upstream(#[from] tonic::transport::Error),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Serve(String),
+}
+
+pub struct Application {
+    ops_listener: TcpListener,
+    worker: Worker,
+    redis: redis::aio::ConnectionManager,
+}
+
+/// A lazily connected channel: upstreams may start after us.
+pub fn lazy_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let conn =
+            redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
+        let reader = redis_conn::connect(&config.redis_url).await?;
+        let keys = Keys::new(config.redis_prefix.clone());
+        let users = UserServiceClient::new(lazy_channel(&config.user_service_url)?);
+        let history = HistoryServiceClient::new(lazy_channel(&config.history_service_url)?);
+        let processor = BatchProcessor {
+            keys: keys.clone(),
+            conn: conn.clone(),
+            members: Members::new(users, Duration::from_millis(config.membership_ttl_ms)),
+            presence: Presence::new(keys.clone(), config.gateway_ttl_ms),
+            sequencer: Sequencer::new(keys.clone(), config.dedup_ttl_secs),
+            history,
+            group: GROUP.to_owned(),
+        };
+        let worker = Worker {
+            keys,
+            reader,
+            consumer: config.consumer_name.clone(),
+            batch_size: config.batch_size as usize,
+            claim_idle: Duration::from_millis(config.claim_idle_ms),
+            max_deliveries: config.max_deliveries as usize,
+            processor,
+        };
+        let ops_listener =
+            TcpListener::bind(config.ops_addr)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.ops_addr,
+                    source,
+                })?;
+        Ok(Self {
+            ops_listener,
+            worker,
+            redis: conn,
+        })
+    }
+
+    pub fn ops_port(&self) -> u16 {
+        self.ops_listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(0)
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let shutdown = Shutdown::new(signal);
+        tracing::info!(
+            consumer = %self.worker.consumer,
+            ops = %self.ops_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "chat-service worker starting"
+        );
+        let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        let redis = self.redis;
+        let ready: ops::ReadyCheck = Arc::new(move || {
+            let mut redis = redis.clone();
+            Box::pin(async move {
+                match redis_conn::ping(&mut redis).await {
+                    Ok(()) => Readiness::Ready,
+                    Err(e) => Readiness::Unavailable(e),
+                }
+            })
+        });
+        let served = ops::serve(self.ops_listener, ops::router(ready), shutdown.wait()).await;
+        let _ = worker.await;
+        served.map_err(|e| StartupError::Serve(e.to_string()))?;
+        tracing::info!("chat-service stopped");
+        Ok(())
+    }
+}

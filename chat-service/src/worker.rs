@@ -1,0 +1,251 @@
+//! The consumer loop: own pending entries first (a restart finishes its work),
+//! then new entries; every so often it claims entries that a dead worker left
+//! pending. Entries delivered too often go to the dead-letter stream.
+
+use std::time::{Duration, Instant};
+
+use common::{keys::Keys, shutdown::Shutdown};
+use redis::{
+    AsyncCommands,
+    aio::ConnectionManager,
+    streams::{
+        StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
+        StreamReadOptions, StreamReadReply,
+    },
+};
+
+use crate::batch::BatchProcessor;
+
+pub const GROUP: &str = "chat-service";
+
+pub struct Worker {
+    pub keys: Keys,
+    /// A connection of its own: blocking reads would stall a shared one.
+    pub reader: ConnectionManager,
+    pub consumer: String,
+    pub batch_size: usize,
+    pub claim_idle: Duration,
+    pub max_deliveries: usize,
+    pub processor: BatchProcessor,
+}
+
+impl Worker {
+    /// Creates the consumer group (and the stream) if missing.
+    pub async fn ensure_group(&mut self) -> redis::RedisResult<()> {
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.keys.ingress())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.reader)
+            .await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn run(mut self, shutdown: Shutdown) {
+        let mut read_pending = true;
+        // Poison is judged only on entries that a crash left behind: claimed
+        // ones, and our own pending ones at start. In-process retries of a
+        // transient failure (history-service down) must never dead-letter.
+        let mut first_read = true;
+        let mut group_ready = false;
+        let mut last_claim = Instant::now();
+        let mut failures = 0_u32;
+        while !shutdown.is_triggered() {
+            if !group_ready {
+                match self.ensure_group().await {
+                    Ok(()) => group_ready = true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot create consumer group");
+                        backoff(&mut failures, &shutdown).await;
+                        continue;
+                    }
+                }
+            }
+            let claimed = if last_claim.elapsed() >= self.claim_idle / 2 {
+                last_claim = Instant::now();
+                self.claim().await
+            } else {
+                Ok(Vec::new())
+            };
+            let (entries, recovering, check_poison) = match claimed {
+                Ok(c) if !c.is_empty() => (Ok(c), true, true),
+                _ => (
+                    self.read(read_pending).await,
+                    read_pending,
+                    read_pending && first_read,
+                ),
+            };
+            let entries = match entries {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the ingress stream failed");
+                    if e.code() == Some("NOGROUP") {
+                        group_ready = false;
+                    }
+                    backoff(&mut failures, &shutdown).await;
+                    continue;
+                }
+            };
+            if entries.is_empty() {
+                if recovering {
+                    read_pending = false;
+                    first_read = false;
+                }
+                continue;
+            }
+            let entries = if check_poison {
+                match self.drop_poison(entries).await {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "checking delivery counts failed");
+                        backoff(&mut failures, &shutdown).await;
+                        continue;
+                    }
+                }
+            } else {
+                entries
+            };
+            let started = Instant::now();
+            match self.processor.process(&entries).await {
+                Ok(stats) => {
+                    failures = 0;
+                    metrics::histogram!("chat_batch_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    metrics::counter!("chat_messages_total", "result" => "fresh")
+                        .increment(stats.fresh as u64);
+                    metrics::counter!("chat_messages_total", "result" => "replayed")
+                        .increment(stats.replayed as u64);
+                    metrics::counter!("chat_messages_total", "result" => "rejected")
+                        .increment(stats.rejected as u64);
+                    metrics::counter!("chat_dead_letter_total").increment(stats.dead as u64);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, entries = entries.len(), "batch failed; will retry");
+                    metrics::counter!("chat_batch_failures_total").increment(1);
+                    read_pending = true;
+                    backoff(&mut failures, &shutdown).await;
+                }
+            }
+        }
+        tracing::info!(consumer = %self.consumer, "worker stopped");
+    }
+
+    async fn read(&mut self, pending: bool) -> redis::RedisResult<Vec<StreamId>> {
+        let mut options = StreamReadOptions::default()
+            .group(GROUP, &self.consumer)
+            .count(self.batch_size);
+        if !pending {
+            options = options.block(1000);
+        }
+        let reply: Option<StreamReadReply> = self
+            .reader
+            .xread_options(
+                &[self.keys.ingress()],
+                &[if pending { "0" } else { ">" }],
+                &options,
+            )
+            .await?;
+        Ok(reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .unwrap_or_default())
+    }
+
+    /// Takes over entries idle longer than CLAIM_IDLE_MS on any consumer.
+    async fn claim(&mut self) -> redis::RedisResult<Vec<StreamId>> {
+        let reply: StreamAutoClaimReply = self
+            .reader
+            .xautoclaim_options(
+                self.keys.ingress(),
+                GROUP,
+                &self.consumer,
+                self.claim_idle.as_millis() as u64,
+                "0",
+                StreamAutoClaimOptions::default().count(self.batch_size),
+            )
+            .await?;
+        if !reply.claimed.is_empty() {
+            tracing::info!(count = reply.claimed.len(), "claimed abandoned entries");
+            metrics::counter!("chat_claimed_total").increment(reply.claimed.len() as u64);
+        }
+        Ok(reply.claimed)
+    }
+
+    /// Moves entries delivered MAX_DELIVERIES times or more to the dead-letter
+    /// stream and returns the rest.
+    async fn drop_poison(&mut self, entries: Vec<StreamId>) -> redis::RedisResult<Vec<StreamId>> {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(entries);
+        };
+        let pending: StreamPendingCountReply = self
+            .reader
+            .xpending_consumer_count(
+                self.keys.ingress(),
+                GROUP,
+                &first.id,
+                &last.id,
+                entries.len(),
+                &self.consumer,
+            )
+            .await?;
+        let poison: Vec<&str> = pending
+            .ids
+            .iter()
+            .filter(|p| p.times_delivered > self.max_deliveries)
+            .map(|p| p.id.as_str())
+            .collect();
+        if poison.is_empty() {
+            return Ok(entries);
+        }
+        let mut pipe = redis::pipe();
+        for entry in entries.iter().filter(|e| poison.contains(&e.id.as_str())) {
+            let field = entry
+                .get::<String>(common::model::INGRESS_FIELD)
+                .unwrap_or_default();
+            pipe.cmd("XADD")
+                .arg(self.keys.dead_letter())
+                .arg("*")
+                .arg("id")
+                .arg(&entry.id)
+                .arg(common::model::INGRESS_FIELD)
+                .arg(field)
+                .arg("reason")
+                .arg("too many deliveries")
+                .ignore();
+        }
+        pipe.cmd("XACK")
+            .arg(self.keys.ingress())
+            .arg(GROUP)
+            .arg(&poison)
+            .ignore();
+        pipe.cmd("XDEL")
+            .arg(self.keys.ingress())
+            .arg(&poison)
+            .ignore();
+        pipe.query_async::<()>(&mut self.reader).await?;
+        tracing::error!(
+            count = poison.len(),
+            "entries moved to the dead-letter stream"
+        );
+        metrics::counter!("chat_dead_letter_total").increment(poison.len() as u64);
+        Ok(entries
+            .into_iter()
+            .filter(|e| !poison.contains(&e.id.as_str()))
+            .collect())
+    }
+}
+
+/// Exponential backoff, 100 ms to 5 s, cut short by shutdown.
+async fn backoff(failures: &mut u32, shutdown: &Shutdown) {
+    let delay =
+        Duration::from_millis(100 * 2_u64.pow((*failures).min(6))).min(Duration::from_secs(5));
+    *failures += 1;
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {},
+        () = shutdown.clone().wait() => {},
+    }
+}

@@ -1,0 +1,63 @@
+//! Conversions between the message model and its gRPC form (chat.history.v1).
+
+use proto::history::v1 as pb;
+
+use crate::model::ChatMessage;
+
+pub fn to_pb(m: &ChatMessage) -> pb::Message {
+    pb::Message {
+        id: m.id.clone(),
+        conversation_id: m.conversation.clone(),
+        seq: m.seq,
+        sender: m.from.clone(),
+        body: m.body.clone(),
+        sent_at: Some(prost_types::Timestamp {
+            seconds: m.ts.div_euclid(1000),
+            nanos: (m.ts.rem_euclid(1000) * 1_000_000) as i32,
+        }),
+        recipient: m.to.clone(),
+        client_id: m.client_id.clone(),
+    }
+}
+
+/// Converts a received message; the error names what is missing.
+pub fn from_pb(m: pb::Message) -> Result<ChatMessage, &'static str> {
+    if m.id.is_empty() || m.conversation_id.is_empty() || m.seq == 0 || m.sender.is_empty() {
+        return Err("message needs id, conversation_id, seq > 0 and sender");
+    }
+    let ts = m
+        .sent_at
+        .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+        .unwrap_or_default();
+    Ok(ChatMessage {
+        id: m.id,
+        conversation: m.conversation_id,
+        seq: m.seq,
+        from: m.sender,
+        to: m.recipient,
+        body: m.body,
+        ts,
+        client_id: m.client_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_millisecond_time() {
+        let m = ChatMessage {
+            id: "i".into(),
+            conversation: "room:a".into(),
+            seq: 3,
+            from: "bob".into(),
+            to: "room:a".into(),
+            body: "hi".into(),
+            ts: 1_700_000_000_123,
+            client_id: "c".into(),
+        };
+        assert_eq!(from_pb(to_pb(&m)).unwrap(), m);
+        assert!(from_pb(pb::Message::default()).is_err());
+    }
+}

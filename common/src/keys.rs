@@ -1,0 +1,92 @@
+//! Every Redis key and channel name, in one place. All start with `REDIS_PREFIX`.
+//! Keys of one conversation share the hash tag `{<conversation>}` and keys of one
+//! user share `{user:<name>}`, so each Lua script touches one Redis Cluster slot.
+
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The ingress stream gateways XADD to and chat-service consumes.
+    pub fn ingress(&self) -> String {
+        format!("{}ingress", self.prefix)
+    }
+
+    /// Where entries that failed too often go.
+    pub fn dead_letter(&self) -> String {
+        format!("{}ingress:dead", self.prefix)
+    }
+
+    /// Per-conversation seq counter.
+    pub fn seq(&self, conversation: &str) -> String {
+        format!("{}{{{conversation}}}:seq", self.prefix)
+    }
+
+    /// Dedup record of (sender, client_id) within a conversation.
+    pub fn dedup(&self, conversation: &str, sender: &str, client_id: &str) -> String {
+        format!(
+            "{}{{{conversation}}}:dedup:{sender}:{client_id}",
+            self.prefix
+        )
+    }
+
+    /// The recent window of a conversation: a sorted set, score = seq.
+    pub fn recent(&self, conversation: &str) -> String {
+        format!("{}{{{conversation}}}:recent", self.prefix)
+    }
+
+    /// A user's offline queue: a list, oldest at the head.
+    pub fn offline(&self, user: &str) -> String {
+        format!("{}{{user:{user}}}:offline", self.prefix)
+    }
+
+    /// How many offline messages were dropped past the limit since the last ack.
+    pub fn offline_dropped(&self, user: &str) -> String {
+        format!("{}{{user:{user}}}:offline:dropped", self.prefix)
+    }
+
+    /// The archive backlog: a stream of messages not yet in MongoDB.
+    pub fn archive(&self) -> String {
+        format!("{}archive", self.prefix)
+    }
+
+    /// Sorted set of gateway id → last heartbeat (Unix ms).
+    pub fn gateways(&self) -> String {
+        format!("{}gateways", self.prefix)
+    }
+
+    /// Hash of username → live socket count on a gateway.
+    pub fn gateway_users(&self, gateway: &str) -> String {
+        format!("{}gw:{gateway}:users", self.prefix)
+    }
+
+    /// The pub/sub channel a gateway reads its deliveries from.
+    pub fn gateway_channel(&self, gateway: &str) -> String {
+        format!("{}gw:{gateway}:deliver", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_carry_prefix_and_hash_tags() {
+        let k = Keys::new("t1:");
+        assert_eq!(k.seq("room:general"), "t1:{room:general}:seq");
+        assert_eq!(k.dedup("dm:a:b", "a", "c1"), "t1:{dm:a:b}:dedup:a:c1");
+        assert_eq!(k.offline("bob"), "t1:{user:bob}:offline");
+        assert!(k.gateway_channel("g").starts_with("t1:"));
+    }
+}

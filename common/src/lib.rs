@@ -1,0 +1,18 @@
+//! Pieces every service of the chat system shares, and nothing else: startup
+//! configuration helpers, telemetry, the shutdown signal, the ops endpoints
+//! (`/healthz`, `/readyz`, `/metrics`), the message model and names, Redis key
+//! names, and the JWT format the user-service issues and gateways verify.
+
+pub mod config;
+pub mod convert;
+pub mod ids;
+pub mod jwt;
+pub mod keys;
+pub mod limits;
+pub mod model;
+pub mod ops;
+pub mod protocol;
+pub mod redis_conn;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;

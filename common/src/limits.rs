@@ -1,0 +1,9 @@
+//! Protocol limits of design.md §3 that more than one service checks (the
+//! gateway at the edge, chat-service again because the stream is not trusted).
+
+/// Largest message body, in bytes of UTF-8.
+pub const MAX_BODY: usize = 4096;
+/// Longest `client_id`.
+pub const MAX_CLIENT_ID: usize = 64;
+/// Longest `ref` echoed back in an error.
+pub const MAX_REF: usize = 64;

@@ -1,0 +1,126 @@
+//! Server-to-client frames of the WebSocket protocol (design.md §3), with
+//! exactly its field names. chat-service serializes `message`, `sent` and
+//! `error` frames once; gateways pass them to sockets untouched.
+
+use serde::Serialize;
+
+use crate::model::ChatMessage;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    TooLarge,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::TooLarge => "too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Hello {
+        user: &'a str,
+        gateway: &'a str,
+        heartbeat_ms: u64,
+    },
+    Offline {
+        messages: &'a [ChatMessage],
+        truncated: bool,
+    },
+    Message(&'a ChatMessage),
+    Sent {
+        client_id: &'a str,
+        id: &'a str,
+        conversation: &'a str,
+        seq: u64,
+        ts: i64,
+    },
+    History {
+        #[serde(rename = "ref")]
+        reference: &'a str,
+        conversation: &'a str,
+        messages: &'a [ChatMessage],
+        has_more: bool,
+    },
+    Typing {
+        from: &'a str,
+        conversation: &'a str,
+    },
+    Pong,
+    Error {
+        code: ErrorCode,
+        message: &'a str,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+    },
+}
+
+impl ServerFrame<'_> {
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_the_protocol_field_names() {
+        let m = ChatMessage {
+            id: "i1".into(),
+            conversation: "dm:alice:bob".into(),
+            seq: 1,
+            from: "alice".into(),
+            to: "user:bob".into(),
+            body: "hi".into(),
+            ts: 5,
+            client_id: "c1".into(),
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerFrame::Message(&m).to_json()).unwrap();
+        assert_eq!(v["type"], "message");
+        for f in [
+            "id",
+            "conversation",
+            "seq",
+            "from",
+            "to",
+            "body",
+            "ts",
+            "client_id",
+        ] {
+            assert!(v.get(f).is_some(), "{f}");
+        }
+        assert_eq!(ServerFrame::Pong.to_json(), r#"{"type":"pong"}"#);
+        let e = ServerFrame::Error {
+            code: ErrorCode::NotFound,
+            message: "no",
+            reference: Some("c1"),
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"type":"error","code":"not_found","message":"no","ref":"c1"}"#
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! Who may read a conversation: the two parties of a DM, the members of a room.
+
+use common::ids::ConversationId;
+use proto::user::v1 as pb;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+pub async fn check_can_read(
+    state: &AppState,
+    user: &str,
+    conversation: &ConversationId,
+) -> Result<(), ApiError> {
+    match conversation {
+        ConversationId::Dm(..) if conversation.dm_has(user) => Ok(()),
+        ConversationId::Dm(..) => Err(ApiError::Forbidden(
+            "not a party to this conversation".into(),
+        )),
+        ConversationId::Room(room) => {
+            let reply = state
+                .users
+                .clone()
+                .check_membership(pb::RoomMembershipRequest {
+                    room: room.clone(),
+                    username: user.to_owned(),
+                })
+                .await?
+                .into_inner();
+            if !reply.room_exists {
+                Err(ApiError::NotFound(format!("room {room} not found")))
+            } else if !reply.member {
+                Err(ApiError::Forbidden(format!("not a member of room {room}")))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}

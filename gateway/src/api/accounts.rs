@@ -1,0 +1,88 @@
+//! Register, log in, who am I.
+
+use axum::{Json, extract::State, http::StatusCode};
+use proto::user::v1 as pb;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    error::ApiError,
+    extract::{ApiJson, AuthUser},
+};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct RegisterBody {
+    username: String,
+    password: String,
+    display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+pub fn user_json(u: &pb::User) -> Value {
+    json!({
+        "username": u.username,
+        "display_name": u.display_name,
+        "created_at": ms(u.created_at.as_ref()),
+    })
+}
+
+/// A protobuf timestamp as Unix milliseconds, the protocol's time unit.
+pub fn ms(t: Option<&prost_types::Timestamp>) -> i64 {
+    t.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let user = state
+        .users
+        .clone()
+        .register(pb::RegisterRequest {
+            username: body.username,
+            password: body.password,
+            display_name: body.display_name,
+        })
+        .await?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(user_json(&user))))
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Json<Value>, ApiError> {
+    let reply = state
+        .users
+        .clone()
+        .authenticate(pb::AuthenticateRequest {
+            username: body.username,
+            password: body.password,
+        })
+        .await?
+        .into_inner();
+    Ok(Json(json!({
+        "token": reply.token,
+        "expires_at": reply.expires_at,
+        "username": reply.username,
+    })))
+}
+
+pub async fn me(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let user = state
+        .users
+        .clone()
+        .get_user(pb::GetUserRequest { username: user })
+        .await?
+        .into_inner();
+    Ok(Json(user_json(&user)))
+}

@@ -1,0 +1,30 @@
+//! The REST facade of design.md §4, over user-service and history-service.
+
+pub mod access;
+pub mod accounts;
+pub mod conversations;
+pub mod error;
+pub mod extract;
+pub mod rooms;
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/register", post(accounts::register))
+        .route("/api/login", post(accounts::login))
+        .route("/api/me", get(accounts::me))
+        .route("/api/rooms", get(rooms::list).post(rooms::create))
+        .route("/api/rooms/{name}/join", post(rooms::join))
+        .route("/api/rooms/{name}/leave", post(rooms::leave))
+        .route("/api/rooms/{name}/members", get(rooms::members))
+        .route(
+            "/api/conversations/{id}/messages",
+            get(conversations::messages),
+        )
+}

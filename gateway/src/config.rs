@@ -1,0 +1,141 @@
+//! gateway settings: each a flag and an environment variable.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+use common::{config, telemetry::LogFormat};
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "gateway", version, about = "WebSocket and HTTP edge")]
+pub struct Config {
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: String,
+    /// Every Redis key and channel starts with this.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
+    pub redis_prefix: String,
+    /// HS256 secret shared with user-service (at least 16 bytes).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    #[arg(long, env = "USER_SERVICE_URL")]
+    pub user_service_url: String,
+    #[arg(long, env = "HISTORY_SERVICE_URL")]
+    pub history_service_url: String,
+    /// HTTP and WebSocket listen address (also /healthz, /readyz, /metrics).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen_addr: SocketAddr,
+    /// This gateway's id, unique among replicas (default: host name).
+    #[arg(long, env = "GATEWAY_ID", default_value_t = config::default_instance_id())]
+    pub gateway_id: String,
+    /// Comma-separated origins allowed to open /ws; empty allows any.
+    #[arg(long, env = "ALLOWED_ORIGINS", default_value = "")]
+    pub allowed_origins: String,
+    /// Largest inbound WebSocket frame answered with `too_large` (bytes).
+    #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 16 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Messages per second per connection, sustained.
+    #[arg(long, env = "RATE_PER_SEC", default_value_t = 20)]
+    pub rate_per_sec: u32,
+    /// Messages per connection allowed in a burst.
+    #[arg(long, env = "RATE_BURST", default_value_t = 40)]
+    pub rate_burst: u32,
+    /// Frames queued per connection before it is closed with 4008.
+    #[arg(long, env = "OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+    /// Server ping interval (ms).
+    #[arg(long, env = "HEARTBEAT_MS", default_value_t = 25_000)]
+    pub heartbeat_ms: u64,
+    /// A connection silent this long is closed (ms).
+    #[arg(long, env = "IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// Most sockets this gateway holds at once.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// How long shutdown waits for sockets to close (ms).
+    #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 8_000)]
+    pub shutdown_grace_ms: u64,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Parses and validates, or prints one line and exits 2.
+    pub fn load() -> Self {
+        let config: Self = config::parse_or_exit();
+        if let Err(e) = config.validate() {
+            config::exit_invalid(&e);
+        }
+        config
+    }
+
+    pub fn validate(&self) -> Result<(), config::ConfigError> {
+        config::check_redis_url("REDIS_URL", &self.redis_url)?;
+        config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
+        config::check_secret("JWT_SECRET", &self.jwt_secret)?;
+        config::check_http_url("USER_SERVICE_URL", &self.user_service_url)?;
+        config::check_http_url("HISTORY_SERVICE_URL", &self.history_service_url)?;
+        if self.gateway_id.is_empty()
+            || self.gateway_id.len() > 128
+            || self
+                .gateway_id
+                .chars()
+                .any(|c| c.is_whitespace() || c == '{' || c == '}')
+        {
+            return Err(config::ConfigError::new(
+                "GATEWAY_ID",
+                "1 to 128 characters, no spaces or braces",
+            ));
+        }
+        for origin in self.origins() {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(config::ConfigError::new(
+                    "ALLOWED_ORIGINS",
+                    format!("{origin:?} is not an http(s) origin"),
+                ));
+            }
+        }
+        let checks: [(&'static str, bool, &str); 8] = [
+            (
+                "MAX_FRAME_BYTES",
+                (256..=1 << 20).contains(&self.max_frame_bytes),
+                "between 256 and 1048576",
+            ),
+            ("RATE_PER_SEC", self.rate_per_sec >= 1, "at least 1"),
+            ("RATE_BURST", self.rate_burst >= 1, "at least 1"),
+            ("OUTBOUND_QUEUE", self.outbound_queue >= 8, "at least 8"),
+            ("HEARTBEAT_MS", self.heartbeat_ms >= 100, "at least 100"),
+            (
+                "IDLE_TIMEOUT_MS",
+                self.idle_timeout_ms > self.heartbeat_ms,
+                "greater than HEARTBEAT_MS",
+            ),
+            ("MAX_CONNECTIONS", self.max_connections >= 1, "at least 1"),
+            (
+                "SHUTDOWN_GRACE_MS",
+                self.shutdown_grace_ms <= 60_000,
+                "at most 60000",
+            ),
+        ];
+        for (name, ok, rule) in checks {
+            if !ok {
+                return Err(config::ConfigError::new(name, format!("must be {rule}")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect()
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+}

@@ -1,0 +1,12 @@
+//! gateway: the public edge. WebSocket sessions and the REST facade; inbound
+//! messages go onto the Redis ingress stream, deliveries come back over one
+//! Redis pub/sub channel per gateway.
+
+pub mod api;
+pub mod config;
+pub mod hub;
+pub mod presence;
+pub mod pubsub;
+pub mod startup;
+pub mod state;
+pub mod ws;

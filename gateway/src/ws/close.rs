@@ -1,0 +1,14 @@
+//! WebSocket close codes the gateway uses (documented in docs/protocol.md).
+
+/// A silent connection past IDLE_TIMEOUT_MS.
+pub const IDLE: (u16, &str) = (4000, "idle timeout");
+/// The outbound queue filled up: the client stopped reading.
+pub const SLOW_CONSUMER: (u16, &str) = (4008, "slow consumer");
+/// Gateway shutdown: reconnect elsewhere.
+pub const RESTART: (u16, &str) = (1012, "service restart");
+/// Too many bad or rate-limited frames in a row.
+pub const POLICY: (u16, &str) = (1008, "too many bad frames");
+/// A frame over the hard limit (4 × MAX_FRAME_BYTES).
+pub const TOO_BIG: (u16, &str) = (1009, "frame too large");
+/// The client closed, or the session ended normally.
+pub const NORMAL: (u16, &str) = (1000, "bye");

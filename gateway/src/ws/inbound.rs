@@ -1,0 +1,234 @@
+//! Client frames: parsed and validated into typed commands, or an `error`
+//! answer with the right code and `ref`.
+
+use common::{
+    ids::{ConversationId, Target},
+    protocol::ErrorCode,
+};
+use serde_json::{Map, Value};
+
+use common::limits::{MAX_CLIENT_ID, MAX_REF};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientFrame {
+    Send {
+        client_id: String,
+        to: Target,
+        body: String,
+    },
+    History {
+        reference: String,
+        conversation: ConversationId,
+        before: Option<u64>,
+        after: Option<u64>,
+        limit: Option<u32>,
+    },
+    OfflineAck,
+    Typing {
+        to: Target,
+    },
+    Ping,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct FrameError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub reference: Option<String>,
+}
+
+impl FrameError {
+    fn bad(message: impl Into<String>, reference: Option<String>) -> Self {
+        Self {
+            code: ErrorCode::BadRequest,
+            message: message.into(),
+            reference,
+        }
+    }
+}
+
+pub fn parse(text: &str, max_body: usize) -> Result<ClientFrame, FrameError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| FrameError::bad(format!("malformed JSON: {e}"), None))?;
+    let Value::Object(obj) = value else {
+        return Err(FrameError::bad("a frame is a JSON object", None));
+    };
+    let kind = obj.get("type").and_then(Value::as_str);
+    // The ref an error answers: client_id for `send`, ref for `history`.
+    let reference = match kind {
+        Some("send") => obj.get("client_id"),
+        _ => obj.get("ref"),
+    }
+    .and_then(Value::as_str)
+    .filter(|r| r.len() <= MAX_REF)
+    .map(str::to_owned);
+    let field = Fields {
+        obj: &obj,
+        reference: &reference,
+    };
+    match kind {
+        None => Err(FrameError::bad("missing field: type", None)),
+        Some("send") => {
+            let client_id = field.string("client_id")?;
+            if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
+                return Err(field.bad("client_id must be 1 to 64 characters"));
+            }
+            let to = field.target("to")?;
+            let body = field.string("body")?;
+            if body.is_empty() {
+                return Err(field.bad("body must not be empty"));
+            }
+            if body.len() > max_body {
+                return Err(FrameError {
+                    code: ErrorCode::TooLarge,
+                    message: format!("body is over {max_body} bytes"),
+                    reference,
+                });
+            }
+            Ok(ClientFrame::Send {
+                client_id,
+                to,
+                body,
+            })
+        }
+        Some("history") => {
+            let reference = field.string("ref")?;
+            let conversation = ConversationId::parse(&field.string("conversation")?)
+                .map_err(|e| field.bad(format!("conversation: {e}")))?;
+            let before = field.opt_u64("before")?;
+            let after = field.opt_u64("after")?;
+            if before.is_some() && after.is_some() {
+                return Err(field.bad("give before or after, not both"));
+            }
+            let limit = field.opt_u64("limit")?;
+            if limit.is_some_and(|l| !(1..=200).contains(&l)) {
+                return Err(field.bad("limit must be between 1 and 200"));
+            }
+            Ok(ClientFrame::History {
+                reference,
+                conversation,
+                before,
+                after,
+                limit: limit.map(|l| l as u32),
+            })
+        }
+        Some("offline_ack") => Ok(ClientFrame::OfflineAck),
+        Some("typing") => Ok(ClientFrame::Typing {
+            to: field.target("to")?,
+        }),
+        Some("ping") => Ok(ClientFrame::Ping),
+        Some(other) => Err(field.bad(format!(
+            "unknown type {:?}",
+            other.chars().take(32).collect::<String>()
+        ))),
+    }
+}
+
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    reference: &'a Option<String>,
+}
+
+impl Fields<'_> {
+    fn bad(&self, message: impl Into<String>) -> FrameError {
+        FrameError::bad(message, self.reference.clone())
+    }
+
+    fn string(&self, name: &str) -> Result<String, FrameError> {
+        match self.obj.get(name) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(self.bad(format!("{name} must be a string"))),
+            None => Err(self.bad(format!("missing field: {name}"))),
+        }
+    }
+
+    fn opt_u64(&self, name: &str) -> Result<Option<u64>, FrameError> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.bad(format!("{name} must be a non-negative integer"))),
+        }
+    }
+
+    fn target(&self, name: &str) -> Result<Target, FrameError> {
+        Target::parse(&self.string(name)?).map_err(|e| self.bad(format!("{name}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> FrameError {
+        parse(text, 4096).unwrap_err()
+    }
+
+    #[test]
+    fn valid_frames_parse() {
+        assert_eq!(
+            parse(
+                r#"{"type":"send","client_id":"c1","to":"user:bob","body":"hi"}"#,
+                4096
+            ),
+            Ok(ClientFrame::Send {
+                client_id: "c1".into(),
+                to: Target::User("bob".into()),
+                body: "hi".into()
+            })
+        );
+        assert_eq!(parse(r#"{"type":"ping"}"#, 4096), Ok(ClientFrame::Ping));
+        assert_eq!(
+            parse(r#"{"type":"offline_ack"}"#, 4096),
+            Ok(ClientFrame::OfflineAck)
+        );
+        assert!(matches!(
+            parse(
+                r#"{"type":"history","ref":"r","conversation":"room:a","before":5}"#,
+                4096
+            ),
+            Ok(ClientFrame::History {
+                before: Some(5),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn bad_frames_get_codes_and_refs() {
+        assert_eq!(err("{nope").code, ErrorCode::BadRequest);
+        assert_eq!(err("[1]").code, ErrorCode::BadRequest);
+        let e = err(r#"{"type":"dance","ref":"r9"}"#);
+        assert_eq!(
+            (e.code, e.reference.as_deref()),
+            (ErrorCode::BadRequest, Some("r9"))
+        );
+        let e = err(r#"{"type":"send","client_id":"c2","to":"user:bob"}"#);
+        assert_eq!(e.reference.as_deref(), Some("c2"));
+        assert!(e.message.contains("body"));
+        let e = err(r#"{"type":"send","client_id":"c3","to":"bob","body":"x"}"#);
+        assert!(e.message.contains("to"));
+        let big = format!(
+            r#"{{"type":"send","client_id":"c4","to":"user:bob","body":"{}"}}"#,
+            "x".repeat(4097)
+        );
+        let e = err(&big);
+        assert_eq!(
+            (e.code, e.reference.as_deref()),
+            (ErrorCode::TooLarge, Some("c4"))
+        );
+        let e = err(r#"{"type":"history","ref":"r","conversation":"room:a","before":1,"after":2}"#);
+        assert_eq!(e.reference.as_deref(), Some("r"));
+        assert!(
+            err(r#"{"type":"history","ref":"r","conversation":"room:a","limit":0}"#)
+                .message
+                .contains("limit")
+        );
+        assert!(
+            err(r#"{"type":"send","client_id":"","to":"user:bob","body":"x"}"#)
+                .message
+                .contains("client_id")
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! history-service settings: each a flag and an environment variable.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use common::{config, telemetry::LogFormat};
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "history-service",
+    version,
+    about = "Message storage (public gRPC)"
+)]
+pub struct Config {
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: String,
+    /// MongoDB connection string; the database is MONGODB_DATABASE.
+    #[arg(long, env = "MONGODB_URI")]
+    pub mongodb_uri: String,
+    #[arg(long, env = "MONGODB_DATABASE", default_value = "chat")]
+    pub mongodb_database: String,
+    /// Every Redis key and channel starts with this.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
+    pub redis_prefix: String,
+    /// gRPC listen address.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50051")]
+    pub listen_addr: SocketAddr,
+    /// HTTP address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
+    pub ops_addr: SocketAddr,
+    /// Newest offline messages kept per user.
+    #[arg(long, env = "OFFLINE_LIMIT", default_value_t = 100)]
+    pub offline_limit: u32,
+    /// Archived messages kept per conversation in the Redis recent window.
+    #[arg(long, env = "RECENT_LIMIT", default_value_t = 500)]
+    pub recent_limit: u32,
+    /// Messages per MongoDB insert_many.
+    #[arg(long, env = "ARCHIVE_BATCH", default_value_t = 500)]
+    pub archive_batch: u32,
+    /// This instance's name in the archive consumer group (default: host name).
+    #[arg(long, env = "INSTANCE_ID", default_value_t = config::default_instance_id())]
+    pub instance_id: String,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Parses and validates, or prints one line and exits 2.
+    pub fn load() -> Self {
+        let config: Self = config::parse_or_exit();
+        if let Err(e) = config.validate() {
+            config::exit_invalid(&e);
+        }
+        config
+    }
+
+    pub fn validate(&self) -> Result<(), config::ConfigError> {
+        config::check_redis_url("REDIS_URL", &self.redis_url)?;
+        if !(self.mongodb_uri.starts_with("mongodb://")
+            || self.mongodb_uri.starts_with("mongodb+srv://"))
+        {
+            return Err(config::ConfigError::new(
+                "MONGODB_URI",
+                "must start with mongodb:// or mongodb+srv://",
+            ));
+        }
+        if self.mongodb_database.is_empty()
+            || self.mongodb_database.len() > 63
+            || self
+                .mongodb_database
+                .chars()
+                .any(|c| "/\\. \"$".contains(c) || c.is_control())
+        {
+            return Err(config::ConfigError::new(
+                "MONGODB_DATABASE",
+                "1 to 63 characters, none of / \\ . space \" $",
+            ));
+        }
+        config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
+        if !(1..=10_000).contains(&self.offline_limit) {
+            return Err(config::ConfigError::new(
+                "OFFLINE_LIMIT",
+                "must be between 1 and 10000",
+            ));
+        }
+        if !(1..=100_000).contains(&self.recent_limit) {
+            return Err(config::ConfigError::new(
+                "RECENT_LIMIT",
+                "must be between 1 and 100000",
+            ));
+        }
+        if !(1..=10_000).contains(&self.archive_batch) {
+            return Err(config::ConfigError::new(
+                "ARCHIVE_BATCH",
+                "must be between 1 and 10000",
+            ));
+        }
+        if self.instance_id.is_empty() || self.instance_id.chars().any(char::is_whitespace) {
+            return Err(config::ConfigError::new(
+                "INSTANCE_ID",
+                "must be non-empty without spaces",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! history-service errors, mapped once to gRPC status codes.
+
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("archive unavailable: {0}")]
+    Archive(#[from] mongodb::error::Error),
+    #[error("corrupt stored message: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+impl From<HistoryError> for Status {
+    fn from(e: HistoryError) -> Self {
+        let msg = e.to_string();
+        match e {
+            HistoryError::InvalidArgument(_) => Status::invalid_argument(msg),
+            HistoryError::Redis(_) | HistoryError::Archive(_) => {
+                tracing::warn!(error = %msg, "storage unavailable");
+                Status::unavailable(msg)
+            }
+            HistoryError::Corrupt(_) => {
+                tracing::error!(error = %msg, "corrupt data");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The `chat.history.v1.HistoryService` implementation.
+
+use common::{
+    convert::{from_pb, to_pb},
+    ids::valid_username,
+    model::ChatMessage,
+};
+use proto::history::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    error::HistoryError,
+    mongo::Archive,
+    query::{self, PageRequest},
+    store::{AppendItem, RedisStore},
+};
+
+/// Most messages one Append call may carry.
+pub const MAX_APPEND_BATCH: usize = 1000;
+
+pub struct HistoryApi {
+    pub redis: RedisStore,
+    pub archive: Archive,
+}
+
+fn check_username(field: &str, name: &str) -> Result<(), HistoryError> {
+    if name.is_empty() {
+        return Err(HistoryError::InvalidArgument(format!(
+            "{field} is required"
+        )));
+    }
+    if !valid_username(name) {
+        return Err(HistoryError::InvalidArgument(format!(
+            "{field} must be 3 to 32 characters of a-z, 0-9 and _"
+        )));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl pb::history_service_server::HistoryService for HistoryApi {
+    async fn get_history(
+        &self,
+        request: Request<pb::GetHistoryRequest>,
+    ) -> Result<Response<pb::GetHistoryResponse>, Status> {
+        let req = request.into_inner();
+        let page_req = PageRequest::new(
+            &req.conversation_id,
+            req.before_seq,
+            req.after_seq,
+            req.limit,
+        )?;
+        let page = query::page(&self.redis, &self.archive, &page_req).await?;
+        Ok(Response::new(pb::GetHistoryResponse {
+            messages: page.messages.into_iter().map(|m| to_pb(&m)).collect(),
+            has_more: page.has_more,
+        }))
+    }
+
+    async fn list_offline(
+        &self,
+        request: Request<pb::ListOfflineRequest>,
+    ) -> Result<Response<pb::ListOfflineResponse>, Status> {
+        let req = request.into_inner();
+        check_username("username", &req.username)?;
+        let batch = self.redis.offline(&req.username).await?;
+        Ok(Response::new(pb::ListOfflineResponse {
+            messages: batch.messages.into_iter().map(|m| to_pb(&m)).collect(),
+            truncated: batch.dropped > 0,
+            dropped: batch.dropped,
+        }))
+    }
+
+    async fn append(
+        &self,
+        request: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
+        let req = request.into_inner();
+        if req.items.len() > MAX_APPEND_BATCH {
+            return Err(HistoryError::InvalidArgument(format!(
+                "at most {MAX_APPEND_BATCH} messages per call"
+            ))
+            .into());
+        }
+        let mut items = Vec::with_capacity(req.items.len());
+        for item in req.items {
+            let message: ChatMessage = from_pb(
+                item.message
+                    .ok_or_else(|| HistoryError::InvalidArgument("item without message".into()))?,
+            )
+            .map_err(|e| HistoryError::InvalidArgument(e.to_owned()))?;
+            common::ids::ConversationId::parse(&message.conversation)
+                .map_err(|e| HistoryError::InvalidArgument(format!("conversation_id: {e}")))?;
+            for user in &item.offline_recipients {
+                check_username("offline_recipients", user)?;
+            }
+            items.push(AppendItem {
+                message,
+                offline_recipients: item.offline_recipients,
+            });
+        }
+        self.redis.append(&items).await?;
+        metrics::counter!("history_appended_total").increment(items.len() as u64);
+        Ok(Response::new(pb::AppendResponse {}))
+    }
+
+    async fn ack_offline(
+        &self,
+        request: Request<pb::AckOfflineRequest>,
+    ) -> Result<Response<pb::AckOfflineResponse>, Status> {
+        let req = request.into_inner();
+        check_username("username", &req.username)?;
+        if req.last_id.is_empty() || req.last_id.len() > 64 || req.last_id.contains('"') {
+            return Err(HistoryError::InvalidArgument("last_id is not a message id".into()).into());
+        }
+        let removed = self
+            .redis
+            .ack_offline(&req.username, &req.last_id, req.dropped)
+            .await?;
+        Ok(Response::new(pb::AckOfflineResponse { removed }))
+    }
+}

@@ -1,0 +1,187 @@
+//! The MongoDB archive: collection `messages`, `_id` = message id, a unique
+//! index on (conversation_id, seq).
+
+use std::time::Duration;
+
+use common::model::ChatMessage;
+use futures::TryStreamExt;
+use mongodb::{
+    Client, Collection, IndexModel,
+    bson::{self, doc},
+    error::ErrorKind,
+    options::{ClientOptions, IndexOptions},
+};
+use serde::{Deserialize, Serialize};
+
+/// MongoDB's duplicate-key error code: an already archived message.
+const DUPLICATE_KEY: i32 = 11000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sender: String,
+    pub recipient: String,
+    pub body: String,
+    pub sent_at: bson::DateTime,
+    pub client_id: String,
+}
+
+impl From<&ChatMessage> for MessageDoc {
+    fn from(m: &ChatMessage) -> Self {
+        Self {
+            id: m.id.clone(),
+            conversation_id: m.conversation.clone(),
+            seq: m.seq as i64,
+            sender: m.from.clone(),
+            recipient: m.to.clone(),
+            body: m.body.clone(),
+            sent_at: bson::DateTime::from_millis(m.ts),
+            client_id: m.client_id.clone(),
+        }
+    }
+}
+
+impl From<MessageDoc> for ChatMessage {
+    fn from(d: MessageDoc) -> Self {
+        Self {
+            id: d.id,
+            conversation: d.conversation_id,
+            seq: d.seq.max(0) as u64,
+            from: d.sender,
+            to: d.recipient,
+            body: d.body,
+            ts: d.sent_at.timestamp_millis(),
+            client_id: d.client_id,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Archive {
+    messages: Collection<MessageDoc>,
+}
+
+impl Archive {
+    /// Creates the client without contacting the server: MongoDB may be down at
+    /// start, and chat must not wait for it.
+    pub async fn new(uri: &str, database: &str) -> mongodb::error::Result<Self> {
+        let mut options = ClientOptions::parse(uri).await?;
+        options.server_selection_timeout = Some(Duration::from_secs(3));
+        options.connect_timeout = Some(Duration::from_secs(3));
+        options.app_name = Some("history-service".to_owned());
+        let client = Client::with_options(options)?;
+        Ok(Self {
+            messages: client.database(database).collection("messages"),
+        })
+    }
+
+    pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+        let index = IndexModel::builder()
+            .keys(doc! {"conversation_id": 1, "seq": 1})
+            .options(
+                IndexOptions::builder()
+                    .unique(true)
+                    .name("conversation_seq".to_owned())
+                    .build(),
+            )
+            .build();
+        self.messages.create_index(index).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> mongodb::error::Result<()> {
+        self.messages
+            .client()
+            .database("admin")
+            .run_command(doc! {"ping": 1})
+            .await?;
+        Ok(())
+    }
+
+    /// Inserts a batch, unordered. Duplicates (code 11000) count as done, so a
+    /// replayed batch succeeds; any other failure is returned and the batch retried.
+    pub async fn insert(&self, docs: &[MessageDoc]) -> mongodb::error::Result<InsertOutcome> {
+        if docs.is_empty() {
+            return Ok(InsertOutcome::default());
+        }
+        match self.messages.insert_many(docs).ordered(false).await {
+            Ok(r) => Ok(InsertOutcome {
+                inserted: r.inserted_ids.len(),
+                duplicates: 0,
+            }),
+            Err(e) => match e.kind.as_ref() {
+                ErrorKind::InsertMany(failure)
+                    if failure.write_concern_error.is_none()
+                        && failure
+                            .write_errors
+                            .as_ref()
+                            .is_some_and(|w| w.iter().all(|w| w.code == DUPLICATE_KEY)) =>
+                {
+                    let duplicates = failure.write_errors.as_ref().map_or(0, Vec::len);
+                    Ok(InsertOutcome {
+                        inserted: docs.len() - duplicates,
+                        duplicates,
+                    })
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Up to `limit` archived messages with seq < `before`, newest first.
+    pub async fn before(
+        &self,
+        conversation: &str,
+        before: u64,
+        limit: usize,
+    ) -> mongodb::error::Result<Vec<ChatMessage>> {
+        self.find(
+            doc! {"conversation_id": conversation, "seq": {"$lt": before as i64}},
+            -1,
+            limit,
+        )
+        .await
+    }
+
+    /// Up to `limit` archived messages with after < seq < below, oldest first.
+    pub async fn between(
+        &self,
+        conversation: &str,
+        after: u64,
+        below: Option<u64>,
+        limit: usize,
+    ) -> mongodb::error::Result<Vec<ChatMessage>> {
+        let mut seq = doc! {"$gt": after as i64};
+        if let Some(below) = below {
+            seq.insert("$lt", below as i64);
+        }
+        self.find(doc! {"conversation_id": conversation, "seq": seq}, 1, limit)
+            .await
+    }
+
+    async fn find(
+        &self,
+        filter: bson::Document,
+        direction: i32,
+        limit: usize,
+    ) -> mongodb::error::Result<Vec<ChatMessage>> {
+        let docs: Vec<MessageDoc> = self
+            .messages
+            .find(filter)
+            .sort(doc! {"seq": direction})
+            .limit(limit as i64)
+            .await?
+            .try_collect()
+            .await?;
+        Ok(docs.into_iter().map(ChatMessage::from).collect())
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InsertOutcome {
+    pub inserted: usize,
+    pub duplicates: usize,
+}

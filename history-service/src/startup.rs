@@ -1,0 +1,174 @@
+//! Builds the service (Redis, MongoDB client, listeners) and runs the gRPC
+//! server, the ops endpoints and the archiver until shutdown.
+
+use std::{sync::Arc, time::Duration};
+
+use common::{
+    keys::Keys,
+    ops::{self, Readiness},
+    redis_conn,
+    shutdown::{Shutdown, shutdown_signal},
+};
+use proto::history::v1::history_service_server::HistoryServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::{
+    archive::{ArchiveStatus, Archiver},
+    config::Config,
+    grpc::HistoryApi,
+    mongo::Archive,
+    store::RedisStore,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("bad MongoDB settings: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("server: {0}")]
+    Serve(String),
+}
+
+pub struct Application {
+    grpc_listener: TcpListener,
+    ops_listener: TcpListener,
+    store: RedisStore,
+    reader: redis::aio::ConnectionManager,
+    archive: Archive,
+    config: Config,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let conn =
+            redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
+        let reader = redis_conn::connect(&config.redis_url).await?;
+        let store = RedisStore::new(
+            conn,
+            Keys::new(config.redis_prefix.clone()),
+            config.offline_limit,
+        );
+        let archive = Archive::new(&config.mongodb_uri, &config.mongodb_database).await?;
+        let grpc_listener = bind(config.listen_addr).await?;
+        let ops_listener = bind(config.ops_addr).await?;
+        Ok(Self {
+            grpc_listener,
+            ops_listener,
+            store,
+            reader,
+            archive,
+            config,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.grpc_listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(0)
+    }
+
+    pub fn ops_port(&self) -> u16 {
+        self.ops_listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(0)
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let shutdown = Shutdown::new(signal);
+        let status = Arc::new(ArchiveStatus::default());
+        let archiver = Archiver {
+            store: self.store.clone(),
+            reader: self.reader,
+            archive: self.archive.clone(),
+            consumer: self.config.instance_id.clone(),
+            batch: self.config.archive_batch as usize,
+            recent_limit: self.config.recent_limit,
+            status: status.clone(),
+        };
+        let archiver = tokio::spawn(archiver.run(shutdown.clone()));
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::history::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        // grpcurl before 1.9 (the PyPI 1.8.6 included) speaks only v1alpha.
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::history::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<HistoryServiceServer<HistoryApi>>()
+            .await;
+
+        let api = HistoryApi {
+            redis: self.store.clone(),
+            archive: self.archive.clone(),
+        };
+        tracing::info!(
+            grpc = %self.grpc_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            ops = %self.ops_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "history-service listening"
+        );
+
+        let redis = self.store.conn();
+        let ready: ops::ReadyCheck = Arc::new(move || {
+            let mut redis = redis.clone();
+            let status = status.clone();
+            Box::pin(async move {
+                if let Err(e) = redis_conn::ping(&mut redis).await {
+                    return Readiness::Unavailable(e);
+                }
+                // Chat goes on without MongoDB: the backlog waits in Redis.
+                match status.healthy() {
+                    Ok(()) => Readiness::Ready,
+                    Err(e) => Readiness::Degraded(format!("archive: {e}")),
+                }
+            })
+        });
+        let ops_server = ops::serve(
+            self.ops_listener,
+            ops::router(ready),
+            shutdown.clone().wait(),
+        );
+        let grpc_server = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(HistoryServiceServer::new(api))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc_listener),
+                shutdown.clone().wait(),
+            );
+        let (ops_result, grpc_result) = tokio::join!(ops_server, grpc_server);
+        let _ = archiver.await;
+        ops_result.map_err(|e| StartupError::Serve(e.to_string()))?;
+        grpc_result.map_err(|e| StartupError::Serve(e.to_string()))?;
+        tracing::info!("history-service stopped");
+        Ok(())
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}

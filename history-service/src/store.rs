@@ -1,0 +1,208 @@
+//! The Redis side of storage: per-user offline queues, per-conversation recent
+//! windows, and the archive backlog stream.
+
+use common::{keys::Keys, model::ChatMessage, redis_conn::LuaScript};
+use redis::aio::ConnectionManager;
+
+use crate::error::HistoryError;
+
+/// Appends one message to an offline queue unless it is already there (a
+/// replay), keeps the newest ARGV[2], and counts what it drops.
+const OFFLINE_PUSH: &str = r#"
+if redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
+local n = redis.call('RPUSH', KEYS[1], ARGV[1])
+local limit = tonumber(ARGV[2])
+if n > limit then
+  redis.call('LTRIM', KEYS[1], n - limit, -1)
+  redis.call('INCRBY', KEYS[2], n - limit)
+end
+return 1
+"#;
+
+/// Removes the delivered batch: everything up to and including the message whose
+/// id is ARGV[1], and clears the dropped count reported with it (ARGV[2]).
+const OFFLINE_ACK: &str = r#"
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+local prefix = '{"id":"' .. ARGV[1] .. '"'
+local removed = 0
+for i, item in ipairs(items) do
+  if string.sub(item, 1, #prefix) == prefix then
+    redis.call('LTRIM', KEYS[1], i, -1)
+    removed = i
+    break
+  end
+end
+local reported = tonumber(ARGV[2])
+if reported > 0 then
+  local d = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if d <= reported then redis.call('DEL', KEYS[2]) else redis.call('DECRBY', KEYS[2], reported) end
+end
+return removed
+"#;
+
+/// Field of the archive stream entry that holds the message JSON.
+pub const ARCHIVE_FIELD: &str = "m";
+
+/// One message to store, with the recipients that had no live connection.
+pub struct AppendItem {
+    pub message: ChatMessage,
+    pub offline_recipients: Vec<String>,
+}
+
+/// A peek at an offline queue.
+pub struct OfflineBatch {
+    pub messages: Vec<ChatMessage>,
+    pub dropped: u64,
+}
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    keys: Keys,
+    offline_limit: u32,
+    offline_push: LuaScript,
+    offline_ack: LuaScript,
+}
+
+impl RedisStore {
+    pub fn new(conn: ConnectionManager, keys: Keys, offline_limit: u32) -> Self {
+        Self {
+            conn,
+            keys,
+            offline_limit,
+            offline_push: LuaScript::new(OFFLINE_PUSH),
+            offline_ack: LuaScript::new(OFFLINE_ACK),
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Makes a batch durable in one pipeline: recent window, archive backlog,
+    /// offline queues. Replaying a batch changes nothing (ZADD of the same
+    /// member, LPOS check; a second archive entry is absorbed by MongoDB's `_id`).
+    pub async fn append(&self, items: &[AppendItem]) -> Result<(), HistoryError> {
+        let mut pipe = redis::pipe();
+        self.offline_push.load(&mut pipe);
+        for item in items {
+            let json = serde_json::to_string(&item.message)?;
+            let conv = &item.message.conversation;
+            pipe.cmd("ZADD")
+                .arg(self.keys.recent(conv))
+                .arg(item.message.seq)
+                .arg(&json)
+                .ignore();
+            pipe.cmd("XADD")
+                .arg(self.keys.archive())
+                .arg("*")
+                .arg(ARCHIVE_FIELD)
+                .arg(&json)
+                .ignore();
+            for user in &item.offline_recipients {
+                self.offline_push.call(
+                    &mut pipe,
+                    &[self.keys.offline(user), self.keys.offline_dropped(user)],
+                    &[json.as_str(), &self.offline_limit.to_string()],
+                );
+                pipe.ignore();
+            }
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// The whole offline queue (oldest first) and the dropped count, read atomically.
+    pub async fn offline(&self, user: &str) -> Result<OfflineBatch, HistoryError> {
+        let mut conn = self.conn.clone();
+        let (items, dropped): (Vec<String>, Option<u64>) = redis::pipe()
+            .atomic()
+            .lrange(self.keys.offline(user), 0, -1)
+            .get(self.keys.offline_dropped(user))
+            .query_async(&mut conn)
+            .await?;
+        let messages = items
+            .iter()
+            .map(|s| serde_json::from_str(s))
+            .collect::<Result<Vec<ChatMessage>, _>>()?;
+        Ok(OfflineBatch {
+            messages,
+            dropped: dropped.unwrap_or(0),
+        })
+    }
+
+    /// Removes the acknowledged batch; returns how many messages went.
+    pub async fn ack_offline(
+        &self,
+        user: &str,
+        last_id: &str,
+        dropped: u64,
+    ) -> Result<u64, HistoryError> {
+        let mut pipe = redis::pipe();
+        self.offline_ack.load(&mut pipe);
+        self.offline_ack.call(
+            &mut pipe,
+            &[self.keys.offline(user), self.keys.offline_dropped(user)],
+            &[last_id, &dropped.to_string()],
+        );
+        let mut conn = self.conn.clone();
+        let (removed,): (u64,) = pipe.query_async(&mut conn).await?;
+        Ok(removed)
+    }
+
+    /// Up to `limit` messages with seq < `before` (None: the newest), newest first.
+    pub async fn recent_before(
+        &self,
+        conversation: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, HistoryError> {
+        let max = before.map_or_else(|| "+inf".to_owned(), |b| format!("({b}"));
+        self.range(
+            redis::cmd("ZRANGE")
+                .arg(self.keys.recent(conversation))
+                .arg(max)
+                .arg("-inf")
+                .arg("BYSCORE")
+                .arg("REV")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit),
+        )
+        .await
+    }
+
+    /// Up to `limit` messages with seq > `after`, oldest first.
+    pub async fn recent_after(
+        &self,
+        conversation: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, HistoryError> {
+        self.range(
+            redis::cmd("ZRANGE")
+                .arg(self.keys.recent(conversation))
+                .arg(format!("({after}"))
+                .arg("+inf")
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit),
+        )
+        .await
+    }
+
+    async fn range(&self, cmd: &redis::Cmd) -> Result<Vec<ChatMessage>, HistoryError> {
+        let mut conn = self.conn.clone();
+        let items: Vec<String> = cmd.query_async(&mut conn).await?;
+        Ok(items
+            .iter()
+            .map(|s| serde_json::from_str(s))
+            .collect::<Result<_, _>>()?)
+    }
+}

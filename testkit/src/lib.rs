@@ -1,0 +1,16 @@
+//! Test support for the integration tests: fresh, isolated storage per test
+//! (Redis prefix, PostgreSQL database, MongoDB database), waiting on a
+//! condition with a deadline instead of sleeping, and small WebSocket and HTTP
+//! clients. Real servers only; where they are is read from the environment
+//! that `scripts/test` sets up.
+
+pub mod storage;
+pub mod wait;
+pub mod ws;
+
+pub use storage::{Storage, mongodb_uri, redis_url};
+pub use wait::{eventually, within};
+pub use ws::WsClient;
+
+/// The JWT secret tests share with the services they start.
+pub const JWT_SECRET: &str = "test-secret-0123456789abcdef";

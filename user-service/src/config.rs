@@ -1,0 +1,71 @@
+//! user-service settings: each a flag and an environment variable.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use common::{config, telemetry::LogFormat};
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "user-service",
+    version,
+    about = "Users, rooms and memberships (internal gRPC)"
+)]
+pub struct Config {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// HS256 secret shared with the gateways (at least 16 bytes).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    /// gRPC listen address.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50052")]
+    pub listen_addr: SocketAddr,
+    /// HTTP address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
+    pub ops_addr: SocketAddr,
+    /// Lifetime of issued tokens, in seconds.
+    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 86_400)]
+    pub token_ttl_secs: i64,
+    /// Size of the PostgreSQL connection pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Parses and validates, or prints one line and exits 2.
+    pub fn load() -> Self {
+        let config: Self = config::parse_or_exit();
+        if let Err(e) = config.validate() {
+            config::exit_invalid(&e);
+        }
+        config
+    }
+
+    pub fn validate(&self) -> Result<(), config::ConfigError> {
+        if !(self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(config::ConfigError::new(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        config::check_secret("JWT_SECRET", &self.jwt_secret)?;
+        if !(60..=30 * 86_400).contains(&self.token_ttl_secs) {
+            return Err(config::ConfigError::new(
+                "TOKEN_TTL_SECS",
+                "must be between 60 and 2592000",
+            ));
+        }
+        if self.db_max_connections == 0 {
+            return Err(config::ConfigError::new(
+                "DB_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}

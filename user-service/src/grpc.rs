@@ -1,0 +1,248 @@
+//! The `chat.user.v1.UserService` implementation: validation, then the store.
+
+use common::ids::{valid_room_name, valid_username};
+use proto::user::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    error::UserError,
+    password,
+    store::{RoomRow, Store, UserRow},
+};
+
+pub struct UserApi {
+    store: Store,
+    jwt_secret: String,
+    token_ttl_secs: i64,
+}
+
+impl UserApi {
+    pub fn new(store: Store, jwt_secret: String, token_ttl_secs: i64) -> Self {
+        Self {
+            store,
+            jwt_secret,
+            token_ttl_secs,
+        }
+    }
+}
+
+pub const MAX_DISPLAY_NAME: usize = 64;
+pub const MAX_TOPIC: usize = 256;
+
+fn check_username(name: &str) -> Result<(), UserError> {
+    if valid_username(name) {
+        Ok(())
+    } else {
+        Err(UserError::InvalidArgument(
+            "username must be 3 to 32 characters of a-z, 0-9 and _".into(),
+        ))
+    }
+}
+
+fn check_room(name: &str) -> Result<(), UserError> {
+    if valid_room_name(name) {
+        Ok(())
+    } else {
+        Err(UserError::InvalidArgument(
+            "room name must be 1 to 32 characters of a-z, 0-9, _ and -".into(),
+        ))
+    }
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn user_pb(u: UserRow) -> pb::User {
+    pb::User {
+        username: u.username,
+        display_name: u.display_name,
+        created_at: Some(timestamp(u.created_at)),
+    }
+}
+
+fn room_pb(r: RoomRow) -> pb::Room {
+    pb::Room {
+        name: r.name,
+        topic: r.topic,
+        created_by: r.created_by,
+        created_at: Some(timestamp(r.created_at)),
+        role: r.role.unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::user_service_server::UserService for UserApi {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let req = request.into_inner();
+        check_username(&req.username)?;
+        let chars = req.password.chars().count();
+        if !(password::MIN_PASSWORD..=password::MAX_PASSWORD).contains(&chars) {
+            return Err(UserError::InvalidArgument(format!(
+                "password must be {} to {} characters",
+                password::MIN_PASSWORD,
+                password::MAX_PASSWORD
+            ))
+            .into());
+        }
+        let display_name = req
+            .display_name
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| req.username.clone());
+        if display_name.chars().count() > MAX_DISPLAY_NAME
+            || display_name.chars().any(char::is_control)
+        {
+            return Err(UserError::InvalidArgument(format!(
+                "display_name must be at most {MAX_DISPLAY_NAME} characters, no control characters"
+            ))
+            .into());
+        }
+        let hash = password::hash(req.password).await?;
+        let user = self
+            .store
+            .insert_user(&req.username, &display_name, &hash)
+            .await?;
+        tracing::info!(username = %user.username, "user registered");
+        Ok(Response::new(user_pb(user)))
+    }
+
+    async fn authenticate(
+        &self,
+        request: Request<pb::AuthenticateRequest>,
+    ) -> Result<Response<pb::AuthenticateResponse>, Status> {
+        let req = request.into_inner();
+        // Malformed names and over-long passwords are just wrong credentials:
+        // the answer must not tell which usernames exist.
+        let stored = if valid_username(&req.username)
+            && req.password.chars().count() <= password::MAX_PASSWORD
+        {
+            self.store.password_hash(&req.username).await?
+        } else {
+            None
+        };
+        if !password::verify(req.password, stored).await? {
+            return Err(UserError::BadCredentials.into());
+        }
+        let (token, expires_at) =
+            common::jwt::issue(&self.jwt_secret, &req.username, self.token_ttl_secs)
+                .map_err(|e| UserError::Internal(e.to_string()))?;
+        Ok(Response::new(pb::AuthenticateResponse {
+            token,
+            expires_at,
+            username: req.username,
+        }))
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let req = request.into_inner();
+        check_username(&req.username)?;
+        let user = self
+            .store
+            .user(&req.username)
+            .await?
+            .ok_or_else(|| UserError::NotFound(format!("user {} not found", req.username)))?;
+        Ok(Response::new(user_pb(user)))
+    }
+
+    async fn create_room(
+        &self,
+        request: Request<pb::CreateRoomRequest>,
+    ) -> Result<Response<pb::Room>, Status> {
+        let req = request.into_inner();
+        check_room(&req.name)?;
+        check_username(&req.creator)?;
+        let topic = req.topic.unwrap_or_default();
+        if topic.chars().count() > MAX_TOPIC || topic.chars().any(char::is_control) {
+            return Err(UserError::InvalidArgument(format!(
+                "topic must be at most {MAX_TOPIC} characters, no control characters"
+            ))
+            .into());
+        }
+        let room = self
+            .store
+            .create_room(&req.name, topic.trim(), &req.creator)
+            .await?;
+        Ok(Response::new(room_pb(room)))
+    }
+
+    async fn join_room(
+        &self,
+        request: Request<pb::RoomMembershipRequest>,
+    ) -> Result<Response<pb::Room>, Status> {
+        let req = request.into_inner();
+        check_room(&req.room)?;
+        check_username(&req.username)?;
+        let room = self.store.join_room(&req.room, &req.username).await?;
+        Ok(Response::new(room_pb(room)))
+    }
+
+    async fn leave_room(
+        &self,
+        request: Request<pb::RoomMembershipRequest>,
+    ) -> Result<Response<pb::LeaveRoomResponse>, Status> {
+        let req = request.into_inner();
+        check_room(&req.room)?;
+        check_username(&req.username)?;
+        self.store.leave_room(&req.room, &req.username).await?;
+        Ok(Response::new(pb::LeaveRoomResponse {}))
+    }
+
+    async fn list_user_rooms(
+        &self,
+        request: Request<pb::ListUserRoomsRequest>,
+    ) -> Result<Response<pb::ListUserRoomsResponse>, Status> {
+        let req = request.into_inner();
+        check_username(&req.username)?;
+        let rooms = self.store.user_rooms(&req.username).await?;
+        Ok(Response::new(pb::ListUserRoomsResponse {
+            rooms: rooms.into_iter().map(room_pb).collect(),
+        }))
+    }
+
+    async fn list_room_members(
+        &self,
+        request: Request<pb::ListRoomMembersRequest>,
+    ) -> Result<Response<pb::ListRoomMembersResponse>, Status> {
+        let req = request.into_inner();
+        check_room(&req.room)?;
+        let members = self
+            .store
+            .room_members(&req.room)
+            .await?
+            .ok_or_else(|| UserError::NotFound(format!("room {} not found", req.room)))?;
+        Ok(Response::new(pb::ListRoomMembersResponse {
+            members: members
+                .into_iter()
+                .map(|m| pb::Member {
+                    username: m.username,
+                    role: m.role,
+                    joined_at: Some(timestamp(m.joined_at)),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn check_membership(
+        &self,
+        request: Request<pb::RoomMembershipRequest>,
+    ) -> Result<Response<pb::CheckMembershipResponse>, Status> {
+        let req = request.into_inner();
+        check_room(&req.room)?;
+        check_username(&req.username)?;
+        let (room_exists, member) = self.store.membership(&req.room, &req.username).await?;
+        Ok(Response::new(pb::CheckMembershipResponse {
+            member,
+            room_exists,
+        }))
+    }
+}

@@ -1,0 +1,139 @@
+//! Builds the service (pool, migrations, listeners) and runs it until shutdown.
+
+use std::{sync::Arc, time::Duration};
+
+use common::{
+    ops::{self, Readiness},
+    shutdown::{Shutdown, shutdown_signal},
+};
+use proto::user::v1::user_service_server::UserServiceServer;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::{config::Config, grpc::UserApi, store::Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot run migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("server: {0}")]
+    Serve(String),
+}
+
+pub struct Application {
+    grpc_listener: TcpListener,
+    ops_listener: TcpListener,
+    store: Store,
+    config: Config,
+}
+
+/// Migrations are embedded; sqlx takes a PostgreSQL advisory lock while running
+/// them, so replicas starting together are safe.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.db_max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&config.database_url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let grpc_listener = bind(config.listen_addr).await?;
+        let ops_listener = bind(config.ops_addr).await?;
+        Ok(Self {
+            grpc_listener,
+            ops_listener,
+            store: Store::new(pool),
+            config,
+        })
+    }
+
+    /// The gRPC port (useful when configured with port 0).
+    pub fn port(&self) -> u16 {
+        self.grpc_listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(0)
+    }
+
+    pub fn ops_port(&self) -> u16 {
+        self.ops_listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(0)
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let shutdown = Shutdown::new(signal);
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::user::v1::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<UserServiceServer<UserApi>>()
+            .await;
+        let api = UserApi::new(
+            self.store.clone(),
+            self.config.jwt_secret.clone(),
+            self.config.token_ttl_secs,
+        );
+        tracing::info!(
+            grpc = %self.grpc_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            ops = %self.ops_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "user-service listening"
+        );
+
+        let pool = self.store.pool().clone();
+        let ready: ops::ReadyCheck = Arc::new(move || {
+            let pool = pool.clone();
+            Box::pin(async move {
+                match sqlx::query("SELECT 1").execute(&pool).await {
+                    Ok(_) => Readiness::Ready,
+                    Err(e) => Readiness::Unavailable(format!("postgres: {e}")),
+                }
+            })
+        });
+        let ops_server = ops::serve(
+            self.ops_listener,
+            ops::router(ready),
+            shutdown.clone().wait(),
+        );
+        let grpc_server = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(UserServiceServer::new(api))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc_listener),
+                shutdown.wait(),
+            );
+        let (ops_result, grpc_result) = tokio::join!(ops_server, grpc_server);
+        ops_result.map_err(|e| StartupError::Serve(e.to_string()))?;
+        grpc_result.map_err(|e| StartupError::Serve(e.to_string()))?;
+        tracing::info!("user-service stopped");
+        Ok(())
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}

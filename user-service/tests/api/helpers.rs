@@ -1,0 +1,78 @@
+//! Spawns user-service on port 0 with a fresh PostgreSQL database.
+
+use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
+use testkit::{JWT_SECRET, Storage};
+use tonic::transport::Channel;
+use user_service::{config::Config, startup::Application};
+
+pub struct TestApp {
+    pub client: UserServiceClient<Channel>,
+    pub storage: Storage,
+    pub ops_port: u16,
+}
+
+pub fn config(database_url: String) -> Config {
+    Config {
+        database_url,
+        jwt_secret: JWT_SECRET.to_owned(),
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        ops_addr: "127.0.0.1:0".parse().unwrap(),
+        token_ttl_secs: 3600,
+        db_max_connections: 5,
+        log_format: common::telemetry::LogFormat::Pretty,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let storage = Storage::with_postgres().await;
+    let app = Application::build(config(storage.database_url()))
+        .await
+        .expect("user-service builds");
+    let port = app.port();
+    let ops_port = app.ops_port();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = UserServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("connect");
+    TestApp {
+        client,
+        storage,
+        ops_port,
+    }
+}
+
+impl TestApp {
+    pub fn c(&self) -> UserServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    pub async fn register(&self, username: &str) -> pb::User {
+        self.c()
+            .register(pb::RegisterRequest {
+                username: username.to_owned(),
+                password: "password123".to_owned(),
+                display_name: None,
+            })
+            .await
+            .expect("register")
+            .into_inner()
+    }
+
+    pub async fn create_room(&self, name: &str, creator: &str) -> Result<pb::Room, tonic::Status> {
+        self.c()
+            .create_room(pb::CreateRoomRequest {
+                name: name.to_owned(),
+                topic: None,
+                creator: creator.to_owned(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub fn membership(room: &str, username: &str) -> pb::RoomMembershipRequest {
+        pb::RoomMembershipRequest {
+            room: room.to_owned(),
+            username: username.to_owned(),
+        }
+    }
+}

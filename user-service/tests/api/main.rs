@@ -1,0 +1,6 @@
+//! user-service against a real PostgreSQL database, through its real gRPC API.
+
+mod accounts;
+mod helpers;
+mod migrations;
+mod rooms;

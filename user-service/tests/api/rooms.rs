@@ -1,0 +1,117 @@
+use proto::user::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::{TestApp, spawn_app};
+
+#[tokio::test]
+async fn create_join_members_leave() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    app.register("bob").await;
+    let room = app.create_room("general", "alice").await.unwrap();
+    assert_eq!(
+        (room.name.as_str(), room.role.as_str()),
+        ("general", "owner")
+    );
+
+    let joined = app
+        .c()
+        .join_room(TestApp::membership("general", "bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(joined.role, "member");
+    // Joining twice is not an error and changes nothing.
+    app.c()
+        .join_room(TestApp::membership("general", "bob"))
+        .await
+        .unwrap();
+
+    let members = app
+        .c()
+        .list_room_members(pb::ListRoomMembersRequest {
+            room: "general".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    let names: Vec<_> = members
+        .iter()
+        .map(|m| (m.username.as_str(), m.role.as_str()))
+        .collect();
+    assert_eq!(names, [("alice", "owner"), ("bob", "member")]);
+
+    let rooms = app
+        .c()
+        .list_user_rooms(pb::ListUserRoomsRequest {
+            username: "bob".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rooms;
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0].created_by, "alice");
+
+    let check = app
+        .c()
+        .check_membership(TestApp::membership("general", "bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(check.member && check.room_exists);
+
+    app.c()
+        .leave_room(TestApp::membership("general", "bob"))
+        .await
+        .unwrap();
+    let check = app
+        .c()
+        .check_membership(TestApp::membership("general", "bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!check.member && check.room_exists);
+}
+
+#[tokio::test]
+async fn room_errors() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    app.register("bob").await;
+    app.create_room("general", "alice").await.unwrap();
+
+    let dup = app.create_room("general", "bob").await.unwrap_err();
+    assert_eq!(dup.code(), Code::AlreadyExists);
+    let bad = app.create_room("Bad Name", "alice").await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let no_creator = app.create_room("other", "ghost").await.unwrap_err();
+    assert_eq!(no_creator.code(), Code::NotFound);
+
+    let missing = app
+        .c()
+        .join_room(TestApp::membership("nowhere", "bob"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let not_member = app
+        .c()
+        .leave_room(TestApp::membership("general", "bob"))
+        .await
+        .unwrap_err();
+    assert_eq!(not_member.code(), Code::FailedPrecondition);
+    let missing = app
+        .c()
+        .leave_room(TestApp::membership("nowhere", "bob"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let check = app
+        .c()
+        .check_membership(TestApp::membership("nowhere", "bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!check.room_exists && !check.member);
+}
