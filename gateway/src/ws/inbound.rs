@@ -60,7 +60,7 @@ pub fn parse(text: &str, max_body: usize) -> Result<ClientFrame, FrameError> {
         _ => obj.get("ref"),
     }
     .and_then(Value::as_str)
-    .filter(|r| r.len() <= MAX_REF)
+    .filter(|r| !r.is_empty() && r.len() <= MAX_REF)
     .map(str::to_owned);
     let field = Fields {
         obj: &obj,

@@ -1,1 +1,10 @@
+//! The gateway with real upstreams (user-service, history-service and
+//! chat-service started in-process on port 0), real Redis, PostgreSQL and
+//! MongoDB-wire storage, driven over real HTTP and WebSocket connections.
 
+mod helpers;
+mod http_accounts;
+mod http_rooms;
+mod ws_auth;
+mod ws_messaging;
+mod ws_protocol;

@@ -1,1 +1,8 @@
+//! history-service against real Redis and a real MongoDB-wire server, through
+//! its real gRPC API.
 
+mod archive;
+mod helpers;
+mod history;
+mod offline;
+mod validation;

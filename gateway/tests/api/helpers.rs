@@ -1,0 +1,247 @@
+//! Spawns a whole stack in-process on port 0 with fresh storage: user-service,
+//! history-service, a chat-service worker and N gateways.
+
+use std::time::Duration;
+
+use common::telemetry::LogFormat;
+use gateway::{config::Config, startup::Application};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::{JWT_SECRET, Storage, WsClient};
+
+pub struct TestStack {
+    pub _storage: Storage,
+    pub gateways: Vec<u16>,
+    pub http: reqwest::Client,
+}
+
+#[derive(Clone)]
+pub struct StackOptions {
+    pub gateways: usize,
+    pub allowed_origins: String,
+    pub outbound_queue: usize,
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            gateways: 1,
+            allowed_origins: String::new(),
+            outbound_queue: 1024,
+            rate_per_sec: 20,
+            rate_burst: 40,
+        }
+    }
+}
+
+pub async fn spawn_stack() -> TestStack {
+    spawn_stack_with(StackOptions::default()).await
+}
+
+pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
+    let storage = Storage::with_postgres().await;
+    let local = "127.0.0.1:0".parse().unwrap();
+
+    let users = user_service::startup::Application::build(user_service::config::Config {
+        database_url: storage.database_url(),
+        jwt_secret: JWT_SECRET.into(),
+        listen_addr: local,
+        ops_addr: local,
+        token_ttl_secs: 3600,
+        db_max_connections: 5,
+        log_format: LogFormat::Pretty,
+    })
+    .await
+    .expect("user-service");
+    let user_url = format!("http://127.0.0.1:{}", users.port());
+    tokio::spawn(users.run_until(std::future::pending()));
+
+    let history = history_service::startup::Application::build(history_service::config::Config {
+        redis_url: testkit::redis_url(),
+        mongodb_uri: testkit::mongodb_uri(),
+        mongodb_database: storage.mongodb_database.clone(),
+        redis_prefix: storage.redis_prefix.clone(),
+        listen_addr: local,
+        ops_addr: local,
+        offline_limit: 100,
+        recent_limit: 500,
+        archive_batch: 200,
+        instance_id: "history-test".into(),
+        log_format: LogFormat::Pretty,
+    })
+    .await
+    .expect("history-service");
+    let history_url = format!("http://127.0.0.1:{}", history.port());
+    tokio::spawn(history.run_until(std::future::pending()));
+
+    let chat = chat_service::startup::Application::build(chat_service::config::Config {
+        redis_url: testkit::redis_url(),
+        redis_prefix: storage.redis_prefix.clone(),
+        user_service_url: user_url.clone(),
+        history_service_url: history_url.clone(),
+        ops_addr: local,
+        consumer_name: "chat-test".into(),
+        batch_size: 200,
+        claim_idle_ms: 30_000,
+        max_deliveries: 5,
+        dedup_ttl_secs: 3600,
+        membership_ttl_ms: 200,
+        gateway_ttl_ms: 15_000,
+        log_format: LogFormat::Pretty,
+    })
+    .await
+    .expect("chat-service");
+    tokio::spawn(chat.run_until(std::future::pending()));
+
+    let mut gateways = Vec::new();
+    for i in 0..options.gateways {
+        let app = Application::build(gateway_config(
+            &storage,
+            &options,
+            i,
+            &user_url,
+            &history_url,
+        ))
+        .await
+        .expect("gateway");
+        gateways.push(app.port());
+        tokio::spawn(app.run_until(std::future::pending()));
+    }
+    let stack = TestStack {
+        _storage: storage,
+        gateways,
+        http: reqwest::Client::new(),
+    };
+    for port in stack.gateways.clone() {
+        stack.wait_ready(port).await;
+    }
+    stack
+}
+
+pub fn gateway_config(
+    storage: &Storage,
+    options: &StackOptions,
+    index: usize,
+    user_url: &str,
+    history_url: &str,
+) -> Config {
+    Config {
+        redis_url: testkit::redis_url(),
+        redis_prefix: storage.redis_prefix.clone(),
+        jwt_secret: JWT_SECRET.into(),
+        user_service_url: user_url.into(),
+        history_service_url: history_url.into(),
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        gateway_id: format!("gw{index}"),
+        allowed_origins: options.allowed_origins.clone(),
+        max_frame_bytes: 16 * 1024,
+        rate_per_sec: options.rate_per_sec,
+        rate_burst: options.rate_burst,
+        outbound_queue: options.outbound_queue,
+        heartbeat_ms: 25_000,
+        idle_timeout_ms: 60_000,
+        max_connections: 1000,
+        shutdown_grace_ms: 2000,
+        log_format: LogFormat::Pretty,
+    }
+}
+
+impl TestStack {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.gateways[0])
+    }
+
+    async fn wait_ready(&self, port: u16) {
+        let http = self.http.clone();
+        testkit::eventually("gateway readiness", Duration::from_secs(20), || {
+            let http = http.clone();
+            async move {
+                let r = http
+                    .get(format!("http://127.0.0.1:{port}/readyz"))
+                    .send()
+                    .await
+                    .ok()?;
+                (r.status() == StatusCode::OK).then_some(())
+            }
+        })
+        .await;
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Registers `username` (password "password123") and logs in; returns the token.
+    pub async fn user(&self, username: &str) -> String {
+        let (s, body) = self
+            .post(
+                "/api/register",
+                None,
+                json!({"username": username, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        let (s, body) = self
+            .post(
+                "/api/login",
+                None,
+                json!({"username": username, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_room(&self, token: &str, name: &str) {
+        let (s, body) = self
+            .post("/api/rooms", Some(token), json!({"name": name}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+
+    pub async fn join_room(&self, token: &str, name: &str) {
+        let (s, body) = self
+            .post(&format!("/api/rooms/{name}/join"), Some(token), json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+
+    /// A socket on gateway `index`, past `hello` and `offline`.
+    pub async fn connect(&self, index: usize, token: &str) -> (WsClient, Value) {
+        WsClient::connect_ready(self.gateways[index], token).await
+    }
+}
+
+/// The error JSON shape of design.md §4.
+pub fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+pub fn send(client_id: &str, to: &str, body: &str) -> Value {
+    json!({"type": "send", "client_id": client_id, "to": to, "body": body})
+}

@@ -1,0 +1,168 @@
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{assert_error, spawn_stack};
+
+#[tokio::test]
+async fn register_login_me() {
+    let stack = spawn_stack().await;
+    let (s, user) = stack
+        .post(
+            "/api/register",
+            None,
+            json!({"username": "alice", "password": "password123", "display_name": "Alice"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(user["username"], "alice");
+    assert_eq!(user["display_name"], "Alice");
+
+    let (s, login) = stack
+        .post(
+            "/api/login",
+            None,
+            json!({"username": "alice", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(login["username"], "alice");
+    assert!(login["expires_at"].as_i64().unwrap() > common::time::now_ms());
+    let token = login["token"].as_str().unwrap();
+
+    let (s, me) = stack.get("/api/me", Some(token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me["username"], "alice");
+}
+
+#[tokio::test]
+async fn account_errors_have_status_and_error_json() {
+    let stack = spawn_stack().await;
+    stack.user("alice").await;
+
+    let (s, b) = stack
+        .post(
+            "/api/register",
+            None,
+            json!({"username": "alice", "password": "password123"}),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+
+    let (s, b) = stack
+        .post(
+            "/api/register",
+            None,
+            json!({"username": "x", "password": "password123"}),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+
+    let (s, b) = stack
+        .post(
+            "/api/register",
+            None,
+            json!({"username": "carol", "password": "short"}),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+
+    let (s, b) = stack
+        .post("/api/register", None, json!({"username": "carol"}))
+        .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+
+    let (s, wrong) = stack
+        .post(
+            "/api/login",
+            None,
+            json!({"username": "alice", "password": "wrong password"}),
+        )
+        .await;
+    assert_error(s, &wrong, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (s, unknown) = stack
+        .post(
+            "/api/login",
+            None,
+            json!({"username": "nobody", "password": "password123"}),
+        )
+        .await;
+    assert_error(s, &unknown, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(wrong, unknown, "no user enumeration");
+
+    let (s, b) = stack.get("/api/me", None).await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (s, b) = stack.get("/api/me", Some("not.a.token")).await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (other, _) = common::jwt::issue("another-secret-of-16+", "alice", 60).unwrap();
+    let (s, b) = stack.get("/api/me", Some(&other)).await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (expired, _) = common::jwt::issue(testkit::JWT_SECRET, "alice", -5).unwrap();
+    let (s, b) = stack.get("/api/me", Some(&expired)).await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    let (s, b) = stack.get("/api/nothing-here", None).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn malformed_and_oversize_bodies() {
+    let stack = spawn_stack().await;
+    let r = stack
+        .http
+        .post(stack.url("/api/register"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    assert_error(
+        s,
+        &r.json().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+
+    let r = stack
+        .http
+        .post(stack.url("/api/register"))
+        .body(r#"{"username":"alice","password":"password123"}"#)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    assert_error(
+        s,
+        &r.json().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+
+    let big = json!({"username": "alice", "password": "x".repeat(20_000)});
+    let (s, b) = stack.post("/api/register", None, big).await;
+    assert_error(s, &b, StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+
+    // Nothing of the above created a user.
+    let (s, _) = stack
+        .post(
+            "/api/login",
+            None,
+            json!({"username": "alice", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn web_client_and_ops_endpoints_are_served() {
+    let stack = spawn_stack().await;
+    let page = stack.http.get(stack.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("/ws"));
+    for path in ["/healthz", "/readyz"] {
+        let (s, b) = stack.get(path, None).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {b}");
+    }
+    let metrics = stack.http.get(stack.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+}

@@ -1,0 +1,174 @@
+//! Spawns history-service on port 0 with a fresh Redis prefix and MongoDB database.
+
+use std::time::Duration;
+
+use common::model::ChatMessage;
+use history_service::{config::Config, startup::Application};
+use proto::history::v1::{self as pb, history_service_client::HistoryServiceClient};
+use redis::AsyncCommands;
+use testkit::Storage;
+use tonic::transport::Channel;
+
+pub struct TestApp {
+    pub client: HistoryServiceClient<Channel>,
+    pub storage: Storage,
+    pub ops_port: u16,
+}
+
+pub struct Options {
+    pub offline_limit: u32,
+    pub recent_limit: u32,
+    pub mongodb_uri: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            offline_limit: 100,
+            recent_limit: 500,
+            mongodb_uri: testkit::mongodb_uri(),
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(options: Options) -> TestApp {
+    let storage = Storage::new();
+    let config = Config {
+        redis_url: testkit::redis_url(),
+        mongodb_uri: options.mongodb_uri,
+        mongodb_database: storage.mongodb_database.clone(),
+        redis_prefix: storage.redis_prefix.clone(),
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        ops_addr: "127.0.0.1:0".parse().unwrap(),
+        offline_limit: options.offline_limit,
+        recent_limit: options.recent_limit,
+        archive_batch: 200,
+        instance_id: format!("history-{}", storage.id),
+        log_format: common::telemetry::LogFormat::Pretty,
+    };
+    let app = Application::build(config)
+        .await
+        .expect("history-service builds");
+    let port = app.port();
+    let ops_port = app.ops_port();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = HistoryServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("connect");
+    TestApp {
+        client,
+        storage,
+        ops_port,
+    }
+}
+
+pub fn message(conversation: &str, seq: u64, from: &str) -> ChatMessage {
+    ChatMessage {
+        id: format!("{conversation}-{seq}"),
+        conversation: conversation.to_owned(),
+        seq,
+        from: from.to_owned(),
+        to: if conversation.starts_with("room:") {
+            conversation.to_owned()
+        } else {
+            "user:bob".to_owned()
+        },
+        body: format!("message {seq}"),
+        ts: 1_700_000_000_000 + seq as i64,
+        client_id: format!("c{seq}"),
+    }
+}
+
+impl TestApp {
+    pub fn c(&self) -> HistoryServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    pub async fn append(&self, messages: &[ChatMessage], offline: &[&str]) {
+        let items = messages
+            .iter()
+            .map(|m| pb::AppendItem {
+                message: Some(common::convert::to_pb(m)),
+                offline_recipients: offline.iter().map(|s| (*s).to_owned()).collect(),
+            })
+            .collect();
+        self.c()
+            .append(pb::AppendRequest { items })
+            .await
+            .expect("append");
+    }
+
+    pub async fn offline(&self, user: &str) -> pb::ListOfflineResponse {
+        self.c()
+            .list_offline(pb::ListOfflineRequest {
+                username: user.to_owned(),
+            })
+            .await
+            .expect("list offline")
+            .into_inner()
+    }
+
+    pub async fn history(
+        &self,
+        conversation: &str,
+        before: Option<u64>,
+        after: Option<u64>,
+        limit: u32,
+    ) -> pb::GetHistoryResponse {
+        self.c()
+            .get_history(pb::GetHistoryRequest {
+                conversation_id: conversation.to_owned(),
+                before_seq: before,
+                after_seq: after,
+                limit: Some(limit),
+            })
+            .await
+            .expect("get history")
+            .into_inner()
+    }
+
+    /// Waits until the archive backlog is empty: everything is in MongoDB.
+    pub async fn wait_archived(&self) {
+        let mut redis = self.storage.redis().await;
+        let key = self.storage.key("archive");
+        testkit::eventually(
+            "the archive backlog to drain",
+            Duration::from_secs(30),
+            || {
+                let mut redis = redis.clone();
+                let key = key.clone();
+                async move {
+                    let len: u64 = redis.xlen(&key).await.ok()?;
+                    (len == 0).then_some(())
+                }
+            },
+        )
+        .await;
+        let _ = &mut redis;
+    }
+
+    pub async fn recent_len(&self, conversation: &str) -> u64 {
+        let mut redis = self.storage.redis().await;
+        redis
+            .zcard(self.storage.key(&format!("{{{conversation}}}:recent")))
+            .await
+            .unwrap()
+    }
+
+    pub async fn readyz(&self) -> serde_json::Value {
+        reqwest::get(format!("http://127.0.0.1:{}/readyz", self.ops_port))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+pub fn seqs(messages: &[pb::Message]) -> Vec<u64> {
+    messages.iter().map(|m| m.seq).collect()
+}
