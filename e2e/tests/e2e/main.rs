@@ -1,1 +1,8 @@
+//! End-to-end: the real binaries (2 gateways, 2 chat-service workers,
+//! history-service, user-service) on free ports with fresh storage, driven by
+//! real WebSocket clients, HTTP, and the real grpcurl binary.
 
+mod config;
+mod helpers;
+mod path;
+mod shutdown;

@@ -1,0 +1,153 @@
+//! The whole topology as processes: user-service, history-service, M
+//! chat-service workers and N gateways, on free ports, with fresh storage.
+
+use std::{path::PathBuf, time::Duration};
+
+use testkit::{JWT_SECRET, Storage};
+
+use crate::process::{Service, free_port};
+
+pub struct StackOptions {
+    pub gateways: usize,
+    pub workers: usize,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            gateways: 2,
+            workers: 2,
+        }
+    }
+}
+
+pub struct Stack {
+    pub storage: Storage,
+    pub log_dir: PathBuf,
+    pub user: Service,
+    pub history: Service,
+    pub workers: Vec<Service>,
+    pub gateways: Vec<Service>,
+    pub gateway_ports: Vec<u16>,
+    pub history_port: u16,
+    pub ops_ports: Vec<(String, u16)>,
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> Self {
+        let storage = Storage::with_postgres().await;
+        let log_dir = std::env::temp_dir().join(format!("chat-e2e-{}", storage.id));
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let common = vec![
+            ("REDIS_URL".to_owned(), testkit::redis_url()),
+            ("REDIS_PREFIX".to_owned(), storage.redis_prefix.clone()),
+            ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+            ("LOG_FORMAT".to_owned(), "json".to_owned()),
+        ];
+        let env = |extra: Vec<(&str, String)>| {
+            let mut e = common.clone();
+            e.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+            e
+        };
+        let mut ops_ports = Vec::new();
+        let mut ops = |name: &str| {
+            let p = free_port();
+            ops_ports.push((name.to_owned(), p));
+            format!("127.0.0.1:{p}")
+        };
+
+        let user_port = free_port();
+        let user = Service::start(
+            "user-service",
+            "user-service",
+            &env(vec![
+                ("DATABASE_URL", storage.database_url()),
+                ("LISTEN_ADDR", format!("127.0.0.1:{user_port}")),
+                ("OPS_ADDR", ops("user-service")),
+            ]),
+            &log_dir,
+        );
+        let history_port = free_port();
+        let history = Service::start(
+            "history-service",
+            "history-service",
+            &env(vec![
+                ("MONGODB_URI", testkit::mongodb_uri()),
+                ("MONGODB_DATABASE", storage.mongodb_database.clone()),
+                ("LISTEN_ADDR", format!("127.0.0.1:{history_port}")),
+                ("OPS_ADDR", ops("history-service")),
+                ("INSTANCE_ID", "history-1".into()),
+            ]),
+            &log_dir,
+        );
+        let upstreams = vec![
+            ("USER_SERVICE_URL", format!("http://127.0.0.1:{user_port}")),
+            (
+                "HISTORY_SERVICE_URL",
+                format!("http://127.0.0.1:{history_port}"),
+            ),
+        ];
+        let mut workers = Vec::new();
+        for i in 0..options.workers {
+            let name = format!("chat-service-{i}");
+            let mut e = upstreams.clone();
+            e.push(("OPS_ADDR", ops(&name)));
+            e.push(("CONSUMER_NAME", format!("chat-{i}")));
+            e.push(("CLAIM_IDLE_MS", "3000".into()));
+            workers.push(Service::start(&name, "chat-service", &env(e), &log_dir));
+        }
+        let mut gateways = Vec::new();
+        let mut gateway_ports = Vec::new();
+        for i in 0..options.gateways {
+            let name = format!("gateway-{i}");
+            let port = free_port();
+            let mut e = upstreams.clone();
+            e.push(("LISTEN_ADDR", format!("127.0.0.1:{port}")));
+            e.push(("GATEWAY_ID", format!("gw-{i}")));
+            gateways.push(Service::start(&name, "gateway", &env(e), &log_dir));
+            gateway_ports.push(port);
+            ops_ports.push((name, port));
+        }
+        let stack = Self {
+            storage,
+            log_dir,
+            user,
+            history,
+            workers,
+            gateways,
+            gateway_ports,
+            history_port,
+            ops_ports,
+        };
+        stack.wait_ready().await;
+        stack
+    }
+
+    /// Every service's /readyz answers 200.
+    pub async fn wait_ready(&self) {
+        let http = reqwest::Client::new();
+        for (name, port) in &self.ops_ports {
+            let what = format!("{name} ready (logs in {})", self.log_dir.display());
+            testkit::eventually(&what, Duration::from_secs(60), || {
+                let http = http.clone();
+                async move {
+                    let r = http
+                        .get(format!("http://127.0.0.1:{port}/readyz"))
+                        .send()
+                        .await
+                        .ok()?;
+                    r.status().is_success().then_some(())
+                }
+            })
+            .await;
+        }
+    }
+
+    pub fn gateway_url(&self, index: usize, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.gateway_ports[index])
+    }
+
+    pub fn history_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.history_port)
+    }
+}
