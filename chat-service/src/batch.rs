@@ -51,6 +51,27 @@ struct Outcome<'a> {
     dead: &'a [(String, String)],
 }
 
+/// A delivery to be, with the index of its frame in the batch's frame list.
+struct Planned<'a> {
+    gateway: &'a str,
+    users: Vec<String>,
+    skip_conn: Option<u64>,
+    conn: Option<u64>,
+    frame: usize,
+}
+
+impl<'a> Planned<'a> {
+    fn to_conn(gateway: &'a str, conn: u64, frame: usize) -> Self {
+        Self {
+            gateway,
+            users: Vec::new(),
+            skip_conn: None,
+            conn: Some(conn),
+            frame,
+        }
+    }
+}
+
 /// An entry refused with an error frame to its sender.
 struct Rejected {
     stream_id: String,
@@ -140,10 +161,7 @@ impl BatchProcessor {
         for a in accepted.iter().chain(&typing) {
             conversations.insert(&a.conversation, &a.recipients);
         }
-        let online = self
-            .presence
-            .online(&mut self.conn, conversations.into_iter())
-            .await?;
+        let online = self.presence.online(&mut self.conn, conversations).await?;
 
         self.persist(&accepted, &messages, &online).await?;
         self.deliver(
@@ -267,15 +285,20 @@ impl BatchProcessor {
             dead,
         } = outcome;
         let mut frames: Vec<Box<RawValue>> = Vec::new();
-        // (gateway, delivery with the index of its frame)
-        let mut plan: Vec<(&str, Vec<String>, Option<u64>, Option<u64>, usize)> = Vec::new();
+        let mut plan: Vec<Planned<'_>> = Vec::new();
         for (a, m) in accepted.iter().zip(messages) {
             let message_frame = frames.len();
             frames.push(raw(ServerFrame::Message(m).to_json()));
             if let Some(gws) = online.get(&a.conversation) {
                 for (gw, users) in gws {
                     let skip = (*gw == a.entry.gw).then_some(a.entry.conn);
-                    plan.push((gw, users.clone(), skip, None, message_frame));
+                    plan.push(Planned {
+                        gateway: gw,
+                        users: users.clone(),
+                        skip_conn: skip,
+                        conn: None,
+                        frame: message_frame,
+                    });
                 }
             }
             let sent = frames.len();
@@ -287,7 +310,7 @@ impl BatchProcessor {
                 ts: m.ts,
             }
             .to_json()));
-            plan.push((&a.entry.gw, Vec::new(), None, Some(a.entry.conn), sent));
+            plan.push(Planned::to_conn(&a.entry.gw, a.entry.conn, sent));
         }
         for t in typing {
             let Some(gws) = online.get(&t.conversation) else {
@@ -306,7 +329,13 @@ impl BatchProcessor {
                     .cloned()
                     .collect();
                 if !others.is_empty() {
-                    plan.push((gw, others, None, None, frame));
+                    plan.push(Planned {
+                        gateway: gw,
+                        users: others,
+                        skip_conn: None,
+                        conn: None,
+                        frame,
+                    });
                 }
             }
         }
@@ -318,16 +347,16 @@ impl BatchProcessor {
                 reference: (r.entry.kind == EntryKind::Send).then_some(r.entry.client_id.as_str()),
             }
             .to_json()));
-            plan.push((&r.entry.gw, Vec::new(), None, Some(r.entry.conn), frame));
+            plan.push(Planned::to_conn(&r.entry.gw, r.entry.conn, frame));
         }
 
         let mut per_gateway: HashMap<&str, Vec<Delivery<'_>>> = HashMap::new();
-        for (gw, users, skip_conn, conn, frame) in plan {
-            per_gateway.entry(gw).or_default().push(Delivery {
-                users,
-                skip_conn,
-                conn,
-                frame: &frames[frame],
+        for p in plan {
+            per_gateway.entry(p.gateway).or_default().push(Delivery {
+                users: p.users,
+                skip_conn: p.skip_conn,
+                conn: p.conn,
+                frame: &frames[p.frame],
             });
         }
 

@@ -86,7 +86,8 @@ impl Presence {
             let here: Vec<String> = recipients
                 .iter()
                 .zip(flags)
-                .filter_map(|(user, n)| (n.unwrap_or(0) > 0).then(|| user.clone()))
+                .filter(|(_, n)| n.unwrap_or(0) > 0)
+                .map(|(user, _)| user.clone())
                 .collect();
             if !here.is_empty() {
                 online

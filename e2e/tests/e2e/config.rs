@@ -16,13 +16,16 @@ fn run(binary: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     )
 }
 
+/// (binary, environment, the setting its error line must name)
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
 #[test]
 fn every_binary_refuses_bad_configuration_with_exit_2_and_one_line() {
     let redis = ("REDIS_URL", "redis://127.0.0.1:6379");
     let secret = ("JWT_SECRET", "0123456789abcdef0123");
     let users = ("USER_SERVICE_URL", "http://127.0.0.1:50052");
     let history = ("HISTORY_SERVICE_URL", "http://127.0.0.1:50051");
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("gateway", vec![], "REDIS_URL"),
         ("gateway", vec![redis, secret, users], "HISTORY_SERVICE_URL"),
         (
