@@ -1,0 +1,242 @@
+//! Spawns upstreams and chat-service workers on port 0 with fresh storage, and
+//! plays the part of a gateway: XADD to the ingress stream, presence entries,
+//! and a subscription to the gateway's delivery channel.
+
+use std::time::Duration;
+
+use chat_service::{config::Config, startup::Application};
+use common::{
+    keys::Keys,
+    model::{EntryKind, INGRESS_FIELD, IngressEntry},
+    telemetry::LogFormat,
+};
+use futures::StreamExt;
+use proto::{
+    history::v1::{self as hpb, history_service_client::HistoryServiceClient},
+    user::v1::{self as upb, user_service_client::UserServiceClient},
+};
+use redis::AsyncCommands;
+use serde_json::Value;
+use testkit::{JWT_SECRET, Storage};
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+
+pub const GATEWAY: &str = "gw-test";
+
+pub struct TestEnv {
+    pub storage: Storage,
+    pub keys: Keys,
+    pub users: UserServiceClient<Channel>,
+    pub history: HistoryServiceClient<Channel>,
+    user_url: String,
+    history_url: String,
+}
+
+pub async fn spawn_env() -> TestEnv {
+    let storage = Storage::with_postgres().await;
+    let local = "127.0.0.1:0".parse().unwrap();
+    let users = user_service::startup::Application::build(user_service::config::Config {
+        database_url: storage.database_url(),
+        jwt_secret: JWT_SECRET.into(),
+        listen_addr: local,
+        ops_addr: local,
+        token_ttl_secs: 3600,
+        db_max_connections: 5,
+        log_format: LogFormat::Pretty,
+    })
+    .await
+    .expect("user-service");
+    let user_url = format!("http://127.0.0.1:{}", users.port());
+    tokio::spawn(users.run_until(std::future::pending()));
+    let history = history_service::startup::Application::build(history_service::config::Config {
+        redis_url: testkit::redis_url(),
+        mongodb_uri: testkit::mongodb_uri(),
+        mongodb_database: storage.mongodb_database.clone(),
+        redis_prefix: storage.redis_prefix.clone(),
+        listen_addr: local,
+        ops_addr: local,
+        offline_limit: 100,
+        recent_limit: 500,
+        archive_batch: 200,
+        instance_id: "history-test".into(),
+        log_format: LogFormat::Pretty,
+    })
+    .await
+    .expect("history-service");
+    let history_url = format!("http://127.0.0.1:{}", history.port());
+    tokio::spawn(history.run_until(std::future::pending()));
+    TestEnv {
+        keys: Keys::new(storage.redis_prefix.clone()),
+        users: UserServiceClient::connect(user_url.clone()).await.unwrap(),
+        history: HistoryServiceClient::connect(history_url.clone())
+            .await
+            .unwrap(),
+        storage,
+        user_url,
+        history_url,
+    }
+}
+
+impl TestEnv {
+    pub fn worker_config(&self, consumer: &str) -> Config {
+        Config {
+            redis_url: testkit::redis_url(),
+            redis_prefix: self.storage.redis_prefix.clone(),
+            user_service_url: self.user_url.clone(),
+            history_service_url: self.history_url.clone(),
+            ops_addr: "127.0.0.1:0".parse().unwrap(),
+            consumer_name: consumer.into(),
+            batch_size: 50,
+            claim_idle_ms: 30_000,
+            max_deliveries: 3,
+            dedup_ttl_secs: 3600,
+            membership_ttl_ms: 100,
+            gateway_ttl_ms: 15_000,
+            log_format: LogFormat::Pretty,
+        }
+    }
+
+    pub async fn spawn_worker(&self, config: Config) {
+        let app = Application::build(config).await.expect("chat-service");
+        tokio::spawn(app.run_until(std::future::pending()));
+    }
+
+    pub async fn user(&self, name: &str) {
+        self.users
+            .clone()
+            .register(upb::RegisterRequest {
+                username: name.into(),
+                password: "password123".into(),
+                display_name: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    pub async fn room(&self, name: &str, members: &[&str]) {
+        self.users
+            .clone()
+            .create_room(upb::CreateRoomRequest {
+                name: name.into(),
+                topic: None,
+                creator: members[0].into(),
+            })
+            .await
+            .unwrap();
+        for m in &members[1..] {
+            self.users
+                .clone()
+                .join_room(upb::RoomMembershipRequest {
+                    room: name.into(),
+                    username: (*m).into(),
+                })
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Plays a live gateway holding sockets of `users`.
+    pub async fn gateway_online(&self, users: &[&str]) {
+        let mut redis = self.storage.redis().await;
+        let _: () = redis
+            .zadd(self.keys.gateways(), GATEWAY, common::time::now_ms())
+            .await
+            .unwrap();
+        for u in users {
+            let _: () = redis
+                .hincr(self.keys.gateway_users(GATEWAY), *u, 1)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Subscribes to the test gateway's channel; every frame arrives on the
+    /// receiver with the delivery's routing fields alongside.
+    pub async fn subscribe(&self) -> mpsc::UnboundedReceiver<Value> {
+        let client = redis::Client::open(testkit::redis_url()).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub
+            .subscribe(self.keys.gateway_channel(GATEWAY))
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = pubsub.into_on_message();
+            while let Some(msg) = messages.next().await {
+                let deliveries: Vec<Value> =
+                    serde_json::from_slice(msg.get_payload_bytes()).unwrap();
+                for d in deliveries {
+                    if tx.send(d).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    pub async fn xadd(&self, user: &str, conn: u64, client_id: &str, to: &str, body: &str) {
+        let entry = IngressEntry {
+            kind: EntryKind::Send,
+            user: user.into(),
+            gw: GATEWAY.into(),
+            conn,
+            client_id: client_id.into(),
+            to: to.into(),
+            body: body.into(),
+        };
+        self.xadd_raw(&serde_json::to_string(&entry).unwrap()).await;
+    }
+
+    pub async fn xadd_raw(&self, field: &str) {
+        let mut redis = self.storage.redis().await;
+        let _: String = redis
+            .xadd(self.keys.ingress(), "*", &[(INGRESS_FIELD, field)])
+            .await
+            .unwrap();
+    }
+
+    pub async fn history(&self, conversation: &str) -> Vec<hpb::Message> {
+        self.history
+            .clone()
+            .get_history(hpb::GetHistoryRequest {
+                conversation_id: conversation.into(),
+                before_seq: None,
+                after_seq: None,
+                limit: Some(200),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .messages
+    }
+
+    pub async fn offline(&self, user: &str) -> Vec<hpb::Message> {
+        self.history
+            .clone()
+            .list_offline(hpb::ListOfflineRequest {
+                username: user.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .messages
+    }
+}
+
+/// The next delivery whose frame has type `kind`.
+pub async fn next_of(rx: &mut mpsc::UnboundedReceiver<Value>, kind: &str) -> Value {
+    testkit::within(
+        &format!("a {kind} delivery"),
+        Duration::from_secs(15),
+        async {
+            loop {
+                let d = rx.recv().await.expect("subscription open");
+                if d["frame"]["type"] == kind {
+                    return d;
+                }
+            }
+        },
+    )
+    .await
+}
