@@ -3,6 +3,7 @@
 //! real WebSocket clients, HTTP, and the real grpcurl binary.
 
 mod config;
+mod deploy;
 mod helpers;
 mod path;
 mod shutdown;
