@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use tonic::transport::Channel;
 
 use crate::{
-    members::Members,
+    members::{Members, Version},
     presence::Presence,
     sequencer::{SequenceRequest, Sequencer},
 };
@@ -104,13 +104,17 @@ impl BatchProcessor {
         let mut typing = Vec::new();
         let mut rejected = Vec::new();
         let mut dead = Vec::new();
+        let mut parsed = Vec::with_capacity(entries.len());
         for raw in entries {
             let field = raw.get::<String>(INGRESS_FIELD).unwrap_or_default();
-            let Ok(entry) = serde_json::from_str::<IngressEntry>(&field) else {
-                dead.push((raw.id.clone(), field));
-                continue;
-            };
-            match self.admit(&entry).await? {
+            match serde_json::from_str::<IngressEntry>(&field) {
+                Ok(entry) => parsed.push((raw, entry)),
+                Err(_) => dead.push((raw.id.clone(), field)),
+            }
+        }
+        let versions = self.room_versions(&parsed).await?;
+        for (raw, entry) in parsed {
+            match self.admit(&entry, &versions).await? {
                 Ok((conversation, recipients)) => {
                     let a = Accepted {
                         stream_id: raw.id.clone(),
@@ -185,11 +189,37 @@ impl BatchProcessor {
         })
     }
 
+    /// The membership versions of the rooms this batch posts to, in one pipeline.
+    async fn room_versions(
+        &mut self,
+        parsed: &[(&StreamId, IngressEntry)],
+    ) -> Result<HashMap<String, Version>, BatchError> {
+        let mut rooms: Vec<String> = parsed
+            .iter()
+            .filter_map(|(_, e)| match Target::parse(&e.to) {
+                Ok(Target::Room(room)) => Some(room),
+                _ => None,
+            })
+            .collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        if rooms.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut pipe = redis::pipe();
+        for room in &rooms {
+            pipe.get(self.keys.room_version(room));
+        }
+        let versions: Vec<Version> = pipe.query_async(&mut self.conn).await?;
+        Ok(rooms.into_iter().zip(versions).collect())
+    }
+
     /// Validates an entry and finds its conversation and recipients. The outer
     /// error is transient (retry the batch); the inner one is the sender's fault.
     async fn admit(
         &self,
         entry: &IngressEntry,
+        versions: &HashMap<String, Version>,
     ) -> Result<Result<(String, Arc<[String]>), (ErrorCode, String)>, BatchError> {
         let send = entry.kind == EntryKind::Send;
         if send && (entry.client_id.is_empty() || entry.client_id.len() > MAX_CLIENT_ID) {
@@ -210,7 +240,11 @@ impl BatchProcessor {
         };
         let conversation = target.conversation(&entry.user).to_string();
         match &target {
-            Target::Room(room) => match self.members.room(room).await? {
+            Target::Room(room) => match self
+                .members
+                .room(room, versions.get(room).copied().flatten())
+                .await?
+            {
                 None => Ok(Err((ErrorCode::NotFound, format!("room {room} not found")))),
                 Some(members) if members.binary_search(&entry.user).is_err() => Ok(Err((
                     ErrorCode::Forbidden,

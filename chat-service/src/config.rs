@@ -35,9 +35,9 @@ pub struct Config {
     /// How long (sender, client_id) is remembered for dedup (seconds).
     #[arg(long, env = "DEDUP_TTL_SECS", default_value_t = 86_400)]
     pub dedup_ttl_secs: u64,
-    /// How long a room's member list is cached (ms): the staleness bound of
-    /// membership checks.
-    #[arg(long, env = "MEMBERSHIP_TTL_MS", default_value_t = 2_000)]
+    /// Longest a room's member list is cached (ms). Membership versions make
+    /// changes immediate; this bounds staleness if a version bump was lost.
+    #[arg(long, env = "MEMBERSHIP_TTL_MS", default_value_t = 10_000)]
     pub membership_ttl_ms: u64,
     /// A gateway whose heartbeat is older than this is taken as dead (ms).
     #[arg(long, env = "GATEWAY_TTL_MS", default_value_t = 15_000)]

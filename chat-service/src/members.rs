@@ -1,7 +1,10 @@
-//! Who may post where, without a user-service call per message: room member
-//! lists and user existence are cached for a bounded time (MEMBERSHIP_TTL_MS
-//! for rooms and unknown users; users are never deleted, so a known user is
-//! cached ten times longer). A membership change is seen within that bound.
+//! Who may post where, without a user-service call per message. Room member
+//! lists are cached with the room's membership version (bumped by user-service
+//! on every join and leave, read once per batch): a cached list is used only
+//! while its version is current, so a change is enforced for every send
+//! processed after the join or leave returned. MEMBERSHIP_TTL_MS bounds the
+//! staleness if a version bump was lost. User existence is cached for that
+//! time too (ten times longer for known users: they are never deleted).
 
 use std::{
     collections::HashMap,
@@ -15,6 +18,15 @@ use tonic::{Code, transport::Channel};
 /// A room's members, sorted; None when the room does not exist.
 pub type RoomMembers = Option<Arc<[String]>>;
 
+/// A room's membership version as Redis holds it (None: never changed).
+pub type Version = Option<i64>;
+
+#[derive(Clone)]
+struct Versioned {
+    version: Version,
+    members: RoomMembers,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("user-service unavailable: {0}")]
 pub struct Unavailable(pub String);
@@ -23,7 +35,7 @@ pub struct Unavailable(pub String);
 pub struct Members {
     client: UserServiceClient<Channel>,
     ttl: Duration,
-    rooms: Arc<Mutex<HashMap<String, (Instant, RoomMembers)>>>,
+    rooms: Arc<Mutex<HashMap<String, (Instant, Versioned)>>>,
     users: Arc<Mutex<HashMap<String, (Instant, bool)>>>,
 }
 
@@ -40,9 +52,12 @@ impl Members {
         }
     }
 
-    pub async fn room(&self, room: &str) -> Result<RoomMembers, Unavailable> {
-        if let Some(hit) = cached(&self.rooms, room, self.ttl) {
-            return Ok(hit);
+    /// The members of `room`, given its current membership `version`.
+    pub async fn room(&self, room: &str, version: Version) -> Result<RoomMembers, Unavailable> {
+        if let Some(hit) = cached(&self.rooms, room, self.ttl)
+            && hit.version == version
+        {
+            return Ok(hit.members);
         }
         let reply = self
             .client
@@ -65,7 +80,14 @@ impl Members {
             Err(s) if s.code() == Code::NotFound => None,
             Err(s) => return Err(Unavailable(s.message().to_owned())),
         };
-        store(&self.rooms, room, members.clone());
+        store(
+            &self.rooms,
+            room,
+            Versioned {
+                version,
+                members: members.clone(),
+            },
+        );
         Ok(members)
     }
 
@@ -87,13 +109,6 @@ impl Members {
         };
         store(&self.users, user, exists);
         Ok(exists)
-    }
-
-    /// Drops a room's cached members (on a membership event).
-    pub fn invalidate_room(&self, room: &str) {
-        if let Ok(mut rooms) = self.rooms.lock() {
-            rooms.remove(room);
-        }
     }
 }
 
@@ -136,7 +151,7 @@ impl IsPositive for bool {
     }
 }
 
-impl IsPositive for RoomMembers {
+impl IsPositive for Versioned {
     fn is_positive_user(&self) -> bool {
         false
     }

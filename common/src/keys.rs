@@ -61,6 +61,22 @@ impl Keys {
         format!("{}archive", self.prefix)
     }
 
+    /// A room's membership version: user-service bumps it on every join and
+    /// leave, chat-service compares it with its cached member list.
+    pub fn room_version(&self, room: &str) -> String {
+        format!("{}{{room:{room}}}:members:v", self.prefix)
+    }
+
+    /// Failed logins of one username, in the current window.
+    pub fn login_failures_user(&self, username: &str) -> String {
+        format!("{}login:fail:user:{username}", self.prefix)
+    }
+
+    /// Failed logins from one client address, in the current window.
+    pub fn login_failures_ip(&self, ip: &str) -> String {
+        format!("{}login:fail:ip:{ip}", self.prefix)
+    }
+
     /// Sorted set of gateway id → last heartbeat (Unix ms).
     pub fn gateways(&self) -> String {
         format!("{}gateways", self.prefix)

@@ -53,6 +53,19 @@ pub struct Config {
     /// How long shutdown waits for sockets to close (ms).
     #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 8_000)]
     pub shutdown_grace_ms: u64,
+    /// Failed logins per username per window before 429.
+    #[arg(long, env = "LOGIN_FAILURES_PER_USER", default_value_t = 5)]
+    pub login_failures_per_user: u32,
+    /// Failed logins per client address per window before 429.
+    #[arg(long, env = "LOGIN_FAILURES_PER_IP", default_value_t = 50)]
+    pub login_failures_per_ip: u32,
+    /// The failed-login window (seconds).
+    #[arg(long, env = "LOGIN_FAILURE_WINDOW_SECS", default_value_t = 900)]
+    pub login_failure_window_secs: u64,
+    /// Take the client address from the last X-Forwarded-For entry (set this
+    /// only behind a proxy that appends it, like the bundled nginx).
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
 }
@@ -93,7 +106,22 @@ impl Config {
                 ));
             }
         }
-        let checks: [(&'static str, bool, &str); 8] = [
+        let checks: [(&'static str, bool, &str); 11] = [
+            (
+                "LOGIN_FAILURES_PER_USER",
+                self.login_failures_per_user >= 1,
+                "at least 1",
+            ),
+            (
+                "LOGIN_FAILURES_PER_IP",
+                self.login_failures_per_ip >= 1,
+                "at least 1",
+            ),
+            (
+                "LOGIN_FAILURE_WINDOW_SECS",
+                (1..=86_400).contains(&self.login_failure_window_secs),
+                "between 1 and 86400",
+            ),
             (
                 "MAX_FRAME_BYTES",
                 (256..=1 << 20).contains(&self.max_frame_bytes),

@@ -134,9 +134,12 @@ impl Application {
             gateway = %config.gateway_id,
             "gateway listening"
         );
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.clone().wait())
-            .await?;
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().wait())
+        .await?;
 
         // Sockets were told 1012 by their writers; give them the grace period.
         let deadline =

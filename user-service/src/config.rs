@@ -15,6 +15,12 @@ pub struct Config {
     /// PostgreSQL connection URL.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// Redis, where membership changes are announced to chat-service.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: String,
+    /// Every Redis key and channel starts with this.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
+    pub redis_prefix: String,
     /// HS256 secret shared with the gateways (at least 16 bytes).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,
@@ -53,6 +59,8 @@ impl Config {
                 "must start with postgres:// or postgresql://",
             ));
         }
+        config::check_redis_url("REDIS_URL", &self.redis_url)?;
+        config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         config::check_secret("JWT_SECRET", &self.jwt_secret)?;
         if !(60..=30 * 86_400).contains(&self.token_ttl_secs) {
             return Err(config::ConfigError::new(

@@ -6,20 +6,28 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     error::UserError,
+    events::MembershipEvents,
     password,
     store::{RoomRow, Store, UserRow},
 };
 
 pub struct UserApi {
     store: Store,
+    events: MembershipEvents,
     jwt_secret: String,
     token_ttl_secs: i64,
 }
 
 impl UserApi {
-    pub fn new(store: Store, jwt_secret: String, token_ttl_secs: i64) -> Self {
+    pub fn new(
+        store: Store,
+        events: MembershipEvents,
+        jwt_secret: String,
+        token_ttl_secs: i64,
+    ) -> Self {
         Self {
             store,
+            events,
             jwt_secret,
             token_ttl_secs,
         }
@@ -172,6 +180,7 @@ impl pb::user_service_server::UserService for UserApi {
             .store
             .create_room(&req.name, topic.trim(), &req.creator)
             .await?;
+        self.events.changed(&req.name).await;
         Ok(Response::new(room_pb(room)))
     }
 
@@ -183,6 +192,7 @@ impl pb::user_service_server::UserService for UserApi {
         check_room(&req.room)?;
         check_username(&req.username)?;
         let room = self.store.join_room(&req.room, &req.username).await?;
+        self.events.changed(&req.room).await;
         Ok(Response::new(room_pb(room)))
     }
 
@@ -194,6 +204,7 @@ impl pb::user_service_server::UserService for UserApi {
         check_room(&req.room)?;
         check_username(&req.username)?;
         self.store.leave_room(&req.room, &req.username).await?;
+        self.events.changed(&req.room).await;
         Ok(Response::new(pb::LeaveRoomResponse {}))
     }
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod grpc;
 pub mod password;
 pub mod startup;

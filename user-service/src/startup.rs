@@ -3,7 +3,9 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
+    keys::Keys,
     ops::{self, Readiness},
+    redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
 use proto::user::v1::user_service_server::UserServiceServer;
@@ -11,12 +13,14 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::{config::Config, grpc::UserApi, store::Store};
+use crate::{config::Config, events::MembershipEvents, grpc::UserApi, store::Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot connect to PostgreSQL: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("cannot connect to Redis: {0}")]
+    Redis(#[from] redis::RedisError),
     #[error("cannot run migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot bind {addr}: {source}")]
@@ -34,6 +38,7 @@ pub struct Application {
     grpc_listener: TcpListener,
     ops_listener: TcpListener,
     store: Store,
+    events: MembershipEvents,
     config: Config,
 }
 
@@ -49,12 +54,16 @@ impl Application {
             .connect(&config.database_url)
             .await?;
         MIGRATOR.run(&pool).await?;
+        let redis =
+            redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
+        let events = MembershipEvents::new(redis, Keys::new(config.redis_prefix.clone()));
         let grpc_listener = bind(config.listen_addr).await?;
         let ops_listener = bind(config.ops_addr).await?;
         Ok(Self {
             grpc_listener,
             ops_listener,
             store: Store::new(pool),
+            events,
             config,
         })
     }
@@ -92,6 +101,7 @@ impl Application {
             .await;
         let api = UserApi::new(
             self.store.clone(),
+            self.events.clone(),
             self.config.jwt_secret.clone(),
             self.config.token_ttl_secs,
         );

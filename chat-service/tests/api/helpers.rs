@@ -37,6 +37,8 @@ pub async fn spawn_env() -> TestEnv {
     let local = "127.0.0.1:0".parse().unwrap();
     let users = user_service::startup::Application::build(user_service::config::Config {
         database_url: storage.database_url(),
+        redis_url: testkit::redis_url(),
+        redis_prefix: storage.redis_prefix.clone(),
         jwt_secret: JWT_SECRET.into(),
         listen_addr: local,
         ops_addr: local,

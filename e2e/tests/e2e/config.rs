@@ -94,10 +94,15 @@ fn every_binary_refuses_bad_configuration_with_exit_2_and_one_line() {
             ],
             "OFFLINE_LIMIT",
         ),
-        ("user-service", vec![secret], "DATABASE_URL"),
+        ("user-service", vec![secret, redis], "DATABASE_URL"),
         (
             "user-service",
-            vec![secret, ("DATABASE_URL", "mysql://x")],
+            vec![secret, ("DATABASE_URL", "postgres://x")],
+            "REDIS_URL",
+        ),
+        (
+            "user-service",
+            vec![secret, redis, ("DATABASE_URL", "mysql://x")],
             "DATABASE_URL",
         ),
     ];

@@ -1,6 +1,12 @@
 //! Register, log in, who am I.
 
-use axum::{Json, extract::State, http::StatusCode};
+use std::net::SocketAddr;
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, StatusCode},
+};
 use proto::user::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -8,6 +14,7 @@ use serde_json::{Value, json};
 use super::{
     error::ApiError,
     extract::{ApiJson, AuthUser},
+    login_limit,
 };
 use crate::state::AppState;
 
@@ -56,17 +63,30 @@ pub async fn register(
 
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let reply = state
+    let ip = login_limit::client_ip(&state, &headers, peer);
+    login_limit::check(&state, &body.username, ip).await?;
+    let result = state
         .users
         .clone()
         .authenticate(pb::AuthenticateRequest {
-            username: body.username,
+            username: body.username.clone(),
             password: body.password,
         })
-        .await?
-        .into_inner();
+        .await;
+    let reply = match result {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => {
+            if status.code() == tonic::Code::Unauthenticated {
+                login_limit::failed(&state, &body.username, ip).await;
+            }
+            return Err(status.into());
+        }
+    };
+    login_limit::succeeded(&state, &reply.username).await;
     Ok(Json(json!({
         "token": reply.token,
         "expires_at": reply.expires_at,

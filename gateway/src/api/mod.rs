@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod conversations;
 pub mod error;
 pub mod extract;
+pub mod login_limit;
 pub mod rooms;
 
 use axum::{

@@ -22,6 +22,10 @@ pub struct StackOptions {
     pub outbound_queue: usize,
     pub rate_per_sec: u32,
     pub rate_burst: u32,
+    pub login_failures_per_user: u32,
+    pub login_failures_per_ip: u32,
+    /// chat-service's member-list cache lifetime.
+    pub membership_ttl_ms: u64,
 }
 
 impl Default for StackOptions {
@@ -32,6 +36,9 @@ impl Default for StackOptions {
             outbound_queue: 1024,
             rate_per_sec: 20,
             rate_burst: 40,
+            login_failures_per_user: 5,
+            login_failures_per_ip: 50,
+            membership_ttl_ms: 200,
         }
     }
 }
@@ -46,6 +53,8 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
 
     let users = user_service::startup::Application::build(user_service::config::Config {
         database_url: storage.database_url(),
+        redis_url: testkit::redis_url(),
+        redis_prefix: storage.redis_prefix.clone(),
         jwt_secret: JWT_SECRET.into(),
         listen_addr: local,
         ops_addr: local,
@@ -87,7 +96,7 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
         claim_idle_ms: 30_000,
         max_deliveries: 5,
         dedup_ttl_secs: 3600,
-        membership_ttl_ms: 200,
+        membership_ttl_ms: options.membership_ttl_ms,
         gateway_ttl_ms: 15_000,
         log_format: LogFormat::Pretty,
     })
@@ -144,6 +153,10 @@ pub fn gateway_config(
         idle_timeout_ms: 60_000,
         max_connections: 1000,
         shutdown_grace_ms: 2000,
+        login_failures_per_user: options.login_failures_per_user,
+        login_failures_per_ip: options.login_failures_per_ip,
+        login_failure_window_secs: 900,
+        trust_forwarded_for: true,
         log_format: LogFormat::Pretty,
     }
 }

@@ -4,7 +4,9 @@
 
 mod helpers;
 mod http_accounts;
+mod http_login_limits;
 mod http_rooms;
 mod ws_auth;
+mod ws_membership;
 mod ws_messaging;
 mod ws_protocol;

@@ -11,9 +11,11 @@ pub struct TestApp {
     pub ops_port: u16,
 }
 
-pub fn config(database_url: String) -> Config {
+pub fn config(storage: &Storage) -> Config {
     Config {
-        database_url,
+        database_url: storage.database_url(),
+        redis_url: testkit::redis_url(),
+        redis_prefix: storage.redis_prefix.clone(),
         jwt_secret: JWT_SECRET.to_owned(),
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         ops_addr: "127.0.0.1:0".parse().unwrap(),
@@ -25,7 +27,7 @@ pub fn config(database_url: String) -> Config {
 
 pub async fn spawn_app() -> TestApp {
     let storage = Storage::with_postgres().await;
-    let app = Application::build(config(storage.database_url()))
+    let app = Application::build(config(&storage))
         .await
         .expect("user-service builds");
     let port = app.port();

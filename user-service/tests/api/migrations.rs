@@ -9,8 +9,8 @@ async fn migrations_run_twice_and_from_replicas_at_once() {
     // A second and third instance on the same database start together.
     let url = app.storage.database_url();
     let (a, b) = tokio::join!(
-        Application::build(config(url.clone())),
-        Application::build(config(url.clone()))
+        Application::build(config(&app.storage)),
+        Application::build(config(&app.storage))
     );
     a.expect("second instance starts");
     b.expect("third instance starts");

@@ -115,3 +115,35 @@ async fn room_errors() {
         .into_inner();
     assert!(!check.room_exists && !check.member);
 }
+
+#[tokio::test]
+async fn every_membership_change_bumps_the_room_version() {
+    use redis::AsyncCommands;
+    let app = spawn_app().await;
+    app.register("alice").await;
+    app.register("bob").await;
+    let mut redis = app.storage.redis().await;
+    let key = app.storage.key("{room:general}:members:v");
+    let version = |mut r: redis::aio::MultiplexedConnection, k: String| async move {
+        r.get::<_, Option<i64>>(k).await.unwrap()
+    };
+    app.create_room("general", "alice").await.unwrap();
+    assert_eq!(version(redis.clone(), key.clone()).await, Some(1));
+    app.c()
+        .join_room(TestApp::membership("general", "bob"))
+        .await
+        .unwrap();
+    assert_eq!(version(redis.clone(), key.clone()).await, Some(2));
+    app.c()
+        .leave_room(TestApp::membership("general", "bob"))
+        .await
+        .unwrap();
+    assert_eq!(version(redis.clone(), key.clone()).await, Some(3));
+    // A refused change bumps nothing.
+    let _ = app
+        .c()
+        .leave_room(TestApp::membership("general", "bob"))
+        .await;
+    let v: Option<i64> = redis.get(&key).await.unwrap();
+    assert_eq!(v, Some(3));
+}

@@ -1,0 +1,34 @@
+//! Membership versions: after every committed join or leave, the room's
+//! version key in Redis is bumped before the call returns. chat-service reads
+//! the versions of a batch's rooms in its pipeline and refetches a member list
+//! whose version moved, so a change is enforced for every send processed
+//! after the join or leave call returned.
+
+use common::keys::Keys;
+use redis::aio::ConnectionManager;
+
+#[derive(Clone)]
+pub struct MembershipEvents {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl MembershipEvents {
+    pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
+        Self { conn, keys }
+    }
+
+    /// Bumps `room`'s version. A failure is logged, not returned: the change
+    /// is committed, and chat-service's cache expiry (MEMBERSHIP_TTL_MS) still
+    /// bounds how long it can be missed.
+    pub async fn changed(&self, room: &str) {
+        let mut conn = self.conn.clone();
+        let bumped: redis::RedisResult<i64> = redis::cmd("INCR")
+            .arg(self.keys.room_version(room))
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = bumped {
+            tracing::warn!(error = %e, %room, "could not announce a membership change");
+        }
+    }
+}
