@@ -97,11 +97,24 @@ pub async fn page(
         let need_archive = recent.len() < want && lowest.is_none_or(|l| l > 1);
         if need_archive {
             let below = lowest.unwrap_or(u64::MAX);
-            for m in archive
+            match archive
                 .before(&req.conversation, below, want - recent.len())
-                .await?
+                .await
             {
-                by_seq.insert(m.seq, m);
+                Ok(older) => by_seq.extend(older.into_iter().map(|m| (m.seq, m))),
+                // The archive is down but the window holds the newest part:
+                // a shorter page, still gap-free, with has_more set.
+                Err(e) if !recent.is_empty() => {
+                    tracing::warn!(error = %e, "archive unavailable; serving the recent window");
+                    let mut messages = recent;
+                    messages.truncate(req.limit);
+                    messages.reverse();
+                    return Ok(Page {
+                        messages,
+                        has_more: true,
+                    });
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         by_seq.extend(recent.into_iter().map(|m| (m.seq, m)));

@@ -12,18 +12,18 @@ use std::{
 use e2e::bin_path;
 use serde_yaml::Value;
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn read(path: &str) -> String {
+pub fn read(path: &str) -> String {
     std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-const BINARIES: [&str; 4] = ["gateway", "chat-service", "history-service", "user-service"];
+pub const BINARIES: [&str; 4] = ["gateway", "chat-service", "history-service", "user-service"];
 
 /// The environment variables a binary reads, from its `--help`.
-fn env_vars(binary: &str) -> BTreeSet<String> {
+pub fn env_vars(binary: &str) -> BTreeSet<String> {
     let out = Command::new(bin_path(binary))
         .arg("--help")
         .env_clear()

@@ -5,5 +5,6 @@
 mod config;
 mod deploy;
 mod helpers;
+mod k8s;
 mod path;
 mod shutdown;

@@ -106,15 +106,53 @@ async fn a_dm_travels_across_gateways_into_history_and_grpcurl() {
     let health = grpcurl(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]);
     assert!(health.stdout.contains("SERVING"), "{}", health.stdout);
 
+    for (request, message) in [
+        (
+            r#"{"conversation_id":"","limit":20}"#,
+            "conversation_id is required",
+        ),
+        (
+            r#"{"conversation_id":"general","limit":20}"#,
+            "conversation_id",
+        ),
+        (
+            r#"{"conversation_id":"dm:bob:alice","limit":20}"#,
+            "ascending",
+        ),
+        (
+            r#"{"conversation_id":"room:general","before_seq":5,"after_seq":1}"#,
+            "not both",
+        ),
+        (r#"{"conversation_id":"room:general","limit":0}"#, "limit"),
+        (r#"{"conversation_id":"room:general","limit":201}"#, "limit"),
+    ] {
+        let bad = grpcurl(&[
+            "-plaintext",
+            "-d",
+            request,
+            &addr,
+            "chat.history.v1.HistoryService/GetHistory",
+        ]);
+        assert!(!bad.success, "{request}");
+        assert!(
+            bad.stderr.contains("Code: InvalidArgument"),
+            "{request}: {}",
+            bad.stderr
+        );
+        assert!(bad.stderr.contains(message), "{request}: {}", bad.stderr);
+    }
     let bad = grpcurl(&[
         "-plaintext",
         "-d",
-        r#"{"conversation_id":"","limit":20}"#,
+        r#"{"username":"NO"}"#,
         &addr,
-        "chat.history.v1.HistoryService/GetHistory",
+        "chat.history.v1.HistoryService/ListOffline",
     ]);
-    assert!(!bad.success);
-    assert!(bad.stderr.contains("InvalidArgument"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("Code: InvalidArgument"),
+        "{}",
+        bad.stderr
+    );
 
     // And both are archived in MongoDB.
     let client = mongodb::Client::with_uri_str(testkit::mongodb_uri())
