@@ -10,6 +10,10 @@ use crate::process::{Service, free_port};
 pub struct StackOptions {
     pub gateways: usize,
     pub workers: usize,
+    /// Extra settings for every gateway, e.g. a higher rate limit.
+    pub gateway_env: Vec<(&'static str, String)>,
+    /// Extra settings for every chat-service worker.
+    pub worker_env: Vec<(&'static str, String)>,
 }
 
 impl Default for StackOptions {
@@ -17,6 +21,8 @@ impl Default for StackOptions {
         Self {
             gateways: 2,
             workers: 2,
+            gateway_env: Vec::new(),
+            worker_env: Vec::new(),
         }
     }
 }
@@ -94,6 +100,7 @@ impl Stack {
             e.push(("OPS_ADDR", ops(&name)));
             e.push(("CONSUMER_NAME", format!("chat-{i}")));
             e.push(("CLAIM_IDLE_MS", "3000".into()));
+            e.extend(options.worker_env.iter().cloned());
             workers.push(Service::start(&name, "chat-service", &env(e), &log_dir));
         }
         let mut gateways = Vec::new();
@@ -104,6 +111,7 @@ impl Stack {
             let mut e = upstreams.clone();
             e.push(("LISTEN_ADDR", format!("127.0.0.1:{port}")));
             e.push(("GATEWAY_ID", format!("gw-{i}")));
+            e.extend(options.gateway_env.iter().cloned());
             gateways.push(Service::start(&name, "gateway", &env(e), &log_dir));
             gateway_ports.push(port);
             ops_ports.push((name, port));
@@ -149,5 +157,47 @@ impl Stack {
 
     pub fn history_addr(&self) -> String {
         format!("127.0.0.1:{}", self.history_port)
+    }
+
+    /// Every service process, for signalling them all.
+    pub fn services(&self) -> Vec<&Service> {
+        let mut all = vec![&self.user, &self.history];
+        all.extend(&self.workers);
+        all.extend(&self.gateways);
+        all
+    }
+
+    /// Drops every Redis connection of this stack's processes (CLIENT KILL by
+    /// address; the addresses come from `ss`), leaving other Redis clients be.
+    /// Returns how many were killed.
+    pub async fn kill_redis_connections(&self) -> usize {
+        let pids: Vec<String> = self
+            .services()
+            .iter()
+            .map(|s| format!("pid={},", s.pid()))
+            .collect();
+        let out = std::process::Command::new("ss")
+            .args(["-Htnp", "state", "established", "( dport = :6379 )"])
+            .output()
+            .expect("ss (iproute2) is needed for this test");
+        let listing = String::from_utf8_lossy(&out.stdout);
+        let addrs: Vec<String> = listing
+            .lines()
+            .filter(|line| pids.iter().any(|p| line.contains(p.as_str())))
+            .filter_map(|line| line.split_whitespace().nth(2).map(str::to_owned))
+            .collect();
+        let mut redis = self.storage.redis().await;
+        let mut killed = 0;
+        for addr in addrs {
+            let r: redis::RedisResult<()> = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg(&addr)
+                .query_async(&mut redis)
+                .await;
+            if r.is_ok() {
+                killed += 1;
+            }
+        }
+        killed
     }
 }

@@ -54,6 +54,24 @@ impl WsClient {
         }
     }
 
+    /// Connects over a socket with a tiny receive buffer, so a client that
+    /// stops reading backs the server up quickly (slow-consumer tests).
+    pub async fn connect_small_buffer(port: u16, token: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket
+            .connect(([127, 0, 0, 1], port).into())
+            .await
+            .expect("connect");
+        let request = format!("ws://127.0.0.1:{port}/ws?token={token}")
+            .into_client_request()
+            .expect("request");
+        let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("upgrade");
+        Self { stream }
+    }
+
     /// Connects and reads `hello` and `offline`; returns the offline frame too.
     pub async fn connect_ready(port: u16, token: &str) -> (Self, Value) {
         let mut c = Self::connect(port, token)
@@ -78,6 +96,11 @@ impl WsClient {
             .send(Message::text(text.to_owned()))
             .await
             .expect("ws send");
+    }
+
+    /// Sends a text frame, reporting a broken socket instead of panicking.
+    pub async fn try_send_text(&mut self, text: &str) -> Result<(), String> {
+        self.send_raw(Message::text(text.to_owned())).await
     }
 
     pub async fn send_raw(&mut self, message: Message) -> Result<(), String> {

@@ -2,9 +2,11 @@
 //! history-service, user-service) on free ports with fresh storage, driven by
 //! real WebSocket clients, HTTP, and the real grpcurl binary.
 
+mod chat_client;
 mod config;
 mod deploy;
 mod helpers;
 mod k8s;
 mod path;
+mod resilience;
 mod shutdown;

@@ -190,6 +190,7 @@ async fn bad_tokens_and_malformed_frames_get_the_documented_errors() {
     let stack = Stack::start(StackOptions {
         gateways: 1,
         workers: 1,
+        ..StackOptions::default()
     })
     .await;
     let alice = user(&stack, 0, "alice").await;

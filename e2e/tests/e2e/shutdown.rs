@@ -12,6 +12,7 @@ async fn sigterm_closes_sockets_with_1012_and_exits_within_10s() {
     let mut stack = Stack::start(StackOptions {
         gateways: 1,
         workers: 1,
+        ..StackOptions::default()
     })
     .await;
     let alice = user(&stack, 0, "alice").await;

@@ -24,6 +24,8 @@ use crate::{api::conversations::fetch_page, hub::Outbound, state::AppState};
 const MAX_STRIKES: u32 = 50;
 /// Most frames written between two flushes.
 const WRITE_BATCH: usize = 256;
+/// How long the close frame may wait for a peer that is not reading.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 pub async fn run(socket: WebSocket, state: AppState, user: String) {
     let (tx, rx) = mpsc::channel(state.config.outbound_queue);
@@ -33,7 +35,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: String) {
     if let Err(e) = state.presence.connected(&user).await {
         tracing::warn!(error = %e, %user, "presence update failed");
     }
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(
         sink,
         rx,
@@ -52,7 +54,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: String) {
         strikes: 0,
     };
     session.greet().await;
-    let writer_done = session.read_loop(stream, &mut writer).await;
+    let ended = session.read_loop(&mut stream, &mut writer).await;
 
     let Session {
         state, user, tx, ..
@@ -63,15 +65,38 @@ pub async fn run(socket: WebSocket, state: AppState, user: String) {
         tracing::warn!(error = %e, %user, "presence update failed");
     }
     drop(tx);
-    if !writer_done {
+    if ended != Ended::WriterDone {
         // The writer sends its close frame and ends once the queue is dropped.
-        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        if tokio::time::timeout(CLOSE_WAIT + Duration::from_secs(1), &mut writer)
             .await
             .is_err()
         {
             writer.abort();
         }
     }
+    if ended != Ended::PeerClosed {
+        // The closing handshake: wait (bounded) for the peer's close before
+        // dropping the connection, so it reads our close frame and code.
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Why a session's read loop ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The peer closed, or the connection broke.
+    PeerClosed,
+    /// The server decided to close (idle, abuse, oversize); a close is queued.
+    ByServer,
+    /// The writer ended (slow consumer, shutdown, write error).
+    WriterDone,
 }
 
 struct Session {
@@ -154,31 +179,32 @@ impl Session {
         }
     }
 
-    /// Reads until the client leaves, the socket fails, or the writer ends.
-    /// Returns whether the writer has already ended.
+    /// Reads until the client leaves, the socket fails, the writer ends, or
+    /// the server closes the session.
     async fn read_loop(
         &mut self,
-        mut stream: futures::stream::SplitStream<WebSocket>,
+        stream: &mut futures::stream::SplitStream<WebSocket>,
         writer: &mut tokio::task::JoinHandle<()>,
-    ) -> bool {
+    ) -> Ended {
         let idle = self.state.config.idle_timeout();
         loop {
             let next = tokio::select! {
                 next = tokio::time::timeout(idle, stream.next()) => next,
-                _ = &mut *writer => return true,
+                _ = &mut *writer => return Ended::WriterDone,
             };
             let message = match next {
                 Err(_) => {
                     self.push(Outbound::Close(close::IDLE.0, close::IDLE.1));
-                    return false;
+                    return Ended::ByServer;
                 }
-                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return false,
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Ended::PeerClosed,
                 Ok(Some(Err(e))) => {
                     let text = e.to_string();
                     if text.contains("Space limit") || text.contains("too long") {
                         self.push(Outbound::Close(close::TOO_BIG.0, close::TOO_BIG.1));
+                        return Ended::ByServer;
                     }
-                    return false;
+                    return Ended::PeerClosed;
                 }
                 Ok(Some(Ok(message))) => message,
             };
@@ -197,7 +223,7 @@ impl Session {
             }
             if self.strikes >= MAX_STRIKES {
                 self.push(Outbound::Close(close::POLICY.0, close::POLICY.1));
-                return false;
+                return Ended::ByServer;
             }
         }
     }
@@ -353,35 +379,53 @@ async fn write_loop(
     let stop = shutdown.wait();
     tokio::pin!(stop);
     let reason = loop {
+        let next = tokio::select! {
+            biased;
+            () = slow.notified() => break close::SLOW_CONSUMER,
+            () = &mut stop => break close::RESTART,
+            out = rx.recv() => match out {
+                Some(out) => Some(out),
+                None => break close::NORMAL,
+            },
+            _ = ping.tick() => None,
+        };
+        // A write blocks while the peer does not read; the slow-consumer flag
+        // and shutdown must still get through, so they race the write.
+        let write = async {
+            match next {
+                Some(out) => write_batch(&mut sink, &mut rx, out).await,
+                None => sink
+                    .send(Message::Ping(Default::default()))
+                    .await
+                    .map(|()| None),
+            }
+        };
         tokio::select! {
             biased;
-            () = slow.notified() => {
-                metrics::counter!("gateway_closed_total", "reason" => "slow_consumer").increment(1);
-                break close::SLOW_CONSUMER;
-            }
+            () = slow.notified() => break close::SLOW_CONSUMER,
             () = &mut stop => break close::RESTART,
-            out = rx.recv() => {
-                let Some(out) = out else { break close::NORMAL };
-                match write_batch(&mut sink, &mut rx, out).await {
-                    Ok(None) => {}
-                    Ok(Some(reason)) => break reason,
-                    Err(_) => return,
-                }
-            }
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
-            }
+            written = write => match written {
+                Ok(None) => {}
+                Ok(Some(reason)) => break reason,
+                Err(_) => return,
+            },
         }
     };
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code: reason.0,
-            reason: Utf8Bytes::from_static(reason.1),
-        })))
-        .await;
-    let _ = sink.close().await;
+    if reason == close::SLOW_CONSUMER {
+        metrics::counter!("gateway_closed_total", "reason" => "slow_consumer").increment(1);
+    }
+    // The close frame waits behind what the peer has not read yet; give it a
+    // bounded time, then drop the connection.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: reason.0,
+                reason: Utf8Bytes::from_static(reason.1),
+            })))
+            .await;
+        let _ = sink.close().await;
+    })
+    .await;
 }
 
 /// Feeds `first` and whatever else is queued (up to WRITE_BATCH), then flushes.

@@ -26,6 +26,9 @@ pub struct StackOptions {
     pub login_failures_per_ip: u32,
     /// chat-service's member-list cache lifetime.
     pub membership_ttl_ms: u64,
+    pub heartbeat_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub max_connections: usize,
 }
 
 impl Default for StackOptions {
@@ -39,6 +42,9 @@ impl Default for StackOptions {
             login_failures_per_user: 5,
             login_failures_per_ip: 50,
             membership_ttl_ms: 200,
+            heartbeat_ms: 25_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1000,
         }
     }
 }
@@ -149,9 +155,9 @@ pub fn gateway_config(
         rate_per_sec: options.rate_per_sec,
         rate_burst: options.rate_burst,
         outbound_queue: options.outbound_queue,
-        heartbeat_ms: 25_000,
-        idle_timeout_ms: 60_000,
-        max_connections: 1000,
+        heartbeat_ms: options.heartbeat_ms,
+        idle_timeout_ms: options.idle_timeout_ms,
+        max_connections: options.max_connections,
         shutdown_grace_ms: 2000,
         login_failures_per_user: options.login_failures_per_user,
         login_failures_per_ip: options.login_failures_per_ip,

@@ -7,6 +7,7 @@ mod http_accounts;
 mod http_login_limits;
 mod http_rooms;
 mod ws_auth;
+mod ws_limits;
 mod ws_membership;
 mod ws_messaging;
 mod ws_protocol;

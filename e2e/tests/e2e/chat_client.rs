@@ -1,0 +1,155 @@
+//! A client that behaves as the protocol asks a good client to: it keeps every
+//! message until `sent` arrives, re-sends unacknowledged ones with the same
+//! `client_id` after a reconnect or an `unavailable` error, acks offline
+//! batches, and dedups received messages by id.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use testkit::{WsClient, ws::WsEnd};
+
+pub struct ChatClient {
+    pub user: String,
+    token: String,
+    ws: Option<WsClient>,
+    /// client_id → (to, body), until `sent`.
+    pub unacked: BTreeMap<String, (String, String)>,
+    /// client_id → (id, seq).
+    pub acked: HashMap<String, (String, u64)>,
+    /// id → message, deduplicated.
+    pub received: HashMap<String, Value>,
+    /// How many `message` frames arrived, duplicates included.
+    pub message_frames: usize,
+}
+
+impl ChatClient {
+    pub async fn connect(user: &str, token: &str, port: u16) -> Self {
+        let mut c = Self {
+            user: user.to_owned(),
+            token: token.to_owned(),
+            ws: None,
+            unacked: BTreeMap::new(),
+            acked: HashMap::new(),
+            received: HashMap::new(),
+            message_frames: 0,
+        };
+        c.reconnect(port).await;
+        c
+    }
+
+    /// (Re)connects, takes the offline batch, and re-sends what is unacked.
+    pub async fn reconnect(&mut self, port: u16) {
+        let (mut ws, offline) = WsClient::connect_ready(port, &self.token).await;
+        for m in offline["messages"].as_array().unwrap() {
+            self.received
+                .insert(m["id"].as_str().unwrap().to_owned(), m.clone());
+        }
+        ws.send_json(&json!({"type": "offline_ack"})).await;
+        self.ws = Some(ws);
+        let pending: Vec<_> = self
+            .unacked
+            .iter()
+            .map(|(id, (to, body))| (id.clone(), to.clone(), body.clone()))
+            .collect();
+        for (client_id, to, body) in pending {
+            self.transmit(&client_id, &to, &body).await;
+        }
+    }
+
+    pub async fn send(&mut self, client_id: &str, to: &str, body: &str) {
+        self.unacked
+            .insert(client_id.to_owned(), (to.to_owned(), body.to_owned()));
+        self.transmit(client_id, to, body).await;
+    }
+
+    async fn transmit(&mut self, client_id: &str, to: &str, body: &str) {
+        if let Some(ws) = self.ws.as_mut() {
+            let frame = json!({"type": "send", "client_id": client_id, "to": to, "body": body});
+            if ws.try_send_text(&frame.to_string()).await.is_err() {
+                self.ws = None;
+            }
+        }
+    }
+
+    pub fn connected(&self) -> bool {
+        self.ws.is_some()
+    }
+
+    /// Reads frames for up to `window`. Returns false once the socket is gone.
+    pub async fn pump(&mut self, window: Duration) -> bool {
+        let end = tokio::time::Instant::now() + window;
+        loop {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            let Some(ws) = self.ws.as_mut() else {
+                return false;
+            };
+            match ws.next_frame(left).await {
+                Ok(frame) => self.handle(frame).await,
+                Err(WsEnd::Error(e)) if e == "timed out" => return true,
+                Err(_) => {
+                    self.ws = None;
+                    return false;
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, frame: Value) {
+        match frame["type"].as_str() {
+            Some("sent") => {
+                let cid = frame["client_id"].as_str().unwrap().to_owned();
+                self.unacked.remove(&cid);
+                let entry = (
+                    frame["id"].as_str().unwrap().to_owned(),
+                    frame["seq"].as_u64().unwrap(),
+                );
+                if let Some(previous) = self.acked.insert(cid.clone(), entry.clone()) {
+                    assert_eq!(previous, entry, "a retry of {cid} changed its id or seq");
+                }
+            }
+            Some("message") => {
+                self.message_frames += 1;
+                self.received
+                    .insert(frame["id"].as_str().unwrap().to_owned(), frame);
+            }
+            Some("error") => {
+                let code = frame["code"].as_str().unwrap_or_default();
+                assert!(
+                    code == "unavailable" || code == "rate_limited",
+                    "{}: unexpected error {frame}",
+                    self.user
+                );
+                // Retry it, after a moment, with the same client_id.
+                if let Some(cid) = frame["ref"].as_str()
+                    && let Some((to, body)) = self.unacked.get(cid).cloned()
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    self.transmit(cid, &to, &body).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Pumps until every sent message is acknowledged.
+    pub async fn settle(&mut self, deadline: Duration) {
+        let end = tokio::time::Instant::now() + deadline;
+        while !self.unacked.is_empty() {
+            assert!(
+                tokio::time::Instant::now() < end,
+                "{}: {} messages never acknowledged",
+                self.user,
+                self.unacked.len()
+            );
+            if !self.pump(Duration::from_millis(200)).await {
+                panic!("{}: socket lost while settling", self.user);
+            }
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! Tests that try to break the guarantees: load across replicas, kill -9 of a
+//! worker and of a gateway, and Redis connections dropped under traffic.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    time::Duration,
+};
+
+use e2e::{Stack, StackOptions};
+use serde_json::{Value, json};
+
+use crate::{chat_client::ChatClient, helpers::user};
+
+fn fast_gateways() -> Vec<(&'static str, String)> {
+    vec![
+        ("RATE_PER_SEC", "5000".into()),
+        ("RATE_BURST", "5000".into()),
+    ]
+}
+
+/// The conversation's whole history through the gateway's REST API.
+async fn history(stack: &Stack, token: &str, conversation: &str) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let v: Value = http
+            .get(stack.gateway_url(
+                0,
+                &format!("/api/conversations/{conversation}/messages?after={after}&limit=200"),
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let page = v["messages"].as_array().unwrap().clone();
+        if let Some(last) = page.last() {
+            after = last["seq"].as_u64().unwrap();
+        }
+        all.extend(page);
+        if v["has_more"] != true {
+            return all;
+        }
+    }
+}
+
+/// Every client_id once, seqs 1..=n with no gap, ids matching the acks.
+fn assert_exactly_once(history: &[Value], acked: &HashMap<String, (String, u64)>, n: usize) {
+    let seqs: Vec<u64> = history.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=n as u64).collect::<Vec<_>>(),
+        "gap-free seq, each once"
+    );
+    let client_ids: BTreeSet<&str> = history
+        .iter()
+        .map(|m| m["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(client_ids.len(), n, "one message per client_id");
+    for m in history {
+        let (id, seq) = &acked[m["client_id"].as_str().unwrap()];
+        assert_eq!(
+            (m["id"].as_str().unwrap(), m["seq"].as_u64().unwrap()),
+            (id.as_str(), *seq)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_room_messages_reach_ten_members_on_two_gateways_exactly_once() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let mut tokens = Vec::new();
+    for i in 0..10 {
+        tokens.push(user(&stack, i % 2, &format!("member{i}")).await);
+    }
+    let http = reqwest::Client::new();
+    let r = http
+        .post(stack.gateway_url(0, "/api/rooms"))
+        .bearer_auth(&tokens[0])
+        .json(&json!({"name": "load"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for t in &tokens[1..] {
+        let r = http
+            .post(stack.gateway_url(1, "/api/rooms/load/join"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let mut clients = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        clients
+            .push(ChatClient::connect(&format!("member{i}"), t, stack.gateway_ports[i % 2]).await);
+    }
+    // Each member sends 100, paced under the default rate limit, all at once.
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            tokio::spawn(async move {
+                for k in 0..100 {
+                    c.send(&format!("m{i}-{k}"), "room:load", &format!("{i}:{k}"))
+                        .await;
+                    c.pump(Duration::from_millis(60)).await;
+                }
+                c.settle(Duration::from_secs(60)).await;
+                let end = tokio::time::Instant::now() + Duration::from_secs(60);
+                while c.received.len() < 900 && tokio::time::Instant::now() < end {
+                    c.pump(Duration::from_millis(200)).await;
+                }
+                c
+            })
+        })
+        .collect();
+    let mut seq_of: HashMap<String, u64> = HashMap::new();
+    let mut all_acked = HashMap::new();
+    for task in tasks {
+        let c = task.await.unwrap();
+        assert_eq!(
+            c.received.len(),
+            900,
+            "{} got every other member's message",
+            c.user
+        );
+        assert_eq!(c.message_frames, 900, "{} got each exactly once", c.user);
+        for m in c.received.values() {
+            let seq = m["seq"].as_u64().unwrap();
+            let id = m["id"].as_str().unwrap().to_owned();
+            assert_eq!(*seq_of.entry(id).or_insert(seq), seq, "one seq per message");
+        }
+        all_acked.extend(c.acked);
+    }
+    let mut seqs: Vec<u64> = seq_of.values().copied().collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=1000).collect::<Vec<_>>(),
+        "seq gap-free across the room"
+    );
+    assert_exactly_once(
+        &history(&stack, &tokens[0], "room:load").await,
+        &all_acked,
+        1000,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_worker_mid_stream_loses_nothing_acknowledged() {
+    let stack = Stack::start(StackOptions {
+        gateway_env: fast_gateways(),
+        ..StackOptions::default()
+    })
+    .await;
+    let alice_token = user(&stack, 0, "alice").await;
+    let bob_token = user(&stack, 1, "bob").await;
+    let mut alice = ChatClient::connect("alice", &alice_token, stack.gateway_ports[0]).await;
+    let mut bob = ChatClient::connect("bob", &bob_token, stack.gateway_ports[1]).await;
+    const N: usize = 400;
+    for k in 0..N {
+        alice
+            .send(&format!("k{k}"), "user:bob", &format!("message {k}"))
+            .await;
+        if k % 20 == 19 {
+            alice.pump(Duration::from_millis(30)).await;
+            bob.pump(Duration::from_millis(10)).await;
+        }
+        if k == N / 4 {
+            stack.workers[0].signal("KILL");
+        }
+    }
+    alice.settle(Duration::from_secs(60)).await;
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    while bob.received.len() < N && tokio::time::Instant::now() < end {
+        bob.pump(Duration::from_millis(200)).await;
+    }
+    let acked_ids: BTreeSet<&str> = alice.acked.values().map(|(id, _)| id.as_str()).collect();
+    let got: BTreeSet<&str> = bob.received.keys().map(String::as_str).collect();
+    assert_eq!(acked_ids.len(), N);
+    assert!(
+        acked_ids.is_subset(&got),
+        "bob misses {} acknowledged messages",
+        acked_ids.difference(&got).count()
+    );
+    assert_exactly_once(
+        &history(&stack, &alice_token, "dm:alice:bob").await,
+        &alice.acked,
+        N,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_gateway_clients_reconnect_resend_and_end_exactly_once() {
+    let stack = Stack::start(StackOptions {
+        gateway_env: fast_gateways(),
+        ..StackOptions::default()
+    })
+    .await;
+    let alice_token = user(&stack, 0, "alice").await;
+    let bob_token = user(&stack, 1, "bob").await;
+    let carol_token = user(&stack, 0, "carol").await;
+    let mut alice = ChatClient::connect("alice", &alice_token, stack.gateway_ports[0]).await;
+    let mut bob = ChatClient::connect("bob", &bob_token, stack.gateway_ports[1]).await;
+    // carol is on the gateway that dies and does not come back.
+    let _carol = ChatClient::connect("carol", &carol_token, stack.gateway_ports[0]).await;
+
+    const N: usize = 300;
+    for k in 0..N {
+        alice
+            .send(&format!("g{k}"), "user:bob", &format!("message {k}"))
+            .await;
+        if k % 20 == 19 {
+            alice.pump(Duration::from_millis(20)).await;
+            bob.pump(Duration::from_millis(10)).await;
+        }
+        if k == N / 3 {
+            stack.gateways[0].signal("KILL");
+        }
+        if !alice.connected() {
+            // Our gateway is gone: reconnect to the other one and re-send.
+            alice.reconnect(stack.gateway_ports[1]).await;
+        }
+    }
+    alice.pump(Duration::from_millis(100)).await;
+    if !alice.connected() {
+        alice.reconnect(stack.gateway_ports[1]).await;
+    }
+    alice.settle(Duration::from_secs(60)).await;
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    while bob.received.len() < N && tokio::time::Instant::now() < end {
+        bob.pump(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        bob.received.len(),
+        N,
+        "bob got every message (after dedup by id)"
+    );
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        let token = alice_token.clone();
+        async move {
+            http.get(path)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let conversation =
+        get(stack.gateway_url(1, "/api/conversations/dm:alice:bob/messages?limit=200")).await;
+    assert!(conversation["messages"].as_array().is_some());
+    let hist = {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let v = get(stack.gateway_url(
+                1,
+                &format!("/api/conversations/dm:alice:bob/messages?after={after}&limit=200"),
+            ))
+            .await;
+            let page = v["messages"].as_array().unwrap().clone();
+            if let Some(last) = page.last() {
+                after = last["seq"].as_u64().unwrap();
+            }
+            all.extend(page);
+            if v["has_more"] != true {
+                break all;
+            }
+        }
+    };
+    assert_exactly_once(&hist, &alice.acked, N);
+
+    // The dead gateway's users fall offline within the presence TTL (15 s):
+    // then a DM to carol waits in her offline queue.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let r = http
+            .post(stack.gateway_url(1, "/api/rooms"))
+            .bearer_auth(&carol_token)
+            .json(&json!({"name": "probe"}))
+            .send()
+            .await
+            .unwrap();
+        let _ = r;
+        let members = get(stack.gateway_url(1, "/api/rooms/probe/members")).await;
+        if members["members"][0]["online"] == false {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "carol still online: {members}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_redis_connections_heal_without_losing_acknowledged_messages() {
+    let stack = Stack::start(StackOptions {
+        gateway_env: fast_gateways(),
+        ..StackOptions::default()
+    })
+    .await;
+    let alice_token = user(&stack, 0, "alice").await;
+    let bob_token = user(&stack, 1, "bob").await;
+    let mut alice = ChatClient::connect("alice", &alice_token, stack.gateway_ports[0]).await;
+    let mut bob = ChatClient::connect("bob", &bob_token, stack.gateway_ports[1]).await;
+    const N: usize = 300;
+    for k in 0..N {
+        alice
+            .send(&format!("r{k}"), "user:bob", &format!("message {k}"))
+            .await;
+        if k % 20 == 19 {
+            alice.pump(Duration::from_millis(20)).await;
+            bob.pump(Duration::from_millis(10)).await;
+        }
+        if k == N / 3 || k == 2 * N / 3 {
+            let killed = stack.kill_redis_connections().await;
+            assert!(killed >= 6, "killed only {killed} connections");
+        }
+    }
+    alice.settle(Duration::from_secs(60)).await;
+    assert_exactly_once(
+        &history(&stack, &alice_token, "dm:alice:bob").await,
+        &alice.acked,
+        N,
+    );
+
+    // The gateways re-subscribed: a message sent now arrives live.
+    stack.wait_ready().await;
+    alice.send("after", "user:bob", "still there?").await;
+    alice.settle(Duration::from_secs(30)).await;
+    let (id, _) = alice.acked["after"].clone();
+    let end = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !bob.received.contains_key(&id) {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "bob's gateway never re-subscribed"
+        );
+        bob.pump(Duration::from_millis(200)).await;
+    }
+}
