@@ -76,3 +76,74 @@ async fn entries_a_dead_worker_left_pending_are_claimed_and_delivered() {
         .unwrap();
     assert_eq!(pending.count(), 0);
 }
+
+#[tokio::test]
+async fn an_entry_delivered_too_often_goes_to_the_dead_letter_stream() {
+    let env = spawn_env().await;
+    env.user("alice").await;
+    env.user("bob").await;
+    env.gateway_online(&["alice"]).await;
+    let mut rx = env.subscribe().await;
+    let mut redis = env.storage.redis().await;
+    let _: () = redis
+        .xgroup_create_mkstream(env.keys.ingress(), "chat-service", "0")
+        .await
+        .unwrap();
+    env.xadd("alice", 3, "poison", "user:bob", "kills every worker")
+        .await;
+    // Workers that read it keep dying: it is read, then claimed over and over.
+    let read: redis::streams::StreamReadReply = redis
+        .xread_options(
+            &[env.keys.ingress()],
+            &[">"],
+            &redis::streams::StreamReadOptions::default().group("chat-service", "dead-1"),
+        )
+        .await
+        .unwrap();
+    let id = read.keys[0].ids[0].id.clone();
+    for i in 2..=4 {
+        let _: redis::Value = redis
+            .xclaim(
+                env.keys.ingress(),
+                "chat-service",
+                format!("dead-{i}"),
+                0,
+                &[&id],
+            )
+            .await
+            .unwrap();
+    }
+
+    let mut config = env.worker_config("w1");
+    config.claim_idle_ms = 1000;
+    config.max_deliveries = 3;
+    env.spawn_worker(config).await;
+    let dead: Vec<redis::streams::StreamId> = testkit::eventually(
+        "the poison entry in the dead-letter stream",
+        Duration::from_secs(15),
+        || {
+            let mut redis = redis.clone();
+            let key = env.keys.dead_letter();
+            async move {
+                let r: redis::streams::StreamRangeReply = redis.xrange_all(key).await.ok()?;
+                (!r.ids.is_empty()).then_some(r.ids)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        dead[0].get::<String>("reason").as_deref(),
+        Some("too many deliveries")
+    );
+    assert_eq!(dead[0].get::<String>("id").as_deref(), Some(id.as_str()));
+    // It was not processed, and the stream moves on.
+    assert!(env.history("dm:alice:bob").await.is_empty());
+    env.xadd("alice", 3, "fine", "user:bob", "next").await;
+    let sent = next_of(&mut rx, "sent").await;
+    assert_eq!(sent["frame"]["client_id"], "fine");
+    let pending: redis::streams::StreamPendingReply = redis
+        .xpending(env.keys.ingress(), "chat-service")
+        .await
+        .unwrap();
+    assert_eq!(pending.count(), 0);
+}

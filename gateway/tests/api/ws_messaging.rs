@@ -191,3 +191,48 @@ async fn typing_reaches_online_members_but_is_not_stored() {
     a.send_json(&json!({"type": "ping"})).await;
     assert_eq!(a.recv().await["type"], "pong");
 }
+
+#[tokio::test]
+async fn past_the_offline_limit_the_newest_arrive_with_truncated() {
+    let stack = spawn_stack_with(StackOptions {
+        rate_per_sec: 1000,
+        rate_burst: 1000,
+        ..StackOptions::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    let bob = stack.user("bob").await;
+    let (mut a, _) = stack.connect(0, &alice).await;
+    for i in 1..=150 {
+        a.send_json(&send(&format!("c{i}"), "user:bob", &format!("n{i}")))
+            .await;
+    }
+    for _ in 0..150 {
+        a.recv_type("sent").await;
+    }
+    let (mut b, offline) = stack.connect(0, &bob).await;
+    let messages = offline["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 100);
+    assert_eq!(
+        messages[0]["body"], "n51",
+        "oldest first, the newest 100 kept"
+    );
+    assert_eq!(messages[99]["body"], "n150");
+    assert_eq!(offline["truncated"], true);
+    // The rest is in history.
+    b.send_json(&json!({"type": "history", "ref": "h", "conversation": "dm:alice:bob", "before": 51, "limit": 200}))
+        .await;
+    let h = b.recv_type("history").await;
+    assert_eq!(h["messages"].as_array().unwrap().len(), 50);
+    assert_eq!(h["has_more"], false);
+    b.send_json(&json!({"type": "offline_ack"})).await;
+    b.send_json(&json!({"type": "ping"})).await;
+    b.recv_type("pong").await;
+    drop(b);
+    let (_b, offline) = stack.connect(0, &bob).await;
+    assert_eq!(offline["messages"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        offline["truncated"], false,
+        "the ack cleared the dropped count"
+    );
+}
