@@ -61,42 +61,13 @@ impl Config {
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         config::check_http_url("USER_SERVICE_URL", &self.user_service_url)?;
         config::check_http_url("HISTORY_SERVICE_URL", &self.history_service_url)?;
-        if self.consumer_name.is_empty() || self.consumer_name.chars().any(char::is_whitespace) {
-            return Err(config::ConfigError::new(
-                "CONSUMER_NAME",
-                "must be non-empty without spaces",
-            ));
-        }
-        if !(1..=5_000).contains(&self.batch_size) {
-            return Err(config::ConfigError::new(
-                "BATCH_SIZE",
-                "must be between 1 and 5000",
-            ));
-        }
-        if self.claim_idle_ms < 1_000 {
-            return Err(config::ConfigError::new(
-                "CLAIM_IDLE_MS",
-                "must be at least 1000",
-            ));
-        }
-        if self.max_deliveries == 0 {
-            return Err(config::ConfigError::new(
-                "MAX_DELIVERIES",
-                "must be at least 1",
-            ));
-        }
-        if self.dedup_ttl_secs < 60 {
-            return Err(config::ConfigError::new(
-                "DEDUP_TTL_SECS",
-                "must be at least 60",
-            ));
-        }
-        if self.gateway_ttl_ms < 1_000 {
-            return Err(config::ConfigError::new(
-                "GATEWAY_TTL_MS",
-                "must be at least 1000",
-            ));
-        }
+        config::check_instance_name("CONSUMER_NAME", &self.consumer_name)?;
+        config::check_range("BATCH_SIZE", self.batch_size, 1..=5_000)?;
+        config::check_range("CLAIM_IDLE_MS", self.claim_idle_ms, 1_000..=3_600_000)?;
+        config::check_range("MAX_DELIVERIES", self.max_deliveries, 1..=1_000)?;
+        config::check_range("DEDUP_TTL_SECS", self.dedup_ttl_secs, 60..=30 * 86_400)?;
+        config::check_range("MEMBERSHIP_TTL_MS", self.membership_ttl_ms, 0..=3_600_000)?;
+        config::check_range("GATEWAY_TTL_MS", self.gateway_ttl_ms, 1_000..=600_000)?;
         Ok(())
     }
 }

@@ -1,12 +1,12 @@
 //! Builds the worker (Redis, upstream channels, ops listener) and runs it until
 //! shutdown: the current batch finishes, nothing new is read.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use common::{
+    grpc::lazy_channel,
     keys::Keys,
-    ops::{self, Readiness},
-    redis_conn,
+    ops, redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
 use proto::{
@@ -14,7 +14,6 @@ use proto::{
     user::v1::user_service_client::UserServiceClient,
 };
 use tokio::net::TcpListener;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::{
     batch::BatchProcessor,
@@ -31,11 +30,8 @@ pub enum StartupError {
     Redis(#[from] redis::RedisError),
     #[error("bad upstream URL: {0}")]
     Upstream(#[from] tonic::transport::Error),
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] ops::BindError),
     #[error("server: {0}")]
     Serve(String),
 }
@@ -44,15 +40,6 @@ pub struct Application {
     ops_listener: TcpListener,
     worker: Worker,
     redis: redis::aio::ConnectionManager,
-}
-
-/// A lazily connected channel: upstreams may start after us.
-pub fn lazy_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_owned())?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .connect_lazy())
 }
 
 impl Application {
@@ -81,13 +68,7 @@ impl Application {
             max_deliveries: config.max_deliveries as usize,
             processor,
         };
-        let ops_listener =
-            TcpListener::bind(config.ops_addr)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: config.ops_addr,
-                    source,
-                })?;
+        let ops_listener = ops::bind(config.ops_addr).await?;
         Ok(Self {
             ops_listener,
             worker,
@@ -117,16 +98,7 @@ impl Application {
             "chat-service worker starting"
         );
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
-        let redis = self.redis;
-        let ready: ops::ReadyCheck = Arc::new(move || {
-            let mut redis = redis.clone();
-            Box::pin(async move {
-                match redis_conn::ping(&mut redis).await {
-                    Ok(()) => Readiness::Ready,
-                    Err(e) => Readiness::Unavailable(e),
-                }
-            })
-        });
+        let ready = ops::redis_readiness(self.redis);
         let served = ops::serve(self.ops_listener, ops::router(ready), shutdown.wait()).await;
         let _ = worker.await;
         served.map_err(|e| StartupError::Serve(e.to_string()))?;

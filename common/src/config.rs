@@ -60,6 +60,39 @@ fn one_line(message: &str) -> String {
         .join(" ")
 }
 
+/// Checks that a numeric setting lies in `range`.
+pub fn check_range<T: PartialOrd + std::fmt::Display>(
+    name: &'static str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            name,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ))
+    }
+}
+
+/// Checks an instance name (consumer, gateway id): 1 to 128 characters, no
+/// spaces or braces (it becomes part of Redis keys and channels).
+pub fn check_instance_name(name: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty()
+        || value.len() > 128
+        || value
+            .chars()
+            .any(|c| c.is_whitespace() || c == '{' || c == '}')
+    {
+        return Err(ConfigError::new(
+            name,
+            "1 to 128 characters, no spaces or braces",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a `redis://` or `rediss://` URL.
 pub fn check_redis_url(name: &'static str, url: &str) -> Result<(), ConfigError> {
     redis::Client::open(url)
@@ -131,6 +164,20 @@ mod tests {
         assert!(check_http_url("X", "http://").is_err());
         assert!(check_redis_url("X", "redis://127.0.0.1:6379").is_ok());
         assert!(check_redis_url("X", "nope://x").is_err());
+    }
+
+    #[test]
+    fn ranges_and_instance_names_are_checked() {
+        assert!(check_range("N", 5, 1..=10).is_ok());
+        let e = check_range("N", 0, 1..=10).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration: N: must be between 1 and 10"
+        );
+        assert!(check_instance_name("I", "gw-1").is_ok());
+        assert!(check_instance_name("I", "").is_err());
+        assert!(check_instance_name("I", "a b").is_err());
+        assert!(check_instance_name("I", "a{b}").is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod convert;
+pub mod grpc;
 pub mod ids;
 pub mod jwt;
 pub mod keys;

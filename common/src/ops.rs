@@ -68,6 +68,38 @@ async fn readyz(State(check): State<ReadyCheck>) -> impl IntoResponse {
     }
 }
 
+/// A listener that could not be bound, naming the address.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot bind {addr}: {source}")]
+pub struct BindError {
+    pub addr: std::net::SocketAddr,
+    pub source: std::io::Error,
+}
+
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+/// Readiness of a service whose one dependency is Redis.
+pub fn redis_readiness(conn: redis::aio::ConnectionManager) -> ReadyCheck {
+    Arc::new(move || {
+        let mut conn = conn.clone();
+        Box::pin(async move {
+            match crate::redis_conn::ping(&mut conn).await {
+                Ok(()) => Readiness::Ready,
+                Err(e) => Readiness::Unavailable(e),
+            }
+        })
+    })
+}
+
+/// The port a listener is bound to (0 if it cannot tell).
+pub fn port_of(listener: &tokio::net::TcpListener) -> u16 {
+    listener.local_addr().map(|a| a.port()).unwrap_or(0)
+}
+
 /// Serves `router` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,

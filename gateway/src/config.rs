@@ -86,18 +86,7 @@ impl Config {
         config::check_secret("JWT_SECRET", &self.jwt_secret)?;
         config::check_http_url("USER_SERVICE_URL", &self.user_service_url)?;
         config::check_http_url("HISTORY_SERVICE_URL", &self.history_service_url)?;
-        if self.gateway_id.is_empty()
-            || self.gateway_id.len() > 128
-            || self
-                .gateway_id
-                .chars()
-                .any(|c| c.is_whitespace() || c == '{' || c == '}')
-        {
-            return Err(config::ConfigError::new(
-                "GATEWAY_ID",
-                "1 to 128 characters, no spaces or braces",
-            ));
-        }
+        config::check_instance_name("GATEWAY_ID", &self.gateway_id)?;
         for origin in self.origins() {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return Err(config::ConfigError::new(
@@ -106,48 +95,33 @@ impl Config {
                 ));
             }
         }
-        let checks: [(&'static str, bool, &str); 11] = [
-            (
-                "LOGIN_FAILURES_PER_USER",
-                self.login_failures_per_user >= 1,
-                "at least 1",
-            ),
-            (
-                "LOGIN_FAILURES_PER_IP",
-                self.login_failures_per_ip >= 1,
-                "at least 1",
-            ),
-            (
-                "LOGIN_FAILURE_WINDOW_SECS",
-                (1..=86_400).contains(&self.login_failure_window_secs),
-                "between 1 and 86400",
-            ),
-            (
-                "MAX_FRAME_BYTES",
-                (256..=1 << 20).contains(&self.max_frame_bytes),
-                "between 256 and 1048576",
-            ),
-            ("RATE_PER_SEC", self.rate_per_sec >= 1, "at least 1"),
-            ("RATE_BURST", self.rate_burst >= 1, "at least 1"),
-            ("OUTBOUND_QUEUE", self.outbound_queue >= 8, "at least 8"),
-            ("HEARTBEAT_MS", self.heartbeat_ms >= 100, "at least 100"),
-            (
-                "IDLE_TIMEOUT_MS",
-                self.idle_timeout_ms > self.heartbeat_ms,
-                "greater than HEARTBEAT_MS",
-            ),
-            ("MAX_CONNECTIONS", self.max_connections >= 1, "at least 1"),
-            (
-                "SHUTDOWN_GRACE_MS",
-                self.shutdown_grace_ms <= 60_000,
-                "at most 60000",
-            ),
-        ];
-        for (name, ok, rule) in checks {
-            if !ok {
-                return Err(config::ConfigError::new(name, format!("must be {rule}")));
-            }
-        }
+        config::check_range("MAX_FRAME_BYTES", self.max_frame_bytes, 256..=1 << 20)?;
+        config::check_range("RATE_PER_SEC", self.rate_per_sec, 1..=1_000_000)?;
+        config::check_range("RATE_BURST", self.rate_burst, 1..=1_000_000)?;
+        config::check_range("OUTBOUND_QUEUE", self.outbound_queue, 8..=1_000_000)?;
+        config::check_range("HEARTBEAT_MS", self.heartbeat_ms, 100..=600_000)?;
+        config::check_range(
+            "IDLE_TIMEOUT_MS",
+            self.idle_timeout_ms,
+            self.heartbeat_ms + 1..=3_600_000,
+        )?;
+        config::check_range("MAX_CONNECTIONS", self.max_connections, 1..=10_000_000)?;
+        config::check_range("SHUTDOWN_GRACE_MS", self.shutdown_grace_ms, 0..=60_000)?;
+        config::check_range(
+            "LOGIN_FAILURES_PER_USER",
+            self.login_failures_per_user,
+            1..=1_000_000,
+        )?;
+        config::check_range(
+            "LOGIN_FAILURES_PER_IP",
+            self.login_failures_per_ip,
+            1..=1_000_000,
+        )?;
+        config::check_range(
+            "LOGIN_FAILURE_WINDOW_SECS",
+            self.login_failure_window_secs,
+            1..=86_400,
+        )?;
         Ok(())
     }
 

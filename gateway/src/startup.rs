@@ -12,6 +12,7 @@ use axum::{
     routing::get,
 };
 use common::{
+    grpc::lazy_channel,
     keys::Keys,
     ops::{self, Readiness},
     redis_conn,
@@ -22,7 +23,6 @@ use proto::{
     user::v1::user_service_client::UserServiceClient,
 };
 use tokio::{net::TcpListener, sync::watch};
-use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
@@ -41,11 +41,8 @@ pub enum StartupError {
     Redis(#[from] redis::RedisError),
     #[error("bad upstream URL: {0}")]
     Upstream(#[from] tonic::transport::Error),
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] ops::BindError),
     #[error("server: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -59,25 +56,11 @@ pub struct Application {
     redis: redis::aio::ConnectionManager,
 }
 
-/// A lazily connected channel: upstreams may start after us.
-pub fn lazy_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_owned())?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .connect_lazy())
-}
-
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let redis =
             redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: config.listen_addr,
-                source,
-            })?;
+        let listener = ops::bind(config.listen_addr).await?;
         Ok(Self {
             listener,
             config,
@@ -86,7 +69,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        ops::port_of(&self.listener)
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {

@@ -77,30 +77,10 @@ impl Config {
             ));
         }
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
-        if !(1..=10_000).contains(&self.offline_limit) {
-            return Err(config::ConfigError::new(
-                "OFFLINE_LIMIT",
-                "must be between 1 and 10000",
-            ));
-        }
-        if !(1..=100_000).contains(&self.recent_limit) {
-            return Err(config::ConfigError::new(
-                "RECENT_LIMIT",
-                "must be between 1 and 100000",
-            ));
-        }
-        if !(1..=10_000).contains(&self.archive_batch) {
-            return Err(config::ConfigError::new(
-                "ARCHIVE_BATCH",
-                "must be between 1 and 10000",
-            ));
-        }
-        if self.instance_id.is_empty() || self.instance_id.chars().any(char::is_whitespace) {
-            return Err(config::ConfigError::new(
-                "INSTANCE_ID",
-                "must be non-empty without spaces",
-            ));
-        }
+        config::check_range("OFFLINE_LIMIT", self.offline_limit, 1..=10_000)?;
+        config::check_range("RECENT_LIMIT", self.recent_limit, 1..=100_000)?;
+        config::check_range("ARCHIVE_BATCH", self.archive_batch, 1..=10_000)?;
+        config::check_instance_name("INSTANCE_ID", &self.instance_id)?;
         Ok(())
     }
 }

@@ -27,11 +27,8 @@ pub enum StartupError {
     Redis(#[from] redis::RedisError),
     #[error("bad MongoDB settings: {0}")]
     Mongo(#[from] mongodb::error::Error),
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] ops::BindError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server: {0}")]
@@ -58,8 +55,8 @@ impl Application {
             config.offline_limit,
         );
         let archive = Archive::new(&config.mongodb_uri, &config.mongodb_database).await?;
-        let grpc_listener = bind(config.listen_addr).await?;
-        let ops_listener = bind(config.ops_addr).await?;
+        let grpc_listener = ops::bind(config.listen_addr).await?;
+        let ops_listener = ops::bind(config.ops_addr).await?;
         Ok(Self {
             grpc_listener,
             ops_listener,
@@ -105,15 +102,10 @@ impl Application {
         };
         let archiver = tokio::spawn(archiver.run(shutdown.clone()));
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::history::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        // grpcurl before 1.9 (the PyPI 1.8.6 included) speaks only v1alpha.
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::history::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let (reflection_v1, reflection_v1alpha) = common::grpc::reflection(&[
+            proto::history::v1::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ])?;
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<HistoryServiceServer<HistoryApi>>()
@@ -165,10 +157,4 @@ impl Application {
         tracing::info!("history-service stopped");
         Ok(())
     }
-}
-
-async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartupError::Bind { addr, source })
 }

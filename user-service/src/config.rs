@@ -62,18 +62,8 @@ impl Config {
         config::check_redis_url("REDIS_URL", &self.redis_url)?;
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         config::check_secret("JWT_SECRET", &self.jwt_secret)?;
-        if !(60..=30 * 86_400).contains(&self.token_ttl_secs) {
-            return Err(config::ConfigError::new(
-                "TOKEN_TTL_SECS",
-                "must be between 60 and 2592000",
-            ));
-        }
-        if self.db_max_connections == 0 {
-            return Err(config::ConfigError::new(
-                "DB_MAX_CONNECTIONS",
-                "must be at least 1",
-            ));
-        }
+        config::check_range("TOKEN_TTL_SECS", self.token_ttl_secs, 60..=30 * 86_400)?;
+        config::check_range("DB_MAX_CONNECTIONS", self.db_max_connections, 1..=1_000)?;
         Ok(())
     }
 }

@@ -23,11 +23,8 @@ pub enum StartupError {
     Redis(#[from] redis::RedisError),
     #[error("cannot run migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] ops::BindError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server: {0}")]
@@ -57,8 +54,8 @@ impl Application {
         let redis =
             redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
         let events = MembershipEvents::new(redis, Keys::new(config.redis_prefix.clone()));
-        let grpc_listener = bind(config.listen_addr).await?;
-        let ops_listener = bind(config.ops_addr).await?;
+        let grpc_listener = ops::bind(config.listen_addr).await?;
+        let ops_listener = ops::bind(config.ops_addr).await?;
         Ok(Self {
             grpc_listener,
             ops_listener,
@@ -92,9 +89,10 @@ impl Application {
         signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let shutdown = Shutdown::new(signal);
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::user::v1::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        let (reflection_v1, reflection_v1alpha) = common::grpc::reflection(&[
+            proto::user::v1::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ])?;
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<UserServiceServer<UserApi>>()
@@ -128,7 +126,8 @@ impl Application {
         );
         let grpc_server = tonic::transport::Server::builder()
             .add_service(health)
-            .add_service(reflection)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(UserServiceServer::new(api))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.grpc_listener),
@@ -140,10 +139,4 @@ impl Application {
         tracing::info!("user-service stopped");
         Ok(())
     }
-}
-
-async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartupError::Bind { addr, source })
 }

@@ -17,7 +17,7 @@ use proto::{
 };
 use redis::AsyncCommands;
 use serde_json::Value;
-use testkit::{JWT_SECRET, Storage};
+use testkit::Storage;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
@@ -34,39 +34,8 @@ pub struct TestEnv {
 
 pub async fn spawn_env() -> TestEnv {
     let storage = Storage::with_postgres().await;
-    let local = "127.0.0.1:0".parse().unwrap();
-    let users = user_service::startup::Application::build(user_service::config::Config {
-        database_url: storage.database_url(),
-        redis_url: testkit::redis_url(),
-        redis_prefix: storage.redis_prefix.clone(),
-        jwt_secret: JWT_SECRET.into(),
-        listen_addr: local,
-        ops_addr: local,
-        token_ttl_secs: 3600,
-        db_max_connections: 5,
-        log_format: LogFormat::Pretty,
-    })
-    .await
-    .expect("user-service");
-    let user_url = format!("http://127.0.0.1:{}", users.port());
-    tokio::spawn(users.run_until(std::future::pending()));
-    let history = history_service::startup::Application::build(history_service::config::Config {
-        redis_url: testkit::redis_url(),
-        mongodb_uri: testkit::mongodb_uri(),
-        mongodb_database: storage.mongodb_database.clone(),
-        redis_prefix: storage.redis_prefix.clone(),
-        listen_addr: local,
-        ops_addr: local,
-        offline_limit: 100,
-        recent_limit: 500,
-        archive_batch: 200,
-        instance_id: "history-test".into(),
-        log_format: LogFormat::Pretty,
-    })
-    .await
-    .expect("history-service");
-    let history_url = format!("http://127.0.0.1:{}", history.port());
-    tokio::spawn(history.run_until(std::future::pending()));
+    let user_url = test_stack::user_service(&storage).await;
+    let history_url = test_stack::history_service(&storage).await;
     TestEnv {
         keys: Keys::new(storage.redis_prefix.clone()),
         users: UserServiceClient::connect(user_url.clone()).await.unwrap(),

@@ -1,0 +1,37 @@
+//! gRPC plumbing the services share: lazily connected upstream channels and
+//! server reflection in both versions grpcurl may speak.
+
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use tonic_reflection::server::{Builder, Error, v1, v1alpha};
+
+/// A channel that connects on first use, so a service can start before its
+/// upstreams; calls time out rather than hang.
+pub fn lazy_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// Reflection servers for `descriptor_sets`, in `grpc.reflection.v1` and in
+/// `v1alpha`: grpcurl before 1.9 (the PyPI 1.8.6 included) speaks only v1alpha.
+#[allow(clippy::type_complexity)]
+pub fn reflection(
+    descriptor_sets: &[&'static [u8]],
+) -> Result<
+    (
+        v1::ServerReflectionServer<impl v1::ServerReflection>,
+        v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
+    ),
+    Error,
+> {
+    let configure = || {
+        descriptor_sets.iter().fold(Builder::configure(), |b, set| {
+            b.register_encoded_file_descriptor_set(set)
+        })
+    };
+    Ok((configure().build_v1()?, configure().build_v1alpha()?))
+}
