@@ -1,4 +1,5 @@
 use chat_service::{config::Config, startup::Application};
+use common::config::ServiceConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

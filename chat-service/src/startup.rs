@@ -77,10 +77,7 @@ impl Application {
     }
 
     pub fn ops_port(&self) -> u16 {
-        self.ops_listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(0)
+        ops::port_of(&self.ops_listener)
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {

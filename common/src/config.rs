@@ -23,6 +23,21 @@ impl ConfigError {
     }
 }
 
+/// A service's settings: parsed from flags and environment, then validated.
+pub trait ServiceConfig: Parser {
+    /// Checks what clap cannot: ranges, URL forms, cross-field rules.
+    fn validate(&self) -> Result<(), ConfigError>;
+
+    /// Parses and validates, or prints one line naming the setting and exits 2.
+    fn load() -> Self {
+        let config: Self = parse_or_exit();
+        if let Err(e) = config.validate() {
+            exit_invalid(&e);
+        }
+        config
+    }
+}
+
 /// Parses `T` from the command line and environment. `--help` and `--version`
 /// print and exit 0; any error prints one line and exits 2.
 pub fn parse_or_exit<T: Parser>() -> T {

@@ -70,17 +70,8 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-impl Config {
-    /// Parses and validates, or prints one line and exits 2.
-    pub fn load() -> Self {
-        let config: Self = config::parse_or_exit();
-        if let Err(e) = config.validate() {
-            config::exit_invalid(&e);
-        }
-        config
-    }
-
-    pub fn validate(&self) -> Result<(), config::ConfigError> {
+impl config::ServiceConfig for Config {
+    fn validate(&self) -> Result<(), config::ConfigError> {
         config::check_redis_url("REDIS_URL", &self.redis_url)?;
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         config::check_secret("JWT_SECRET", &self.jwt_secret)?;
@@ -124,7 +115,9 @@ impl Config {
         )?;
         Ok(())
     }
+}
 
+impl Config {
     pub fn origins(&self) -> Vec<String> {
         self.allowed_origins
             .split(',')

@@ -1,3 +1,4 @@
+use common::config::ServiceConfig;
 use gateway::{config::Config, startup::Application};
 
 #[tokio::main]

@@ -1,3 +1,4 @@
+use common::config::ServiceConfig;
 use history_service::{config::Config, startup::Application};
 
 #[tokio::main]

@@ -67,17 +67,11 @@ impl Application {
 
     /// The gRPC port (useful when configured with port 0).
     pub fn port(&self) -> u16 {
-        self.grpc_listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(0)
+        ops::port_of(&self.grpc_listener)
     }
 
     pub fn ops_port(&self) -> u16 {
-        self.ops_listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(0)
+        ops::port_of(&self.ops_listener)
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {

@@ -18,15 +18,15 @@ fn fast_gateways() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The conversation's whole history through the gateway's REST API.
-async fn history(stack: &Stack, token: &str, conversation: &str) -> Vec<Value> {
+/// The conversation's whole history through gateway `gateway`'s REST API.
+async fn history(stack: &Stack, gateway: usize, token: &str, conversation: &str) -> Vec<Value> {
     let http = reqwest::Client::new();
     let mut all = Vec::new();
     let mut after = 0;
     loop {
         let v: Value = http
             .get(stack.gateway_url(
-                0,
+                gateway,
                 &format!("/api/conversations/{conversation}/messages?after={after}&limit=200"),
             ))
             .bearer_auth(token)
@@ -145,85 +145,50 @@ async fn a_thousand_room_messages_reach_ten_members_on_two_gateways_exactly_once
         "seq gap-free across the room"
     );
     assert_exactly_once(
-        &history(&stack, &tokens[0], "room:load").await,
+        &history(&stack, 0, &tokens[0], "room:load").await,
         &all_acked,
         1000,
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_a_worker_mid_stream_loses_nothing_acknowledged() {
-    let stack = Stack::start(StackOptions {
-        gateway_env: fast_gateways(),
-        ..StackOptions::default()
-    })
-    .await;
-    let alice_token = user(&stack, 0, "alice").await;
-    let bob_token = user(&stack, 1, "bob").await;
-    let mut alice = ChatClient::connect("alice", &alice_token, stack.gateway_ports[0]).await;
-    let mut bob = ChatClient::connect("bob", &bob_token, stack.gateway_ports[1]).await;
-    const N: usize = 400;
-    for k in 0..N {
-        alice
-            .send(&format!("k{k}"), "user:bob", &format!("message {k}"))
-            .await;
-        if k % 20 == 19 {
-            alice.pump(Duration::from_millis(30)).await;
-            bob.pump(Duration::from_millis(10)).await;
-        }
-        if k == N / 4 {
-            stack.workers[0].signal("KILL");
-        }
-    }
-    alice.settle(Duration::from_secs(60)).await;
-    let end = tokio::time::Instant::now() + Duration::from_secs(30);
-    while bob.received.len() < N && tokio::time::Instant::now() < end {
-        bob.pump(Duration::from_millis(200)).await;
-    }
-    let acked_ids: BTreeSet<&str> = alice.acked.values().map(|(id, _)| id.as_str()).collect();
-    let got: BTreeSet<&str> = bob.received.keys().map(String::as_str).collect();
-    assert_eq!(acked_ids.len(), N);
-    assert!(
-        acked_ids.is_subset(&got),
-        "bob misses {} acknowledged messages",
-        acked_ids.difference(&got).count()
-    );
-    assert_exactly_once(
-        &history(&stack, &alice_token, "dm:alice:bob").await,
-        &alice.acked,
-        N,
-    );
+/// What goes wrong while alice floods bob with DMs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// kill -9 of chat-service worker 0, a quarter of the way in.
+    KillWorker,
+    /// kill -9 of gateway 0 (alice's), a third of the way in.
+    KillGateway,
+    /// Every Redis connection of the stack dropped, at a third and two thirds.
+    DropRedis,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_a_gateway_clients_reconnect_resend_and_end_exactly_once() {
-    let stack = Stack::start(StackOptions {
-        gateway_env: fast_gateways(),
-        ..StackOptions::default()
-    })
-    .await;
-    let alice_token = user(&stack, 0, "alice").await;
-    let bob_token = user(&stack, 1, "bob").await;
-    let carol_token = user(&stack, 0, "carol").await;
+/// alice (gateway 0) sends `n` DMs to bob (gateway 1) at full speed while
+/// `fault` strikes; she reconnects to gateway 1 if hers dies. Returns both
+/// clients once every message is acknowledged.
+async fn flood(stack: &Stack, n: usize, fault: Fault) -> (ChatClient, ChatClient, String) {
+    let alice_token = user(stack, 0, "alice").await;
+    let bob_token = user(stack, 1, "bob").await;
     let mut alice = ChatClient::connect("alice", &alice_token, stack.gateway_ports[0]).await;
     let mut bob = ChatClient::connect("bob", &bob_token, stack.gateway_ports[1]).await;
-    // carol is on the gateway that dies and does not come back.
-    let _carol = ChatClient::connect("carol", &carol_token, stack.gateway_ports[0]).await;
-
-    const N: usize = 300;
-    for k in 0..N {
+    for k in 0..n {
         alice
-            .send(&format!("g{k}"), "user:bob", &format!("message {k}"))
+            .send(&format!("k{k}"), "user:bob", &format!("message {k}"))
             .await;
         if k % 20 == 19 {
             alice.pump(Duration::from_millis(20)).await;
             bob.pump(Duration::from_millis(10)).await;
         }
-        if k == N / 3 {
-            stack.gateways[0].signal("KILL");
+        match fault {
+            Fault::KillWorker if k == n / 4 => stack.workers[0].signal("KILL"),
+            Fault::KillGateway if k == n / 3 => stack.gateways[0].signal("KILL"),
+            Fault::DropRedis if k == n / 3 || k == 2 * n / 3 => {
+                let killed = stack.kill_redis_connections().await;
+                assert!(killed >= 6, "killed only {killed} connections");
+            }
+            _ => {}
         }
         if !alice.connected() {
-            // Our gateway is gone: reconnect to the other one and re-send.
+            // Her gateway is gone: reconnect to the other one, re-send.
             alice.reconnect(stack.gateway_ports[1]).await;
         }
     }
@@ -232,106 +197,103 @@ async fn killing_a_gateway_clients_reconnect_resend_and_end_exactly_once() {
         alice.reconnect(stack.gateway_ports[1]).await;
     }
     alice.settle(Duration::from_secs(60)).await;
+    (alice, bob, alice_token)
+}
+
+/// Pumps bob until he has `n` distinct messages or 30 s pass.
+async fn receive_all(bob: &mut ChatClient, n: usize) {
     let end = tokio::time::Instant::now() + Duration::from_secs(30);
-    while bob.received.len() < N && tokio::time::Instant::now() < end {
+    while bob.received.len() < n && tokio::time::Instant::now() < end {
         bob.pump(Duration::from_millis(200)).await;
     }
+}
+
+fn fast_stack() -> StackOptions {
+    StackOptions {
+        gateway_env: fast_gateways(),
+        ..StackOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_worker_mid_stream_loses_nothing_acknowledged() {
+    const N: usize = 400;
+    let stack = Stack::start(fast_stack()).await;
+    let (alice, mut bob, token) = flood(&stack, N, Fault::KillWorker).await;
+    receive_all(&mut bob, N).await;
+    let acked: BTreeSet<&str> = alice.acked.values().map(|(id, _)| id.as_str()).collect();
+    let got: BTreeSet<&str> = bob.received.keys().map(String::as_str).collect();
+    assert_eq!(acked.len(), N);
+    assert!(
+        acked.is_subset(&got),
+        "bob misses {} acknowledged messages",
+        acked.difference(&got).count()
+    );
+    assert_exactly_once(
+        &history(&stack, 0, &token, "dm:alice:bob").await,
+        &alice.acked,
+        N,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_gateway_clients_reconnect_resend_and_end_exactly_once() {
+    const N: usize = 300;
+    let stack = Stack::start(fast_stack()).await;
+    // carol is on the gateway that dies and does not come back.
+    let carol_token = user(&stack, 0, "carol").await;
+    let _carol = ChatClient::connect("carol", &carol_token, stack.gateway_ports[0]).await;
+    let (alice, mut bob, token) = flood(&stack, N, Fault::KillGateway).await;
+    receive_all(&mut bob, N).await;
     assert_eq!(
         bob.received.len(),
         N,
         "bob got every message (after dedup by id)"
     );
+    assert_exactly_once(
+        &history(&stack, 1, &token, "dm:alice:bob").await,
+        &alice.acked,
+        N,
+    );
+
+    // The dead gateway's users fall offline within the presence TTL (15 s).
     let http = reqwest::Client::new();
-    let get = |path: String| {
+    let r = http
+        .post(stack.gateway_url(1, "/api/rooms"))
+        .bearer_auth(&carol_token)
+        .json(&json!({"name": "probe"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let members = testkit::eventually("carol to fall offline", Duration::from_secs(40), || {
         let http = http.clone();
-        let token = alice_token.clone();
+        let url = stack.gateway_url(1, "/api/rooms/probe/members");
+        let token = carol_token.clone();
         async move {
-            http.get(path)
+            let v: Value = http
+                .get(url)
                 .bearer_auth(token)
                 .send()
                 .await
-                .unwrap()
-                .json::<Value>()
+                .ok()?
+                .json()
                 .await
-                .unwrap()
+                .ok()?;
+            (v["members"][0]["online"] == false).then_some(v)
         }
-    };
-    let conversation =
-        get(stack.gateway_url(1, "/api/conversations/dm:alice:bob/messages?limit=200")).await;
-    assert!(conversation["messages"].as_array().is_some());
-    let hist = {
-        let mut all = Vec::new();
-        let mut after = 0;
-        loop {
-            let v = get(stack.gateway_url(
-                1,
-                &format!("/api/conversations/dm:alice:bob/messages?after={after}&limit=200"),
-            ))
-            .await;
-            let page = v["messages"].as_array().unwrap().clone();
-            if let Some(last) = page.last() {
-                after = last["seq"].as_u64().unwrap();
-            }
-            all.extend(page);
-            if v["has_more"] != true {
-                break all;
-            }
-        }
-    };
-    assert_exactly_once(&hist, &alice.acked, N);
-
-    // The dead gateway's users fall offline within the presence TTL (15 s):
-    // then a DM to carol waits in her offline queue.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    loop {
-        let r = http
-            .post(stack.gateway_url(1, "/api/rooms"))
-            .bearer_auth(&carol_token)
-            .json(&json!({"name": "probe"}))
-            .send()
-            .await
-            .unwrap();
-        let _ = r;
-        let members = get(stack.gateway_url(1, "/api/rooms/probe/members")).await;
-        if members["members"][0]["online"] == false {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "carol still online: {members}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await;
+    assert_eq!(members["members"][0]["username"], "carol");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_redis_connections_heal_without_losing_acknowledged_messages() {
-    let stack = Stack::start(StackOptions {
-        gateway_env: fast_gateways(),
-        ..StackOptions::default()
-    })
-    .await;
-    let alice_token = user(&stack, 0, "alice").await;
-    let bob_token = user(&stack, 1, "bob").await;
-    let mut alice = ChatClient::connect("alice", &alice_token, stack.gateway_ports[0]).await;
-    let mut bob = ChatClient::connect("bob", &bob_token, stack.gateway_ports[1]).await;
     const N: usize = 300;
-    for k in 0..N {
-        alice
-            .send(&format!("r{k}"), "user:bob", &format!("message {k}"))
-            .await;
-        if k % 20 == 19 {
-            alice.pump(Duration::from_millis(20)).await;
-            bob.pump(Duration::from_millis(10)).await;
-        }
-        if k == N / 3 || k == 2 * N / 3 {
-            let killed = stack.kill_redis_connections().await;
-            assert!(killed >= 6, "killed only {killed} connections");
-        }
-    }
-    alice.settle(Duration::from_secs(60)).await;
+    let stack = Stack::start(fast_stack()).await;
+    let (mut alice, mut bob, token) = flood(&stack, N, Fault::DropRedis).await;
     assert_exactly_once(
-        &history(&stack, &alice_token, "dm:alice:bob").await,
+        &history(&stack, 0, &token, "dm:alice:bob").await,
         &alice.acked,
         N,
     );
