@@ -35,10 +35,21 @@ struct Inner {
     users: HashMap<Arc<str>, Vec<u64>>,
 }
 
-#[derive(Default)]
 pub struct Hub {
     inner: RwLock<Inner>,
     next_id: AtomicU64,
+}
+
+impl Default for Hub {
+    /// Connection ids start from the clock, so a gateway restarted under the
+    /// same GATEWAY_ID never reuses an id a late `sent` or error may still
+    /// carry: it would reach another user's socket.
+    fn default() -> Self {
+        Self {
+            inner: RwLock::default(),
+            next_id: AtomicU64::new((common::time::now_ms().max(0) as u64) << 20),
+        }
+    }
 }
 
 /// A registered connection's side of the hub.

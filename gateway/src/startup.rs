@@ -10,6 +10,7 @@ use axum::{
     http::header,
     response::{Html, IntoResponse},
     routing::get,
+    serve::ListenerExt,
 };
 use common::{
     grpc::lazy_channel,
@@ -31,7 +32,7 @@ use crate::{
     hub::Hub,
     presence::Presence,
     pubsub,
-    state::AppState,
+    state::{AppState, Shared},
     ws,
 };
 
@@ -98,7 +99,7 @@ impl Application {
 
         let user_channel = lazy_channel(&config.user_service_url)?;
         let history_channel = lazy_channel(&config.history_service_url)?;
-        let state = AppState {
+        let state = AppState::new(Shared {
             config: config.clone(),
             keys,
             redis: self.redis,
@@ -110,15 +111,20 @@ impl Application {
             presence,
             shutdown: shutdown.clone(),
             subscribed,
-        };
+        });
         let app = router(state);
         tracing::info!(
             addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             gateway = %config.gateway_id,
             "gateway listening"
         );
+        // Nagle off: WebSocket frames are flushed in batches already, and a
+        // lone small frame must not wait for the client's delayed ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown.clone().wait())

@@ -13,8 +13,26 @@ use tonic::transport::Channel;
 
 use crate::{config::Config, hub::Hub, presence::Presence};
 
+/// Shared by every handler and every socket; cloning it is one pointer copy,
+/// which keeps the per-connection cost of an idle socket down.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub config: Arc<Config>,
     pub keys: Keys,
     pub redis: ConnectionManager,

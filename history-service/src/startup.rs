@@ -11,7 +11,6 @@ use common::{
 };
 use proto::history::v1::history_service_server::HistoryServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::{
     archive::{ArchiveStatus, Archiver},
@@ -141,7 +140,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(HistoryServiceServer::new(api))
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc_listener),
+                common::grpc::incoming(self.grpc_listener),
                 shutdown.clone().wait(),
             );
         let (ops_result, grpc_result) = tokio::join!(ops_server, grpc_server);

@@ -11,7 +11,6 @@ use common::{
 use proto::user::v1::user_service_server::UserServiceServer;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::{config::Config, events::MembershipEvents, grpc::UserApi, store::Store};
 
@@ -124,7 +123,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(UserServiceServer::new(api))
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc_listener),
+                common::grpc::incoming(self.grpc_listener),
                 shutdown.wait(),
             );
         let (ops_result, grpc_result) = tokio::join!(ops_server, grpc_server);

@@ -25,8 +25,10 @@ pub struct WsQuery {
     token: Option<String>,
 }
 
-/// Inbound WebSocket buffers: small, so an idle socket costs little memory.
-const READ_BUFFER: usize = 4 * 1024;
+/// Small WebSocket buffers keep an idle socket cheap: tungstenite allocates
+/// its whole read buffer on the first read (128 KiB by default). Chat frames
+/// are small; larger ones are read in several chunks.
+const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 
 pub async fn upgrade(

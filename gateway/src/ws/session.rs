@@ -53,7 +53,9 @@ pub async fn run(socket: WebSocket, state: AppState, user: String) {
         offline: None,
         strikes: 0,
     };
-    session.greet().await;
+    // Boxed, like frame handling below: their gRPC futures are large, and an
+    // idle session should not carry their space for its whole life.
+    Box::pin(session.greet()).await;
     let ended = session.read_loop(&mut stream, &mut writer).await;
 
     let Session {
@@ -209,7 +211,7 @@ impl Session {
                 Ok(Some(Ok(message))) => message,
             };
             match message {
-                Message::Text(text) => self.handle_text(text.as_str()).await,
+                Message::Text(text) => Box::pin(self.handle_text(text.as_str())).await,
                 Message::Binary(_) => {
                     self.strikes += 1;
                     self.error(

@@ -1,0 +1,73 @@
+//! Command line: where the stack is, and which scenario to run.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "loadgen", about = "Load generator for the chat stack")]
+pub struct Cli {
+    /// Gateway base URLs (HTTP); clients are spread over them round-robin.
+    #[arg(
+        long,
+        env = "LOADGEN_GATEWAYS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8081,http://127.0.0.1:8082"
+    )]
+    pub gateways: Vec<String>,
+    /// Prefix of the usernames and rooms this run creates (must be unique per run).
+    #[arg(long, default_value_t = default_run_id())]
+    pub run: String,
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Scenario {
+    /// One room: M senders post at a fixed total rate, every member receives.
+    Fanout(FanoutArgs),
+    /// Pairs of users on different gateways exchange durable DMs at a fixed rate.
+    Dm(DmArgs),
+    /// Opens idle sockets and reports the gateway's resident memory per socket.
+    Idle(IdleArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FanoutArgs {
+    #[arg(long, default_value_t = 200)]
+    pub members: usize,
+    #[arg(long, default_value_t = 4)]
+    pub senders: usize,
+    /// Messages per second, all senders together.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 15)]
+    pub duration: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct DmArgs {
+    #[arg(long, default_value_t = 50)]
+    pub pairs: usize,
+    /// Messages per second, all pairs together.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u32,
+    #[arg(long, default_value_t = 15)]
+    pub duration: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct IdleArgs {
+    #[arg(long, default_value_t = 10_000)]
+    pub connections: usize,
+    /// The gateway process to measure (its RSS from /proc).
+    #[arg(long)]
+    pub gateway_pid: u32,
+    /// HS256 secret of the stack: tokens are minted locally, so no user
+    /// needs registering (idle sockets need only a valid token).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+}
+
+fn default_run_id() -> String {
+    format!("lg{}", common::time::now_ms() % 10_000_000)
+}

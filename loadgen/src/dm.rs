@@ -1,0 +1,119 @@
+//! Durable DMs: pairs of users on different gateways; each first user sends
+//! to its partner at a fixed total rate. Reports the `sent` ack latency (the
+//! message is stored) and the delivery latency, with percentiles.
+
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{
+    cli::{Cli, DmArgs},
+    client, setup,
+    stats::{Latencies, now_micros, stamp_of},
+};
+
+/// The send stamp a `sent` frame carries in its client_id: `"client_id":"<micros>-…"`.
+fn ack_stamp(frame: &str) -> Option<u64> {
+    let start = frame.find("\"client_id\":\"")? + 13;
+    let rest = &frame[start..];
+    rest[..rest.find('-')?].parse().ok()
+}
+
+pub async fn run(cli: &Cli, args: &DmArgs) -> anyhow::Result<String> {
+    let http = reqwest::Client::new();
+    let gateway = &cli.gateways[0];
+    let names: Vec<String> = (0..args.pairs * 2)
+        .map(|i| format!("{}_{i}", cli.run))
+        .collect();
+    let tokens = setup::users(&http, gateway, &names).await?;
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let quiet = Duration::from_secs(5);
+    let per_pair = f64::from(args.rate) / args.pairs as f64;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for p in 0..args.pairs {
+        let gw_a = &cli.gateways[0];
+        let gw_b = &cli.gateways[(1).min(cli.gateways.len() - 1)];
+        let a = client::connect(&setup::ws_url(gw_a, &tokens[2 * p])).await?;
+        let b = client::connect(&setup::ws_url(gw_b, &tokens[2 * p + 1])).await?;
+        let to = format!("user:{}", names[2 * p + 1]);
+        let (mut a_sink, mut a_stream) = a.split();
+        let (_b_sink, mut b_stream) = b.split();
+        // Sender.
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_pair));
+            let mut k = 0_u64;
+            while Instant::now() < deadline {
+                tick.tick().await;
+                let now = now_micros();
+                let frame = format!(
+                    r#"{{"type":"send","client_id":"{now}-{k}","to":"{to}","body":"{now} dm"}}"#
+                );
+                if a_sink.send(Message::text(frame)).await.is_err() {
+                    break;
+                }
+                k += 1;
+            }
+            (Latencies::default(), Latencies::default(), k)
+        }));
+        // Acks to the sender.
+        tasks.push(tokio::spawn(async move {
+            let mut acks = Latencies::default();
+            while let Ok(Some(Ok(m))) = tokio::time::timeout(
+                deadline.saturating_duration_since(Instant::now()) + quiet,
+                a_stream.next(),
+            )
+            .await
+            {
+                if let Message::Text(t) = m
+                    && t.as_str().starts_with("{\"type\":\"sent\"")
+                    && let Some(stamp) = ack_stamp(t.as_str())
+                {
+                    acks.record(now_micros().saturating_sub(stamp));
+                }
+            }
+            (acks, Latencies::default(), 0)
+        }));
+        // Deliveries to the partner.
+        tasks.push(tokio::spawn(async move {
+            let mut deliveries = Latencies::default();
+            while let Ok(Some(Ok(m))) = tokio::time::timeout(
+                deadline.saturating_duration_since(Instant::now()) + quiet,
+                b_stream.next(),
+            )
+            .await
+            {
+                if let Message::Text(t) = m
+                    && t.as_str().starts_with("{\"type\":\"message\"")
+                    && let Some(stamp) = stamp_of(t.as_str())
+                {
+                    deliveries.record(now_micros().saturating_sub(stamp));
+                }
+            }
+            (Latencies::default(), deliveries, 0)
+        }));
+    }
+    let mut acks = Latencies::default();
+    let mut deliveries = Latencies::default();
+    let mut sent = 0;
+    for t in tasks {
+        let (a, d, s) = t.await?;
+        acks.extend(a);
+        deliveries.extend(d);
+        sent += s;
+    }
+    let window = started.elapsed().as_secs_f64() - quiet.as_secs_f64();
+    Ok(format!(
+        "dm: pairs={} rate={}/s duration={}s gateways={}\n  sent={sent} acked={} delivered={} acked/s={:.0}\n  sent-ack latency: {}\n  delivery latency: {}",
+        args.pairs,
+        args.rate,
+        args.duration,
+        cli.gateways.len(),
+        acks.len(),
+        deliveries.len(),
+        acks.len() as f64 / window.max(0.001),
+        acks.summary(),
+        deliveries.summary()
+    ))
+}

@@ -1,0 +1,28 @@
+//! `loadgen`: drives a running chat stack over its public surface (HTTP and
+//! WebSocket) and reports throughput, latency percentiles and memory.
+//!
+//!   loadgen fanout --members 500 --senders 5 --rate 200 --duration 20
+//!   loadgen dm --pairs 100 --rate 1000 --duration 20
+//!   loadgen idle --connections 10000 --gateway-pid 1234
+
+mod cli;
+mod client;
+mod dm;
+mod fanout;
+mod idle;
+mod setup;
+mod stats;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    let report = match &cli.scenario {
+        cli::Scenario::Fanout(args) => fanout::run(&cli, args).await?,
+        cli::Scenario::Dm(args) => dm::run(&cli, args).await?,
+        cli::Scenario::Idle(args) => idle::run(&cli, args).await?,
+    };
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Latency samples and their percentiles.
+
+use std::fmt;
+
+#[derive(Default)]
+pub struct Latencies {
+    micros: Vec<u64>,
+}
+
+impl Latencies {
+    pub fn record(&mut self, micros: u64) {
+        self.micros.push(micros);
+    }
+
+    pub fn extend(&mut self, other: Latencies) {
+        self.micros.extend(other.micros);
+    }
+
+    pub fn len(&self) -> usize {
+        self.micros.len()
+    }
+
+    pub fn summary(mut self) -> Summary {
+        self.micros.sort_unstable();
+        let at = |q: f64| -> f64 {
+            if self.micros.is_empty() {
+                return 0.0;
+            }
+            let i = ((self.micros.len() as f64 - 1.0) * q).round() as usize;
+            self.micros[i] as f64 / 1000.0
+        };
+        Summary {
+            count: self.micros.len(),
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: at(1.0),
+        }
+    }
+}
+
+/// Percentiles in milliseconds.
+pub struct Summary {
+    pub count: usize,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "n={} p50={:.2}ms p90={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms",
+            self.count, self.p50, self.p90, self.p99, self.p999, self.max
+        )
+    }
+}
+
+/// Microseconds since the Unix epoch (senders stamp bodies with it).
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The send stamp a body carries: `<micros> <anything>`.
+pub fn stamp_of(frame: &str) -> Option<u64> {
+    let start = frame.find("\"body\":\"")? + 8;
+    let rest = &frame[start..];
+    let end = rest.find(' ')?;
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_stamps() {
+        let mut l = Latencies::default();
+        for i in 1..=1000 {
+            l.record(i * 1000);
+        }
+        let s = l.summary();
+        assert_eq!(s.count, 1000);
+        assert!((s.p50 - 500.0).abs() <= 1.0);
+        assert!((s.p99 - 990.0).abs() <= 1.0);
+        assert_eq!(
+            stamp_of(r#"{"type":"message","body":"12345 hi","ts":1}"#),
+            Some(12345)
+        );
+        assert_eq!(stamp_of(r#"{"type":"pong"}"#), None);
+    }
+}
