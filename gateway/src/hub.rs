@@ -1,7 +1,7 @@
-//! The gateway's local registry of sockets: connection id → outbound queue, and
-//! username → connection ids. Deliveries from pub/sub are handed to queues
-//! with `try_send`, so the pub/sub reader never waits on a slow socket; a full
-//! queue marks the socket as a slow consumer, to be closed with 4008.
+//! The gateway's local registry of sockets: connection id → outbox, and
+//! username → connection ids. Deliveries from pub/sub are pushed to outboxes,
+//! which never wait, so the pub/sub reader never stalls on a slow socket; a
+//! full outbox marks its socket as a slow consumer, to be closed with 4008.
 
 use std::{
     collections::HashMap,
@@ -12,21 +12,13 @@ use std::{
 };
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::{Notify, mpsc};
 
-/// What a connection's writer is told to do.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    Frame(Utf8Bytes),
-    /// Close the socket with this code and reason.
-    Close(u16, &'static str),
-}
+use crate::outbox::Outbox;
 
 #[derive(Clone)]
 struct ConnHandle {
     user: Arc<str>,
-    tx: mpsc::Sender<Outbound>,
-    slow: Arc<Notify>,
+    outbox: Arc<Outbox>,
 }
 
 #[derive(Default)]
@@ -60,12 +52,7 @@ pub struct Registration {
 }
 
 impl Hub {
-    pub fn register(
-        &self,
-        user: &str,
-        tx: mpsc::Sender<Outbound>,
-        slow: Arc<Notify>,
-    ) -> Registration {
+    pub fn register(&self, user: &str, outbox: Arc<Outbox>) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let user: Arc<str> = inner
@@ -75,7 +62,7 @@ impl Hub {
         let ids = inner.users.entry(user.clone()).or_default();
         ids.push(id);
         let first = ids.len() == 1;
-        inner.conns.insert(id, ConnHandle { user, tx, slow });
+        inner.conns.insert(id, ConnHandle { user, outbox });
         Registration { id, first }
     }
 
@@ -117,7 +104,7 @@ impl Hub {
     pub fn send_to_conn(&self, id: u64, frame: &Utf8Bytes) {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         if let Some(handle) = inner.conns.get(&id) {
-            offer(handle, frame);
+            handle.outbox.push(frame.clone());
         }
     }
 
@@ -135,7 +122,7 @@ impl Hub {
                     continue;
                 }
                 if let Some(handle) = inner.conns.get(id) {
-                    offer(handle, frame);
+                    handle.outbox.push(frame.clone());
                     n += 1;
                 }
             }
@@ -144,21 +131,10 @@ impl Hub {
     }
 }
 
-fn offer(handle: &ConnHandle, frame: &Utf8Bytes) {
-    match handle.tx.try_send(Outbound::Frame(frame.clone())) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            metrics::counter!("gateway_slow_consumers_total").increment(1);
-            handle.slow.notify_one();
-        }
-        // The socket is closing; its frames are in history.
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::Next;
 
     fn frame(s: &'static str) -> Utf8Bytes {
         Utf8Bytes::from_static(s)
@@ -167,32 +143,28 @@ mod tests {
     #[tokio::test]
     async fn users_get_frames_on_every_socket_but_the_skipped_one() {
         let hub = Hub::default();
-        let (tx1, mut rx1) = mpsc::channel(4);
-        let (tx2, mut rx2) = mpsc::channel(4);
-        let a = hub.register("alice", tx1, Arc::default());
-        let b = hub.register("alice", tx2, Arc::default());
+        let (o1, o2) = (Arc::new(Outbox::new(4)), Arc::new(Outbox::new(4)));
+        let a = hub.register("alice", o1.clone());
+        let b = hub.register("alice", o2.clone());
         assert!(a.first && !b.first);
         assert_eq!(
             hub.send_to_users(&["alice".into()], Some(a.id), &frame("x")),
             1
         );
-        assert!(rx1.try_recv().is_err());
-        assert!(matches!(rx2.try_recv(), Ok(Outbound::Frame(f)) if f.as_str() == "x"));
+        assert!(o1.try_next().is_none());
+        assert!(matches!(o2.try_next(), Some(Next::Frame(f)) if f.as_str() == "x"));
+        hub.send_to_conn(a.id, &frame("y"));
+        assert!(matches!(o1.try_next(), Some(Next::Frame(f)) if f.as_str() == "y"));
         assert!(!hub.unregister(a.id));
         assert!(hub.unregister(b.id));
         assert_eq!(hub.connections(), 0);
     }
 
     #[tokio::test]
-    async fn a_full_queue_flags_a_slow_consumer() {
-        let hub = Hub::default();
-        let (tx, _rx) = mpsc::channel(1);
-        let slow = Arc::new(Notify::new());
-        let r = hub.register("bob", tx, slow.clone());
-        hub.send_to_conn(r.id, &frame("1"));
-        hub.send_to_conn(r.id, &frame("2"));
-        tokio::time::timeout(std::time::Duration::from_secs(1), slow.notified())
-            .await
-            .expect("slow consumer flagged");
+    async fn ids_do_not_repeat_across_hubs() {
+        let first = Hub::default().register("a", Arc::new(Outbox::new(1))).id;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = Hub::default().register("a", Arc::new(Outbox::new(1))).id;
+        assert_ne!(first, second);
     }
 }

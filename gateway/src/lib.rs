@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 pub mod hub;
+pub mod outbox;
 pub mod presence;
 pub mod pubsub;
 pub mod startup;

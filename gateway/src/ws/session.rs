@@ -11,14 +11,17 @@ use common::{
 };
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use proto::history::v1 as hpb;
-use tokio::sync::{Notify, mpsc};
 
 use super::{
     close,
     inbound::{self, ClientFrame, FrameError},
     ratelimit::TokenBucket,
 };
-use crate::{api::conversations::fetch_page, hub::Outbound, state::AppState};
+use crate::{
+    api::conversations::fetch_page,
+    outbox::{Close, Next, Outbox},
+    state::AppState,
+};
 
 /// Bad or rate-limited frames in a row before the socket is closed (1008).
 const MAX_STRIKES: u32 = 50;
@@ -28,9 +31,8 @@ const WRITE_BATCH: usize = 256;
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 pub async fn run(socket: WebSocket, state: AppState, user: String) {
-    let (tx, rx) = mpsc::channel(state.config.outbound_queue);
-    let slow = Arc::new(Notify::new());
-    let reg = state.hub.register(&user, tx.clone(), slow.clone());
+    let outbox = Arc::new(Outbox::new(state.config.outbound_queue));
+    let reg = state.hub.register(&user, outbox.clone());
     metrics::counter!("gateway_sessions_total").increment(1);
     if let Err(e) = state.presence.connected(&user).await {
         tracing::warn!(error = %e, %user, "presence update failed");
@@ -38,8 +40,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: String) {
     let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(
         sink,
-        rx,
-        slow.clone(),
+        outbox.clone(),
         state.shutdown.clone(),
         state.config.heartbeat(),
     ));
@@ -48,8 +49,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: String) {
         state,
         user,
         conn: reg.id,
-        tx,
-        slow,
+        outbox,
         offline: None,
         strikes: 0,
     };
@@ -59,16 +59,19 @@ pub async fn run(socket: WebSocket, state: AppState, user: String) {
     let ended = session.read_loop(&mut stream, &mut writer).await;
 
     let Session {
-        state, user, tx, ..
+        state,
+        user,
+        outbox,
+        ..
     } = session;
     state.hub.unregister(reg.id);
     // Presence counts sockets, so every disconnect decrements.
     if let Err(e) = state.presence.disconnected(&user).await {
         tracing::warn!(error = %e, %user, "presence update failed");
     }
-    drop(tx);
+    outbox.finish();
     if ended != Ended::WriterDone {
-        // The writer sends its close frame and ends once the queue is dropped.
+        // The writer sends what is queued and its close frame, then ends.
         if tokio::time::timeout(CLOSE_WAIT + Duration::from_secs(1), &mut writer)
             .await
             .is_err()
@@ -105,8 +108,7 @@ struct Session {
     state: AppState,
     user: String,
     conn: u64,
-    tx: mpsc::Sender<Outbound>,
-    slow: Arc<Notify>,
+    outbox: Arc<Outbox>,
     /// The last `offline` batch sent: (id of its last message, dropped count).
     offline: Option<(String, u64)>,
     bucket: TokenBucket,
@@ -114,14 +116,8 @@ struct Session {
 }
 
 impl Session {
-    fn push(&self, out: Outbound) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(out) {
-            self.slow.notify_one();
-        }
-    }
-
     fn frame(&self, frame: &ServerFrame<'_>) {
-        self.push(Outbound::Frame(Utf8Bytes::from(frame.to_json())));
+        self.outbox.push(Utf8Bytes::from(frame.to_json()));
     }
 
     fn error(&self, code: ErrorCode, message: &str, reference: Option<&str>) {
@@ -196,14 +192,14 @@ impl Session {
             };
             let message = match next {
                 Err(_) => {
-                    self.push(Outbound::Close(close::IDLE.0, close::IDLE.1));
+                    self.outbox.close(close::IDLE);
                     return Ended::ByServer;
                 }
                 Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Ended::PeerClosed,
                 Ok(Some(Err(e))) => {
                     let text = e.to_string();
                     if text.contains("Space limit") || text.contains("too long") {
-                        self.push(Outbound::Close(close::TOO_BIG.0, close::TOO_BIG.1));
+                        self.outbox.close(close::TOO_BIG);
                         return Ended::ByServer;
                     }
                     return Ended::PeerClosed;
@@ -224,7 +220,7 @@ impl Session {
                 Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
             }
             if self.strikes >= MAX_STRIKES {
-                self.push(Outbound::Close(close::POLICY.0, close::POLICY.1));
+                self.outbox.close(close::POLICY);
                 return Ended::ByServer;
             }
         }
@@ -370,32 +366,25 @@ type Sink = SplitSink<WebSocket, Message>;
 /// Writes queued frames (feeding up to WRITE_BATCH, then one flush), pings
 /// every heartbeat, and closes the socket on a close request, a slow-consumer
 /// flag, shutdown (1012), or when every sender is gone.
-async fn write_loop(
-    mut sink: Sink,
-    mut rx: mpsc::Receiver<Outbound>,
-    slow: Arc<Notify>,
-    shutdown: Shutdown,
-    heartbeat: Duration,
-) {
+async fn write_loop(mut sink: Sink, outbox: Arc<Outbox>, shutdown: Shutdown, heartbeat: Duration) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let stop = shutdown.wait();
     tokio::pin!(stop);
     let reason = loop {
         let next = tokio::select! {
             biased;
-            () = slow.notified() => break close::SLOW_CONSUMER,
+            () = outbox.overflowed() => break close::SLOW_CONSUMER,
             () = &mut stop => break close::RESTART,
-            out = rx.recv() => match out {
-                Some(out) => Some(out),
-                None => break close::NORMAL,
-            },
+            next = outbox.next() => Some(next),
             _ = ping.tick() => None,
         };
         // A write blocks while the peer does not read; the slow-consumer flag
         // and shutdown must still get through, so they race the write.
         let write = async {
             match next {
-                Some(out) => write_batch(&mut sink, &mut rx, out).await,
+                Some(Next::Frame(frame)) => write_batch(&mut sink, &outbox, frame).await,
+                Some(Next::Close(close)) => Ok(Some(close)),
+                Some(Next::Finished) => Ok(Some(close::NORMAL)),
                 None => sink
                     .send(Message::Ping(Default::default()))
                     .await
@@ -404,7 +393,7 @@ async fn write_loop(
         };
         tokio::select! {
             biased;
-            () = slow.notified() => break close::SLOW_CONSUMER,
+            () = outbox.overflowed() => break close::SLOW_CONSUMER,
             () = &mut stop => break close::RESTART,
             written = write => match written {
                 Ok(None) => {}
@@ -430,26 +419,26 @@ async fn write_loop(
     .await;
 }
 
-/// Feeds `first` and whatever else is queued (up to WRITE_BATCH), then flushes.
-/// Returns a close request if one was queued.
+/// Feeds `first` and whatever else is queued (up to WRITE_BATCH), then
+/// flushes once. Returns a close request if one came up.
 async fn write_batch(
     sink: &mut Sink,
-    rx: &mut mpsc::Receiver<Outbound>,
-    first: Outbound,
-) -> Result<Option<(u16, &'static str)>, axum::Error> {
-    let mut next = Some(first);
-    let mut written = 0;
-    while let Some(out) = next.take() {
-        match out {
-            Outbound::Frame(frame) => sink.feed(Message::Text(frame)).await?,
-            Outbound::Close(code, reason) => {
+    outbox: &Outbox,
+    first: Utf8Bytes,
+) -> Result<Option<Close>, axum::Error> {
+    sink.feed(Message::Text(first)).await?;
+    for _ in 1..WRITE_BATCH {
+        match outbox.try_next() {
+            Some(Next::Frame(frame)) => sink.feed(Message::Text(frame)).await?,
+            Some(Next::Close(close)) => {
                 sink.flush().await?;
-                return Ok(Some((code, reason)));
+                return Ok(Some(close));
             }
-        }
-        written += 1;
-        if written < WRITE_BATCH {
-            next = rx.try_recv().ok();
+            Some(Next::Finished) => {
+                sink.flush().await?;
+                return Ok(Some(close::NORMAL));
+            }
+            None => break,
         }
     }
     sink.flush().await?;

@@ -1,0 +1,190 @@
+//! A socket's outbound queue: frames waiting for its writer, a close request,
+//! and the slow-consumer flag. Pushing never waits (the pub/sub reader must not
+//! stall on one socket); a full queue flags the socket as a slow consumer.
+//! The queue allocates only while frames wait and gives the memory back when it
+//! drains after a burst, so an idle socket costs next to nothing here.
+
+use std::{collections::VecDeque, sync::Mutex};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::Notify;
+
+/// A close code and reason.
+pub type Close = (u16, &'static str);
+
+/// What the writer should do next.
+#[derive(Debug)]
+pub enum Next {
+    Frame(Utf8Bytes),
+    Close(Close),
+    /// The session ended: flush and close normally.
+    Finished,
+}
+
+pub struct Outbox {
+    state: Mutex<State>,
+    ready: Notify,
+    slow: Notify,
+    limit: usize,
+}
+
+#[derive(Default)]
+struct State {
+    frames: VecDeque<Utf8Bytes>,
+    close: Option<Close>,
+    finished: bool,
+    overflowed: bool,
+}
+
+/// Queues that grew past this are freed once empty.
+const KEEP_CAPACITY: usize = 32;
+
+impl Outbox {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            ready: Notify::new(),
+            slow: Notify::new(),
+            limit,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a frame. Returns false if it was not queued: the socket is
+    /// closing, or the queue is full (then the socket is a slow consumer).
+    pub fn push(&self, frame: Utf8Bytes) -> bool {
+        let mut state = self.state();
+        if state.finished || state.overflowed {
+            return false;
+        }
+        if state.frames.len() >= self.limit {
+            state.overflowed = true;
+            drop(state);
+            metrics::counter!("gateway_slow_consumers_total").increment(1);
+            self.slow.notify_one();
+            return false;
+        }
+        state.frames.push_back(frame);
+        drop(state);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Asks the writer to close with `close` after the frames already queued.
+    pub fn close(&self, close: Close) {
+        self.state().close.get_or_insert(close);
+        self.ready.notify_one();
+    }
+
+    /// The session is over: the writer flushes and closes normally.
+    pub fn finish(&self) {
+        self.state().finished = true;
+        self.ready.notify_one();
+    }
+
+    /// The next thing to write, if any is waiting.
+    pub fn try_next(&self) -> Option<Next> {
+        let mut state = self.state();
+        if let Some(frame) = state.frames.pop_front() {
+            if state.frames.is_empty() && state.frames.capacity() > KEEP_CAPACITY {
+                state.frames = VecDeque::new();
+            }
+            return Some(Next::Frame(frame));
+        }
+        if let Some(close) = state.close.take() {
+            return Some(Next::Close(close));
+        }
+        state.finished.then_some(Next::Finished)
+    }
+
+    /// Waits for the next thing to write.
+    pub async fn next(&self) -> Next {
+        loop {
+            if let Some(next) = self.try_next() {
+                return next;
+            }
+            // A push between the check and here leaves a permit: no lost wakeup.
+            self.ready.notified().await;
+        }
+    }
+
+    /// Completes once the queue has overflowed.
+    pub async fn overflowed(&self) {
+        self.slow.notified().await;
+    }
+
+    pub fn len(&self) -> usize {
+        self.state().frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn frame(s: &'static str) -> Utf8Bytes {
+        Utf8Bytes::from_static(s)
+    }
+
+    #[tokio::test]
+    async fn frames_then_close_then_nothing() {
+        let o = Outbox::new(4);
+        assert!(o.push(frame("a")));
+        o.close((4000, "bye"));
+        assert!(o.push(frame("b")));
+        assert!(matches!(o.next().await, Next::Frame(f) if f.as_str() == "a"));
+        assert!(matches!(o.next().await, Next::Frame(f) if f.as_str() == "b"));
+        assert!(matches!(o.next().await, Next::Close((4000, _))));
+        assert!(o.try_next().is_none());
+        o.finish();
+        assert!(matches!(o.next().await, Next::Finished));
+        assert!(!o.push(frame("late")));
+    }
+
+    #[tokio::test]
+    async fn overflow_flags_a_slow_consumer_and_refuses_more() {
+        let o = Outbox::new(2);
+        assert!(o.push(frame("1")) && o.push(frame("2")));
+        assert!(!o.push(frame("3")));
+        tokio::time::timeout(Duration::from_secs(1), o.overflowed())
+            .await
+            .expect("flagged");
+        assert!(!o.push(frame("4")));
+        assert_eq!(o.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_drained_burst_gives_its_memory_back() {
+        let o = Outbox::new(1000);
+        for _ in 0..500 {
+            o.push(frame("x"));
+        }
+        while o.try_next().is_some() {}
+        assert!(o.state().frames.capacity() <= KEEP_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_wakes_on_push() {
+        let o = std::sync::Arc::new(Outbox::new(4));
+        let waiter = tokio::spawn({
+            let o = o.clone();
+            async move { o.next().await }
+        });
+        tokio::task::yield_now().await;
+        o.push(frame("hello"));
+        let next = tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(next, Next::Frame(f) if f.as_str() == "hello"));
+    }
+}
