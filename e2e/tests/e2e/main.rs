@@ -2,6 +2,7 @@
 //! history-service, user-service) on free ports with fresh storage, driven by
 //! real WebSocket clients, HTTP, and the real grpcurl binary.
 
+mod browser;
 mod chat_client;
 mod config;
 mod deploy;

@@ -1,0 +1,38 @@
+//! The web client in headless Chromium (playwright-core), against the real
+//! binaries: two users on two gateways register, DM both ways, talk in a
+//! room, and reload. The browser script is e2e/browser/web_client.mjs.
+
+use std::process::Command;
+
+use e2e::{Stack, StackOptions};
+
+#[tokio::test]
+async fn the_web_client_works_in_a_real_browser() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let node_path = std::env::var("PLAYWRIGHT_NODE_PATH").unwrap_or_else(|_| {
+        repo.join(".tools/node/node_modules")
+            .to_string_lossy()
+            .into_owned()
+    });
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(repo.join("e2e/browser/web_client.mjs"))
+            .arg(stack.gateway_url(0, ""))
+            .arg(stack.gateway_url(1, ""))
+            .env("PLAYWRIGHT_NODE_PATH", node_path)
+            .output()
+            .map(|o| (o, stack))
+    })
+    .await
+    .unwrap()
+    .expect("node runs (scripts/test installs node, Chromium and playwright-core)");
+    let (output, _stack) = output;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("web client: ok"),
+        "browser test failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
