@@ -58,7 +58,8 @@ impl config::ServiceConfig for Config {
         config::check_range("MAX_DELIVERIES", self.max_deliveries, 1..=1_000)?;
         config::check_range("DEDUP_TTL_SECS", self.dedup_ttl_secs, 60..=30 * 86_400)?;
         config::check_range("MEMBERSHIP_TTL_MS", self.membership_ttl_ms, 0..=3_600_000)?;
-        config::check_range("GATEWAY_TTL_MS", self.gateway_ttl_ms, 1_000..=600_000)?;
+        // Gateways beat every 5 s: a shorter window would see live ones as dead.
+        config::check_range("GATEWAY_TTL_MS", self.gateway_ttl_ms, 10_000..=600_000)?;
         Ok(())
     }
 }
