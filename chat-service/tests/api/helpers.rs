@@ -167,6 +167,55 @@ impl TestEnv {
             .unwrap();
     }
 
+    /// Plays a worker that read an entry (a DM from `user` to bob, on
+    /// connection 3) and died before acknowledging it:
+    /// the entry stays pending on `consumer`. Returns its stream id.
+    pub async fn orphan(&self, consumer: &str, user: &str, client_id: &str, body: &str) -> String {
+        let mut redis = self.storage.redis().await;
+        let created: redis::RedisResult<()> = redis
+            .xgroup_create_mkstream(self.keys.ingress(), "chat-service", "0")
+            .await;
+        if let Err(e) = created {
+            assert_eq!(e.code(), Some("BUSYGROUP"), "{e}");
+        }
+        self.xadd(user, 3, client_id, "user:bob", body).await;
+        let read: redis::streams::StreamReadReply = redis
+            .xread_options(
+                &[self.keys.ingress()],
+                &[">"],
+                &redis::streams::StreamReadOptions::default().group("chat-service", consumer),
+            )
+            .await
+            .unwrap();
+        assert_eq!(read.keys[0].ids.len(), 1);
+        read.keys[0].ids[0].id.clone()
+    }
+
+    /// Waits for the dead-letter stream to hold something; returns its entries.
+    pub async fn dead_letters(&self) -> Vec<redis::streams::StreamId> {
+        let redis = self.storage.redis().await;
+        let key = self.keys.dead_letter();
+        testkit::eventually("a dead-letter entry", Duration::from_secs(15), || {
+            let mut redis = redis.clone();
+            let key = key.clone();
+            async move {
+                let r: redis::streams::StreamRangeReply = redis.xrange_all(key).await.ok()?;
+                (!r.ids.is_empty()).then_some(r.ids)
+            }
+        })
+        .await
+    }
+
+    /// Entries read but not acknowledged, across the group.
+    pub async fn pending(&self) -> usize {
+        let mut redis = self.storage.redis().await;
+        let pending: redis::streams::StreamPendingReply = redis
+            .xpending(self.keys.ingress(), "chat-service")
+            .await
+            .unwrap();
+        pending.count()
+    }
+
     pub async fn history(&self, conversation: &str) -> Vec<hpb::Message> {
         self.history
             .clone()

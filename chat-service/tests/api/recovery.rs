@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use redis::AsyncCommands;
 
 use crate::helpers::{next_of, spawn_env};
@@ -17,22 +15,13 @@ async fn unreadable_entries_go_to_the_dead_letter_stream() {
     env.xadd("alice", 1, "ok", "user:bob", "fine").await;
     next_of(&mut rx, "sent").await;
 
-    let mut redis = env.storage.redis().await;
-    let dead: Vec<redis::streams::StreamId> =
-        testkit::eventually("the dead-letter entry", Duration::from_secs(10), || {
-            let mut redis = redis.clone();
-            let key = env.keys.dead_letter();
-            async move {
-                let r: redis::streams::StreamRangeReply = redis.xrange_all(key).await.ok()?;
-                (!r.ids.is_empty()).then_some(r.ids)
-            }
-        })
-        .await;
+    let dead = env.dead_letters().await;
     assert_eq!(dead.len(), 1);
     assert_eq!(
         dead[0].get::<String>("e").as_deref(),
         Some("{this is not an entry")
     );
+    let mut redis = env.storage.redis().await;
     let len: u64 = redis.xlen(env.keys.ingress()).await.unwrap();
     assert_eq!(len, 0, "processed entries are acknowledged and deleted");
 }
@@ -44,24 +33,7 @@ async fn entries_a_dead_worker_left_pending_are_claimed_and_delivered() {
     env.user("bob").await;
     env.gateway_online(&["alice", "bob"]).await;
     let mut rx = env.subscribe().await;
-
-    // A worker reads an entry and dies before acknowledging it.
-    let mut redis = env.storage.redis().await;
-    let _: () = redis
-        .xgroup_create_mkstream(env.keys.ingress(), "chat-service", "0")
-        .await
-        .unwrap();
-    env.xadd("alice", 3, "orphan", "user:bob", "left behind")
-        .await;
-    let read: redis::streams::StreamReadReply = redis
-        .xread_options(
-            &[env.keys.ingress()],
-            &[">"],
-            &redis::streams::StreamReadOptions::default().group("chat-service", "ghost"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(read.keys[0].ids.len(), 1);
+    env.orphan("ghost", "alice", "orphan", "left behind").await;
 
     let mut config = env.worker_config("w1");
     config.claim_idle_ms = 1000;
@@ -70,11 +42,7 @@ async fn entries_a_dead_worker_left_pending_are_claimed_and_delivered() {
     assert_eq!(message["frame"]["body"], "left behind");
     assert_eq!(next_of(&mut rx, "sent").await["conn"], 3);
     assert_eq!(env.history("dm:alice:bob").await.len(), 1);
-    let pending: redis::streams::StreamPendingReply = redis
-        .xpending(env.keys.ingress(), "chat-service")
-        .await
-        .unwrap();
-    assert_eq!(pending.count(), 0);
+    assert_eq!(env.pending().await, 0);
 }
 
 #[tokio::test]
@@ -84,23 +52,11 @@ async fn an_entry_delivered_too_often_goes_to_the_dead_letter_stream() {
     env.user("bob").await;
     env.gateway_online(&["alice"]).await;
     let mut rx = env.subscribe().await;
-    let mut redis = env.storage.redis().await;
-    let _: () = redis
-        .xgroup_create_mkstream(env.keys.ingress(), "chat-service", "0")
-        .await
-        .unwrap();
-    env.xadd("alice", 3, "poison", "user:bob", "kills every worker")
-        .await;
     // Workers that read it keep dying: it is read, then claimed over and over.
-    let read: redis::streams::StreamReadReply = redis
-        .xread_options(
-            &[env.keys.ingress()],
-            &[">"],
-            &redis::streams::StreamReadOptions::default().group("chat-service", "dead-1"),
-        )
-        .await
-        .unwrap();
-    let id = read.keys[0].ids[0].id.clone();
+    let id = env
+        .orphan("dead-1", "alice", "poison", "kills every worker")
+        .await;
+    let mut redis = env.storage.redis().await;
     for i in 2..=4 {
         let _: redis::Value = redis
             .xclaim(
@@ -118,19 +74,7 @@ async fn an_entry_delivered_too_often_goes_to_the_dead_letter_stream() {
     config.claim_idle_ms = 1000;
     config.max_deliveries = 3;
     env.spawn_worker(config).await;
-    let dead: Vec<redis::streams::StreamId> = testkit::eventually(
-        "the poison entry in the dead-letter stream",
-        Duration::from_secs(15),
-        || {
-            let mut redis = redis.clone();
-            let key = env.keys.dead_letter();
-            async move {
-                let r: redis::streams::StreamRangeReply = redis.xrange_all(key).await.ok()?;
-                (!r.ids.is_empty()).then_some(r.ids)
-            }
-        },
-    )
-    .await;
+    let dead = env.dead_letters().await;
     assert_eq!(
         dead[0].get::<String>("reason").as_deref(),
         Some("too many deliveries")
@@ -141,9 +85,5 @@ async fn an_entry_delivered_too_often_goes_to_the_dead_letter_stream() {
     env.xadd("alice", 3, "fine", "user:bob", "next").await;
     let sent = next_of(&mut rx, "sent").await;
     assert_eq!(sent["frame"]["client_id"], "fine");
-    let pending: redis::streams::StreamPendingReply = redis
-        .xpending(env.keys.ingress(), "chat-service")
-        .await
-        .unwrap();
-    assert_eq!(pending.count(), 0);
+    assert_eq!(env.pending().await, 0);
 }
