@@ -133,21 +133,10 @@ impl Stack {
 
     /// Every service's /readyz answers 200.
     pub async fn wait_ready(&self) {
-        let http = reqwest::Client::new();
         for (name, port) in &self.ops_ports {
             let what = format!("{name} ready (logs in {})", self.log_dir.display());
-            testkit::eventually(&what, Duration::from_secs(60), || {
-                let http = http.clone();
-                async move {
-                    let r = http
-                        .get(format!("http://127.0.0.1:{port}/readyz"))
-                        .send()
-                        .await
-                        .ok()?;
-                    r.status().is_success().then_some(())
-                }
-            })
-            .await;
+            let url = format!("http://127.0.0.1:{port}/readyz");
+            testkit::wait::http_ok(&what, &url, Duration::from_secs(60)).await;
         }
     }
 

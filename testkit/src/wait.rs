@@ -27,3 +27,13 @@ pub async fn within<T>(what: &str, deadline: Duration, fut: impl Future<Output =
         .await
         .unwrap_or_else(|_| panic!("timed out after {deadline:?} waiting for {what}"))
 }
+
+/// Polls `url` until it answers 2xx, or panics after `deadline` naming `what`.
+pub async fn http_ok(what: &str, url: &str, deadline: Duration) {
+    let http = reqwest::Client::new();
+    eventually(what, deadline, || {
+        let request = http.get(url).send();
+        async move { request.await.ok()?.status().is_success().then_some(()) }
+    })
+    .await;
+}

@@ -142,19 +142,8 @@ impl TestStack {
     }
 
     async fn wait_ready(&self, port: u16) {
-        let http = self.http.clone();
-        testkit::eventually("gateway readiness", Duration::from_secs(20), || {
-            let http = http.clone();
-            async move {
-                let r = http
-                    .get(format!("http://127.0.0.1:{port}/readyz"))
-                    .send()
-                    .await
-                    .ok()?;
-                (r.status() == StatusCode::OK).then_some(())
-            }
-        })
-        .await;
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        testkit::wait::http_ok("gateway readiness", &url, Duration::from_secs(20)).await;
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {

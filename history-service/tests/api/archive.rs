@@ -20,14 +20,7 @@ async fn every_message_lands_in_mongodb_once_with_its_indexes() {
     let coll = client
         .database(&app.storage.mongodb_database)
         .collection::<mongodb::bson::Document>("messages");
-    let docs: Vec<_> = coll
-        .find(doc! {"conversation_id": "room:general"})
-        .sort(doc! {"seq": 1})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let docs = by_seq(&coll, doc! {"conversation_id": "room:general"}).await;
     assert_eq!(docs.len(), 120);
     assert_eq!(docs[0].get_str("_id").unwrap(), "room:general-1");
     assert!(docs[0].get_datetime("sent_at").is_ok());
@@ -58,7 +51,6 @@ async fn every_message_lands_in_mongodb_once_with_its_indexes() {
 #[tokio::test]
 async fn with_mongodb_stopped_chat_goes_on_and_the_archive_catches_up_without_duplicates() {
     use crate::helpers::{Options, seqs, spawn_with};
-    use std::time::Duration;
 
     let mut mongo = testkit::mongo_server::MongoServer::new();
     mongo.start().await;
@@ -78,15 +70,7 @@ async fn with_mongodb_stopped_chat_goes_on_and_the_archive_catches_up_without_du
     let second: Vec<_> = (101..=200).map(|s| message(conv, s, "alice")).collect();
     app.append(&second, &["bob"]).await;
     app.append(&first[80..], &[]).await;
-    let ready = testkit::eventually(
-        "readyz to say degraded",
-        Duration::from_secs(20),
-        || async {
-            let v = app.readyz().await;
-            (v["status"] == "degraded").then_some(v)
-        },
-    )
-    .await;
+    let ready = app.wait_readyz("degraded").await;
     assert!(
         ready["reason"].as_str().unwrap().contains("archive"),
         "{ready}"
@@ -122,14 +106,7 @@ async fn with_mongodb_stopped_chat_goes_on_and_the_archive_catches_up_without_du
     let coll = client
         .database(&app.storage.mongodb_database)
         .collection::<mongodb::bson::Document>("messages");
-    let docs: Vec<_> = coll
-        .find(doc! {})
-        .sort(doc! {"seq": 1})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let docs = by_seq(&coll, doc! {}).await;
     // The wire server may hand small integers back as int32.
     let archived: Vec<i64> = docs
         .iter()
@@ -143,13 +120,23 @@ async fn with_mongodb_stopped_chat_goes_on_and_the_archive_catches_up_without_du
         (1..=200).collect::<Vec<i64>>(),
         "all 200, each once"
     );
-    testkit::eventually("readyz to say ready", Duration::from_secs(20), || async {
-        let v = app.readyz().await;
-        (v["status"] == "ready").then_some(())
-    })
-    .await;
+    app.wait_readyz("ready").await;
     // And the window shrank back once the archive had everything.
     assert!(app.recent_len(conv).await <= 10);
     let page = app.history(conv, None, None, 200).await;
     assert_eq!(seqs(&page.messages), (1..=200).collect::<Vec<_>>());
+}
+
+/// The archived documents matching `filter`, in seq order.
+async fn by_seq(
+    coll: &mongodb::Collection<mongodb::bson::Document>,
+    filter: mongodb::bson::Document,
+) -> Vec<mongodb::bson::Document> {
+    coll.find(filter)
+        .sort(doc! {"seq": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
 }

@@ -159,6 +159,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Waits until /readyz reports `status`; returns its body.
+    pub async fn wait_readyz(&self, status: &str) -> serde_json::Value {
+        testkit::eventually(
+            &format!("readyz to say {status}"),
+            Duration::from_secs(20),
+            || async {
+                let v = self.readyz().await;
+                (v["status"] == status).then_some(v)
+            },
+        )
+        .await
+    }
+
     pub async fn readyz(&self) -> serde_json::Value {
         reqwest::get(format!("http://127.0.0.1:{}/readyz", self.ops_port))
             .await

@@ -82,15 +82,7 @@ async fn history_is_complete_before_anything_is_archived() {
     assert_eq!(seqs(&page.messages), (1..=30).collect::<Vec<_>>());
     assert!(!page.has_more);
     assert_eq!(app.offline("bob").await.messages.len(), 30);
-    let ready = testkit::eventually(
-        "readyz to report the archive",
-        std::time::Duration::from_secs(15),
-        || async {
-            let v = app.readyz().await;
-            (v["status"] == "degraded").then_some(v)
-        },
-    )
-    .await;
+    let ready = app.wait_readyz("degraded").await;
     assert!(
         ready["reason"].as_str().unwrap().contains("archive"),
         "{ready}"
