@@ -5,5 +5,5 @@ pub mod grpcurl;
 pub mod process;
 pub mod stack;
 
-pub use process::{Service, bin_path, free_port};
+pub use process::{Service, bin_path};
 pub use stack::{Stack, StackOptions};

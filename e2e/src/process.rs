@@ -1,7 +1,6 @@
 //! One service process: started with an environment, stopped with a signal.
 
 use std::{
-    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
     time::Duration,
@@ -27,12 +26,14 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// The caller's `RUST_LOG`, with each service's startup line kept at info:
+/// the stack reads the bound addresses from those lines.
+fn child_log_filter() -> String {
+    let base = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let startup = ["user_service", "history_service", "chat_service", "gateway"]
+        .map(|krate| format!("{krate}::startup=info"))
+        .join(",");
+    format!("{base},{startup}")
 }
 
 pub struct Service {
@@ -53,10 +54,7 @@ impl Service {
         let mut cmd = Command::new(bin_path(binary));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", child_log_filter())
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
@@ -96,6 +94,61 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits until the service logs a JSON line whose message is `message`
+    /// and returns that line's fields. Panics with the log's tail if the
+    /// process exits first or `deadline` passes, so a failed start says why.
+    pub async fn wait_for_log(&mut self, message: &str, deadline: Duration) -> serde_json::Value {
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            if let Some(fields) = self.find_log(message) {
+                return fields;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                panic!(
+                    "{} exited ({status}) before logging {message:?}:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            if tokio::time::Instant::now() >= end {
+                panic!(
+                    "{} did not log {message:?} within {deadline:?}:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The address field `field` of the log line `message`, e.g. the port a
+    /// service bound when started on port 0.
+    pub async fn bound_port(&mut self, message: &str, field: &str) -> u16 {
+        let fields = self.wait_for_log(message, Duration::from_secs(60)).await;
+        fields[field]
+            .as_str()
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.port())
+            .unwrap_or_else(|| panic!("{}: no address in {field} of {fields}", self.name))
+    }
+
+    fn find_log(&self, message: &str) -> Option<serde_json::Value> {
+        self.log_text().lines().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            (v["fields"]["message"] == message).then(|| v["fields"].clone())
+        })
+    }
+
+    /// The last lines of the log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     pub fn log_text(&self) -> String {

@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 
 use testkit::{JWT_SECRET, Storage};
 
-use crate::process::{Service, free_port};
+use crate::process::Service;
 
 pub struct StackOptions {
     pub gateways: usize,
@@ -55,37 +55,46 @@ impl Stack {
             e.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
             e
         };
+        // Every listener is on port 0 and its address is read back from the
+        // service's log: ports picked in advance can be taken in between by
+        // the outgoing connections of tests running in parallel.
+        let any = "127.0.0.1:0".to_owned();
         let mut ops_ports = Vec::new();
-        let mut ops = |name: &str| {
-            let p = free_port();
-            ops_ports.push((name.to_owned(), p));
-            format!("127.0.0.1:{p}")
-        };
 
-        let user_port = free_port();
-        let user = Service::start(
+        let mut user = Service::start(
             "user-service",
             "user-service",
             &env(vec![
                 ("DATABASE_URL", storage.database_url()),
-                ("LISTEN_ADDR", format!("127.0.0.1:{user_port}")),
-                ("OPS_ADDR", ops("user-service")),
+                ("LISTEN_ADDR", any.clone()),
+                ("OPS_ADDR", any.clone()),
             ]),
             &log_dir,
         );
-        let history_port = free_port();
-        let history = Service::start(
+        let mut history = Service::start(
             "history-service",
             "history-service",
             &env(vec![
                 ("MONGODB_URI", testkit::mongodb_uri()),
                 ("MONGODB_DATABASE", storage.mongodb_database.clone()),
-                ("LISTEN_ADDR", format!("127.0.0.1:{history_port}")),
-                ("OPS_ADDR", ops("history-service")),
+                ("LISTEN_ADDR", any.clone()),
+                ("OPS_ADDR", any.clone()),
                 ("INSTANCE_ID", "history-1".into()),
             ]),
             &log_dir,
         );
+        let user_port = user.bound_port("user-service listening", "grpc").await;
+        ops_ports.push((
+            user.name.clone(),
+            user.bound_port("user-service listening", "ops").await,
+        ));
+        let history_port = history
+            .bound_port("history-service listening", "grpc")
+            .await;
+        ops_ports.push((
+            history.name.clone(),
+            history.bound_port("history-service listening", "ops").await,
+        ));
         let upstreams = vec![
             ("USER_SERVICE_URL", format!("http://127.0.0.1:{user_port}")),
             (
@@ -97,24 +106,32 @@ impl Stack {
         for i in 0..options.workers {
             let name = format!("chat-service-{i}");
             let mut e = upstreams.clone();
-            e.push(("OPS_ADDR", ops(&name)));
+            e.push(("OPS_ADDR", any.clone()));
             e.push(("CONSUMER_NAME", format!("chat-{i}")));
             e.push(("CLAIM_IDLE_MS", "3000".into()));
             e.extend(options.worker_env.iter().cloned());
             workers.push(Service::start(&name, "chat-service", &env(e), &log_dir));
         }
         let mut gateways = Vec::new();
-        let mut gateway_ports = Vec::new();
         for i in 0..options.gateways {
             let name = format!("gateway-{i}");
-            let port = free_port();
             let mut e = upstreams.clone();
-            e.push(("LISTEN_ADDR", format!("127.0.0.1:{port}")));
+            e.push(("LISTEN_ADDR", any.clone()));
             e.push(("GATEWAY_ID", format!("gw-{i}")));
             e.extend(options.gateway_env.iter().cloned());
             gateways.push(Service::start(&name, "gateway", &env(e), &log_dir));
+        }
+        for worker in &mut workers {
+            let port = worker
+                .bound_port("chat-service worker starting", "ops")
+                .await;
+            ops_ports.push((worker.name.clone(), port));
+        }
+        let mut gateway_ports = Vec::new();
+        for gateway in &mut gateways {
+            let port = gateway.bound_port("gateway listening", "addr").await;
             gateway_ports.push(port);
-            ops_ports.push((name, port));
+            ops_ports.push((gateway.name.clone(), port));
         }
         let stack = Self {
             storage,
@@ -134,9 +151,16 @@ impl Stack {
     /// Every service's /readyz answers 200.
     pub async fn wait_ready(&self) {
         for (name, port) in &self.ops_ports {
-            let what = format!("{name} ready (logs in {})", self.log_dir.display());
             let url = format!("http://127.0.0.1:{port}/readyz");
-            testkit::wait::http_ok(&what, &url, Duration::from_secs(60)).await;
+            if !testkit::wait::answers_ok(&url, Duration::from_secs(60)).await {
+                let tail = self
+                    .services()
+                    .into_iter()
+                    .find(|s| &s.name == name)
+                    .map(Service::log_tail)
+                    .unwrap_or_default();
+                panic!("{name} not ready within 60s; its log ends:\n{tail}");
+            }
         }
     }
 

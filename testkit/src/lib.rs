@@ -5,10 +5,12 @@
 //! that `scripts/test` sets up.
 
 pub mod mongo_server;
+pub mod ports;
 pub mod storage;
 pub mod wait;
 pub mod ws;
 
+pub use ports::free_port;
 pub use storage::{Storage, mongodb_uri, redis_url};
 pub use wait::{eventually, within};
 pub use ws::WsClient;

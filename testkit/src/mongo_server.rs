@@ -15,12 +15,10 @@ pub struct MongoServer {
 }
 
 impl MongoServer {
-    /// A server on a free port, not started yet.
+    /// A server on a free port, not started yet. The port is fixed for its
+    /// life because a restart must come back on it.
     pub fn new() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = crate::free_port();
         let dir =
             std::env::temp_dir().join(format!("chat-test-mongo-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("data dir");

@@ -4,7 +4,19 @@ use std::{future::Future, time::Duration};
 
 /// Polls `check` every 20 ms until it returns Some, or panics after `deadline`
 /// naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    poll_until(deadline, check)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {deadline:?} waiting for {what}"))
+}
+
+/// Polls `check` every 20 ms until it returns Some, or gives None after
+/// `deadline`, for callers that explain a timeout themselves.
+pub async fn poll_until<T, F, Fut>(deadline: Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -12,10 +24,10 @@ where
     let end = tokio::time::Instant::now() + deadline;
     loop {
         if let Some(v) = check().await {
-            return v;
+            return Some(v);
         }
         if tokio::time::Instant::now() >= end {
-            panic!("timed out after {deadline:?} waiting for {what}");
+            return None;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -30,10 +42,18 @@ pub async fn within<T>(what: &str, deadline: Duration, fut: impl Future<Output =
 
 /// Polls `url` until it answers 2xx, or panics after `deadline` naming `what`.
 pub async fn http_ok(what: &str, url: &str, deadline: Duration) {
+    if !answers_ok(url, deadline).await {
+        panic!("timed out after {deadline:?} waiting for {what}");
+    }
+}
+
+/// Whether `url` answers 2xx within `deadline`, polling.
+pub async fn answers_ok(url: &str, deadline: Duration) -> bool {
     let http = reqwest::Client::new();
-    eventually(what, deadline, || {
+    poll_until(deadline, || {
         let request = http.get(url).send();
         async move { request.await.ok()?.status().is_success().then_some(()) }
     })
-    .await;
+    .await
+    .is_some()
 }
