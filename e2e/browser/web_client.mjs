@@ -1,6 +1,7 @@
 // Browser test of the web client (gateway/src/web/index.html) in headless
 // Debian Chromium, driven by playwright-core. Two users on two gateways:
-// register, DM both ways, a room message, then a reload of A's page.
+// register, DM both ways, a room message, a room message lost on B's wire
+// (B's client must fetch the seq gap from history), then a reload of A's page.
 //
 //   PLAYWRIGHT_NODE_PATH=.tools/node/node_modules \
 //     node e2e/browser/web_client.mjs http://127.0.0.1:8081 http://127.0.0.1:8082
@@ -103,6 +104,20 @@ function entry([ul, label, needUnread]) {
     li.firstChild?.nodeValue === label && (!needUnread || !!li.querySelector(".unread")));
 }
 
+// Polls a condition in this (node) process until it holds or TIMEOUT passes.
+async function untilHere(what, fn) {
+  const end = Date.now() + TIMEOUT;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out after ${TIMEOUT} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// The bodies of the rows in #list, in display order.
+async function rows(page) {
+  return page.evaluate(() => [...document.querySelectorAll("#list .msg")].map((m) => m.children[1]?.textContent));
+}
+
 async function clickEntry(page, ul, label) {
   const li = page.locator(`#${ul} li`).filter({ hasText: label }).first();
   await li.click({ timeout: TIMEOUT });
@@ -139,15 +154,30 @@ async function main() {
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 60000 });
   let pageA;
   try {
-    const open = async (name) => {
+    // B's WebSocket runs through a relay that can lose the server frame
+    // carrying `lost.marker`, as the wire does when a socket drops at the
+    // wrong instant; the client must notice the seq gap and fetch it.
+    const lost = { marker: null, dropped: 0 };
+    const relay = (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((msg) => {
+        if (lost.marker && typeof msg === "string" && msg.includes(lost.marker)) {
+          lost.dropped++;
+          return;
+        }
+        ws.send(msg);
+      });
+    };
+    const open = async (name, lossy = false) => {
       const ctx = await browser.newContext({ viewport: { width: 1100, height: 650 } });
+      if (lossy) await ctx.routeWebSocket(/\/ws/, relay);
       const page = await ctx.newPage();
       page.on("pageerror", (e) => pageErrors.push(`${name}: ${e.message}`));
       page.on("console", (m) => consoleLines.push(`${name} ${m.type()}: ${m.text()}`));
       return page;
     };
     pageA = await open("A");
-    const pageB = await open("B");
+    const pageB = await open("B", true);
 
     step = "register A and B";
     const statusA = await register(pageA, urlA, userA);
@@ -190,6 +220,22 @@ async function main() {
     await until(pageB, `B: #${room} in #rooms with an unread badge`, entry, ["rooms", "#" + room, true]);
     await clickEntry(pageB, "rooms", "#" + room);
     await until(pageB, `B: the room message ${JSON.stringify(rm)} in #list`, shown, rm);
+
+    step = "gap: a room message lost on B's wire is fetched from history";
+    const gone = `lost on the wire ${hex(4)}`;
+    lost.marker = gone;
+    await send(pageA, "A", gone);
+    await untilHere("the relay to drop B's copy of the lost message", () => lost.dropped === 1);
+    lost.marker = null;
+    check(!(await rows(pageB)).includes(gone), "B: the dropped message was shown anyway");
+    const next = `after the loss ${hex(4)}`;
+    await send(pageA, "A", next);
+    await until(pageB, "B: the next message and the lost one, fetched by seq gap", ([a, b]) =>
+      [a, b].every((t) => [...document.querySelectorAll("#list .msg")].some((m) => m.children[1]?.textContent === t)),
+      [gone, next]);
+    const roomRows = await rows(pageB);
+    check(JSON.stringify(roomRows) === JSON.stringify([rm, gone, next]),
+      `B: room rows ${JSON.stringify(roomRows)}, want each once in seq order`);
 
     step = "reload A";
     await pageA.reload({ waitUntil: "domcontentloaded", timeout: TIMEOUT });

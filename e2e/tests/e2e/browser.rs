@@ -1,6 +1,6 @@
 //! The web client in headless Chromium (playwright-core), against the real
 //! binaries: two users on two gateways register, DM both ways, talk in a
-//! room, and reload. The browser script is e2e/browser/web_client.mjs.
+//! room, recover a message lost on the wire, and reload. The browser script is e2e/browser/web_client.mjs.
 
 use std::process::Command;
 
