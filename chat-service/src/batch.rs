@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Arc};
 use common::{
     ids::{ConversationId, Target},
     keys::Keys,
-    model::{ChatMessage, Delivery, EntryKind, INGRESS_FIELD, IngressEntry},
+    model::{ChatMessage, Delivery, DeliveryFrame, EntryKind, INGRESS_FIELD, IngressEntry, Name},
     protocol::{ErrorCode, ServerFrame},
 };
 use proto::history::v1::{self as hpb, history_service_client::HistoryServiceClient};
@@ -51,24 +51,59 @@ struct Outcome<'a> {
     dead: &'a [(String, String)],
 }
 
-/// A delivery to be, with the index of its frame in the batch's frame list.
+/// A delivery to be: its users, and its frames as indexes into the batch's
+/// frame list with the connection they are for or must skip.
+#[derive(Default)]
 struct Planned<'a> {
-    gateway: &'a str,
-    users: Vec<String>,
-    skip_conn: Option<u64>,
-    conn: Option<u64>,
-    frame: usize,
+    users: Vec<Name<'a>>,
+    frames: Vec<(Option<u64>, Option<u64>, usize)>,
 }
 
-impl<'a> Planned<'a> {
-    fn to_conn(gateway: &'a str, conn: u64, frame: usize) -> Self {
-        Self {
-            gateway,
-            users: Vec::new(),
-            skip_conn: None,
-            conn: Some(conn),
-            frame,
+/// The deliveries of a batch: one per (gateway, conversation) holding the
+/// conversation's message frames and their senders' acks in seq order, and
+/// one per typing notice.
+#[derive(Default)]
+struct Plan<'a> {
+    deliveries: Vec<(&'a str, Planned<'a>)>,
+    slots: HashMap<(&'a str, &'a str), usize>,
+}
+
+impl<'a> Plan<'a> {
+    fn slot(&mut self, gateway: &'a str, conversation: &'a str) -> &mut Planned<'a> {
+        let i = *self
+            .slots
+            .entry((gateway, conversation))
+            .or_insert_with(|| {
+                self.deliveries.push((gateway, Planned::default()));
+                self.deliveries.len() - 1
+            });
+        &mut self.deliveries[i].1
+    }
+
+    /// `frame` for every socket of `users` on `gateway` but `skip`.
+    fn fan_out(
+        &mut self,
+        gateway: &'a str,
+        conversation: &'a str,
+        users: &'a [String],
+        skip: Option<u64>,
+        frame: usize,
+    ) {
+        let planned = self.slot(gateway, conversation);
+        if planned.users.is_empty() {
+            // A batch has one presence answer per conversation, so the
+            // users are the same for every frame of the slot.
+            planned.users = users.iter().map(|u| Name::from(u.as_str())).collect();
         }
+        planned.frames.push((None, skip, frame));
+    }
+
+    /// `frame` for connection `conn` on `gateway`, in line with the
+    /// conversation's other frames.
+    fn direct(&mut self, gateway: &'a str, conversation: &'a str, conn: u64, frame: usize) {
+        self.slot(gateway, conversation)
+            .frames
+            .push((Some(conn), None, frame));
     }
 }
 
@@ -283,12 +318,14 @@ impl BatchProcessor {
             .iter()
             .zip(messages)
             .map(|(a, m)| {
-                let here = online.get(&a.conversation);
-                let offline_recipients = a
-                    .recipients
+                // Without a presence answer for the conversation, everyone
+                // counts as offline: an extra offline copy beats a lost one.
+                let offline = online
+                    .get(&a.conversation)
+                    .map_or(&a.recipients[..], |reach| &reach.offline[..]);
+                let offline_recipients = offline
                     .iter()
                     .filter(|u| **u != a.entry.user)
-                    .filter(|u| !here.is_some_and(|gws| gws.values().any(|on| on.contains(u))))
                     .cloned()
                     .collect();
                 hpb::AppendItem {
@@ -318,21 +355,16 @@ impl BatchProcessor {
             rejected,
             dead,
         } = outcome;
+        // Frames first (deliveries borrow them), then who gets which.
         let mut frames: Vec<Box<RawValue>> = Vec::new();
-        let mut plan: Vec<Planned<'_>> = Vec::new();
+        let mut plan = Plan::default();
         for (a, m) in accepted.iter().zip(messages) {
-            let message_frame = frames.len();
+            let frame = frames.len();
             frames.push(raw(ServerFrame::Message(m).to_json()));
-            if let Some(gws) = online.get(&a.conversation) {
-                for (gw, users) in gws {
+            if let Some(reach) = online.get(&a.conversation) {
+                for (gw, users) in &reach.gateways {
                     let skip = (*gw == a.entry.gw).then_some(a.entry.conn);
-                    plan.push(Planned {
-                        gateway: gw,
-                        users: users.clone(),
-                        skip_conn: skip,
-                        conn: None,
-                        frame: message_frame,
-                    });
+                    plan.fan_out(gw, &a.conversation, users, skip, frame);
                 }
             }
             let sent = frames.len();
@@ -344,10 +376,10 @@ impl BatchProcessor {
                 ts: m.ts,
             }
             .to_json()));
-            plan.push(Planned::to_conn(&a.entry.gw, a.entry.conn, sent));
+            plan.direct(&a.entry.gw, &a.conversation, a.entry.conn, sent);
         }
         for t in typing {
-            let Some(gws) = online.get(&t.conversation) else {
+            let Some(reach) = online.get(&t.conversation) else {
                 continue;
             };
             let frame = frames.len();
@@ -356,20 +388,20 @@ impl BatchProcessor {
                 conversation: &t.conversation,
             }
             .to_json()));
-            for (gw, users) in gws {
-                let others: Vec<String> = users
+            for (gw, users) in &reach.gateways {
+                let others: Vec<Name<'_>> = users
                     .iter()
                     .filter(|u| **u != t.entry.user)
-                    .cloned()
+                    .map(|u| Name::from(u.as_str()))
                     .collect();
                 if !others.is_empty() {
-                    plan.push(Planned {
-                        gateway: gw,
-                        users: others,
-                        skip_conn: None,
-                        conn: None,
-                        frame,
-                    });
+                    plan.deliveries.push((
+                        gw,
+                        Planned {
+                            users: others,
+                            frames: vec![(None, None, frame)],
+                        },
+                    ));
                 }
             }
         }
@@ -381,16 +413,23 @@ impl BatchProcessor {
                 reference: (r.entry.kind == EntryKind::Send).then_some(r.entry.client_id.as_str()),
             }
             .to_json()));
-            plan.push(Planned::to_conn(&r.entry.gw, r.entry.conn, frame));
+            // Errors have no conversation; they share one slot per gateway.
+            plan.direct(&r.entry.gw, "", r.entry.conn, frame);
         }
 
         let mut per_gateway: HashMap<&str, Vec<Delivery<'_>>> = HashMap::new();
-        for p in plan {
-            per_gateway.entry(p.gateway).or_default().push(Delivery {
-                users: p.users,
-                skip_conn: p.skip_conn,
-                conn: p.conn,
-                frame: &frames[p.frame],
+        for (gw, planned) in plan.deliveries {
+            per_gateway.entry(gw).or_default().push(Delivery {
+                users: planned.users,
+                frames: planned
+                    .frames
+                    .into_iter()
+                    .map(|(conn, skip_conn, i)| DeliveryFrame {
+                        conn,
+                        skip_conn,
+                        frame: &frames[i],
+                    })
+                    .collect(),
             });
         }
 

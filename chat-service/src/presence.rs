@@ -20,8 +20,17 @@ pub struct Presence {
 /// How long the list of live gateways is reused between lookups.
 const ALIVE_CACHE: Duration = Duration::from_millis(500);
 
-/// For each conversation: gateway → the recipients online on it.
-pub type Online = HashMap<String, HashMap<String, Vec<String>>>;
+/// Where a conversation's recipients are.
+#[derive(Debug, Default)]
+pub struct Reach {
+    /// Live gateway → the recipients with a socket on it.
+    pub gateways: HashMap<String, Vec<String>>,
+    /// The recipients with a socket on no live gateway.
+    pub offline: Vec<String>,
+}
+
+/// For each conversation of a batch, where its recipients are.
+pub type Online = HashMap<String, Reach>;
 
 impl Presence {
     pub fn new(keys: Keys, ttl_ms: u64) -> Self {
@@ -54,47 +63,62 @@ impl Presence {
     }
 
     /// Looks up, in one pipeline, which recipients of each conversation are
-    /// online on which live gateway.
+    /// online on which live gateway, and which are on none.
     pub async fn online<'a>(
         &mut self,
         conn: &mut ConnectionManager,
         conversations: impl IntoIterator<Item = (&'a str, &'a [String])>,
     ) -> redis::RedisResult<Online> {
         let gateways = self.alive_gateways(conn).await?;
-        let mut online = Online::new();
-        if gateways.is_empty() {
-            return Ok(online);
-        }
+        let conversations: Vec<(&str, &[String])> = conversations.into_iter().collect();
         let mut pipe = redis::pipe();
-        let mut asked = Vec::new();
-        for (conv, recipients) in conversations {
+        for (_, recipients) in &conversations {
             if recipients.is_empty() {
                 continue;
             }
             for gw in &gateways {
                 pipe.cmd("HMGET")
                     .arg(self.keys.gateway_users(gw))
-                    .arg(recipients);
-                asked.push((conv, gw.as_str(), recipients));
+                    .arg(*recipients);
             }
         }
-        if asked.is_empty() {
-            return Ok(online);
-        }
-        let replies: Vec<Vec<Option<i64>>> = pipe.query_async(conn).await?;
-        for ((conv, gw, recipients), flags) in asked.into_iter().zip(replies) {
-            let here: Vec<String> = recipients
+        let mut replies: std::vec::IntoIter<Vec<Option<i64>>> =
+            if gateways.is_empty() || conversations.iter().all(|(_, r)| r.is_empty()) {
+                Vec::new().into_iter()
+            } else {
+                pipe.query_async::<Vec<Vec<Option<i64>>>>(conn)
+                    .await?
+                    .into_iter()
+            };
+        let mut online = Online::new();
+        for (conv, recipients) in conversations {
+            let mut reach = Reach::default();
+            let mut seen = vec![false; recipients.len()];
+            if !recipients.is_empty() {
+                for gw in &gateways {
+                    let flags = replies.next().unwrap_or_default();
+                    let here: Vec<String> = recipients
+                        .iter()
+                        .zip(flags)
+                        .zip(seen.iter_mut())
+                        .filter(|((_, n), _)| n.unwrap_or(0) > 0)
+                        .map(|((user, _), seen)| {
+                            *seen = true;
+                            user.clone()
+                        })
+                        .collect();
+                    if !here.is_empty() {
+                        reach.gateways.insert(gw.clone(), here);
+                    }
+                }
+            }
+            reach.offline = recipients
                 .iter()
-                .zip(flags)
-                .filter(|(_, n)| n.unwrap_or(0) > 0)
+                .zip(seen)
+                .filter(|(_, seen)| !seen)
                 .map(|(user, _)| user.clone())
                 .collect();
-            if !here.is_empty() {
-                online
-                    .entry(conv.to_owned())
-                    .or_default()
-                    .insert(gw.to_owned(), here);
-            }
+            online.insert(conv.to_owned(), reach);
         }
         Ok(online)
     }

@@ -1,6 +1,8 @@
 //! The message model shared by the services, and the two internal wire formats
 //! that cross Redis: ingress stream entries and gateway deliveries.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -47,41 +49,72 @@ pub struct IngressEntry {
 /// Field name of the JSON entry inside an ingress stream entry.
 pub const INGRESS_FIELD: &str = "e";
 
-/// One frame for some sockets of one gateway. A gateway channel carries a JSON
-/// array of these; the frame is serialized once by chat-service and handed to
-/// every socket as is.
+/// Frames for some sockets of one gateway. A gateway channel carries a JSON
+/// array of these. chat-service puts a batch's frames of one conversation in
+/// one delivery, in seq order, so a gateway resolves a room's sockets once per
+/// batch rather than once per message, and each connection gets the
+/// conversation's frames (messages and its own acks) in seq order. Each frame
+/// is serialized once and handed to every socket as is.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Delivery<'a> {
-    /// Every socket of these users on the gateway gets the frame...
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub users: Vec<String>,
-    /// ...except this connection (the sender's, which gets `sent` instead).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skip_conn: Option<u64>,
-    /// Or exactly this connection (acks and errors).
+    /// The users whose sockets on this gateway get the frames without a `conn`.
+    #[serde(default, borrow, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<Name<'a>>,
+    #[serde(borrow)]
+    pub frames: Vec<DeliveryFrame<'a>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeliveryFrame<'a> {
+    /// For exactly this connection (acks and errors), whoever `users` are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conn: Option<u64>,
+    /// For every socket of `users` but this one (the sender's, which gets
+    /// `sent` instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_conn: Option<u64>,
     #[serde(borrow)]
     pub frame: &'a RawValue,
 }
 
+/// A username in a delivery, borrowed from the payload when it can be (names
+/// have no escapes), so a gateway allocates nothing per recipient.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Name<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl<'a> From<&'a str> for Name<'a> {
+    fn from(name: &'a str) -> Self {
+        Self(Cow::Borrowed(name))
+    }
+}
+
+impl std::ops::Deref for Name<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn delivery_round_trips_with_frame_untouched() {
+    fn delivery_round_trips_with_frames_untouched_and_names_borrowed() {
         let frame = RawValue::from_string(r#"{"type":"pong"}"#.to_owned()).unwrap();
         let d = Delivery {
             users: vec!["bob".into()],
-            skip_conn: Some(7),
-            conn: None,
-            frame: &frame,
+            frames: vec![DeliveryFrame {
+                conn: None,
+                skip_conn: Some(7),
+                frame: &frame,
+            }],
         };
         let s = serde_json::to_string(&[&d]).unwrap();
         let back: Vec<Delivery<'_>> = serde_json::from_str(&s).unwrap();
-        assert_eq!(back[0].frame.get(), r#"{"type":"pong"}"#);
-        assert_eq!(back[0].skip_conn, Some(7));
-        assert_eq!(back[0].users, ["bob"]);
+        assert_eq!(back[0].frames[0].frame.get(), r#"{"type":"pong"}"#);
+        assert_eq!(back[0].frames[0].skip_conn, Some(7));
+        assert_eq!(&*back[0].users[0], "bob");
+        assert!(matches!(back[0].users[0].0, Cow::Borrowed(_)));
     }
 }

@@ -13,6 +13,8 @@ use std::{
 
 use axum::extract::ws::Utf8Bytes;
 
+use common::model::Name;
+
 use crate::outbox::Outbox;
 
 #[derive(Clone)]
@@ -108,27 +110,56 @@ impl Hub {
         }
     }
 
-    /// Queues a frame for every socket of `users`, except `skip`. Returns how
-    /// many sockets it was offered to.
-    pub fn send_to_users(&self, users: &[String], skip: Option<u64>, frame: &Utf8Bytes) -> usize {
+    /// Queues `frames` in order: those with a `conn` for that connection
+    /// only, the others for every socket of `users` but their `skip_conn`.
+    /// Each socket gets its frames under one lock and one wake-up, in the
+    /// order given. Returns how many fan-out frames were offered.
+    pub fn deliver(&self, users: &[Name<'_>], frames: &[Outgoing]) -> usize {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        let mut n = 0;
+        let direct = frames.iter().any(|f| f.conn.is_some());
+        let mut reached: Vec<u64> = Vec::new();
+        let mut fanned = 0;
         for user in users {
-            let Some(ids) = inner.users.get(user.as_str()) else {
+            let Some(ids) = inner.users.get(&**user) else {
                 continue;
             };
             for id in ids {
-                if Some(*id) == skip {
+                let Some(handle) = inner.conns.get(id) else {
                     continue;
+                };
+                if direct {
+                    reached.push(*id);
                 }
-                if let Some(handle) = inner.conns.get(id) {
-                    handle.outbox.push(frame.clone());
-                    n += 1;
-                }
+                let mine = frames.iter().filter(|f| match f.conn {
+                    Some(conn) => conn == *id,
+                    None if f.skip_conn == Some(*id) => false,
+                    None => {
+                        fanned += 1;
+                        true
+                    }
+                });
+                handle.outbox.push_all(mine.map(|f| f.frame.clone()));
             }
         }
-        n
+        // Acks and errors for connections outside `users` (an error has no
+        // conversation; presence may not list a new socket yet).
+        for f in frames {
+            if let Some(conn) = f.conn
+                && !reached.contains(&conn)
+                && let Some(handle) = inner.conns.get(&conn)
+            {
+                handle.outbox.push(f.frame.clone());
+            }
+        }
+        fanned
     }
+}
+
+/// A frame for [`Hub::deliver`].
+pub struct Outgoing {
+    pub conn: Option<u64>,
+    pub skip_conn: Option<u64>,
+    pub frame: Utf8Bytes,
 }
 
 #[cfg(test)]
@@ -140,23 +171,52 @@ mod tests {
         Utf8Bytes::from_static(s)
     }
 
+    fn out(conn: Option<u64>, skip_conn: Option<u64>, s: &'static str) -> Outgoing {
+        Outgoing {
+            conn,
+            skip_conn,
+            frame: frame(s),
+        }
+    }
+
+    fn drain(o: &Outbox) -> Vec<String> {
+        std::iter::from_fn(|| match o.try_next() {
+            Some(Next::Frame(f)) => Some(f.as_str().to_owned()),
+            _ => None,
+        })
+        .collect()
+    }
+
     #[tokio::test]
-    async fn users_get_frames_on_every_socket_but_the_skipped_one() {
+    async fn each_socket_gets_its_frames_in_order() {
         let hub = Hub::default();
-        let (o1, o2) = (Arc::new(Outbox::new(4)), Arc::new(Outbox::new(4)));
+        let (o1, o2, o3) = (
+            Arc::new(Outbox::new(8)),
+            Arc::new(Outbox::new(8)),
+            Arc::new(Outbox::new(8)),
+        );
         let a = hub.register("alice", o1.clone());
         let b = hub.register("alice", o2.clone());
-        assert!(a.first && !b.first);
-        assert_eq!(
-            hub.send_to_users(&["alice".into()], Some(a.id), &frame("x")),
-            1
-        );
-        assert!(o1.try_next().is_none());
-        assert!(matches!(o2.try_next(), Some(Next::Frame(f)) if f.as_str() == "x"));
+        let c = hub.register("carol", o3.clone());
+        assert!(a.first && !b.first && c.first);
+        // a sent m2: its other device gets m2, a gets its ack in line;
+        // carol (not in `users`) gets only the frame addressed to her socket.
+        let frames = [
+            out(None, None, "m1"),
+            out(None, Some(a.id), "m2"),
+            out(Some(a.id), None, "sent2"),
+            out(None, None, "m3"),
+            out(Some(c.id), None, "error"),
+        ];
+        assert_eq!(hub.deliver(&["alice".into()], &frames), 5);
+        assert_eq!(drain(&o1), ["m1", "sent2", "m3"]);
+        assert_eq!(drain(&o2), ["m1", "m2", "m3"]);
+        assert_eq!(drain(&o3), ["error"]);
         hub.send_to_conn(a.id, &frame("y"));
-        assert!(matches!(o1.try_next(), Some(Next::Frame(f)) if f.as_str() == "y"));
+        assert_eq!(drain(&o1), ["y"]);
         assert!(!hub.unregister(a.id));
         assert!(hub.unregister(b.id));
+        assert!(hub.unregister(c.id));
         assert_eq!(hub.connections(), 0);
     }
 

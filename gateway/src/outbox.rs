@@ -56,21 +56,37 @@ impl Outbox {
     /// Queues a frame. Returns false if it was not queued: the socket is
     /// closing, or the queue is full (then the socket is a slow consumer).
     pub fn push(&self, frame: Utf8Bytes) -> bool {
+        self.push_all(std::iter::once(frame)) == 1
+    }
+
+    /// Queues frames in order under one lock, waking the writer once. Returns
+    /// how many were queued: fewer when the socket is closing or the queue
+    /// filled up (then the socket is a slow consumer).
+    pub fn push_all(&self, frames: impl IntoIterator<Item = Utf8Bytes>) -> usize {
         let mut state = self.state();
         if state.finished || state.overflowed {
-            return false;
+            return 0;
         }
-        if state.frames.len() >= self.limit {
-            state.overflowed = true;
-            drop(state);
-            metrics::counter!("gateway_slow_consumers_total").increment(1);
-            self.slow.notify_one();
-            return false;
+        let mut queued = 0;
+        for frame in frames {
+            if state.frames.len() >= self.limit {
+                state.overflowed = true;
+                drop(state);
+                metrics::counter!("gateway_slow_consumers_total").increment(1);
+                self.slow.notify_one();
+                if queued > 0 {
+                    self.ready.notify_one();
+                }
+                return queued;
+            }
+            state.frames.push_back(frame);
+            queued += 1;
         }
-        state.frames.push_back(frame);
         drop(state);
-        self.ready.notify_one();
-        true
+        if queued > 0 {
+            self.ready.notify_one();
+        }
+        queued
     }
 
     /// Asks the writer to close with `close` after the frames already queued.
@@ -160,6 +176,20 @@ mod tests {
             .expect("flagged");
         assert!(!o.push(frame("4")));
         assert_eq!(o.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn push_all_queues_in_order_up_to_the_limit() {
+        let o = Outbox::new(3);
+        assert_eq!(o.push_all([frame("1"), frame("2")]), 2);
+        assert_eq!(o.push_all([frame("3"), frame("4"), frame("5")]), 1);
+        assert_eq!(o.push_all([frame("6")]), 0, "a slow consumer takes no more");
+        for want in ["1", "2", "3"] {
+            assert!(matches!(o.try_next(), Some(Next::Frame(f)) if f.as_str() == want));
+        }
+        tokio::time::timeout(Duration::from_secs(1), o.overflowed())
+            .await
+            .expect("flagged");
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use common::{model::Delivery, shutdown::Shutdown};
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, Outgoing};
 
 /// Runs until shutdown. `subscribed` is true while the subscription is live.
 pub async fn run(
@@ -77,12 +77,16 @@ pub fn dispatch(hub: &Hub, payload: &[u8]) {
     };
     for d in deliveries {
         // Serialized once by chat-service; one shared buffer for every socket.
-        let frame = Utf8Bytes::from(d.frame.get().to_owned());
-        if let Some(conn) = d.conn {
-            hub.send_to_conn(conn, &frame);
-        } else {
-            let n = hub.send_to_users(&d.users, d.skip_conn, &frame);
-            metrics::counter!("gateway_deliveries_total").increment(n as u64);
-        }
+        let frames: Vec<Outgoing> = d
+            .frames
+            .iter()
+            .map(|f| Outgoing {
+                conn: f.conn,
+                skip_conn: f.skip_conn,
+                frame: Utf8Bytes::from(f.frame.get().to_owned()),
+            })
+            .collect();
+        let n = hub.deliver(&d.users, &frames);
+        metrics::counter!("gateway_deliveries_total").increment(n as u64);
     }
 }

@@ -1,4 +1,18 @@
+use serde_json::Value;
+
 use crate::helpers::{next_of, spawn_env};
+
+/// The `users` a delivered frame was addressed to, sorted.
+fn sorted_users(item: &Value) -> Vec<&str> {
+    let mut users: Vec<&str> = item["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    users.sort_unstable();
+    users
+}
 
 #[tokio::test]
 async fn room_message_goes_to_online_members_and_offline_queues() {
@@ -19,14 +33,7 @@ async fn room_message_goes_to_online_members_and_offline_queues() {
         message["skip_conn"], 7,
         "the sending socket gets `sent` instead"
     );
-    let mut users: Vec<_> = message["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u.as_str().unwrap())
-        .collect();
-    users.sort_unstable();
-    assert_eq!(users, ["alice", "bob"]);
+    assert_eq!(sorted_users(&message), ["alice", "bob"]);
     let sent = next_of(&mut rx, "sent").await;
     assert_eq!(sent["conn"], 7);
     assert_eq!(sent["frame"]["id"], message["frame"]["id"]);
@@ -46,6 +53,64 @@ async fn room_message_goes_to_online_members_and_offline_queues() {
     );
     assert_eq!(err["frame"]["ref"], "x1");
     assert_eq!(env.history("room:general").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_of_one_conversation_is_one_delivery_in_seq_order() {
+    let env = spawn_env().await;
+    for u in ["alice", "bob", "carol"] {
+        env.user(u).await;
+    }
+    env.room("general", &["alice", "bob", "carol"]).await;
+    env.gateway_online(&["alice", "bob", "carol"]).await;
+    let mut rx = env.subscribe().await;
+    // Queued before any worker runs, so one batch holds them all.
+    env.xadd("alice", 7, "a1", "room:general", "one").await;
+    env.xadd("bob", 8, "b1", "room:general", "two").await;
+    env.xadd("alice", 7, "a2", "room:general", "three").await;
+    env.spawn_worker(env.worker_config("w1")).await;
+
+    let mut items = Vec::new();
+    while items.len() < 6 {
+        items.push(
+            testkit::within("six frames", std::time::Duration::from_secs(15), rx.recv())
+                .await
+                .expect("subscription open"),
+        );
+    }
+    let one_delivery = items
+        .iter()
+        .all(|i| (&i["payload"], &i["delivery"]) == (&items[0]["payload"], &items[0]["delivery"]));
+    assert!(one_delivery, "not one delivery: {items:#?}");
+    assert_eq!(
+        sorted_users(&items[0]),
+        ["alice", "bob", "carol"],
+        "users resolved once"
+    );
+    // Each message, then its sender's ack for exactly that socket.
+    let order: Vec<(String, u64, Option<u64>, Option<u64>)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["frame"]["type"].as_str().unwrap().to_owned(),
+                i["frame"]["seq"].as_u64().unwrap(),
+                i["conn"].as_u64(),
+                i["skip_conn"].as_u64(),
+            )
+        })
+        .collect();
+    let want = |t: &str, seq, conn, skip| (t.to_owned(), seq, conn, skip);
+    assert_eq!(
+        order,
+        [
+            want("message", 1, None, Some(7)),
+            want("sent", 1, Some(7), None),
+            want("message", 2, None, Some(8)),
+            want("sent", 2, Some(8), None),
+            want("message", 3, None, Some(7)),
+            want("sent", 3, Some(7), None),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -122,7 +122,8 @@ impl TestEnv {
     }
 
     /// Subscribes to the test gateway's channel; every frame arrives on the
-    /// receiver with the delivery's routing fields alongside.
+    /// receiver with its routing fields alongside, numbered by pub/sub
+    /// message (`payload`) and by delivery within it (`delivery`).
     pub async fn subscribe(&self) -> mpsc::UnboundedReceiver<Value> {
         let client = redis::Client::open(testkit::redis_url()).unwrap();
         let mut pubsub = client.get_async_pubsub().await.unwrap();
@@ -133,12 +134,26 @@ impl TestEnv {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut messages = pubsub.into_on_message();
+            let mut payload = 0_u64;
             while let Some(msg) = messages.next().await {
                 let deliveries: Vec<Value> =
                     serde_json::from_slice(msg.get_payload_bytes()).unwrap();
-                for d in deliveries {
-                    if tx.send(d).is_err() {
-                        return;
+                // One item per frame, with the routing fields beside it, so
+                // tests look at frames, whichever delivery grouped them.
+                payload += 1;
+                for (delivery, d) in deliveries.iter().enumerate() {
+                    for f in d["frames"].as_array().cloned().unwrap_or_default() {
+                        let item = serde_json::json!({
+                            "payload": payload,
+                            "delivery": delivery,
+                            "users": d["users"],
+                            "conn": f["conn"],
+                            "skip_conn": f["skip_conn"],
+                            "frame": f["frame"],
+                        });
+                        if tx.send(item).is_err() {
+                            return;
+                        }
                     }
                 }
             }
