@@ -36,6 +36,23 @@ async fn rooms_lifecycle_and_members_with_online_flags() {
         .collect();
     assert_eq!(flags, [("alice".into(), true), ("bob".into(), false)]);
 
+    // The presence hash is a real hash table from the start (see
+    // gateway::presence::TABLE_FIELD), so chat-service's HMGETs stay O(k).
+    let users_key =
+        common::keys::Keys::new(stack._storage.redis_prefix.clone()).gateway_users("gw0");
+    let mut redis = stack._storage.redis().await;
+    let (encoding, alice_sockets): (String, Option<i64>) = redis::pipe()
+        .cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(&users_key)
+        .cmd("HGET")
+        .arg(&users_key)
+        .arg("alice")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!((encoding.as_str(), alice_sockets), ("hashtable", Some(1)));
+
     let (s, rooms) = stack.get("/api/rooms", Some(&bob)).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(rooms["rooms"][0]["name"], "general");
