@@ -131,6 +131,8 @@ pub struct BatchStats {
     pub replayed: usize,
     pub rejected: usize,
     pub dead: usize,
+    /// Online recipients summed over the batch's messages.
+    pub recipients: usize,
 }
 
 impl BatchProcessor {
@@ -216,7 +218,13 @@ impl BatchProcessor {
         .await?;
 
         let replayed = sequenced.iter().filter(|s| !s.fresh).count();
+        let recipients = accepted
+            .iter()
+            .filter_map(|a| online.get(&a.conversation))
+            .map(|reach| reach.gateways.values().map(Vec::len).sum::<usize>())
+            .sum();
         Ok(BatchStats {
+            recipients,
             fresh: sequenced.len() - replayed,
             replayed,
             rejected: rejected.len(),

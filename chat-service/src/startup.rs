@@ -64,6 +64,8 @@ impl Application {
             reader,
             consumer: config.consumer_name.clone(),
             batch_size: config.batch_size as usize,
+            linger: Duration::from_millis(config.batch_linger_ms),
+            wide: false,
             claim_idle: Duration::from_millis(config.claim_idle_ms),
             max_deliveries: config.max_deliveries as usize,
             processor,

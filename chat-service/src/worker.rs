@@ -18,12 +18,22 @@ use crate::batch::BatchProcessor;
 
 pub const GROUP: &str = "chat-service";
 
+/// Online recipients per message from which a batch counts as a wide fan-out.
+/// After one, a short read lingers (BATCH_LINGER_MS): each gateway then gets
+/// fewer, larger deliveries and each socket fewer, larger writes, which is
+/// where a big room's cost lies. DMs and small rooms never wait.
+pub const WIDE_FANOUT: usize = 32;
+
 pub struct Worker {
     pub keys: Keys,
     /// A connection of its own: blocking reads would stall a shared one.
     pub reader: ConnectionManager,
     pub consumer: String,
     pub batch_size: usize,
+    /// How long a short read waits for more entries (see BATCH_LINGER_MS).
+    pub linger: Duration,
+    /// Whether the last batch fanned out widely, so the next read lingers.
+    pub wide: bool,
     pub claim_idle: Duration,
     pub max_deliveries: usize,
     pub processor: BatchProcessor,
@@ -114,6 +124,8 @@ impl Worker {
             match self.processor.process(&entries).await {
                 Ok(stats) => {
                     failures = 0;
+                    let messages = stats.fresh + stats.replayed;
+                    self.wide = messages > 0 && stats.recipients >= WIDE_FANOUT * messages;
                     metrics::histogram!("chat_batch_seconds")
                         .record(started.elapsed().as_secs_f64());
                     metrics::counter!("chat_messages_total", "result" => "fresh")
@@ -150,9 +162,36 @@ impl Worker {
                 &options,
             )
             .await?;
-        Ok(reply
+        let mut entries: Vec<StreamId> = reply
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        if !pending
+            && self.wide
+            && !self.linger.is_zero()
+            && !entries.is_empty()
+            && entries.len() < self.batch_size
+        {
+            tokio::time::sleep(self.linger).await;
+            let more: redis::RedisResult<Option<StreamReadReply>> = self
+                .reader
+                .xread_options(
+                    &[self.keys.ingress()],
+                    &[">"],
+                    &StreamReadOptions::default()
+                        .group(GROUP, &self.consumer)
+                        .count(self.batch_size - entries.len()),
+                )
+                .await;
+            // The first read's entries are ours now: process them whatever
+            // became of the second read.
+            match more {
+                Ok(more) => {
+                    entries.extend(more.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids));
+                }
+                Err(e) => tracing::warn!(error = %e, "lingering read failed"),
+            }
+        }
+        Ok(entries)
     }
 
     /// Takes over entries idle longer than CLAIM_IDLE_MS on any consumer.

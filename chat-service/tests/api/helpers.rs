@@ -58,6 +58,7 @@ impl TestEnv {
             ops_addr: "127.0.0.1:0".parse().unwrap(),
             consumer_name: consumer.into(),
             batch_size: 50,
+            batch_linger_ms: 0,
             claim_idle_ms: 30_000,
             max_deliveries: 3,
             dedup_ttl_secs: 3600,

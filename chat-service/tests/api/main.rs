@@ -5,4 +5,5 @@
 
 mod delivery;
 mod helpers;
+mod linger;
 mod recovery;

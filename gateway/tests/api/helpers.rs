@@ -68,6 +68,7 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
         ops_addr: local,
         consumer_name: "chat-test".into(),
         batch_size: 200,
+        batch_linger_ms: 3,
         claim_idle_ms: 30_000,
         max_deliveries: 5,
         dedup_ttl_secs: 3600,
