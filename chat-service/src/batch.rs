@@ -8,12 +8,11 @@ use std::{collections::HashMap, sync::Arc};
 use common::{
     ids::{ConversationId, Target},
     keys::Keys,
-    model::{ChatMessage, Delivery, DeliveryFrame, EntryKind, INGRESS_FIELD, IngressEntry, Name},
-    protocol::{ErrorCode, ServerFrame},
+    model::{ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
+    protocol::ErrorCode,
 };
 use proto::history::v1::{self as hpb, history_service_client::HistoryServiceClient};
 use redis::{aio::ConnectionManager, streams::StreamId};
-use serde_json::value::RawValue;
 use tonic::transport::Channel;
 
 use crate::{
@@ -35,84 +34,28 @@ pub enum BatchError {
 }
 
 /// An entry that passed validation and authorization.
-struct Accepted {
-    stream_id: String,
-    entry: IngressEntry,
-    conversation: String,
-    recipients: Arc<[String]>,
+pub(crate) struct Accepted {
+    pub stream_id: String,
+    pub entry: IngressEntry,
+    pub conversation: String,
+    pub recipients: Arc<[String]>,
 }
 
 /// Everything a batch decided, for delivery.
-struct Outcome<'a> {
-    accepted: &'a [Accepted],
-    messages: &'a [ChatMessage],
-    typing: &'a [Accepted],
-    rejected: &'a [Rejected],
-    dead: &'a [(String, String)],
-}
-
-/// A delivery to be: its users, and its frames as indexes into the batch's
-/// frame list with the connection they are for or must skip.
-#[derive(Default)]
-struct Planned<'a> {
-    users: Vec<Name<'a>>,
-    frames: Vec<(Option<u64>, Option<u64>, usize)>,
-}
-
-/// The deliveries of a batch: one per (gateway, conversation) holding the
-/// conversation's message frames and their senders' acks in seq order, and
-/// one per typing notice.
-#[derive(Default)]
-struct Plan<'a> {
-    deliveries: Vec<(&'a str, Planned<'a>)>,
-    slots: HashMap<(&'a str, &'a str), usize>,
-}
-
-impl<'a> Plan<'a> {
-    fn slot(&mut self, gateway: &'a str, conversation: &'a str) -> &mut Planned<'a> {
-        let i = *self
-            .slots
-            .entry((gateway, conversation))
-            .or_insert_with(|| {
-                self.deliveries.push((gateway, Planned::default()));
-                self.deliveries.len() - 1
-            });
-        &mut self.deliveries[i].1
-    }
-
-    /// `frame` for every socket of `users` on `gateway` but `skip`.
-    fn fan_out(
-        &mut self,
-        gateway: &'a str,
-        conversation: &'a str,
-        users: &'a [String],
-        skip: Option<u64>,
-        frame: usize,
-    ) {
-        let planned = self.slot(gateway, conversation);
-        if planned.users.is_empty() {
-            // A batch has one presence answer per conversation, so the
-            // users are the same for every frame of the slot.
-            planned.users = users.iter().map(|u| Name::from(u.as_str())).collect();
-        }
-        planned.frames.push((None, skip, frame));
-    }
-
-    /// `frame` for connection `conn` on `gateway`, in line with the
-    /// conversation's other frames.
-    fn direct(&mut self, gateway: &'a str, conversation: &'a str, conn: u64, frame: usize) {
-        self.slot(gateway, conversation)
-            .frames
-            .push((Some(conn), None, frame));
-    }
+pub(crate) struct Outcome<'a> {
+    pub accepted: &'a [Accepted],
+    pub messages: &'a [ChatMessage],
+    pub typing: &'a [Accepted],
+    pub rejected: &'a [Rejected],
+    pub dead: &'a [(String, String)],
 }
 
 /// An entry refused with an error frame to its sender.
-struct Rejected {
-    stream_id: String,
-    entry: IngressEntry,
-    code: ErrorCode,
-    message: String,
+pub(crate) struct Rejected {
+    pub stream_id: String,
+    pub entry: IngressEntry,
+    pub code: ErrorCode,
+    pub message: String,
 }
 
 pub struct BatchProcessor {
@@ -358,94 +301,16 @@ impl BatchProcessor {
     ) -> Result<(), BatchError> {
         let Outcome {
             accepted,
-            messages,
             typing,
             rejected,
             dead,
+            ..
         } = outcome;
-        // Frames first (deliveries borrow them), then who gets which.
-        let mut frames: Vec<Box<RawValue>> = Vec::new();
-        let mut plan = Plan::default();
-        for (a, m) in accepted.iter().zip(messages) {
-            let frame = frames.len();
-            frames.push(raw(ServerFrame::Message(m).to_json()));
-            if let Some(reach) = online.get(&a.conversation) {
-                for (gw, users) in &reach.gateways {
-                    let skip = (*gw == a.entry.gw).then_some(a.entry.conn);
-                    plan.fan_out(gw, &a.conversation, users, skip, frame);
-                }
-            }
-            let sent = frames.len();
-            frames.push(raw(ServerFrame::Sent {
-                client_id: &m.client_id,
-                id: &m.id,
-                conversation: &m.conversation,
-                seq: m.seq,
-                ts: m.ts,
-            }
-            .to_json()));
-            plan.direct(&a.entry.gw, &a.conversation, a.entry.conn, sent);
-        }
-        for t in typing {
-            let Some(reach) = online.get(&t.conversation) else {
-                continue;
-            };
-            let frame = frames.len();
-            frames.push(raw(ServerFrame::Typing {
-                from: &t.entry.user,
-                conversation: &t.conversation,
-            }
-            .to_json()));
-            for (gw, users) in &reach.gateways {
-                let others: Vec<Name<'_>> = users
-                    .iter()
-                    .filter(|u| **u != t.entry.user)
-                    .map(|u| Name::from(u.as_str()))
-                    .collect();
-                if !others.is_empty() {
-                    plan.deliveries.push((
-                        gw,
-                        Planned {
-                            users: others,
-                            frames: vec![(None, None, frame)],
-                        },
-                    ));
-                }
-            }
-        }
-        for r in rejected {
-            let frame = frames.len();
-            frames.push(raw(ServerFrame::Error {
-                code: r.code,
-                message: &r.message,
-                reference: (r.entry.kind == EntryKind::Send).then_some(r.entry.client_id.as_str()),
-            }
-            .to_json()));
-            // Errors have no conversation; they share one slot per gateway.
-            plan.direct(&r.entry.gw, "", r.entry.conn, frame);
-        }
-
-        let mut per_gateway: HashMap<&str, Vec<Delivery<'_>>> = HashMap::new();
-        for (gw, planned) in plan.deliveries {
-            per_gateway.entry(gw).or_default().push(Delivery {
-                users: planned.users,
-                frames: planned
-                    .frames
-                    .into_iter()
-                    .map(|(conn, skip_conn, i)| DeliveryFrame {
-                        conn,
-                        skip_conn,
-                        frame: &frames[i],
-                    })
-                    .collect(),
-            });
-        }
-
+        let payloads = crate::delivery::payloads(&outcome, online);
         let mut pipe = redis::pipe();
-        for (gw, deliveries) in &per_gateway {
-            let payload = serde_json::to_string(deliveries).unwrap_or_default();
+        for (gw, payload) in payloads {
             pipe.cmd("PUBLISH")
-                .arg(self.keys.gateway_channel(gw))
+                .arg(self.keys.gateway_channel(&gw))
                 .arg(payload)
                 .ignore();
         }
@@ -480,10 +345,4 @@ impl BatchProcessor {
         pipe.query_async::<()>(&mut self.conn).await?;
         Ok(())
     }
-}
-
-fn raw(json: String) -> Box<RawValue> {
-    // The frames are serde_json output, so always valid JSON.
-    RawValue::from_string(json)
-        .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is valid JSON"))
 }

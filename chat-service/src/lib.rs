@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod config;
+mod delivery;
 pub mod members;
 pub mod presence;
 pub mod sequencer;

@@ -1,0 +1,174 @@
+//! What a batch publishes: per gateway, a JSON array of deliveries. One
+//! delivery per (gateway, conversation) holds the conversation's message
+//! frames and their senders' `sent` acks in seq order, so a gateway resolves
+//! the users' sockets once per batch and each connection sees the
+//! conversation in order; typing notices and errors get deliveries of their
+//! own. Every frame is serialized once, here.
+
+use std::collections::HashMap;
+
+use common::{
+    model::{Delivery, DeliveryFrame, EntryKind, Name},
+    protocol::ServerFrame,
+};
+use serde_json::value::RawValue;
+
+use crate::{batch::Outcome, presence::Online};
+
+/// A delivery to be: its users, and its frames as indexes into the batch's
+/// frame list with the connection they are for or must skip.
+#[derive(Default)]
+struct Planned<'a> {
+    users: Vec<Name<'a>>,
+    frames: Vec<(Option<u64>, Option<u64>, usize)>,
+}
+
+/// The deliveries of a batch: one per (gateway, conversation) holding the
+/// conversation's message frames and their senders' acks in seq order, and
+/// one per typing notice.
+#[derive(Default)]
+struct Plan<'a> {
+    deliveries: Vec<(&'a str, Planned<'a>)>,
+    slots: HashMap<(&'a str, &'a str), usize>,
+}
+
+impl<'a> Plan<'a> {
+    fn slot(&mut self, gateway: &'a str, conversation: &'a str) -> &mut Planned<'a> {
+        let i = *self
+            .slots
+            .entry((gateway, conversation))
+            .or_insert_with(|| {
+                self.deliveries.push((gateway, Planned::default()));
+                self.deliveries.len() - 1
+            });
+        &mut self.deliveries[i].1
+    }
+
+    /// `frame` for every socket of `users` on `gateway` but `skip`.
+    fn fan_out(
+        &mut self,
+        gateway: &'a str,
+        conversation: &'a str,
+        users: &'a [String],
+        skip: Option<u64>,
+        frame: usize,
+    ) {
+        let planned = self.slot(gateway, conversation);
+        if planned.users.is_empty() {
+            // A batch has one presence answer per conversation, so the
+            // users are the same for every frame of the slot.
+            planned.users = users.iter().map(|u| Name::from(u.as_str())).collect();
+        }
+        planned.frames.push((None, skip, frame));
+    }
+
+    /// `frame` for connection `conn` on `gateway`, in line with the
+    /// conversation's other frames.
+    fn direct(&mut self, gateway: &'a str, conversation: &'a str, conn: u64, frame: usize) {
+        self.slot(gateway, conversation)
+            .frames
+            .push((Some(conn), None, frame));
+    }
+}
+
+/// The payload to publish to each gateway that has something to receive.
+pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, String)> {
+    let Outcome {
+        accepted,
+        messages,
+        typing,
+        rejected,
+        ..
+    } = *outcome;
+    // Frames first (deliveries borrow them), then who gets which.
+    let mut frames: Vec<Box<RawValue>> = Vec::new();
+    let mut plan = Plan::default();
+    for (a, m) in accepted.iter().zip(messages) {
+        let frame = frames.len();
+        frames.push(raw(ServerFrame::Message(m).to_json()));
+        if let Some(reach) = online.get(&a.conversation) {
+            for (gw, users) in &reach.gateways {
+                let skip = (*gw == a.entry.gw).then_some(a.entry.conn);
+                plan.fan_out(gw, &a.conversation, users, skip, frame);
+            }
+        }
+        let sent = frames.len();
+        frames.push(raw(ServerFrame::Sent {
+            client_id: &m.client_id,
+            id: &m.id,
+            conversation: &m.conversation,
+            seq: m.seq,
+            ts: m.ts,
+        }
+        .to_json()));
+        plan.direct(&a.entry.gw, &a.conversation, a.entry.conn, sent);
+    }
+    for t in typing {
+        let Some(reach) = online.get(&t.conversation) else {
+            continue;
+        };
+        let frame = frames.len();
+        frames.push(raw(ServerFrame::Typing {
+            from: &t.entry.user,
+            conversation: &t.conversation,
+        }
+        .to_json()));
+        for (gw, users) in &reach.gateways {
+            let others: Vec<Name<'_>> = users
+                .iter()
+                .filter(|u| **u != t.entry.user)
+                .map(|u| Name::from(u.as_str()))
+                .collect();
+            if !others.is_empty() {
+                plan.deliveries.push((
+                    gw,
+                    Planned {
+                        users: others,
+                        frames: vec![(None, None, frame)],
+                    },
+                ));
+            }
+        }
+    }
+    for r in rejected {
+        let frame = frames.len();
+        frames.push(raw(ServerFrame::Error {
+            code: r.code,
+            message: &r.message,
+            reference: (r.entry.kind == EntryKind::Send).then_some(r.entry.client_id.as_str()),
+        }
+        .to_json()));
+        // Errors have no conversation; they share one slot per gateway.
+        plan.direct(&r.entry.gw, "", r.entry.conn, frame);
+    }
+
+    let mut per_gateway: HashMap<&str, Vec<Delivery<'_>>> = HashMap::new();
+    for (gw, planned) in plan.deliveries {
+        per_gateway.entry(gw).or_default().push(Delivery {
+            users: planned.users,
+            frames: planned
+                .frames
+                .into_iter()
+                .map(|(conn, skip_conn, i)| DeliveryFrame {
+                    conn,
+                    skip_conn,
+                    frame: &frames[i],
+                })
+                .collect(),
+        });
+    }
+
+    per_gateway
+        .into_iter()
+        .map(|(gw, deliveries)| {
+            let payload = serde_json::to_string(&deliveries).unwrap_or_default();
+            (gw.to_owned(), payload)
+        })
+        .collect()
+}
+
+fn raw(json: String) -> Box<RawValue> {
+    // The frames are serde_json output, so always valid JSON.
+    RawValue::from_string(json)
+        .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is valid JSON"))
+}
