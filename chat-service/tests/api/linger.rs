@@ -8,10 +8,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::helpers::{TestEnv, next_of, spawn_env};
 
-const LINGER_MS: u64 = 1_000;
-/// Between two sends: well inside the linger window. The second send only
-/// shares the first one's batch if the worker waited for it.
-const GAP: Duration = Duration::from_millis(100);
+const LINGER_MS: u64 = 3_000;
+/// Between two sends: well inside the linger window, and ample time for a
+/// worker that does not linger to take the first send alone. The second send
+/// only shares the first one's batch if the worker waited for it.
+const GAP: Duration = Duration::from_millis(500);
 
 /// A room whose members are all online: one more than the wide threshold.
 async fn wide_room(env: &TestEnv) -> Vec<String> {
