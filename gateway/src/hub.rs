@@ -116,8 +116,11 @@ impl Hub {
     /// order given. Returns how many fan-out frames were offered.
     pub fn deliver(&self, users: &[Name<'_>], frames: &[Outgoing]) -> usize {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        let direct = frames.iter().any(|f| f.conn.is_some());
-        let mut reached: Vec<u64> = Vec::new();
+        // Connections that frames are addressed to; those among the users'
+        // sockets get them in line below, the rest at the end.
+        let mut direct: Vec<u64> = frames.iter().filter_map(|f| f.conn).collect();
+        direct.sort_unstable();
+        direct.dedup();
         let mut fanned = 0;
         for user in users {
             let Some(ids) = inner.users.get(&**user) else {
@@ -127,8 +130,8 @@ impl Hub {
                 let Some(handle) = inner.conns.get(id) else {
                     continue;
                 };
-                if direct {
-                    reached.push(*id);
+                if let Ok(i) = direct.binary_search(id) {
+                    direct.remove(i);
                 }
                 let mine = frames.iter().filter(|f| match f.conn {
                     Some(conn) => conn == *id,
@@ -145,7 +148,7 @@ impl Hub {
         // conversation; presence may not list a new socket yet).
         for f in frames {
             if let Some(conn) = f.conn
-                && !reached.contains(&conn)
+                && direct.binary_search(&conn).is_ok()
                 && let Some(handle) = inner.conns.get(&conn)
             {
                 handle.outbox.push(f.frame.clone());
