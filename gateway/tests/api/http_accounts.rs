@@ -39,37 +39,33 @@ async fn account_errors_have_status_and_error_json() {
     let stack = spawn_stack().await;
     stack.user("alice").await;
 
-    let (s, b) = stack
-        .post(
-            "/api/register",
-            None,
+    let refused = [
+        (
             json!({"username": "alice", "password": "password123"}),
-        )
-        .await;
-    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
-
-    let (s, b) = stack
-        .post(
-            "/api/register",
-            None,
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
             json!({"username": "x", "password": "password123"}),
-        )
-        .await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
-
-    let (s, b) = stack
-        .post(
-            "/api/register",
-            None,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
             json!({"username": "carol", "password": "short"}),
-        )
-        .await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
-
-    let (s, b) = stack
-        .post("/api/register", None, json!({"username": "carol"}))
-        .await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({"username": "carol"}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ];
+    for (body, status, code) in refused {
+        let (s, b) = stack.post("/api/register", None, body.clone()).await;
+        assert_eq!(s, status, "{body}");
+        assert_error(s, &b, status, code);
+    }
 
     let (s, wrong) = stack
         .post(
