@@ -103,36 +103,20 @@ async fn account_errors_have_status_and_error_json() {
 #[tokio::test]
 async fn malformed_and_oversize_bodies() {
     let stack = spawn_stack().await;
-    let r = stack
-        .http
-        .post(stack.url("/api/register"))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    let s = r.status();
-    assert_error(
-        s,
-        &r.json().await.unwrap(),
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-    );
-
-    let r = stack
-        .http
-        .post(stack.url("/api/register"))
-        .body(r#"{"username":"alice","password":"password123"}"#)
-        .send()
-        .await
-        .unwrap();
-    let s = r.status();
-    assert_error(
-        s,
-        &r.json().await.unwrap(),
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-    );
+    // Malformed JSON, and a body without a JSON content type.
+    for (content_type, body) in [
+        (Some("application/json"), "{not json"),
+        (None, r#"{"username":"alice","password":"password123"}"#),
+    ] {
+        let mut request = stack.http.post(stack.url("/api/register")).body(body);
+        if let Some(t) = content_type {
+            request = request.header("content-type", t);
+        }
+        let r = request.send().await.unwrap();
+        let s = r.status();
+        let b = r.json().await.unwrap();
+        assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+    }
 
     let big = json!({"username": "alice", "password": "x".repeat(20_000)});
     let (s, b) = stack.post("/api/register", None, big).await;
