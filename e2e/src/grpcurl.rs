@@ -20,3 +20,13 @@ pub fn grpcurl(args: &[&str]) -> Output {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+impl Output {
+    /// Asserts the call succeeded and its output names every one of `wanted`.
+    pub fn assert_mentions(&self, wanted: &[&str]) {
+        assert!(self.success, "{}", self.stderr);
+        for w in wanted {
+            assert!(self.stdout.contains(w), "no {w:?} in:\n{}", self.stdout);
+        }
+    }
+}

@@ -37,36 +37,15 @@ async fn a_dm_travels_across_gateways_into_history_and_grpcurl() {
 
     // Through reflection, with no .proto at hand.
     let addr = stack.history_addr();
-    let list = grpcurl(&["-plaintext", &addr, "list"]);
-    assert!(list.success, "{}", list.stderr);
-    assert!(
-        list.stdout.contains("chat.history.v1.HistoryService"),
-        "{}",
-        list.stdout
-    );
-    assert!(
-        list.stdout.contains("grpc.health.v1.Health"),
-        "{}",
-        list.stdout
-    );
-
-    let describe = grpcurl(&[
+    grpcurl(&["-plaintext", &addr, "list"])
+        .assert_mentions(&["chat.history.v1.HistoryService", "grpc.health.v1.Health"]);
+    grpcurl(&[
         "-plaintext",
         &addr,
         "describe",
         "chat.history.v1.HistoryService",
-    ]);
-    assert!(describe.success, "{}", describe.stderr);
-    assert!(
-        describe.stdout.contains("rpc GetHistory"),
-        "{}",
-        describe.stdout
-    );
-    assert!(
-        describe.stdout.contains("rpc ListOffline"),
-        "{}",
-        describe.stdout
-    );
+    ])
+    .assert_mentions(&["rpc GetHistory", "rpc ListOffline"]);
 
     let history = grpcurl(&[
         "-plaintext",
@@ -103,8 +82,7 @@ async fn a_dm_travels_across_gateways_into_history_and_grpcurl() {
         "{v}"
     );
 
-    let health = grpcurl(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]);
-    assert!(health.stdout.contains("SERVING"), "{}", health.stdout);
+    grpcurl(&["-plaintext", &addr, "grpc.health.v1.Health/Check"]).assert_mentions(&["SERVING"]);
 
     for (request, message) in [
         (
