@@ -1,5 +1,5 @@
-//! Names and identifiers of design.md §3: usernames, room names, send targets and
-//! conversation ids (`room:<name>`, `dm:<a>:<b>` with a < b).
+//! Names and identifiers (docs/protocol.md, Conventions): usernames, room names,
+//! send targets and conversation ids (`room:<name>`, `dm:<a>:<b>` with a < b).
 
 use std::fmt;
 
