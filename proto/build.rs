@@ -12,17 +12,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let out = PathBuf::from(env::var("OUT_DIR")?);
 
-    for (file, descriptor) in [
-        (
-            "proto/chat/history/v1/history.proto",
-            "history_descriptor.bin",
-        ),
-        ("proto/chat/user/v1/user.proto", "user_descriptor.bin"),
+    const HISTORY: &str = "proto/chat/history/v1/history.proto";
+    const INTERNAL: &str = "proto/chat/history/internal/v1/internal.proto";
+    const USER: &str = "proto/chat/user/v1/user.proto";
+    // One descriptor set per listener's reflection: the public history port
+    // advertises only the public file. The internal file imports it, so its
+    // set holds both (the public module is generated twice, identically).
+    for (files, descriptor) in [
+        (&[HISTORY][..], "history_descriptor.bin"),
+        (&[HISTORY, INTERNAL][..], "history_internal_descriptor.bin"),
+        (&[USER][..], "user_descriptor.bin"),
     ] {
-        println!("cargo:rerun-if-changed={file}");
+        for file in files {
+            println!("cargo:rerun-if-changed={file}");
+        }
         tonic_prost_build::configure()
             .file_descriptor_set_path(out.join(descriptor))
-            .compile_protos(&[file], &["proto"])?;
+            .compile_protos(files, &["proto"])?;
     }
     Ok(())
 }

@@ -5,15 +5,15 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use common::auth::InternalChannel;
 use common::{
     ids::{ConversationId, Target},
     keys::Keys,
     model::{ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
     protocol::ErrorCode,
 };
-use proto::history::v1::{self as hpb, history_service_client::HistoryServiceClient};
+use proto::history::internal::v1::{self as hpb, history_internal_client::HistoryInternalClient};
 use redis::{aio::ConnectionManager, streams::StreamId};
-use tonic::transport::Channel;
 
 use crate::{
     members::{Members, Version},
@@ -64,7 +64,7 @@ pub struct BatchProcessor {
     pub members: Members,
     pub presence: Presence,
     pub sequencer: Sequencer,
-    pub history: HistoryServiceClient<Channel>,
+    pub history: HistoryInternalClient<InternalChannel>,
     pub group: String,
 }
 
@@ -317,6 +317,9 @@ impl BatchProcessor {
         for (id, field) in dead {
             pipe.cmd("XADD")
                 .arg(self.keys.dead_letter())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(common::limits::DEAD_LETTER_MAXLEN)
                 .arg("*")
                 .arg("id")
                 .arg(id)

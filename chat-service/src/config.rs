@@ -13,10 +13,14 @@ pub struct Config {
     /// Every Redis key and channel starts with this.
     #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,
+    /// user-service's gRPC address (internal).
     #[arg(long, env = "USER_SERVICE_URL")]
     pub user_service_url: String,
+    /// history-service's internal gRPC address (its INTERNAL_ADDR).
     #[arg(long, env = "HISTORY_SERVICE_URL")]
     pub history_service_url: String,
+    #[command(flatten)]
+    pub service_token: config::ServiceTokenArg,
     /// HTTP address of /healthz, /readyz and /metrics.
     #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
     pub ops_addr: SocketAddr,
@@ -54,7 +58,12 @@ pub struct Config {
 }
 
 impl config::ServiceConfig for Config {
+    fn resolve(&mut self) -> Result<(), config::ConfigError> {
+        self.service_token.resolve()
+    }
+
     fn validate(&self) -> Result<(), config::ConfigError> {
+        self.service_token.validate()?;
         config::check_redis_url("REDIS_URL", &self.redis_url)?;
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         config::check_http_url("USER_SERVICE_URL", &self.user_service_url)?;

@@ -136,6 +136,7 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
             code: r.code,
             message: &r.message,
             reference: (r.entry.kind == EntryKind::Send).then_some(r.entry.client_id.as_str()),
+            retry_after_ms: None,
         }
         .to_json()));
         // Errors have no conversation; they share one slot per gateway.

@@ -12,8 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::auth::InternalChannel;
 use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 /// A room's members, sorted; None when the room does not exist.
 pub type RoomMembers = Option<Arc<[String]>>;
@@ -33,7 +34,7 @@ pub struct Unavailable(pub String);
 
 #[derive(Clone)]
 pub struct Members {
-    client: UserServiceClient<Channel>,
+    client: UserServiceClient<InternalChannel>,
     ttl: Duration,
     rooms: Arc<Mutex<HashMap<String, (Instant, Versioned)>>>,
     users: Arc<Mutex<HashMap<String, (Instant, bool)>>>,
@@ -43,7 +44,7 @@ pub struct Members {
 const MAX_ENTRIES: usize = 100_000;
 
 impl Members {
-    pub fn new(client: UserServiceClient<Channel>, ttl: Duration) -> Self {
+    pub fn new(client: UserServiceClient<InternalChannel>, ttl: Duration) -> Self {
         Self {
             client,
             ttl,

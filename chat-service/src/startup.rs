@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use common::{
-    grpc::lazy_channel,
+    grpc::internal_channel,
     keys::Keys,
     ops, redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
 use proto::{
-    history::v1::history_service_client::HistoryServiceClient,
+    history::internal::v1::history_internal_client::HistoryInternalClient,
     user::v1::user_service_client::UserServiceClient,
 };
 use tokio::net::TcpListener;
@@ -29,7 +29,7 @@ pub enum StartupError {
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("bad upstream URL: {0}")]
-    Upstream(#[from] tonic::transport::Error),
+    Upstream(#[from] common::grpc::ChannelError),
     #[error(transparent)]
     Bind(#[from] ops::BindError),
     #[error("server: {0}")]
@@ -48,8 +48,10 @@ impl Application {
             redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
         let reader = redis_conn::connect(&config.redis_url).await?;
         let keys = Keys::new(config.redis_prefix.clone());
-        let users = UserServiceClient::new(lazy_channel(&config.user_service_url)?);
-        let history = HistoryServiceClient::new(lazy_channel(&config.history_service_url)?);
+        let token = config.service_token.get();
+        let users = UserServiceClient::new(internal_channel(&config.user_service_url, token)?);
+        let history =
+            HistoryInternalClient::new(internal_channel(&config.history_service_url, token)?);
         let processor = BatchProcessor {
             keys: keys.clone(),
             conn: conn.clone(),

@@ -247,6 +247,9 @@ impl Worker {
                 .unwrap_or_default();
             pipe.cmd("XADD")
                 .arg(self.keys.dead_letter())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(common::limits::DEAD_LETTER_MAXLEN)
                 .arg("*")
                 .arg("id")
                 .arg(&entry.id)

@@ -1,9 +1,11 @@
 //! Startup configuration: every setting is a clap flag with an env var. A missing
 //! or invalid setting prints one line naming it and exits with code 2.
 
+use std::path::PathBuf;
+
 use clap::Parser;
 
-/// Exit code for bad configuration, as design.md §6 fixes it.
+/// Exit code for bad configuration.
 pub const EXIT_BAD_CONFIG: i32 = 2;
 
 /// A configuration value that failed validation after parsing.
@@ -25,18 +27,205 @@ impl ConfigError {
 
 /// A service's settings: parsed from flags and environment, then validated.
 pub trait ServiceConfig: Parser {
+    /// Reads what the settings point to, such as secrets given as `*_FILE`.
+    fn resolve(&mut self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
     /// Checks what clap cannot: ranges, URL forms, cross-field rules.
     fn validate(&self) -> Result<(), ConfigError>;
 
-    /// Parses and validates, or prints one line naming the setting and exits 2.
+    /// Parses, resolves and validates, or prints one line naming the setting
+    /// and exits 2.
     fn load() -> Self {
-        let config: Self = parse_or_exit();
-        if let Err(e) = config.validate() {
+        let mut config: Self = parse_or_exit();
+        if let Err(e) = config.resolve().and_then(|()| config.validate()) {
             exit_invalid(&e);
         }
         config
     }
 }
+
+/// A secret given either inline (`NAME`) or as a file (`NAME_FILE`, the Docker
+/// and Kubernetes secrets convention). The file's content, less a trailing
+/// newline, becomes the value. Setting both is refused: which one wins would
+/// be a guess.
+pub fn resolve_secret(
+    name: &'static str,
+    file_name: &'static str,
+    value: &mut String,
+    file: Option<&PathBuf>,
+) -> Result<(), ConfigError> {
+    let Some(path) = file else {
+        return Ok(());
+    };
+    if !value.is_empty() {
+        return Err(ConfigError::new(
+            name,
+            format!("set {name} or {file_name}, not both"),
+        ));
+    }
+    let content = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(file_name, format!("cannot read {}: {e}", path.display())))?;
+    *value = content.trim_end_matches(['\n', '\r']).to_owned();
+    if value.is_empty() {
+        return Err(ConfigError::new(
+            file_name,
+            format!("{} is empty", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a required secret of at least `min` bytes of printable ASCII (it
+/// travels in headers), naming both ways to give it when it is missing.
+pub fn check_required_secret(
+    name: &'static str,
+    file_name: &'static str,
+    value: &str,
+    min: usize,
+) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Err(ConfigError::new(
+            name,
+            format!("required (or {file_name}); there is no default"),
+        ));
+    }
+    check_secret_len(name, value, min)
+}
+
+fn check_secret_len(name: &'static str, value: &str, min: usize) -> Result<(), ConfigError> {
+    if value.len() < min {
+        return Err(ConfigError::new(
+            name,
+            format!("must be at least {min} bytes"),
+        ));
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            name,
+            "must be printable ASCII without spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an optional secret: empty means off, otherwise as a required one.
+pub fn check_optional_secret(
+    name: &'static str,
+    value: &str,
+    min: usize,
+) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        Ok(())
+    } else {
+        check_secret_len(name, value, min)
+    }
+}
+
+/// The JWT secret, shared by user-service (signs) and the services that verify
+/// user tokens: `JWT_SECRET` or `JWT_SECRET_FILE`, no default.
+#[derive(clap::Args, Debug, Clone)]
+pub struct JwtSecretArg {
+    /// HS256 secret for user tokens (at least 16 bytes); or JWT_SECRET_FILE.
+    #[arg(
+        long = "jwt-secret",
+        env = "JWT_SECRET",
+        hide_env_values = true,
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub jwt_secret: String,
+    /// File holding the JWT secret (Docker/Kubernetes secrets).
+    #[arg(long = "jwt-secret-file", env = "JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+}
+
+impl JwtSecretArg {
+    pub fn inline(secret: &str) -> Self {
+        Self {
+            jwt_secret: secret.to_owned(),
+            jwt_secret_file: None,
+        }
+    }
+
+    pub fn resolve(&mut self) -> Result<(), ConfigError> {
+        resolve_secret(
+            "JWT_SECRET",
+            "JWT_SECRET_FILE",
+            &mut self.jwt_secret,
+            self.jwt_secret_file.as_ref(),
+        )
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_required_secret(
+            "JWT_SECRET",
+            "JWT_SECRET_FILE",
+            &self.jwt_secret,
+            MIN_JWT_SECRET,
+        )
+    }
+
+    pub fn get(&self) -> &str {
+        &self.jwt_secret
+    }
+}
+
+/// The service token every internal gRPC call carries and every internal
+/// listener demands: `SERVICE_TOKEN` or `SERVICE_TOKEN_FILE`, no default.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServiceTokenArg {
+    /// Shared secret of internal gRPC calls (at least 32 bytes); or SERVICE_TOKEN_FILE.
+    #[arg(
+        long = "service-token",
+        env = "SERVICE_TOKEN",
+        hide_env_values = true,
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub service_token: String,
+    /// File holding the service token (Docker/Kubernetes secrets).
+    #[arg(long = "service-token-file", env = "SERVICE_TOKEN_FILE")]
+    pub service_token_file: Option<PathBuf>,
+}
+
+impl ServiceTokenArg {
+    pub fn inline(token: &str) -> Self {
+        Self {
+            service_token: token.to_owned(),
+            service_token_file: None,
+        }
+    }
+
+    pub fn resolve(&mut self) -> Result<(), ConfigError> {
+        resolve_secret(
+            "SERVICE_TOKEN",
+            "SERVICE_TOKEN_FILE",
+            &mut self.service_token,
+            self.service_token_file.as_ref(),
+        )
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_required_secret(
+            "SERVICE_TOKEN",
+            "SERVICE_TOKEN_FILE",
+            &self.service_token,
+            MIN_SERVICE_TOKEN,
+        )
+    }
+
+    pub fn get(&self) -> &str {
+        &self.service_token
+    }
+}
+
+/// The service token's least length: it is the only thing between a reachable
+/// internal port and a forged message.
+pub const MIN_SERVICE_TOKEN: usize = 32;
+/// The JWT secret's least length.
+pub const MIN_JWT_SECRET: usize = 16;
 
 /// Parses `T` from the command line and environment. `--help` and `--version`
 /// print and exit 0; any error prints one line and exits 2.
@@ -127,14 +316,6 @@ pub fn check_http_url(name: &'static str, url: &str) -> Result<(), ConfigError> 
     Ok(())
 }
 
-/// Checks a JWT secret is long enough to resist brute force.
-pub fn check_secret(name: &'static str, secret: &str) -> Result<(), ConfigError> {
-    if secret.len() < 16 {
-        return Err(ConfigError::new(name, "must be at least 16 bytes"));
-    }
-    Ok(())
-}
-
 /// Checks a Redis key prefix: printable, no spaces or braces (braces are hash tags).
 pub fn check_prefix(name: &'static str, prefix: &str) -> Result<(), ConfigError> {
     if prefix.len() > 64
@@ -201,7 +382,30 @@ mod tests {
         assert!(check_prefix("P", "").is_ok());
         assert!(check_prefix("P", "a b").is_err());
         assert!(check_prefix("P", "a{b").is_err());
-        assert!(check_secret("S", "short").is_err());
-        assert!(check_secret("S", "0123456789abcdef").is_ok());
+        assert!(check_required_secret("S", "S_FILE", "short", 16).is_err());
+        assert!(check_required_secret("S", "S_FILE", "", 16).is_err());
+        assert!(check_required_secret("S", "S_FILE", "0123456789abcdef", 16).is_ok());
+        assert!(check_required_secret("S", "S_FILE", "0123456789 abcdef", 16).is_err());
+        assert!(check_optional_secret("S", "", 16).is_ok());
+        assert!(check_optional_secret("S", "short", 16).is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_files_without_their_newline() {
+        let dir = std::env::temp_dir().join(format!("secret-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("jwt");
+        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        let mut value = String::new();
+        resolve_secret("S", "S_FILE", &mut value, Some(&path)).unwrap();
+        assert_eq!(value, "0123456789abcdef0123");
+
+        let mut both = "inline".to_owned();
+        let e = resolve_secret("S", "S_FILE", &mut both, Some(&path)).unwrap_err();
+        assert_eq!(e.name, "S");
+        let mut missing = String::new();
+        let e = resolve_secret("S", "S_FILE", &mut missing, Some(&dir.join("nope"))).unwrap_err();
+        assert_eq!(e.name, "S_FILE");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,10 +1,16 @@
-//! gRPC plumbing the services share: lazily connected upstream channels and
-//! server reflection in both versions grpcurl may speak.
+//! gRPC plumbing the services share: lazily connected upstream channels (with
+//! the service token for internal ones) and server reflection in both versions
+//! grpcurl may speak.
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint, server::TcpIncoming};
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Channel, Endpoint, server::TcpIncoming},
+};
 use tonic_reflection::server::{Builder, Error, v1, v1alpha};
+
+use crate::auth::{InternalChannel, WithServiceToken};
 
 /// A channel that connects on first use, so a service can start before its
 /// upstreams; calls time out rather than hang.
@@ -14,6 +20,20 @@ pub fn lazy_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
         .timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .connect_lazy())
+}
+
+/// A lazy channel to an internal service that sends `token` with every call.
+pub fn internal_channel(url: &str, token: &str) -> Result<InternalChannel, ChannelError> {
+    let auth = WithServiceToken::new(token).map_err(ChannelError::Token)?;
+    Ok(InterceptedService::new(lazy_channel(url)?, auth))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("bad upstream URL: {0}")]
+    Url(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Token(String),
 }
 
 /// Accepted gRPC connections with Nagle off: a response's headers, data and

@@ -67,14 +67,36 @@ impl Keys {
         format!("{}{{room:{room}}}:members:v", self.prefix)
     }
 
-    /// Failed logins of one username, in the current window.
-    pub fn login_failures_user(&self, username: &str) -> String {
-        format!("{}login:fail:user:{username}", self.prefix)
+    /// Login attempts on one username from one client address, this window.
+    /// The login counters share the hash tag `{login}`: one script checks
+    /// and counts them together.
+    pub fn login_client(&self, username: &str, ip: &str) -> String {
+        format!("{}{{login}}:client:{username}:{ip}", self.prefix)
     }
 
-    /// Failed logins from one client address, in the current window.
-    pub fn login_failures_ip(&self, ip: &str) -> String {
-        format!("{}login:fail:ip:{ip}", self.prefix)
+    /// Login attempts on one username from every address, this window.
+    pub fn login_user(&self, username: &str) -> String {
+        format!("{}{{login}}:user:{username}", self.prefix)
+    }
+
+    /// Login attempts from one client address, every username, this window.
+    pub fn login_ip(&self, ip: &str) -> String {
+        format!("{}{{login}}:ip:{ip}", self.prefix)
+    }
+
+    /// Registrations from one client address, this window.
+    pub fn register_ip(&self, ip: &str) -> String {
+        format!("{}limit:register:{ip}", self.prefix)
+    }
+
+    /// Rooms created by one user, this window.
+    pub fn rooms_created(&self, user: &str) -> String {
+        format!("{}limit:rooms:{user}", self.prefix)
+    }
+
+    /// A one-time WebSocket ticket: the username it admits, for 30 s.
+    pub fn ws_ticket(&self, ticket: &str) -> String {
+        format!("{}ws-ticket:{ticket}", self.prefix)
     }
 
     /// Sorted set of gateway id → last heartbeat (Unix ms).

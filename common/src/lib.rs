@@ -3,6 +3,7 @@
 //! (`/healthz`, `/readyz`, `/metrics`), the message model and names, Redis key
 //! names, and the JWT format the user-service issues and gateways verify.
 
+pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod grpc;

@@ -1,4 +1,4 @@
-//! Protocol limits of design.md §3 that more than one service checks (the
+//! Protocol limits (docs/protocol.md, Limits) that more than one service checks (the
 //! gateway at the edge, chat-service again because the stream is not trusted).
 
 /// Largest message body, in bytes of UTF-8.
@@ -7,3 +7,6 @@ pub const MAX_BODY: usize = 4096;
 pub const MAX_CLIENT_ID: usize = 64;
 /// Longest `ref` echoed back in an error.
 pub const MAX_REF: usize = 64;
+/// Entries kept in a dead-letter stream; older ones are trimmed (approximately)
+/// so a flood of poison entries cannot grow Redis without bound.
+pub const DEAD_LETTER_MAXLEN: u64 = 10_000;

@@ -1,6 +1,6 @@
-//! Server-to-client frames of the WebSocket protocol (design.md §3), with
-//! exactly its field names. chat-service serializes `message`, `sent` and
-//! `error` frames once; gateways pass them to sockets untouched.
+//! Server-to-client frames of the WebSocket protocol (docs/protocol.md, Server
+//! frames), with exactly its field names. chat-service serializes `message`,
+//! `sent` and `error` frames once; gateways pass them to sockets untouched.
 
 use serde::Serialize;
 
@@ -20,6 +20,18 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for the documentation check.
+    pub const ALL: [ErrorCode; 8] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::TooLarge,
+        Self::RateLimited,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
@@ -33,6 +45,15 @@ impl ErrorCode {
         }
     }
 }
+
+/// The `type` of every frame a client may send (the gateway's parser accepts
+/// exactly these).
+pub const CLIENT_FRAME_TYPES: [&str; 5] = ["send", "history", "offline_ack", "typing", "ping"];
+
+/// The `type` of every frame the server sends (one per `ServerFrame` variant).
+pub const SERVER_FRAME_TYPES: [&str; 8] = [
+    "hello", "offline", "message", "sent", "history", "typing", "pong", "error",
+];
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -71,6 +92,9 @@ pub enum ServerFrame<'a> {
         message: &'a str,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
+        /// With `unavailable` under backpressure: when to try again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -117,6 +141,7 @@ mod tests {
             code: ErrorCode::NotFound,
             message: "no",
             reference: Some("c1"),
+            retry_after_ms: None,
         };
         assert_eq!(
             e.to_json(),

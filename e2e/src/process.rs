@@ -71,6 +71,28 @@ impl Service {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
+    /// (resident, peak resident) memory in KiB, from /proc.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the process is alive");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Resets the peak-resident mark to the current size (Linux clear_refs 5),
+    /// so a later peak measures only what came after.
+    pub fn reset_peak_memory(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5")
+            .expect("clear_refs (root or the process's owner)");
+    }
+
     /// Sends a signal by name (`TERM`, `KILL`).
     pub fn signal(&self, signal: &str) {
         let _ = Command::new("kill")

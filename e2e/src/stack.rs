@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use testkit::{JWT_SECRET, Storage};
+use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage};
 
 use crate::process::Service;
 
@@ -35,9 +35,16 @@ pub struct Stack {
     pub workers: Vec<Service>,
     pub gateways: Vec<Service>,
     pub gateway_ports: Vec<u16>,
+    /// history-service's public port (a user's JWT required).
     pub history_port: u16,
+    /// history-service's internal port (the service token required).
+    pub history_internal_port: u16,
+    pub user_port: u16,
     pub ops_ports: Vec<(String, u16)>,
 }
+
+/// The operator credential the stack's history-service accepts.
+pub const OPERATOR_TOKEN: &str = "e2e-operator-token-0123456789abcdef";
 
 impl Stack {
     pub async fn start(options: StackOptions) -> Self {
@@ -48,6 +55,7 @@ impl Stack {
             ("REDIS_URL".to_owned(), testkit::redis_url()),
             ("REDIS_PREFIX".to_owned(), storage.redis_prefix.clone()),
             ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+            ("SERVICE_TOKEN".to_owned(), SERVICE_TOKEN.to_owned()),
             ("LOG_FORMAT".to_owned(), "json".to_owned()),
         ];
         let env = |extra: Vec<(&str, String)>| {
@@ -71,6 +79,7 @@ impl Stack {
             ]),
             &log_dir,
         );
+        let user_port = user.bound_port("user-service listening", "grpc").await;
         let mut history = Service::start(
             "history-service",
             "history-service",
@@ -78,18 +87,23 @@ impl Stack {
                 ("MONGODB_URI", testkit::mongodb_uri()),
                 ("MONGODB_DATABASE", storage.mongodb_database.clone()),
                 ("LISTEN_ADDR", any.clone()),
+                ("INTERNAL_ADDR", any.clone()),
                 ("OPS_ADDR", any.clone()),
                 ("INSTANCE_ID", "history-1".into()),
+                ("USER_SERVICE_URL", format!("http://127.0.0.1:{user_port}")),
+                ("OPERATOR_TOKEN", OPERATOR_TOKEN.into()),
             ]),
             &log_dir,
         );
-        let user_port = user.bound_port("user-service listening", "grpc").await;
         ops_ports.push((
             user.name.clone(),
             user.bound_port("user-service listening", "ops").await,
         ));
         let history_port = history
             .bound_port("history-service listening", "grpc")
+            .await;
+        let history_internal_port = history
+            .bound_port("history-service listening", "internal")
             .await;
         ops_ports.push((
             history.name.clone(),
@@ -99,7 +113,7 @@ impl Stack {
             ("USER_SERVICE_URL", format!("http://127.0.0.1:{user_port}")),
             (
                 "HISTORY_SERVICE_URL",
-                format!("http://127.0.0.1:{history_port}"),
+                format!("http://127.0.0.1:{history_internal_port}"),
             ),
         ];
         let mut workers = Vec::new();
@@ -117,7 +131,11 @@ impl Stack {
             let name = format!("gateway-{i}");
             let mut e = upstreams.clone();
             e.push(("LISTEN_ADDR", any.clone()));
+            e.push(("OPS_ADDR", any.clone()));
             e.push(("GATEWAY_ID", format!("gw-{i}")));
+            // Tests register many users from one address; a test of the
+            // limit itself overrides this.
+            e.push(("REGISTRATIONS_PER_IP", "10000".into()));
             e.extend(options.gateway_env.iter().cloned());
             gateways.push(Service::start(&name, "gateway", &env(e), &log_dir));
         }
@@ -131,7 +149,8 @@ impl Stack {
         for gateway in &mut gateways {
             let port = gateway.bound_port("gateway listening", "addr").await;
             gateway_ports.push(port);
-            ops_ports.push((gateway.name.clone(), port));
+            let ops = gateway.bound_port("gateway listening", "ops").await;
+            ops_ports.push((gateway.name.clone(), ops));
         }
         let stack = Self {
             storage,
@@ -142,6 +161,8 @@ impl Stack {
             gateways,
             gateway_ports,
             history_port,
+            history_internal_port,
+            user_port,
             ops_ports,
         };
         stack.wait_ready().await;

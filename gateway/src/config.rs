@@ -13,16 +13,23 @@ pub struct Config {
     /// Every Redis key and channel starts with this.
     #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,
-    /// HS256 secret shared with user-service (at least 16 bytes).
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: String,
+    #[command(flatten)]
+    pub jwt: config::JwtSecretArg,
+    #[command(flatten)]
+    pub service_token: config::ServiceTokenArg,
+    /// user-service's gRPC address (internal).
     #[arg(long, env = "USER_SERVICE_URL")]
     pub user_service_url: String,
+    /// history-service's internal gRPC address (its INTERNAL_ADDR).
     #[arg(long, env = "HISTORY_SERVICE_URL")]
     pub history_service_url: String,
-    /// HTTP and WebSocket listen address (also /healthz, /readyz, /metrics).
+    /// HTTP and WebSocket listen address (public; also /healthz).
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
+    /// HTTP address of /healthz, /readyz and /metrics; keep it off the load
+    /// balancer and the Ingress.
+    #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
+    pub ops_addr: SocketAddr,
     /// This gateway's id, unique among replicas (default: host name).
     #[arg(long, env = "GATEWAY_ID", default_value_t = config::default_instance_id())]
     pub gateway_id: String,
@@ -41,6 +48,9 @@ pub struct Config {
     /// Frames queued per connection before it is closed with 4008.
     #[arg(long, env = "OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
+    /// Bytes queued per connection before it is closed with 4008.
+    #[arg(long, env = "OUTBOUND_QUEUE_BYTES", default_value_t = 2 << 20)]
+    pub outbound_queue_bytes: usize,
     /// Server ping interval (ms).
     #[arg(long, env = "HEARTBEAT_MS", default_value_t = 25_000)]
     pub heartbeat_ms: u64,
@@ -50,18 +60,41 @@ pub struct Config {
     /// Most sockets this gateway holds at once.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
+    /// Most sockets one user holds on this gateway (beyond: 429).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
+    pub max_connections_per_user: u32,
+    /// Most sockets from one client address on this gateway (beyond: 429).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
+    pub max_connections_per_ip: u32,
+    /// Ingress stream entries waiting for chat-service beyond which `send` is
+    /// refused with `unavailable` and a retry hint.
+    #[arg(long, env = "INGRESS_BACKLOG_LIMIT", default_value_t = 100_000)]
+    pub ingress_backlog_limit: u64,
     /// How long shutdown waits for sockets to close (ms).
     #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 8_000)]
     pub shutdown_grace_ms: u64,
-    /// Failed logins per username per window before 429.
-    #[arg(long, env = "LOGIN_FAILURES_PER_USER", default_value_t = 5)]
+    /// Failed logins per username from one client address per window before 429.
+    #[arg(long, env = "LOGIN_FAILURES_PER_CLIENT", default_value_t = 5)]
+    pub login_failures_per_client: u32,
+    /// Failed logins per username from all addresses per window before 429
+    /// (higher, so one stranger cannot lock a user out).
+    #[arg(long, env = "LOGIN_FAILURES_PER_USER", default_value_t = 100)]
     pub login_failures_per_user: u32,
-    /// Failed logins per client address per window before 429.
+    /// Failed logins per client address, all usernames, per window before 429.
     #[arg(long, env = "LOGIN_FAILURES_PER_IP", default_value_t = 50)]
     pub login_failures_per_ip: u32,
     /// The failed-login window (seconds).
     #[arg(long, env = "LOGIN_FAILURE_WINDOW_SECS", default_value_t = 900)]
     pub login_failure_window_secs: u64,
+    /// Registrations per client address per window before 429.
+    #[arg(long, env = "REGISTRATIONS_PER_IP", default_value_t = 20)]
+    pub registrations_per_ip: u32,
+    /// Rooms one user may create per window before 429.
+    #[arg(long, env = "ROOMS_PER_USER", default_value_t = 20)]
+    pub rooms_per_user: u32,
+    /// The window of the registration and room-creation limits (seconds).
+    #[arg(long, env = "CREATION_WINDOW_SECS", default_value_t = 3_600)]
+    pub creation_window_secs: u64,
     /// Take the client address from the last X-Forwarded-For entry (set this
     /// only behind a proxy that appends it, like the bundled nginx).
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
@@ -71,10 +104,16 @@ pub struct Config {
 }
 
 impl config::ServiceConfig for Config {
+    fn resolve(&mut self) -> Result<(), config::ConfigError> {
+        self.jwt.resolve()?;
+        self.service_token.resolve()
+    }
+
     fn validate(&self) -> Result<(), config::ConfigError> {
         config::check_redis_url("REDIS_URL", &self.redis_url)?;
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
-        config::check_secret("JWT_SECRET", &self.jwt_secret)?;
+        self.jwt.validate()?;
+        self.service_token.validate()?;
         config::check_http_url("USER_SERVICE_URL", &self.user_service_url)?;
         config::check_http_url("HISTORY_SERVICE_URL", &self.history_service_url)?;
         config::check_instance_name("GATEWAY_ID", &self.gateway_id)?;
@@ -90,6 +129,11 @@ impl config::ServiceConfig for Config {
         config::check_range("RATE_PER_SEC", self.rate_per_sec, 1..=1_000_000)?;
         config::check_range("RATE_BURST", self.rate_burst, 1..=1_000_000)?;
         config::check_range("OUTBOUND_QUEUE", self.outbound_queue, 8..=1_000_000)?;
+        config::check_range(
+            "OUTBOUND_QUEUE_BYTES",
+            self.outbound_queue_bytes,
+            64 << 10..=1 << 30,
+        )?;
         config::check_range("HEARTBEAT_MS", self.heartbeat_ms, 100..=600_000)?;
         config::check_range(
             "IDLE_TIMEOUT_MS",
@@ -97,7 +141,27 @@ impl config::ServiceConfig for Config {
             self.heartbeat_ms + 1..=3_600_000,
         )?;
         config::check_range("MAX_CONNECTIONS", self.max_connections, 1..=10_000_000)?;
+        config::check_range(
+            "MAX_CONNECTIONS_PER_USER",
+            self.max_connections_per_user,
+            1..=1_000_000,
+        )?;
+        config::check_range(
+            "MAX_CONNECTIONS_PER_IP",
+            self.max_connections_per_ip,
+            1..=10_000_000,
+        )?;
+        config::check_range(
+            "INGRESS_BACKLOG_LIMIT",
+            self.ingress_backlog_limit,
+            100..=1_000_000_000,
+        )?;
         config::check_range("SHUTDOWN_GRACE_MS", self.shutdown_grace_ms, 0..=60_000)?;
+        config::check_range(
+            "LOGIN_FAILURES_PER_CLIENT",
+            self.login_failures_per_client,
+            1..=1_000_000,
+        )?;
         config::check_range(
             "LOGIN_FAILURES_PER_USER",
             self.login_failures_per_user,
@@ -111,6 +175,17 @@ impl config::ServiceConfig for Config {
         config::check_range(
             "LOGIN_FAILURE_WINDOW_SECS",
             self.login_failure_window_secs,
+            1..=86_400,
+        )?;
+        config::check_range(
+            "REGISTRATIONS_PER_IP",
+            self.registrations_per_ip,
+            1..=1_000_000,
+        )?;
+        config::check_range("ROOMS_PER_USER", self.rooms_per_user, 1..=1_000_000)?;
+        config::check_range(
+            "CREATION_WINDOW_SECS",
+            self.creation_window_secs,
             1..=86_400,
         )?;
         Ok(())

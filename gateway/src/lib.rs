@@ -2,7 +2,9 @@
 //! messages go onto the Redis ingress stream, deliveries come back over one
 //! Redis pub/sub channel per gateway.
 
+pub mod access_log;
 pub mod api;
+pub mod backpressure;
 pub mod config;
 pub mod hub;
 pub mod outbox;

@@ -1,6 +1,8 @@
 //! A socket's outbound queue: frames waiting for its writer, a close request,
 //! and the slow-consumer flag. Pushing never waits (the pub/sub reader must not
 //! stall on one socket); a full queue flags the socket as a slow consumer.
+//! "Full" counts both frames and bytes: a client that stops reading while it
+//! asks for big history pages must not hold megabytes per request.
 //! The queue allocates only while frames wait and gives the memory back when it
 //! drains after a burst, so an idle socket costs next to nothing here.
 
@@ -26,11 +28,14 @@ pub struct Outbox {
     ready: Notify,
     slow: Notify,
     limit: usize,
+    byte_limit: usize,
 }
 
 #[derive(Default)]
 struct State {
     frames: VecDeque<Utf8Bytes>,
+    /// Bytes of the frames queued.
+    bytes: usize,
     close: Option<Close>,
     finished: bool,
     overflowed: bool,
@@ -40,12 +45,21 @@ struct State {
 const KEEP_CAPACITY: usize = 32;
 
 impl Outbox {
+    /// A queue of at most `limit` frames and no byte bound (tests).
     pub fn new(limit: usize) -> Self {
+        Self::bounded(limit, usize::MAX)
+    }
+
+    /// A queue of at most `limit` frames and `byte_limit` bytes. One frame is
+    /// always accepted into an empty queue, whatever its size: frames are
+    /// bounded where they are made (history pages, MAX_FRAME_BYTES).
+    pub fn bounded(limit: usize, byte_limit: usize) -> Self {
         Self {
             state: Mutex::default(),
             ready: Notify::new(),
             slow: Notify::new(),
             limit,
+            byte_limit,
         }
     }
 
@@ -69,7 +83,9 @@ impl Outbox {
         }
         let mut queued = 0;
         for frame in frames {
-            if state.frames.len() >= self.limit {
+            let over_bytes =
+                !state.frames.is_empty() && state.bytes + frame.len() > self.byte_limit;
+            if state.frames.len() >= self.limit || over_bytes {
                 state.overflowed = true;
                 drop(state);
                 metrics::counter!("gateway_slow_consumers_total").increment(1);
@@ -79,6 +95,7 @@ impl Outbox {
                 }
                 return queued;
             }
+            state.bytes += frame.len();
             state.frames.push_back(frame);
             queued += 1;
         }
@@ -105,6 +122,7 @@ impl Outbox {
     pub fn try_next(&self) -> Option<Next> {
         let mut state = self.state();
         if let Some(frame) = state.frames.pop_front() {
+            state.bytes -= frame.len();
             if state.frames.is_empty() && state.frames.capacity() > KEEP_CAPACITY {
                 state.frames = VecDeque::new();
             }
@@ -190,6 +208,23 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), o.overflowed())
             .await
             .expect("flagged");
+    }
+
+    #[tokio::test]
+    async fn bytes_bound_the_queue_as_well_as_frames() {
+        let o = Outbox::bounded(100, 10);
+        let big = Utf8Bytes::from("x".repeat(25));
+        assert!(o.push(big.clone()), "one frame fits an empty queue");
+        assert!(!o.push(frame("y")), "then the byte bound is reached");
+        tokio::time::timeout(Duration::from_secs(1), o.overflowed())
+            .await
+            .expect("flagged");
+
+        let o = Outbox::bounded(100, 10);
+        assert_eq!(o.push_all([frame("12345"), frame("6789")]), 2);
+        assert!(matches!(o.try_next(), Some(Next::Frame(_))));
+        assert!(o.push(frame("abcde")), "draining gives bytes back");
+        assert_eq!(o.state().bytes, 9);
     }
 
     #[tokio::test]

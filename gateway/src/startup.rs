@@ -2,7 +2,10 @@
 //! HTTP and WebSocket until shutdown, then closes sockets with 1012 and drains
 //! within SHUTDOWN_GRACE_MS.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, atomic::AtomicU64},
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -13,35 +16,40 @@ use axum::{
     serve::ListenerExt,
 };
 use common::{
-    grpc::lazy_channel,
+    grpc::internal_channel,
     keys::Keys,
     ops::{self, Readiness},
     redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
 use proto::{
-    history::v1::history_service_client::HistoryServiceClient,
+    history::{
+        internal::v1::history_internal_client::HistoryInternalClient,
+        v1::history_service_client::HistoryServiceClient,
+    },
     user::v1::user_service_client::UserServiceClient,
 };
 use tokio::{net::TcpListener, sync::watch};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
+    access_log,
     api::{self, error::ApiError},
+    backpressure,
     config::Config,
     hub::Hub,
     presence::Presence,
     pubsub,
     state::{AppState, Shared},
-    ws,
+    ws::{self, caps::ConnCaps},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("bad upstream URL: {0}")]
-    Upstream(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Upstream(#[from] common::grpc::ChannelError),
     #[error(transparent)]
     Bind(#[from] ops::BindError),
     #[error("server: {0}")]
@@ -53,6 +61,7 @@ const MAX_API_BODY: usize = 16 * 1024;
 
 pub struct Application {
     listener: TcpListener,
+    ops_listener: TcpListener,
     config: Config,
     redis: redis::aio::ConnectionManager,
 }
@@ -62,8 +71,10 @@ impl Application {
         let redis =
             redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
         let listener = ops::bind(config.listen_addr).await?;
+        let ops_listener = ops::bind(config.ops_addr).await?;
         Ok(Self {
             listener,
+            ops_listener,
             config,
             redis,
         })
@@ -71,6 +82,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         ops::port_of(&self.listener)
+    }
+
+    /// The port of /readyz and /metrics (not reachable through the public one).
+    pub fn ops_port(&self) -> u16 {
+        ops::port_of(&self.ops_listener)
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
@@ -97,24 +113,49 @@ impl Application {
         ));
         let heartbeat = tokio::spawn(presence.clone().heartbeat(hub.clone(), shutdown.clone()));
 
-        let user_channel = lazy_channel(&config.user_service_url)?;
-        let history_channel = lazy_channel(&config.history_service_url)?;
+        let token = config.service_token.get();
+        let user_channel = internal_channel(&config.user_service_url, token)?;
+        let history_channel = internal_channel(&config.history_service_url, token)?;
+        let ingress_backlog = Arc::new(AtomicU64::new(0));
+        tokio::spawn(backpressure::poll_backlog(
+            self.redis.clone(),
+            keys.ingress(),
+            ingress_backlog.clone(),
+            shutdown.clone(),
+        ));
         let state = AppState::new(Shared {
+            caps: Arc::new(ConnCaps::new(
+                config.max_connections_per_user,
+                config.max_connections_per_ip,
+            )),
             config: config.clone(),
             keys,
             redis: self.redis,
             users: UserServiceClient::new(user_channel.clone()),
             history: HistoryServiceClient::new(history_channel.clone()),
+            history_internal: HistoryInternalClient::new(history_channel.clone()),
             user_channel,
             history_channel,
             hub: hub.clone(),
+            ingress_backlog,
             presence,
             shutdown: shutdown.clone(),
             subscribed,
         });
+        let ops_addr = self
+            .ops_listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let ops_server = tokio::spawn(ops::serve(
+            self.ops_listener,
+            ops::router(readiness(state.clone())),
+            shutdown.clone().wait(),
+        ));
         let app = router(state);
         tracing::info!(
             addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            ops = %ops_addr,
             gateway = %config.gateway_id,
             "gateway listening"
         );
@@ -137,22 +178,29 @@ impl Application {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = tokio::time::timeout_at(deadline, heartbeat).await;
+        let _ = tokio::time::timeout_at(deadline, ops_server).await;
         pubsub.abort();
         tracing::info!(open = hub.connections(), "gateway stopped");
         Ok(())
     }
 }
 
+/// The public routes. `/readyz` and `/metrics` are not among them: they say
+/// what the system depends on and how busy it is, so they live on OPS_ADDR.
 pub fn router(state: AppState) -> Router {
-    let ready = readiness(state.clone());
     Router::new()
         .route("/", get(index))
         .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(healthz))
         .merge(api::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
+        .layer(axum::middleware::from_fn(access_log::log))
         .with_state(state)
-        .merge(ops::router(ready))
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
 }
 
 async fn index(State(_): State<AppState>) -> impl IntoResponse {

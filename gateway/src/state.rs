@@ -1,17 +1,19 @@
 //! What every handler shares.
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::AtomicU64};
 
-use common::{keys::Keys, shutdown::Shutdown};
+use common::{auth::InternalChannel, keys::Keys, shutdown::Shutdown};
 use proto::{
-    history::v1::history_service_client::HistoryServiceClient,
+    history::{
+        internal::v1::history_internal_client::HistoryInternalClient,
+        v1::history_service_client::HistoryServiceClient,
+    },
     user::v1::user_service_client::UserServiceClient,
 };
 use redis::aio::ConnectionManager;
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
-use crate::{config::Config, hub::Hub, presence::Presence};
+use crate::{config::Config, hub::Hub, presence::Presence, ws::caps::ConnCaps};
 
 /// Shared by every handler and every socket; cloning it is one pointer copy,
 /// which keeps the per-connection cost of an idle socket down.
@@ -36,11 +38,15 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub keys: Keys,
     pub redis: ConnectionManager,
-    pub users: UserServiceClient<Channel>,
-    pub history: HistoryServiceClient<Channel>,
-    pub user_channel: Channel,
-    pub history_channel: Channel,
+    pub users: UserServiceClient<InternalChannel>,
+    pub history: HistoryServiceClient<InternalChannel>,
+    pub history_internal: HistoryInternalClient<InternalChannel>,
+    pub user_channel: InternalChannel,
+    pub history_channel: InternalChannel,
     pub hub: Arc<Hub>,
+    pub caps: Arc<ConnCaps>,
+    /// Ingress entries waiting for chat-service, as last polled.
+    pub ingress_backlog: Arc<AtomicU64>,
     pub presence: Presence,
     pub shutdown: Shutdown,
     /// True while the delivery subscription is live.

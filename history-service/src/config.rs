@@ -1,6 +1,6 @@
 //! history-service settings: each a flag and an environment variable.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
 use common::{config, telemetry::LogFormat};
@@ -22,15 +22,44 @@ pub struct Config {
     /// Every Redis key and channel starts with this.
     #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,
-    /// gRPC listen address.
+    /// Public gRPC address: GetHistory and ListOffline for holders of a user's
+    /// JWT (or the operator token), reflection and health.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50051")]
     pub listen_addr: SocketAddr,
+    /// Internal gRPC address: every call, service token required. Only the
+    /// gateways and chat-service should be able to reach it.
+    #[arg(long, env = "INTERNAL_ADDR", default_value = "0.0.0.0:50061")]
+    pub internal_addr: SocketAddr,
+    #[command(flatten)]
+    pub jwt: config::JwtSecretArg,
+    #[command(flatten)]
+    pub service_token: config::ServiceTokenArg,
+    /// Operator credential that may read any conversation and offline queue on
+    /// the public port (at least 32 bytes); unset, nobody has that power.
+    #[arg(
+        long,
+        env = "OPERATOR_TOKEN",
+        hide_env_values = true,
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub operator_token: String,
+    /// File holding the operator token.
+    #[arg(long, env = "OPERATOR_TOKEN_FILE")]
+    pub operator_token_file: Option<PathBuf>,
+    /// user-service's gRPC address, asked whether a user is a room's member.
+    #[arg(long, env = "USER_SERVICE_URL")]
+    pub user_service_url: String,
     /// HTTP address of /healthz, /readyz and /metrics.
     #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
     pub ops_addr: SocketAddr,
     /// Newest offline messages kept per user.
     #[arg(long, env = "OFFLINE_LIMIT", default_value_t = 100)]
     pub offline_limit: u32,
+    /// An offline queue (and its dropped count) expires this long after its
+    /// user was last connected or its first message since (seconds).
+    #[arg(long, env = "OFFLINE_TTL_SECS", default_value_t = 30 * 86_400)]
+    pub offline_ttl_secs: u64,
     /// Archived messages kept per conversation in the Redis recent window.
     #[arg(long, env = "RECENT_LIMIT", default_value_t = 500)]
     pub recent_limit: u32,
@@ -45,8 +74,33 @@ pub struct Config {
 }
 
 impl config::ServiceConfig for Config {
+    fn resolve(&mut self) -> Result<(), config::ConfigError> {
+        self.jwt.resolve()?;
+        self.service_token.resolve()?;
+        config::resolve_secret(
+            "OPERATOR_TOKEN",
+            "OPERATOR_TOKEN_FILE",
+            &mut self.operator_token,
+            self.operator_token_file.as_ref(),
+        )
+    }
+
     fn validate(&self) -> Result<(), config::ConfigError> {
         config::check_redis_url("REDIS_URL", &self.redis_url)?;
+        self.jwt.validate()?;
+        self.service_token.validate()?;
+        config::check_optional_secret(
+            "OPERATOR_TOKEN",
+            &self.operator_token,
+            config::MIN_SERVICE_TOKEN,
+        )?;
+        config::check_http_url("USER_SERVICE_URL", &self.user_service_url)?;
+        if self.internal_addr == self.listen_addr && self.listen_addr.port() != 0 {
+            return Err(config::ConfigError::new(
+                "INTERNAL_ADDR",
+                "must differ from LISTEN_ADDR: the internal calls need their own listener",
+            ));
+        }
         if !(self.mongodb_uri.starts_with("mongodb://")
             || self.mongodb_uri.starts_with("mongodb+srv://"))
         {
@@ -69,6 +123,7 @@ impl config::ServiceConfig for Config {
         }
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         config::check_range("OFFLINE_LIMIT", self.offline_limit, 1..=10_000)?;
+        config::check_range("OFFLINE_TTL_SECS", self.offline_ttl_secs, 60..=365 * 86_400)?;
         config::check_range("RECENT_LIMIT", self.recent_limit, 1..=100_000)?;
         config::check_range("ARCHIVE_BATCH", self.archive_batch, 1..=10_000)?;
         config::check_instance_name("INSTANCE_ID", &self.instance_id)?;

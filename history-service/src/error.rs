@@ -6,6 +6,10 @@ use tonic::Status;
 pub enum HistoryError {
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("user-service: {}", .0.message())]
+    Upstream(tonic::Status),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("archive unavailable: {0}")]
@@ -19,6 +23,14 @@ impl From<HistoryError> for Status {
         let msg = e.to_string();
         match e {
             HistoryError::InvalidArgument(_) => Status::invalid_argument(msg),
+            HistoryError::PermissionDenied(_) => Status::permission_denied(msg),
+            HistoryError::Upstream(status) => {
+                tracing::warn!(error = %msg, "membership check failed");
+                match status.code() {
+                    tonic::Code::InvalidArgument => Status::invalid_argument(status.message()),
+                    _ => Status::unavailable("membership check unavailable"),
+                }
+            }
             HistoryError::Redis(_) | HistoryError::Archive(_) => {
                 tracing::warn!(error = %msg, "storage unavailable");
                 Status::unavailable(msg)

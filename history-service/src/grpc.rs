@@ -1,14 +1,18 @@
-//! The `chat.history.v1.HistoryService` implementation.
+//! The gRPC services: `chat.history.v1.HistoryService` (reads; public with a
+//! user's JWT, and on the internal port for services) and
+//! `chat.history.internal.v1.HistoryInternal` (writes; internal port only).
 
 use common::{
+    auth::Caller,
     convert::{from_pb, to_pb},
-    ids::valid_username,
+    ids::{ConversationId, valid_username},
     model::ChatMessage,
 };
-use proto::history::v1 as pb;
+use proto::history::{internal::v1 as ipb, v1 as pb};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    auth::Access,
     error::HistoryError,
     mongo::Archive,
     query::{self, PageRequest},
@@ -18,9 +22,11 @@ use crate::{
 /// Most messages one Append call may carry.
 pub const MAX_APPEND_BATCH: usize = 1000;
 
+#[derive(Clone)]
 pub struct HistoryApi {
     pub redis: RedisStore,
     pub archive: Archive,
+    pub access: Access,
 }
 
 fn check_username(field: &str, name: &str) -> Result<(), HistoryError> {
@@ -43,13 +49,18 @@ impl pb::history_service_server::HistoryService for HistoryApi {
         &self,
         request: Request<pb::GetHistoryRequest>,
     ) -> Result<Response<pb::GetHistoryResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let req = request.into_inner();
+        // Bad input is answered before any authorization work.
         let page_req = PageRequest::new(
             &req.conversation_id,
             req.before_seq,
             req.after_seq,
             req.limit,
         )?;
+        let conversation = ConversationId::parse(&page_req.conversation)
+            .map_err(|e| HistoryError::InvalidArgument(format!("conversation_id: {e}")))?;
+        self.access.check_read(&caller, &conversation).await?;
         let page = query::page(&self.redis, &self.archive, &page_req).await?;
         Ok(Response::new(pb::GetHistoryResponse {
             messages: page.messages.into_iter().map(|m| to_pb(&m)).collect(),
@@ -61,8 +72,10 @@ impl pb::history_service_server::HistoryService for HistoryApi {
         &self,
         request: Request<pb::ListOfflineRequest>,
     ) -> Result<Response<pb::ListOfflineResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let req = request.into_inner();
         check_username("username", &req.username)?;
+        Access::check_offline(&caller, &req.username)?;
         let batch = self.redis.offline(&req.username).await?;
         Ok(Response::new(pb::ListOfflineResponse {
             messages: batch.messages.into_iter().map(|m| to_pb(&m)).collect(),
@@ -70,11 +83,19 @@ impl pb::history_service_server::HistoryService for HistoryApi {
             dropped: batch.dropped,
         }))
     }
+}
 
+/// The writes. Served only behind the service-token interceptor.
+pub struct InternalApi {
+    pub redis: RedisStore,
+}
+
+#[tonic::async_trait]
+impl ipb::history_internal_server::HistoryInternal for InternalApi {
     async fn append(
         &self,
-        request: Request<pb::AppendRequest>,
-    ) -> Result<Response<pb::AppendResponse>, Status> {
+        request: Request<ipb::AppendRequest>,
+    ) -> Result<Response<ipb::AppendResponse>, Status> {
         let req = request.into_inner();
         if req.items.len() > MAX_APPEND_BATCH {
             return Err(HistoryError::InvalidArgument(format!(
@@ -89,7 +110,7 @@ impl pb::history_service_server::HistoryService for HistoryApi {
                     .ok_or_else(|| HistoryError::InvalidArgument("item without message".into()))?,
             )
             .map_err(|e| HistoryError::InvalidArgument(e.to_owned()))?;
-            common::ids::ConversationId::parse(&message.conversation)
+            ConversationId::parse(&message.conversation)
                 .map_err(|e| HistoryError::InvalidArgument(format!("conversation_id: {e}")))?;
             for user in &item.offline_recipients {
                 check_username("offline_recipients", user)?;
@@ -101,13 +122,13 @@ impl pb::history_service_server::HistoryService for HistoryApi {
         }
         self.redis.append(&items).await?;
         metrics::counter!("history_appended_total").increment(items.len() as u64);
-        Ok(Response::new(pb::AppendResponse {}))
+        Ok(Response::new(ipb::AppendResponse {}))
     }
 
     async fn ack_offline(
         &self,
-        request: Request<pb::AckOfflineRequest>,
-    ) -> Result<Response<pb::AckOfflineResponse>, Status> {
+        request: Request<ipb::AckOfflineRequest>,
+    ) -> Result<Response<ipb::AckOfflineResponse>, Status> {
         let req = request.into_inner();
         check_username("username", &req.username)?;
         if req.last_id.is_empty() || req.last_id.len() > 64 || req.last_id.contains('"') {
@@ -117,6 +138,6 @@ impl pb::history_service_server::HistoryService for HistoryApi {
             .redis
             .ack_offline(&req.username, &req.last_id, req.dropped)
             .await?;
-        Ok(Response::new(pb::AckOfflineResponse { removed }))
+        Ok(Response::new(ipb::AckOfflineResponse { removed }))
     }
 }

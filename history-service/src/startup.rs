@@ -4,18 +4,27 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
+    auth::RequireServiceToken,
+    grpc::internal_channel,
     keys::Keys,
     ops::{self, Readiness},
     redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
-use proto::history::v1::history_service_server::HistoryServiceServer;
+use proto::{
+    history::{
+        internal::v1::history_internal_server::HistoryInternalServer,
+        v1::history_service_server::HistoryServiceServer,
+    },
+    user::v1::user_service_client::UserServiceClient,
+};
 use tokio::net::TcpListener;
 
 use crate::{
     archive::{ArchiveStatus, Archiver},
+    auth::{Access, PublicAuth},
     config::Config,
-    grpc::HistoryApi,
+    grpc::{HistoryApi, InternalApi},
     mongo::Archive,
     store::RedisStore,
 };
@@ -30,12 +39,15 @@ pub enum StartupError {
     Bind(#[from] ops::BindError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("{0}")]
+    Upstream(#[from] common::grpc::ChannelError),
     #[error("server: {0}")]
     Serve(String),
 }
 
 pub struct Application {
     grpc_listener: TcpListener,
+    internal_listener: TcpListener,
     ops_listener: TcpListener,
     store: RedisStore,
     reader: redis::aio::ConnectionManager,
@@ -52,12 +64,15 @@ impl Application {
             conn,
             Keys::new(config.redis_prefix.clone()),
             config.offline_limit,
+            config.offline_ttl_secs,
         );
         let archive = Archive::new(&config.mongodb_uri, &config.mongodb_database).await?;
         let grpc_listener = ops::bind(config.listen_addr).await?;
+        let internal_listener = ops::bind(config.internal_addr).await?;
         let ops_listener = ops::bind(config.ops_addr).await?;
         Ok(Self {
             grpc_listener,
+            internal_listener,
             ops_listener,
             store,
             reader,
@@ -66,8 +81,14 @@ impl Application {
         })
     }
 
+    /// The public gRPC port.
     pub fn port(&self) -> u16 {
         ops::port_of(&self.grpc_listener)
+    }
+
+    /// The internal gRPC port (service token required).
+    pub fn internal_port(&self) -> u16 {
+        ops::port_of(&self.internal_listener)
     }
 
     pub fn ops_port(&self) -> u16 {
@@ -95,24 +116,63 @@ impl Application {
         };
         let archiver = tokio::spawn(archiver.run(shutdown.clone()));
 
-        let (reflection_v1, reflection_v1alpha) = common::grpc::reflection(&[
-            proto::history::v1::FILE_DESCRIPTOR_SET,
-            tonic_health::pb::FILE_DESCRIPTOR_SET,
-        ])?;
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<HistoryServiceServer<HistoryApi>>()
             .await;
-
+        let users = UserServiceClient::new(internal_channel(
+            &self.config.user_service_url,
+            self.config.service_token.get(),
+        )?);
         let api = HistoryApi {
             redis: self.store.clone(),
             archive: self.archive.clone(),
+            access: Access::new(users),
         };
+        let addr = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
-            grpc = %self.grpc_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            ops = %self.ops_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            grpc = %addr(&self.grpc_listener),
+            internal = %addr(&self.internal_listener),
+            ops = %addr(&self.ops_listener),
             "history-service listening"
         );
+        // The public port: reads for users, reflection of the public file only.
+        let (reflection_v1, reflection_v1alpha) = common::grpc::reflection(&[
+            proto::history::v1::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ])?;
+        let public = PublicAuth::new(self.config.jwt.get(), &self.config.operator_token);
+        let public_server = tonic::transport::Server::builder()
+            .add_service(health.clone())
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(HistoryServiceServer::with_interceptor(api.clone(), public))
+            .serve_with_incoming_shutdown(
+                common::grpc::incoming(self.grpc_listener),
+                shutdown.clone().wait(),
+            );
+        // The internal port: every call, behind the service token.
+        let (internal_v1, internal_v1alpha) = common::grpc::reflection(&[
+            proto::history::internal::v1::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ])?;
+        let service = RequireServiceToken::new(self.config.service_token.get());
+        let internal_api = InternalApi {
+            redis: self.store.clone(),
+        };
+        let internal_server = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(internal_v1)
+            .add_service(internal_v1alpha)
+            .add_service(HistoryServiceServer::with_interceptor(api, service.clone()))
+            .add_service(HistoryInternalServer::with_interceptor(
+                internal_api,
+                service,
+            ))
+            .serve_with_incoming_shutdown(
+                common::grpc::incoming(self.internal_listener),
+                shutdown.clone().wait(),
+            );
 
         let redis = self.store.conn();
         let ready: ops::ReadyCheck = Arc::new(move || {
@@ -134,19 +194,12 @@ impl Application {
             ops::router(ready),
             shutdown.clone().wait(),
         );
-        let grpc_server = tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(HistoryServiceServer::new(api))
-            .serve_with_incoming_shutdown(
-                common::grpc::incoming(self.grpc_listener),
-                shutdown.clone().wait(),
-            );
-        let (ops_result, grpc_result) = tokio::join!(ops_server, grpc_server);
+        let (ops_result, public_result, internal_result) =
+            tokio::join!(ops_server, public_server, internal_server);
         let _ = archiver.await;
         ops_result.map_err(|e| StartupError::Serve(e.to_string()))?;
-        grpc_result.map_err(|e| StartupError::Serve(e.to_string()))?;
+        public_result.map_err(|e| StartupError::Serve(e.to_string()))?;
+        internal_result.map_err(|e| StartupError::Serve(e.to_string()))?;
         tracing::info!("history-service stopped");
         Ok(())
     }

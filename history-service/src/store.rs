@@ -7,14 +7,19 @@ use redis::aio::ConnectionManager;
 use crate::error::HistoryError;
 
 /// Appends one message to an offline queue unless it is already there (a
-/// replay), keeps the newest ARGV[2], and counts what it drops.
+/// replay), keeps the newest ARGV[2], and counts what it drops. A queue gets
+/// its time to live (ARGV[3] s) from its first message since its user was last
+/// seen; later messages do not extend it, so an absent user's queue goes away
+/// OFFLINE_TTL after that (the messages stay in history).
 const OFFLINE_PUSH: &str = r#"
 if redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
 local n = redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3], 'NX')
 local limit = tonumber(ARGV[2])
 if n > limit then
   redis.call('LTRIM', KEYS[1], n - limit, -1)
   redis.call('INCRBY', KEYS[2], n - limit)
+  redis.call('EXPIRE', KEYS[2], ARGV[3], 'NX')
 end
 return 1
 "#;
@@ -60,16 +65,23 @@ pub struct RedisStore {
     conn: ConnectionManager,
     keys: Keys,
     offline_limit: u32,
+    offline_ttl_secs: u64,
     offline_push: LuaScript,
     offline_ack: LuaScript,
 }
 
 impl RedisStore {
-    pub fn new(conn: ConnectionManager, keys: Keys, offline_limit: u32) -> Self {
+    pub fn new(
+        conn: ConnectionManager,
+        keys: Keys,
+        offline_limit: u32,
+        offline_ttl_secs: u64,
+    ) -> Self {
         Self {
             conn,
             keys,
             offline_limit,
+            offline_ttl_secs,
             offline_push: LuaScript::new(OFFLINE_PUSH),
             offline_ack: LuaScript::new(OFFLINE_ACK),
         }
@@ -89,6 +101,10 @@ impl RedisStore {
     pub async fn append(&self, items: &[AppendItem]) -> Result<(), HistoryError> {
         let mut pipe = redis::pipe();
         self.offline_push.load(&mut pipe);
+        let (limit, ttl) = (
+            self.offline_limit.to_string(),
+            self.offline_ttl_secs.to_string(),
+        );
         for item in items {
             let json = serde_json::to_string(&item.message)?;
             let conv = &item.message.conversation;
@@ -107,7 +123,7 @@ impl RedisStore {
                 self.offline_push.call(
                     &mut pipe,
                     &[self.keys.offline(user), self.keys.offline_dropped(user)],
-                    &[json.as_str(), &self.offline_limit.to_string()],
+                    &[json.as_str(), &limit, &ttl],
                 );
                 pipe.ignore();
             }
@@ -117,13 +133,19 @@ impl RedisStore {
         Ok(())
     }
 
-    /// The whole offline queue (oldest first) and the dropped count, read atomically.
+    /// The whole offline queue (oldest first) and the dropped count, read
+    /// atomically. The user is present, so the queue's time to live restarts.
     pub async fn offline(&self, user: &str) -> Result<OfflineBatch, HistoryError> {
         let mut conn = self.conn.clone();
+        let (queue, dropped_key) = (self.keys.offline(user), self.keys.offline_dropped(user));
         let (items, dropped): (Vec<String>, Option<u64>) = redis::pipe()
             .atomic()
-            .lrange(self.keys.offline(user), 0, -1)
-            .get(self.keys.offline_dropped(user))
+            .lrange(&queue, 0, -1)
+            .get(&dropped_key)
+            .expire(&queue, self.offline_ttl_secs as i64)
+            .ignore()
+            .expire(&dropped_key, self.offline_ttl_secs as i64)
+            .ignore()
             .query_async(&mut conn)
             .await?;
         let messages = items

@@ -1,8 +1,11 @@
 //! The upstreams of chat-service and the gateway, started in-process on port 0
 //! against a test's own storage, for those services' integration tests.
 
-use common::telemetry::LogFormat;
-use testkit::{JWT_SECRET, Storage};
+use common::{
+    config::{JwtSecretArg, ServiceTokenArg},
+    telemetry::LogFormat,
+};
+use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage};
 
 fn local() -> std::net::SocketAddr {
     "127.0.0.1:0".parse().expect("address")
@@ -14,7 +17,11 @@ pub async fn user_service(storage: &Storage) -> String {
         database_url: storage.database_url(),
         redis_url: testkit::redis_url(),
         redis_prefix: storage.redis_prefix.clone(),
-        jwt_secret: JWT_SECRET.into(),
+        database_password_file: None,
+        jwt: JwtSecretArg::inline(JWT_SECRET),
+        service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
+        hash_concurrency: 2,
+        hash_queue: 512,
         listen_addr: local(),
         ops_addr: local(),
         token_ttl_secs: 3600,
@@ -28,17 +35,25 @@ pub async fn user_service(storage: &Storage) -> String {
     url
 }
 
-/// Starts history-service on `storage`'s Redis prefix and MongoDB database;
-/// returns its URL.
-pub async fn history_service(storage: &Storage) -> String {
+/// Starts history-service on `storage`'s Redis prefix and MongoDB database,
+/// asking `user_url` about memberships; returns its internal URL (what the
+/// gateway and chat-service call).
+pub async fn history_service(storage: &Storage, user_url: &str) -> String {
     let app = history_service::startup::Application::build(history_service::config::Config {
         redis_url: testkit::redis_url(),
         mongodb_uri: testkit::mongodb_uri(),
         mongodb_database: storage.mongodb_database.clone(),
         redis_prefix: storage.redis_prefix.clone(),
         listen_addr: local(),
+        internal_addr: local(),
+        jwt: JwtSecretArg::inline(JWT_SECRET),
+        service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
+        operator_token: String::new(),
+        operator_token_file: None,
+        user_service_url: user_url.to_owned(),
         ops_addr: local(),
         offline_limit: 100,
+        offline_ttl_secs: 30 * 86_400,
         recent_limit: 500,
         archive_batch: 200,
         instance_id: format!("history-{}", storage.id),
@@ -46,7 +61,7 @@ pub async fn history_service(storage: &Storage) -> String {
     })
     .await
     .expect("history-service starts");
-    let url = format!("http://127.0.0.1:{}", app.port());
+    let url = format!("http://127.0.0.1:{}", app.internal_port());
     tokio::spawn(app.run_until(std::future::pending()));
     url
 }

@@ -1,6 +1,6 @@
 //! user-service settings: each a flag and an environment variable.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
 use common::{config, telemetry::LogFormat};
@@ -13,18 +13,30 @@ use common::{config, telemetry::LogFormat};
 )]
 pub struct Config {
     /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
+    /// File holding the PostgreSQL password; it replaces the one in DATABASE_URL.
+    #[arg(long, env = "DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
     /// Redis, where membership changes are announced to chat-service.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: String,
     /// Every Redis key and channel starts with this.
     #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,
-    /// HS256 secret shared with the gateways (at least 16 bytes).
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: String,
-    /// gRPC listen address.
+    #[command(flatten)]
+    pub jwt: config::JwtSecretArg,
+    #[command(flatten)]
+    pub service_token: config::ServiceTokenArg,
+    /// Password hashes computed at once; each holds 19 MiB while it runs, so
+    /// this bounds the memory a login burst can take.
+    #[arg(long, env = "HASH_CONCURRENCY", default_value_t = 2)]
+    pub hash_concurrency: usize,
+    /// Password checks that may wait for a hashing slot; beyond, requests are
+    /// refused as busy rather than queued without bound.
+    #[arg(long, env = "HASH_QUEUE", default_value_t = 512)]
+    pub hash_queue: usize,
+    /// gRPC listen address (internal: service token required).
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50052")]
     pub listen_addr: SocketAddr,
     /// HTTP address of /healthz, /readyz and /metrics.
@@ -41,6 +53,22 @@ pub struct Config {
 }
 
 impl config::ServiceConfig for Config {
+    fn resolve(&mut self) -> Result<(), config::ConfigError> {
+        self.jwt.resolve()?;
+        self.service_token.resolve()?;
+        if let Some(path) = &self.database_password_file {
+            let mut password = String::new();
+            config::resolve_secret(
+                "DATABASE_PASSWORD",
+                "DATABASE_PASSWORD_FILE",
+                &mut password,
+                Some(path),
+            )?;
+            self.database_url = with_password(&self.database_url, &password)?;
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), config::ConfigError> {
         if !(self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://"))
@@ -52,9 +80,52 @@ impl config::ServiceConfig for Config {
         }
         config::check_redis_url("REDIS_URL", &self.redis_url)?;
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
-        config::check_secret("JWT_SECRET", &self.jwt_secret)?;
+        self.jwt.validate()?;
+        self.service_token.validate()?;
+        config::check_range("HASH_CONCURRENCY", self.hash_concurrency, 1..=64)?;
+        config::check_range("HASH_QUEUE", self.hash_queue, 0..=100_000)?;
         config::check_range("TOKEN_TTL_SECS", self.token_ttl_secs, 60..=30 * 86_400)?;
         config::check_range("DB_MAX_CONNECTIONS", self.db_max_connections, 1..=1_000)?;
         Ok(())
+    }
+}
+
+/// `url` with its password replaced by `password` (percent-encoded).
+fn with_password(url: &str, password: &str) -> Result<String, config::ConfigError> {
+    let bad = || config::ConfigError::new("DATABASE_URL", "cannot hold a password (no user@host)");
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    let (userinfo, host) = rest.split_once('@').ok_or_else(bad)?;
+    let user = userinfo.split(':').next().unwrap_or_default();
+    if user.is_empty() {
+        return Err(bad());
+    }
+    let encoded: String = password
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    Ok(format!("{scheme}://{user}:{encoded}@{host}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_file_replaces_the_url_password() {
+        assert_eq!(
+            with_password("postgres://chat:old@db:5432/chat", "n3w/p@ss").unwrap(),
+            "postgres://chat:n3w%2Fp%40ss@db:5432/chat"
+        );
+        assert_eq!(
+            with_password("postgres://chat@db/chat", "x").unwrap(),
+            "postgres://chat:x@db/chat"
+        );
+        assert!(with_password("postgres://db/chat", "x").is_err());
     }
 }

@@ -16,6 +16,9 @@ pub enum UserError {
     FailedPrecondition(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Too much work queued (password hashing); the caller should retry.
+    #[error("{0}")]
+    Busy(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -41,6 +44,7 @@ impl From<UserError> for Status {
             UserError::AlreadyExists(_) => Status::already_exists(msg),
             UserError::FailedPrecondition(_) => Status::failed_precondition(msg),
             UserError::Unavailable(_) => Status::unavailable(msg),
+            UserError::Busy(_) => Status::resource_exhausted(msg),
             UserError::Internal(_) => {
                 tracing::error!(error = %msg, "internal error");
                 Status::internal("internal error")

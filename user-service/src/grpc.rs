@@ -7,13 +7,14 @@ use tonic::{Request, Response, Status};
 use crate::{
     error::UserError,
     events::MembershipEvents,
-    password,
+    password::{self, Hasher},
     store::{RoomRow, Store, UserRow},
 };
 
 pub struct UserApi {
     store: Store,
     events: MembershipEvents,
+    hasher: Hasher,
     jwt_secret: String,
     token_ttl_secs: i64,
 }
@@ -22,12 +23,14 @@ impl UserApi {
     pub fn new(
         store: Store,
         events: MembershipEvents,
+        hasher: Hasher,
         jwt_secret: String,
         token_ttl_secs: i64,
     ) -> Self {
         Self {
             store,
             events,
+            hasher,
             jwt_secret,
             token_ttl_secs,
         }
@@ -112,7 +115,7 @@ impl pb::user_service_server::UserService for UserApi {
             ))
             .into());
         }
-        let hash = password::hash(req.password).await?;
+        let hash = self.hasher.hash(req.password).await?;
         let user = self
             .store
             .insert_user(&req.username, &display_name, &hash)
@@ -135,7 +138,7 @@ impl pb::user_service_server::UserService for UserApi {
         } else {
             None
         };
-        if !password::verify(req.password, stored).await? {
+        if !self.hasher.verify(req.password, stored).await? {
             return Err(UserError::BadCredentials.into());
         }
         let (token, expires_at) =

@@ -3,6 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
+    auth::RequireServiceToken,
     keys::Keys,
     ops::{self, Readiness},
     redis_conn,
@@ -12,7 +13,9 @@ use proto::user::v1::user_service_server::UserServiceServer;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 
-use crate::{config::Config, events::MembershipEvents, grpc::UserApi, store::Store};
+use crate::{
+    config::Config, events::MembershipEvents, grpc::UserApi, password::Hasher, store::Store,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -93,9 +96,12 @@ impl Application {
         let api = UserApi::new(
             self.store.clone(),
             self.events.clone(),
-            self.config.jwt_secret.clone(),
+            Hasher::new(self.config.hash_concurrency, self.config.hash_queue),
+            self.config.jwt.get().to_owned(),
             self.config.token_ttl_secs,
         );
+        // Every call is internal: only holders of the service token get in.
+        let service = RequireServiceToken::new(self.config.service_token.get());
         tracing::info!(
             grpc = %self.grpc_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             ops = %self.ops_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -121,7 +127,7 @@ impl Application {
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(UserServiceServer::new(api))
+            .add_service(UserServiceServer::with_interceptor(api, service))
             .serve_with_incoming_shutdown(
                 common::grpc::incoming(self.grpc_listener),
                 shutdown.wait(),

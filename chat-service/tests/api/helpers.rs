@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use chat_service::{config::Config, startup::Application};
 use common::{
+    auth::InternalChannel,
+    config::ServiceTokenArg,
+    grpc::internal_channel,
     keys::Keys,
     model::{EntryKind, INGRESS_FIELD, IngressEntry},
     telemetry::LogFormat,
@@ -17,17 +20,16 @@ use proto::{
 };
 use redis::AsyncCommands;
 use serde_json::Value;
-use testkit::Storage;
+use testkit::{SERVICE_TOKEN, Storage};
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
 
 pub const GATEWAY: &str = "gw-test";
 
 pub struct TestEnv {
     pub storage: Storage,
     pub keys: Keys,
-    pub users: UserServiceClient<Channel>,
-    pub history: HistoryServiceClient<Channel>,
+    pub users: UserServiceClient<InternalChannel>,
+    pub history: HistoryServiceClient<InternalChannel>,
     user_url: String,
     history_url: String,
 }
@@ -35,13 +37,11 @@ pub struct TestEnv {
 pub async fn spawn_env() -> TestEnv {
     let storage = Storage::with_postgres().await;
     let user_url = test_stack::user_service(&storage).await;
-    let history_url = test_stack::history_service(&storage).await;
+    let history_url = test_stack::history_service(&storage, &user_url).await;
     TestEnv {
         keys: Keys::new(storage.redis_prefix.clone()),
-        users: UserServiceClient::connect(user_url.clone()).await.unwrap(),
-        history: HistoryServiceClient::connect(history_url.clone())
-            .await
-            .unwrap(),
+        users: UserServiceClient::new(internal_channel(&user_url, SERVICE_TOKEN).unwrap()),
+        history: HistoryServiceClient::new(internal_channel(&history_url, SERVICE_TOKEN).unwrap()),
         storage,
         user_url,
         history_url,
@@ -55,6 +55,7 @@ impl TestEnv {
             redis_prefix: self.storage.redis_prefix.clone(),
             user_service_url: self.user_url.clone(),
             history_service_url: self.history_url.clone(),
+            service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
             ops_addr: "127.0.0.1:0".parse().unwrap(),
             consumer_name: consumer.into(),
             batch_size: 50,

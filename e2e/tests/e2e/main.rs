@@ -2,6 +2,7 @@
 //! history-service, user-service) on free ports with fresh storage, driven by
 //! real WebSocket clients, HTTP, and the real grpcurl binary.
 
+mod abuse;
 mod browser;
 mod chat_client;
 mod config;
@@ -10,4 +11,5 @@ mod helpers;
 mod k8s;
 mod path;
 mod resilience;
+mod security;
 mod shutdown;

@@ -35,8 +35,10 @@ async fn a_dm_travels_across_gateways_into_history_and_grpcurl() {
     assert_eq!(got["from"], "alice");
     assert_eq!(got["conversation"], "dm:alice:bob");
 
-    // Through reflection, with no .proto at hand.
+    // Through reflection, with no .proto at hand, as the users themselves.
     let addr = stack.history_addr();
+    let as_alice = format!("authorization: Bearer {alice}");
+    let as_bob = format!("authorization: Bearer {bob}");
     grpcurl(&["-plaintext", &addr, "list"])
         .assert_mentions(&["chat.history.v1.HistoryService", "grpc.health.v1.Health"]);
     grpcurl(&[
@@ -49,6 +51,8 @@ async fn a_dm_travels_across_gateways_into_history_and_grpcurl() {
 
     let history = grpcurl(&[
         "-plaintext",
+        "-H",
+        &as_alice,
         "-d",
         r#"{"conversation_id":"dm:alice:bob","limit":20}"#,
         &addr,
@@ -69,6 +73,8 @@ async fn a_dm_travels_across_gateways_into_history_and_grpcurl() {
     // The ack emptied bob's queue.
     let offline = grpcurl(&[
         "-plaintext",
+        "-H",
+        &as_bob,
         "-d",
         r#"{"username":"bob"}"#,
         &addr,
@@ -106,6 +112,8 @@ async fn a_dm_travels_across_gateways_into_history_and_grpcurl() {
     ] {
         let bad = grpcurl(&[
             "-plaintext",
+            "-H",
+            &as_alice,
             "-d",
             request,
             &addr,
@@ -121,6 +129,8 @@ async fn a_dm_travels_across_gateways_into_history_and_grpcurl() {
     }
     let bad = grpcurl(&[
         "-plaintext",
+        "-H",
+        &as_bob,
         "-d",
         r#"{"username":"NO"}"#,
         &addr,

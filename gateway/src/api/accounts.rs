@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::{
     error::ApiError,
     extract::{ApiJson, AuthUser},
-    login_limit,
+    limits,
 };
 use crate::state::AppState;
 
@@ -46,8 +46,12 @@ pub fn ms(t: Option<&prost_types::Timestamp>) -> i64 {
 
 pub async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let ip = limits::client_ip(&state, &headers, peer);
+    limits::registration(&state, ip).await?;
     let user = state
         .users
         .clone()
@@ -67,8 +71,9 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let ip = login_limit::client_ip(&state, &headers, peer);
-    login_limit::check(&state, &body.username, ip).await?;
+    let ip = limits::client_ip(&state, &headers, peer);
+    // Counted before the password is checked; refunded below on success.
+    limits::login_attempt(&state, &body.username, ip).await?;
     let result = state
         .users
         .clone()
@@ -80,13 +85,15 @@ pub async fn login(
     let reply = match result {
         Ok(reply) => reply.into_inner(),
         Err(status) => {
-            if status.code() == tonic::Code::Unauthenticated {
-                login_limit::failed(&state, &body.username, ip).await;
+            if status.code() != tonic::Code::Unauthenticated {
+                // Not a wrong password (the service was busy or down): the
+                // attempt does not count against the user.
+                limits::refund_login(&state, &body.username, ip, false).await;
             }
             return Err(status.into());
         }
     };
-    login_limit::succeeded(&state, &reply.username).await;
+    limits::refund_login(&state, &body.username, ip, true).await;
     Ok(Json(json!({
         "token": reply.token,
         "expires_at": reply.expires_at,

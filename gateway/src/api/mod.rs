@@ -1,12 +1,14 @@
-//! The REST facade of design.md §4, over user-service and history-service.
+//! The REST facade (docs/protocol.md, HTTP API), over user-service and
+//! history-service.
 
 pub mod access;
 pub mod accounts;
 pub mod conversations;
 pub mod error;
 pub mod extract;
-pub mod login_limit;
+pub mod limits;
 pub mod rooms;
+pub mod tickets;
 
 use axum::{
     Router,
@@ -20,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/register", post(accounts::register))
         .route("/api/login", post(accounts::login))
         .route("/api/me", get(accounts::me))
+        .route("/api/ws-ticket", post(tickets::issue))
         .route("/api/rooms", get(rooms::list).post(rooms::create))
         .route("/api/rooms/{name}/join", post(rooms::join))
         .route("/api/rooms/{name}/leave", post(rooms::leave))

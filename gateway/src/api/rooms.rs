@@ -5,15 +5,17 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use common::ids::valid_room_name;
+use common::ids::{ConversationId, valid_room_name};
 use proto::user::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
+    access::check_can_read,
     accounts::ms,
     error::ApiError,
     extract::{ApiJson, AuthUser},
+    limits,
 };
 use crate::state::AppState;
 
@@ -65,6 +67,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_name(&body.name)?;
+    limits::room_creation(&state, &user).await?;
     let room = state
         .users
         .clone()
@@ -113,12 +116,15 @@ pub async fn leave(
     Ok(Json(json!({"room": name, "left": true})))
 }
 
+/// A room's members with online flags, for its members only: who is in a
+/// room and when they are online is the room's business.
 pub async fn members(
     State(state): State<AppState>,
-    AuthUser(_user): AuthUser,
+    AuthUser(user): AuthUser,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_name(&name)?;
+    check_can_read(&state, &user, &ConversationId::Room(name.clone())).await?;
     let members = state
         .users
         .clone()

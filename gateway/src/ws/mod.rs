@@ -1,28 +1,37 @@
 //! `GET /ws`: authentication, origin and capacity checks before the upgrade.
 
+pub mod caps;
 pub mod close;
 pub mod inbound;
 pub mod ratelimit;
 pub mod session;
 
+use std::net::SocketAddr;
+
 use axum::{
-    extract::{State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
+    extract::{ConnectInfo, State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 
+use self::caps::{CapExceeded, ConnPermit};
 use crate::{
     api::{
         error::ApiError,
         extract::{ApiQuery, verify},
+        limits::client_ip,
+        tickets,
     },
     state::AppState,
 };
 
+/// How a browser authenticates: `ticket` (one-time, from `POST /api/ws-ticket`)
+/// keeps long-lived tokens out of URLs; `token` still works for old clients.
 #[derive(Deserialize)]
 pub struct WsQuery {
     token: Option<String>,
+    ticket: Option<String>,
 }
 
 /// Small WebSocket buffers keep an idle socket cheap: tungstenite allocates
@@ -33,12 +42,13 @@ const WRITE_BUFFER: usize = 4 * 1024;
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<WsQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match admit(&state, &headers, query) {
-        Ok(user) => match ws {
+    match admit(&state, &headers, peer, query).await {
+        Ok((user, permit)) => match ws {
             Ok(ws) => ws
                 .read_buffer_size(READ_BUFFER)
                 .write_buffer_size(WRITE_BUFFER)
@@ -46,7 +56,7 @@ pub async fn upgrade(
                 // times that closes the socket (1009) without buffering it.
                 .max_message_size(state.config.max_frame_bytes * 4)
                 .max_frame_size(state.config.max_frame_bytes * 4)
-                .on_upgrade(move |socket| session::run(socket, state, user))
+                .on_upgrade(move |socket| session::run(socket, state, user, permit))
                 .into_response(),
             Err(rejection) => {
                 ApiError::BadRequest(format!("expected a WebSocket upgrade: {rejection}"))
@@ -57,16 +67,22 @@ pub async fn upgrade(
     }
 }
 
-fn admit(state: &AppState, headers: &HeaderMap, query: WsQuery) -> Result<String, ApiError> {
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    query: WsQuery,
+) -> Result<(String, ConnPermit), ApiError> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let token = from_header
-        .or(query.token.as_deref())
-        .ok_or_else(|| ApiError::Unauthorized("missing token".into()))?;
-    let user = verify(state, token)?;
+    let user = match (from_header.or(query.token.as_deref()), &query.ticket) {
+        (Some(token), _) => verify(state, token)?,
+        (None, Some(ticket)) => tickets::redeem(state, ticket).await?,
+        (None, None) => return Err(ApiError::Unauthorized("missing token or ticket".into())),
+    };
     let origins = state.config.origins();
     if !origins.is_empty()
         && let Some(origin) = headers.get(header::ORIGIN)
@@ -87,5 +103,17 @@ fn admit(state: &AppState, headers: &HeaderMap, query: WsQuery) -> Result<String
             "gateway is at its connection limit".into(),
         ));
     }
-    Ok(user)
+    let ip = client_ip(state, headers, peer);
+    let permit = state.caps.acquire(&user, ip).map_err(|cap| {
+        metrics::counter!("gateway_rejected_connections_total").increment(1);
+        let message = match cap {
+            CapExceeded::User => "too many open sockets for this user",
+            CapExceeded::Ip => "too many open sockets from this address",
+        };
+        ApiError::RateLimited {
+            message: message.into(),
+            retry_after_secs: 5,
+        }
+    })?;
+    Ok((user, permit))
 }

@@ -10,15 +10,17 @@ use common::{
     shutdown::Shutdown,
 };
 use futures::{SinkExt, StreamExt, stream::SplitSink};
-use proto::history::v1 as hpb;
+use proto::history::{internal::v1 as ipb, v1 as hpb};
 
 use super::{
+    caps::ConnPermit,
     close,
     inbound::{self, ClientFrame, FrameError},
     ratelimit::TokenBucket,
 };
 use crate::{
     api::conversations::fetch_page,
+    backpressure,
     outbox::{Close, Next, Outbox},
     state::AppState,
 };
@@ -30,8 +32,13 @@ const WRITE_BATCH: usize = 256;
 /// How long the close frame may wait for a peer that is not reading.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-pub async fn run(socket: WebSocket, state: AppState, user: String) {
-    let outbox = Arc::new(Outbox::new(state.config.outbound_queue));
+/// Runs one socket; `_permit` holds its place under the per-user and
+/// per-address caps until the session ends.
+pub async fn run(socket: WebSocket, state: AppState, user: String, _permit: ConnPermit) {
+    let outbox = Arc::new(Outbox::bounded(
+        state.config.outbound_queue,
+        state.config.outbound_queue_bytes,
+    ));
     let reg = state.hub.register(&user, outbox.clone());
     metrics::counter!("gateway_sessions_total").increment(1);
     if let Err(e) = state.presence.connected(&user).await {
@@ -121,11 +128,22 @@ impl Session {
     }
 
     fn error(&self, code: ErrorCode, message: &str, reference: Option<&str>) {
+        self.error_retry(code, message, reference, None);
+    }
+
+    fn error_retry(
+        &self,
+        code: ErrorCode,
+        message: &str,
+        reference: Option<&str>,
+        retry_after_ms: Option<u64>,
+    ) {
         metrics::counter!("gateway_error_frames_total", "code" => code.as_str()).increment(1);
         self.frame(&ServerFrame::Error {
             code,
             message,
             reference,
+            retry_after_ms,
         });
     }
 
@@ -302,8 +320,23 @@ impl Session {
         }
     }
 
-    /// Puts a send or typing notice on the ingress stream.
+    /// Puts a send or typing notice on the ingress stream, unless the stream's
+    /// backlog is over its limit: then a send is refused with a retry hint and
+    /// a typing notice (worthless later) is dropped.
     async fn enqueue(&mut self, kind: EntryKind, client_id: String, to: String, body: String) {
+        let state = &self.state;
+        if backpressure::over_limit(&state.ingress_backlog, state.config.ingress_backlog_limit) {
+            metrics::counter!("gateway_backpressure_total").increment(1);
+            if kind == EntryKind::Send {
+                self.error_retry(
+                    ErrorCode::Unavailable,
+                    "the system is busy; retry with the same client_id",
+                    Some(&client_id),
+                    Some(backpressure::RETRY_AFTER_MS),
+                );
+            }
+            return;
+        }
         let entry = IngressEntry {
             kind,
             user: self.user.clone(),
@@ -341,9 +374,9 @@ impl Session {
         };
         let acked = self
             .state
-            .history
+            .history_internal
             .clone()
-            .ack_offline(hpb::AckOfflineRequest {
+            .ack_offline(ipb::AckOfflineRequest {
                 username: self.user.clone(),
                 last_id: last_id.clone(),
                 dropped,

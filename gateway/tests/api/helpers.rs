@@ -3,15 +3,18 @@
 
 use std::time::Duration;
 
+use common::config::{JwtSecretArg, ServiceTokenArg};
 use common::telemetry::LogFormat;
 use gateway::{config::Config, startup::Application};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testkit::{JWT_SECRET, Storage, WsClient};
+use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage, WsClient};
 
 pub struct TestStack {
     pub _storage: Storage,
     pub gateways: Vec<u16>,
+    /// Each gateway's ops port (/readyz, /metrics).
+    pub ops: Vec<u16>,
     pub http: reqwest::Client,
 }
 
@@ -22,13 +25,22 @@ pub struct StackOptions {
     pub outbound_queue: usize,
     pub rate_per_sec: u32,
     pub rate_burst: u32,
+    pub login_failures_per_client: u32,
     pub login_failures_per_user: u32,
     pub login_failures_per_ip: u32,
+    pub registrations_per_ip: u32,
+    pub rooms_per_user: u32,
+    pub outbound_queue_bytes: usize,
+    pub max_connections_per_user: u32,
+    pub max_connections_per_ip: u32,
+    pub ingress_backlog_limit: u64,
     /// chat-service's member-list cache lifetime.
     pub membership_ttl_ms: u64,
     pub heartbeat_ms: u64,
     pub idle_timeout_ms: u64,
     pub max_connections: usize,
+    /// Start a chat-service worker (false: sends stay on the stream).
+    pub chat_worker: bool,
 }
 
 impl Default for StackOptions {
@@ -39,8 +51,17 @@ impl Default for StackOptions {
             outbound_queue: 1024,
             rate_per_sec: 20,
             rate_burst: 40,
-            login_failures_per_user: 5,
+            login_failures_per_client: 5,
+            login_failures_per_user: 100,
             login_failures_per_ip: 50,
+            // Tests register and connect many users from one address.
+            registrations_per_ip: 10_000,
+            rooms_per_user: 1_000,
+            outbound_queue_bytes: 2 << 20,
+            max_connections_per_user: 20,
+            chat_worker: true,
+            max_connections_per_ip: 10_000,
+            ingress_backlog_limit: 1_000_000,
             membership_ttl_ms: 200,
             heartbeat_ms: 25_000,
             idle_timeout_ms: 60_000,
@@ -58,29 +79,33 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
     let local = "127.0.0.1:0".parse().unwrap();
 
     let user_url = test_stack::user_service(&storage).await;
-    let history_url = test_stack::history_service(&storage).await;
+    let history_url = test_stack::history_service(&storage, &user_url).await;
 
-    let chat = chat_service::startup::Application::build(chat_service::config::Config {
-        redis_url: testkit::redis_url(),
-        redis_prefix: storage.redis_prefix.clone(),
-        user_service_url: user_url.clone(),
-        history_service_url: history_url.clone(),
-        ops_addr: local,
-        consumer_name: "chat-test".into(),
-        batch_size: 200,
-        batch_linger_ms: 3,
-        claim_idle_ms: 30_000,
-        max_deliveries: 5,
-        dedup_ttl_secs: 3600,
-        membership_ttl_ms: options.membership_ttl_ms,
-        gateway_ttl_ms: 15_000,
-        log_format: LogFormat::Pretty,
-    })
-    .await
-    .expect("chat-service");
-    tokio::spawn(chat.run_until(std::future::pending()));
+    if options.chat_worker {
+        let chat = chat_service::startup::Application::build(chat_service::config::Config {
+            redis_url: testkit::redis_url(),
+            redis_prefix: storage.redis_prefix.clone(),
+            user_service_url: user_url.clone(),
+            history_service_url: history_url.clone(),
+            service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
+            ops_addr: local,
+            consumer_name: "chat-test".into(),
+            batch_size: 200,
+            batch_linger_ms: 3,
+            claim_idle_ms: 30_000,
+            max_deliveries: 5,
+            dedup_ttl_secs: 3600,
+            membership_ttl_ms: options.membership_ttl_ms,
+            gateway_ttl_ms: 15_000,
+            log_format: LogFormat::Pretty,
+        })
+        .await
+        .expect("chat-service");
+        tokio::spawn(chat.run_until(std::future::pending()));
+    }
 
     let mut gateways = Vec::new();
+    let mut ops = Vec::new();
     for i in 0..options.gateways {
         let app = Application::build(gateway_config(
             &storage,
@@ -92,14 +117,16 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
         .await
         .expect("gateway");
         gateways.push(app.port());
+        ops.push(app.ops_port());
         tokio::spawn(app.run_until(std::future::pending()));
     }
     let stack = TestStack {
         _storage: storage,
         gateways,
+        ops,
         http: reqwest::Client::new(),
     };
-    for port in stack.gateways.clone() {
+    for port in stack.ops.clone() {
         stack.wait_ready(port).await;
     }
     stack
@@ -115,23 +142,33 @@ pub fn gateway_config(
     Config {
         redis_url: testkit::redis_url(),
         redis_prefix: storage.redis_prefix.clone(),
-        jwt_secret: JWT_SECRET.into(),
+        jwt: JwtSecretArg::inline(JWT_SECRET),
+        service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
         user_service_url: user_url.into(),
         history_service_url: history_url.into(),
         listen_addr: "127.0.0.1:0".parse().unwrap(),
+        ops_addr: "127.0.0.1:0".parse().unwrap(),
         gateway_id: format!("gw{index}"),
         allowed_origins: options.allowed_origins.clone(),
         max_frame_bytes: 16 * 1024,
         rate_per_sec: options.rate_per_sec,
         rate_burst: options.rate_burst,
         outbound_queue: options.outbound_queue,
+        outbound_queue_bytes: options.outbound_queue_bytes,
         heartbeat_ms: options.heartbeat_ms,
         idle_timeout_ms: options.idle_timeout_ms,
         max_connections: options.max_connections,
+        max_connections_per_user: options.max_connections_per_user,
+        max_connections_per_ip: options.max_connections_per_ip,
+        ingress_backlog_limit: options.ingress_backlog_limit,
         shutdown_grace_ms: 2000,
+        login_failures_per_client: options.login_failures_per_client,
         login_failures_per_user: options.login_failures_per_user,
         login_failures_per_ip: options.login_failures_per_ip,
         login_failure_window_secs: 900,
+        registrations_per_ip: options.registrations_per_ip,
+        rooms_per_user: options.rooms_per_user,
+        creation_window_secs: 3600,
         trust_forwarded_for: true,
         log_format: LogFormat::Pretty,
     }
@@ -208,7 +245,8 @@ impl TestStack {
     }
 }
 
-/// The error JSON shape of design.md §4.
+/// The HTTP error JSON shape, `{"error": {"code", "message"}}`
+/// (docs/protocol.md, HTTP API, Errors).
 pub fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) {
     assert_eq!(status, want, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");

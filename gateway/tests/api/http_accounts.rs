@@ -139,10 +139,17 @@ async fn web_client_and_ops_endpoints_are_served() {
     let page = stack.http.get(stack.url("/")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("/ws"));
-    for path in ["/healthz", "/readyz"] {
-        let (s, b) = stack.get(path, None).await;
-        assert_eq!(s, StatusCode::OK, "{path}: {b}");
+    let (s, b) = stack.get("/healthz", None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Readiness and metrics say what the system depends on and how busy it
+    // is: only the ops port serves them, never the public one.
+    let ops = format!("http://127.0.0.1:{}", stack.ops[0]);
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = stack.http.get(format!("{ops}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "ops {path}");
     }
-    let metrics = stack.http.get(stack.url("/metrics")).send().await.unwrap();
-    assert_eq!(metrics.status(), StatusCode::OK);
+    for path in ["/readyz", "/metrics"] {
+        let (s, b) = stack.get(path, None).await;
+        assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    }
 }

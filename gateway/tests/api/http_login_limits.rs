@@ -24,7 +24,7 @@ async fn login(
 }
 
 #[tokio::test]
-async fn failed_logins_per_username_are_limited_across_gateways() {
+async fn failed_logins_per_username_and_address_are_limited_across_gateways() {
     let stack = spawn_stack_with(StackOptions {
         gateways: 2,
         ..StackOptions::default()
@@ -32,21 +32,14 @@ async fn failed_logins_per_username_are_limited_across_gateways() {
     .await;
     stack.user("alice").await;
     stack.user("bob").await;
-    // Five failures, spread over both gateways and addresses.
+    // Five failures from one address, spread over both gateways.
     for i in 0..5 {
-        let r = login(
-            &stack,
-            i % 2,
-            "alice",
-            "wrong password",
-            &format!("198.51.100.{i}"),
-        )
-        .await;
+        let r = login(&stack, i % 2, "alice", "wrong password", "198.51.100.7").await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    // Now even the right password is refused, on either gateway.
+    // Now even the right password is refused from there, on either gateway.
     for gw in 0..2 {
-        let r = login(&stack, gw, "alice", "password123", "198.51.100.50").await;
+        let r = login(&stack, gw, "alice", "password123", "198.51.100.7").await;
         let retry: u64 = r.headers()["retry-after"]
             .to_str()
             .unwrap()
@@ -61,13 +54,128 @@ async fn failed_logins_per_username_are_limited_across_gateways() {
             "rate_limited",
         );
     }
-    // Another user is unaffected.
+    // The stranger at that address cannot lock alice out: she logs in from
+    // her own address. Another user is unaffected too.
     assert_eq!(
-        login(&stack, 0, "bob", "password123", "198.51.100.1")
+        login(&stack, 0, "alice", "password123", "198.51.100.50")
             .await
             .status(),
         StatusCode::OK
     );
+    assert_eq!(
+        login(&stack, 0, "bob", "password123", "198.51.100.7")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_username_has_a_higher_cap_across_all_addresses() {
+    let stack = spawn_stack_with(StackOptions {
+        login_failures_per_user: 6,
+        ..StackOptions::default()
+    })
+    .await;
+    stack.user("alice").await;
+    // Three addresses, two failures each: under every per-address limit.
+    for i in 0..6 {
+        let ip = format!("198.51.100.{}", i / 2);
+        let r = login(&stack, 0, "alice", "wrong password", &ip).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let r = login(&stack, 0, "alice", "password123", "198.51.100.200").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn attempts_are_counted_before_the_password_check_so_a_burst_cannot_pass() {
+    let stack = spawn_stack_with(StackOptions::default()).await;
+    stack.user("alice").await;
+    // Twenty guesses at once from one address: the limit is five.
+    let burst: Vec<_> = (0..20)
+        .map(|i| {
+            let http = stack.http.clone();
+            let url = stack.url("/api/login");
+            tokio::spawn(async move {
+                http.post(url)
+                    .header("x-forwarded-for", "192.0.2.66")
+                    .json(&json!({"username": "alice", "password": format!("guess {i}")}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    let mut limited = 0;
+    for b in burst {
+        match b.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(checked, 5, "exactly the limit reached the password check");
+    assert_eq!(limited, 15);
+}
+
+#[tokio::test]
+async fn registrations_are_limited_per_address() {
+    let stack = spawn_stack_with(StackOptions {
+        registrations_per_ip: 3,
+        ..StackOptions::default()
+    })
+    .await;
+    let register = |name: String, ip: &'static str| {
+        let http = stack.http.clone();
+        let url = stack.url("/api/register");
+        async move {
+            http.post(url)
+                .header("x-forwarded-for", ip)
+                .json(&json!({"username": name, "password": "password123"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for i in 0..3 {
+        let r = register(format!("user{i}"), "203.0.113.5").await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let r = register("user3".into(), "203.0.113.5").await;
+    assert!(r.headers().contains_key("retry-after"));
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    );
+    // The refused registration created nothing; another address still can.
+    let r = register("user3".into(), "203.0.113.6").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn room_creation_is_limited_per_user() {
+    let stack = spawn_stack_with(StackOptions {
+        rooms_per_user: 2,
+        ..StackOptions::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    let bob = stack.user("bob").await;
+    stack.create_room(&alice, "one").await;
+    stack.create_room(&alice, "two").await;
+    let (s, body) = stack
+        .post("/api/rooms", Some(&alice), json!({"name": "three"}))
+        .await;
+    assert_error(s, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let (s, _) = stack.get("/api/rooms", Some(&alice)).await;
+    assert_eq!(s, StatusCode::OK);
+    stack.create_room(&bob, "three").await;
 }
 
 #[tokio::test]

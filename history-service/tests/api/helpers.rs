@@ -3,16 +3,28 @@
 use std::time::Duration;
 
 use common::model::ChatMessage;
+use common::{
+    auth::InternalChannel,
+    config::{JwtSecretArg, ServiceTokenArg},
+    grpc::internal_channel,
+};
 use history_service::{config::Config, startup::Application};
-use proto::history::v1::{self as pb, history_service_client::HistoryServiceClient};
+use proto::history::{
+    internal::v1::{self as ipb, history_internal_client::HistoryInternalClient},
+    v1::{self as pb, history_service_client::HistoryServiceClient},
+};
 use redis::AsyncCommands;
-use testkit::Storage;
-use tonic::transport::Channel;
+use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage};
 
 pub struct TestApp {
-    pub client: HistoryServiceClient<Channel>,
+    /// The reads, as a service calls them on the internal port.
+    pub client: HistoryServiceClient<InternalChannel>,
+    /// The writes (internal port).
+    pub internal: HistoryInternalClient<InternalChannel>,
     pub storage: Storage,
     pub ops_port: u16,
+    /// The public port (a user's JWT required).
+    pub public_port: u16,
 }
 
 pub struct Options {
@@ -43,8 +55,17 @@ pub async fn spawn_with(options: Options) -> TestApp {
         mongodb_database: storage.mongodb_database.clone(),
         redis_prefix: storage.redis_prefix.clone(),
         listen_addr: "127.0.0.1:0".parse().unwrap(),
+        internal_addr: "127.0.0.1:0".parse().unwrap(),
+        jwt: JwtSecretArg::inline(JWT_SECRET),
+        service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
+        operator_token: String::new(),
+        operator_token_file: None,
+        // No user-service here: these tests read as a service, which needs
+        // no membership check. The e2e tests cover users' reads.
+        user_service_url: "http://127.0.0.1:9".into(),
         ops_addr: "127.0.0.1:0".parse().unwrap(),
         offline_limit: options.offline_limit,
+        offline_ttl_secs: 30 * 86_400,
         recent_limit: options.recent_limit,
         archive_batch: 200,
         instance_id: format!("history-{}", storage.id),
@@ -53,16 +74,17 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let app = Application::build(config)
         .await
         .expect("history-service builds");
-    let port = app.port();
+    let public_port = app.port();
+    let internal = format!("http://127.0.0.1:{}", app.internal_port());
     let ops_port = app.ops_port();
     tokio::spawn(app.run_until(std::future::pending()));
-    let client = HistoryServiceClient::connect(format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("connect");
+    let channel = internal_channel(&internal, SERVICE_TOKEN).expect("channel");
     TestApp {
-        client,
+        client: HistoryServiceClient::new(channel.clone()),
+        internal: HistoryInternalClient::new(channel),
         storage,
         ops_port,
+        public_port,
     }
 }
 
@@ -84,20 +106,24 @@ pub fn message(conversation: &str, seq: u64, from: &str) -> ChatMessage {
 }
 
 impl TestApp {
-    pub fn c(&self) -> HistoryServiceClient<Channel> {
+    pub fn c(&self) -> HistoryServiceClient<InternalChannel> {
         self.client.clone()
+    }
+
+    pub fn w(&self) -> HistoryInternalClient<InternalChannel> {
+        self.internal.clone()
     }
 
     pub async fn append(&self, messages: &[ChatMessage], offline: &[&str]) {
         let items = messages
             .iter()
-            .map(|m| pb::AppendItem {
+            .map(|m| ipb::AppendItem {
                 message: Some(common::convert::to_pb(m)),
                 offline_recipients: offline.iter().map(|s| (*s).to_owned()).collect(),
             })
             .collect();
-        self.c()
-            .append(pb::AppendRequest { items })
+        self.w()
+            .append(ipb::AppendRequest { items })
             .await
             .expect("append");
     }

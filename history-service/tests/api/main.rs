@@ -5,4 +5,5 @@ mod archive;
 mod helpers;
 mod history;
 mod offline;
+mod public_auth;
 mod validation;

@@ -1,5 +1,3 @@
-use proto::history::v1 as pb;
-
 use crate::helpers::{Options, message, spawn_app, spawn_with};
 
 #[tokio::test]
@@ -59,8 +57,8 @@ async fn an_unacked_batch_stays_and_an_acked_one_goes() {
     app.append(&[message("dm:alice:bob", 4, "alice")], &["bob"])
         .await;
     let removed = app
-        .c()
-        .ack_offline(pb::AckOfflineRequest {
+        .w()
+        .ack_offline(proto::history::internal::v1::AckOfflineRequest {
             username: "bob".into(),
             last_id: first[2].id.clone(),
             dropped: 0,

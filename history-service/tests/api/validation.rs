@@ -1,4 +1,4 @@
-use proto::history::v1 as pb;
+use proto::history::{internal::v1 as ipb, v1 as pb};
 use tonic::Code;
 
 use crate::helpers::spawn_app;
@@ -44,9 +44,9 @@ async fn bad_arguments_are_invalid_argument() {
         assert_eq!(status.code(), Code::InvalidArgument, "{username:?}");
     }
     let status = app
-        .c()
-        .append(pb::AppendRequest {
-            items: vec![pb::AppendItem {
+        .w()
+        .append(ipb::AppendRequest {
+            items: vec![ipb::AppendItem {
                 message: Some(pb::Message::default()),
                 offline_recipients: vec![],
             }],

@@ -1,14 +1,19 @@
 //! Spawns user-service on port 0 with a fresh PostgreSQL database.
 
+use common::{
+    auth::InternalChannel,
+    config::{JwtSecretArg, ServiceTokenArg},
+    grpc::internal_channel,
+};
 use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
-use testkit::{JWT_SECRET, Storage};
-use tonic::transport::Channel;
+use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage};
 use user_service::{config::Config, startup::Application};
 
 pub struct TestApp {
-    pub client: UserServiceClient<Channel>,
+    pub client: UserServiceClient<InternalChannel>,
     pub storage: Storage,
     pub ops_port: u16,
+    pub port: u16,
 }
 
 pub fn config(storage: &Storage) -> Config {
@@ -16,7 +21,11 @@ pub fn config(storage: &Storage) -> Config {
         database_url: storage.database_url(),
         redis_url: testkit::redis_url(),
         redis_prefix: storage.redis_prefix.clone(),
-        jwt_secret: JWT_SECRET.to_owned(),
+        database_password_file: None,
+        jwt: JwtSecretArg::inline(JWT_SECRET),
+        service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
+        hash_concurrency: 2,
+        hash_queue: 512,
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         ops_addr: "127.0.0.1:0".parse().unwrap(),
         token_ttl_secs: 3600,
@@ -33,18 +42,18 @@ pub async fn spawn_app() -> TestApp {
     let port = app.port();
     let ops_port = app.ops_port();
     tokio::spawn(app.run_until(std::future::pending()));
-    let client = UserServiceClient::connect(format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("connect");
+    let channel =
+        internal_channel(&format!("http://127.0.0.1:{port}"), SERVICE_TOKEN).expect("channel");
     TestApp {
-        client,
+        client: UserServiceClient::new(channel),
         storage,
         ops_port,
+        port,
     }
 }
 
 impl TestApp {
-    pub fn c(&self) -> UserServiceClient<Channel> {
+    pub fn c(&self) -> UserServiceClient<InternalChannel> {
         self.client.clone()
     }
 

@@ -4,3 +4,4 @@ mod accounts;
 mod helpers;
 mod migrations;
 mod rooms;
+mod service_auth;

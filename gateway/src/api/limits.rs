@@ -1,0 +1,178 @@
+//! Abuse limits counted in Redis, so they hold across every gateway replica:
+//! failed logins, registrations per client address, rooms created per user.
+//!
+//! Each limit is a fixed window: a counter that lives `window` seconds from its
+//! first count. A request is counted *before* the work it guards (a password
+//! check, an account, a room), atomically with the check, so a parallel burst
+//! cannot slip past between "check" and "count". A refused request counts
+//! nothing, so hammering one limit never fills another (one stranger cannot
+//! push a user over the per-username cap from a single address).
+//!
+//! Redis down: the limits fail closed (503 `unavailable`). Every path they guard
+//! needs Redis minutes later anyway (a session, a message), and failing open
+//! would hand an attacker unlimited password guesses during an outage.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::HeaderMap;
+use common::ids::valid_username;
+use redis::Script;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+/// KEYS: counters; ARGV[1]: window (s); ARGV[1 + i]: limit of KEYS[i].
+/// Returns 0 when every counter is under its limit (then all are counted), or
+/// the milliseconds until the first refusing window ends.
+const TAKE: &str = r"
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local n = tonumber(redis.call('GET', key) or '0')
+  if n >= tonumber(ARGV[i + 1]) then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then ttl = tonumber(ARGV[1]) * 1000 end
+    if ttl > wait then wait = ttl end
+  end
+end
+if wait > 0 then return wait end
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[1], 'NX')
+end
+return 0
+";
+
+/// Gives back one count on each existing key (a login that succeeded was not
+/// a failure); never creates a key, so nothing is left without a TTL. The
+/// first ARGV[1] keys are cleared instead.
+const REFUND: &str = r"
+for i, key in ipairs(KEYS) do
+  if i <= tonumber(ARGV[1]) then
+    redis.call('DEL', key)
+  elseif redis.call('EXISTS', key) == 1 then
+    redis.call('DECR', key)
+  end
+end
+return 0
+";
+
+/// The client address: the peer, or with TRUST_FORWARDED_FOR the last
+/// X-Forwarded-For entry (the one our own proxy appended).
+pub fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+    if state.config.trust_forwarded_for
+        && let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return ip;
+    }
+    peer.ip()
+}
+
+/// Counts one request against each `(key, limit)`, or refuses with 429.
+async fn take(
+    state: &AppState,
+    counters: &[(String, u32)],
+    window_secs: u64,
+    what: &'static str,
+) -> Result<(), ApiError> {
+    let script = Script::new(TAKE);
+    let mut invocation = script.prepare_invoke();
+    invocation.arg(window_secs);
+    for (key, limit) in counters {
+        invocation.key(key).arg(*limit);
+    }
+    let mut redis = state.redis.clone();
+    let wait_ms: u64 = invocation.invoke_async(&mut redis).await.map_err(|e| {
+        tracing::warn!(error = %e, what, "abuse limits unavailable; refusing");
+        ApiError::Unavailable("service temporarily unavailable".into())
+    })?;
+    if wait_ms == 0 {
+        return Ok(());
+    }
+    metrics::counter!("gateway_limited_total", "limit" => what).increment(1);
+    Err(ApiError::RateLimited {
+        message: format!("too many {what}; try again later"),
+        retry_after_secs: wait_ms.max(1000).div_ceil(1000),
+    })
+}
+
+/// The login counters: per username from this address, per username from
+/// everywhere (a higher cap), per address for every username. All carry the
+/// hash tag `{login}`, so the script touches one cluster slot.
+/// The per-client counter comes first when there is one.
+fn login_counters(state: &AppState, username: &str, ip: IpAddr) -> Vec<(String, u32)> {
+    let (keys, config) = (&state.keys, &state.config);
+    let ip = ip.to_string();
+    let mut counters = Vec::with_capacity(3);
+    // Malformed names cannot log in anyway; they are counted by address only.
+    if valid_username(username) {
+        counters.push((
+            keys.login_client(username, &ip),
+            config.login_failures_per_client,
+        ));
+        counters.push((keys.login_user(username), config.login_failures_per_user));
+    }
+    counters.push((keys.login_ip(&ip), config.login_failures_per_ip));
+    counters
+}
+
+/// Counts a login attempt before the password is checked.
+pub async fn login_attempt(state: &AppState, username: &str, ip: IpAddr) -> Result<(), ApiError> {
+    let counters = login_counters(state, username, ip);
+    take(
+        state,
+        &counters,
+        state.config.login_failure_window_secs,
+        "failed logins",
+    )
+    .await
+}
+
+/// A login that never reached the password check was not a failure: its
+/// count is given back. One that succeeded also clears the count of this
+/// username from this address (the user proved they know the password), but
+/// not the username's cap across addresses: a stranger's guesses from
+/// elsewhere keep counting.
+pub async fn refund_login(state: &AppState, username: &str, ip: IpAddr, succeeded: bool) {
+    let script = Script::new(REFUND);
+    let counters = login_counters(state, username, ip);
+    let clear = usize::from(succeeded && counters.len() == 3);
+    let mut invocation = script.prepare_invoke();
+    invocation.arg(clear);
+    for (key, _) in counters {
+        invocation.key(key);
+    }
+    let mut redis = state.redis.clone();
+    if let Err(e) = invocation.invoke_async::<()>(&mut redis).await {
+        tracing::warn!(error = %e, "could not refund a successful login");
+    }
+}
+
+/// Counts a registration from `ip`.
+pub async fn registration(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
+    let key = state.keys.register_ip(&ip.to_string());
+    let config = &state.config;
+    take(
+        state,
+        &[(key, config.registrations_per_ip)],
+        config.creation_window_secs,
+        "registrations from this address",
+    )
+    .await
+}
+
+/// Counts a room created by `user`.
+pub async fn room_creation(state: &AppState, user: &str) -> Result<(), ApiError> {
+    let key = state.keys.rooms_created(user);
+    let config = &state.config;
+    take(
+        state,
+        &[(key, config.rooms_per_user)],
+        config.creation_window_secs,
+        "rooms created",
+    )
+    .await
+}

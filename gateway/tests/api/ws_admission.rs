@@ -1,0 +1,170 @@
+//! Who gets a socket: one-time tickets instead of tokens in URLs, caps per
+//! user and per address, and backpressure when the ingress backlog is long.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::{WsClient, ws::WsEnd};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{StackOptions, TestStack, assert_error, send, spawn_stack_with};
+
+async fn ticket(stack: &TestStack, token: &str) -> String {
+    let (s, body) = stack.post("/api/ws-ticket", Some(token), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["expires_in"], 30);
+    body["ticket"].as_str().unwrap().to_owned()
+}
+
+async fn open(port: u16, query: &str, forwarded_for: Option<&str>) -> Result<WsClient, WsEnd> {
+    let mut request = format!("ws://127.0.0.1:{port}/ws?{query}")
+        .into_client_request()
+        .unwrap();
+    if let Some(ip) = forwarded_for {
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", ip.parse().unwrap());
+    }
+    WsClient::open(request).await
+}
+
+#[tokio::test]
+async fn a_ticket_opens_one_socket_on_any_gateway_once() {
+    let stack = spawn_stack_with(StackOptions {
+        gateways: 2,
+        ..StackOptions::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+
+    let (s, body) = stack.post("/api/ws-ticket", None, json!({})).await;
+    assert_error(s, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // Issued by gateway 0, spent on gateway 1.
+    let t = ticket(&stack, &alice).await;
+    let mut ws = open(stack.gateways[1], &format!("ticket={t}"), None)
+        .await
+        .expect("the ticket opens a socket");
+    let hello = ws.recv().await;
+    assert_eq!(
+        (hello["type"].as_str(), hello["user"].as_str()),
+        (Some("hello"), Some("alice"))
+    );
+
+    // Spent: neither gateway takes it again.
+    for gw in 0..2 {
+        assert!(matches!(
+            open(stack.gateways[gw], &format!("ticket={t}"), None).await,
+            Err(WsEnd::Refused(401))
+        ));
+    }
+    // Made-up tickets, and a token passed as a ticket, are refused.
+    for bogus in ["0".repeat(64), "x".into(), alice.clone()] {
+        assert!(matches!(
+            open(stack.gateways[0], &format!("ticket={bogus}"), None).await,
+            Err(WsEnd::Refused(401))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn sockets_are_capped_per_user_and_per_address() {
+    let stack = spawn_stack_with(StackOptions {
+        max_connections_per_user: 2,
+        max_connections_per_ip: 3,
+        ..StackOptions::default()
+    })
+    .await;
+    let port = stack.gateways[0];
+    let alice = stack.user("alice").await;
+    let bob = stack.user("bob").await;
+    let carol = stack.user("carol").await;
+    let dave = stack.user("dave").await;
+    let from = |token: &str| format!("token={token}");
+
+    let a1 = open(port, &from(&alice), Some("198.51.100.1"))
+        .await
+        .unwrap();
+    let _a2 = open(port, &from(&alice), Some("198.51.100.2"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            open(port, &from(&alice), Some("198.51.100.3")).await,
+            Err(WsEnd::Refused(429))
+        ),
+        "a third socket for alice"
+    );
+    let _b = open(port, &from(&bob), Some("198.51.100.1")).await.unwrap();
+    let _c = open(port, &from(&carol), Some("198.51.100.1"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            open(port, &from(&dave), Some("198.51.100.1")).await,
+            Err(WsEnd::Refused(429))
+        ),
+        "a fourth socket from one address"
+    );
+    assert!(open(port, &from(&dave), Some("198.51.100.9")).await.is_ok());
+
+    // Closing a socket frees its places.
+    drop(a1);
+    testkit::eventually(
+        "alice's place to free up",
+        Duration::from_secs(10),
+        || async { open(port, &from(&alice), Some("198.51.100.4")).await.ok() },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_long_ingress_backlog_refuses_sends_with_a_retry_hint() {
+    let stack = spawn_stack_with(StackOptions {
+        chat_worker: false,
+        ingress_backlog_limit: 100,
+        ..StackOptions::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    stack.user("bob").await;
+    let (mut a, _) = stack.connect(0, &alice).await;
+
+    // No worker drains the stream: fill it past the limit.
+    let mut redis = stack._storage.redis().await;
+    let stream = stack._storage.key("ingress");
+    for i in 0..120 {
+        let _: String = redis::cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg("filler")
+            .arg(i)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    // The gateway reads the backlog a few times a second: a send before it
+    // noticed is still taken (no worker, so no `sent`), the next is refused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut accepted = 0;
+    let (refused, client_id): (Value, String) = loop {
+        assert!(tokio::time::Instant::now() < deadline, "no backpressure");
+        let client_id = format!("c{accepted}");
+        a.send_json(&send(&client_id, "user:bob", "hi")).await;
+        match a.next_frame(Duration::from_millis(500)).await {
+            Ok(frame) => break (frame, client_id),
+            Err(_) => accepted += 1,
+        }
+    };
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert_eq!(refused["ref"], client_id.as_str());
+    assert_eq!(refused["retry_after_ms"], 1000);
+    let len: u64 = redis::cmd("XLEN")
+        .arg(&stream)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(len, 120 + accepted, "the refused send added nothing");
+}

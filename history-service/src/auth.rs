@@ -1,0 +1,128 @@
+//! The public port's credentials and what each caller may read.
+//!
+//! The interceptor only establishes *who* calls (a user from a verified JWT, or
+//! the operator); the handlers then decide *what* that caller may see: a user
+//! reads the DMs they are a party to, the rooms they are a member of (asked of
+//! user-service, the owner of memberships) and their own offline queue.
+
+use std::sync::Arc;
+
+use common::{
+    auth::{Caller, InternalChannel, bearer, constant_time_eq},
+    ids::ConversationId,
+};
+use proto::user::v1::{self as upb, user_service_client::UserServiceClient};
+use tonic::{Request, Status, service::Interceptor};
+
+use crate::error::HistoryError;
+
+/// Authenticates public calls: `authorization: Bearer <JWT or operator token>`.
+#[derive(Clone)]
+pub struct PublicAuth {
+    jwt_secret: Arc<str>,
+    /// None when no operator token is configured.
+    operator: Option<Arc<str>>,
+}
+
+impl PublicAuth {
+    pub fn new(jwt_secret: &str, operator_token: &str) -> Self {
+        Self {
+            jwt_secret: jwt_secret.into(),
+            operator: (!operator_token.is_empty()).then(|| operator_token.into()),
+        }
+    }
+
+    fn caller(&self, credential: &str) -> Result<Caller, Status> {
+        if let Some(operator) = &self.operator
+            && constant_time_eq(credential.as_bytes(), operator.as_bytes())
+        {
+            return Ok(Caller::Operator);
+        }
+        common::jwt::verify(&self.jwt_secret, credential)
+            .map(|claims| Caller::User(claims.sub))
+            .map_err(|e| Status::unauthenticated(e.to_string()))
+    }
+}
+
+impl Interceptor for PublicAuth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let caller = match bearer(request.metadata()) {
+            Some(credential) => self.caller(credential),
+            None => Err(Status::unauthenticated(
+                "missing authorization: Bearer <token> (log in through the gateway for one)",
+            )),
+        };
+        match caller {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+                Ok(request)
+            }
+            Err(status) => {
+                metrics::counter!("grpc_auth_refused_total", "listener" => "public").increment(1);
+                Err(status)
+            }
+        }
+    }
+}
+
+/// Decides reads for a caller.
+#[derive(Clone)]
+pub struct Access {
+    users: UserServiceClient<InternalChannel>,
+}
+
+impl Access {
+    pub fn new(users: UserServiceClient<InternalChannel>) -> Self {
+        Self { users }
+    }
+
+    /// May `caller` read `conversation`?
+    pub async fn check_read(
+        &self,
+        caller: &Caller,
+        conversation: &ConversationId,
+    ) -> Result<(), HistoryError> {
+        let user = match caller {
+            Caller::Service | Caller::Operator => return Ok(()),
+            Caller::User(user) => user,
+        };
+        match conversation {
+            ConversationId::Dm(..) if conversation.dm_has(user) => Ok(()),
+            ConversationId::Dm(..) => Err(HistoryError::PermissionDenied(
+                "not a party to this conversation".into(),
+            )),
+            ConversationId::Room(room) => {
+                let reply = self
+                    .users
+                    .clone()
+                    .check_membership(upb::RoomMembershipRequest {
+                        room: room.clone(),
+                        username: user.clone(),
+                    })
+                    .await
+                    .map_err(HistoryError::Upstream)?
+                    .into_inner();
+                // A room that does not exist and one the caller is not in look
+                // the same: a stranger learns nothing about which rooms exist.
+                if reply.member {
+                    Ok(())
+                } else {
+                    Err(HistoryError::PermissionDenied(format!(
+                        "not a member of room {room}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// May `caller` read `username`'s offline queue?
+    pub fn check_offline(caller: &Caller, username: &str) -> Result<(), HistoryError> {
+        match caller {
+            Caller::Service | Caller::Operator => Ok(()),
+            Caller::User(user) if user == username => Ok(()),
+            Caller::User(_) => Err(HistoryError::PermissionDenied(
+                "only your own offline queue".into(),
+            )),
+        }
+    }
+}
