@@ -4,6 +4,8 @@ use std::process::Command;
 
 use e2e::bin_path;
 
+const SERVICE_TOKEN: &str = "config-test-service-token-0123456789";
+
 fn run(binary: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let out = Command::new(bin_path(binary))
         .env_clear()
@@ -94,6 +96,40 @@ fn every_binary_refuses_bad_configuration_with_exit_2_and_one_line() {
             ],
             "OFFLINE_LIMIT",
         ),
+        ("gateway", vec![redis, secret, users, history], "SERVICE_TOKEN"),
+        (
+            "chat-service",
+            vec![redis, users, history, ("SERVICE_TOKEN", "too-short")],
+            "SERVICE_TOKEN",
+        ),
+        (
+            "history-service",
+            vec![
+                redis,
+                ("MONGODB_URI", "mongodb://x"),
+                ("JWT_SECRET_FILE", "/nonexistent/jwt_secret"),
+            ],
+            "JWT_SECRET_FILE",
+        ),
+        (
+            "history-service",
+            vec![
+                redis,
+                ("MONGODB_URI", "mongodb://x"),
+                ("OPERATOR_TOKEN", "short"),
+            ],
+            "OPERATOR_TOKEN",
+        ),
+        (
+            "user-service",
+            vec![
+                secret,
+                redis,
+                ("DATABASE_URL", "postgres://x"),
+                ("JWT_SECRET_FILE", "/etc/hostname"),
+            ],
+            "JWT_SECRET",
+        ),
         ("user-service", vec![secret, redis], "DATABASE_URL"),
         (
             "user-service",
@@ -106,7 +142,17 @@ fn every_binary_refuses_bad_configuration_with_exit_2_and_one_line() {
             "DATABASE_URL",
         ),
     ];
-    for (binary, env, name) in cases {
+    for (binary, mut env, name) in cases {
+        // What each binary needs besides, unless the case is about it.
+        let mut needs = vec![("SERVICE_TOKEN", SERVICE_TOKEN)];
+        if binary == "history-service" {
+            needs.extend([secret, users]);
+        }
+        for need in needs {
+            if !name.starts_with(need.0) && !env.iter().any(|(k, _)| k.starts_with(need.0)) {
+                env.push(need);
+            }
+        }
         let (code, stderr) = run(binary, &env);
         assert_eq!(code, Some(2), "{binary} {env:?}: {stderr}");
         assert_eq!(
