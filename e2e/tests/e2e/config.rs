@@ -96,7 +96,11 @@ fn every_binary_refuses_bad_configuration_with_exit_2_and_one_line() {
             ],
             "OFFLINE_LIMIT",
         ),
-        ("gateway", vec![redis, secret, users, history], "SERVICE_TOKEN"),
+        (
+            "gateway",
+            vec![redis, secret, users, history],
+            "SERVICE_TOKEN",
+        ),
         (
             "chat-service",
             vec![redis, users, history, ("SERVICE_TOKEN", "too-short")],
