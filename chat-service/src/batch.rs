@@ -65,6 +65,7 @@ pub struct BatchProcessor {
     pub presence: Presence,
     pub sequencer: Sequencer,
     pub history: HistoryInternalClient<InternalChannel>,
+    pub publisher: crate::publish::Publisher,
     pub group: String,
 }
 
@@ -292,28 +293,97 @@ impl BatchProcessor {
         Ok(())
     }
 
-    /// Publishes one JSON array per gateway, then acknowledges and deletes the
-    /// entries and dead-letters the unreadable ones, all in one pipeline.
+    /// Publishes one JSON array per gateway (and indexes new DMs for their
+    /// parties' conversation lists), reroutes what no gateway heard, then
+    /// acknowledges and deletes the entries and dead-letters the unreadable
+    /// ones.
     async fn deliver(
         &mut self,
         outcome: Outcome<'_>,
         online: &crate::presence::Online,
     ) -> Result<(), BatchError> {
+        let payloads = crate::delivery::payloads(&outcome, online);
+        let mut pipe = redis::pipe();
+        self.index_dms(&mut pipe, outcome.messages);
+        self.publisher.add(&mut pipe, &payloads);
+        let heard: Vec<i64> = if !payloads.is_empty() {
+            pipe.query_async(&mut self.conn).await?
+        } else {
+            if pipe.cmd_iter().next().is_some() {
+                pipe.query_async::<()>(&mut self.conn).await?;
+            }
+            Vec::new()
+        };
+        let unheard = crate::publish::unheard(&payloads, &heard);
+        if !unheard.is_empty() {
+            self.reroute(&outcome, online, &unheard).await?;
+        }
+        self.acknowledge(&outcome).await
+    }
+
+    /// Every DM message puts its conversation at the top of both parties'
+    /// lists (one ZADD each, replies ignored), so a client that resyncs finds
+    /// a DM it has never seen.
+    fn index_dms(&self, pipe: &mut redis::Pipeline, messages: &[ChatMessage]) {
+        for m in messages {
+            if let Ok(ConversationId::Dm(a, b)) = ConversationId::parse(&m.conversation) {
+                for party in [a, b] {
+                    pipe.zadd(self.keys.user_dms(&party), &m.conversation, m.ts)
+                        .ignore();
+                }
+            }
+        }
+    }
+
+    /// Messages whose gateway was not listening: their recipients there go to
+    /// their offline queues (nothing depends on the client noticing), and the
+    /// messages go live to wherever a fresh presence lookup finds them now (a
+    /// client that already reconnected to another gateway).
+    async fn reroute(
+        &mut self,
+        outcome: &Outcome<'_>,
+        online: &crate::presence::Online,
+        unheard: &[String],
+    ) -> Result<(), BatchError> {
+        tracing::warn!(gateways = ?unheard, "deliveries reached no subscriber; rerouting");
+        let stranded = crate::delivery::stranded(outcome, online, unheard);
+        if stranded.is_empty() {
+            return Ok(());
+        }
+        let items = stranded
+            .iter()
+            .map(|s| hpb::AppendItem {
+                message: Some(common::convert::to_pb(s.message)),
+                offline_recipients: s.users.clone(),
+            })
+            .collect();
+        self.history
+            .enqueue(hpb::AppendRequest { items })
+            .await
+            .map_err(|s| BatchError::History(format!("{:?}: {}", s.code(), s.message())))?;
+        let wanted: HashMap<&str, &[String]> = stranded
+            .iter()
+            .map(|s| (s.message.conversation.as_str(), &s.users[..]))
+            .collect();
+        let again = self.presence.online(&mut self.conn, wanted).await?;
+        let payloads = crate::delivery::rerouted(&stranded, online, &again, unheard);
+        // Whoever is still unheard has the offline copy.
+        self.publisher.publish(&mut self.conn, &payloads).await?;
+        metrics::counter!("chat_rerouted_messages_total").increment(stranded.len() as u64);
+        Ok(())
+    }
+
+    /// XACK and XDEL of every entry of the batch, and the dead letters, in
+    /// one pipeline: only now is every step of these entries done.
+    async fn acknowledge(&mut self, outcome: &Outcome<'_>) -> Result<(), BatchError> {
         let Outcome {
             accepted,
             typing,
             rejected,
             dead,
             ..
-        } = outcome;
-        let payloads = crate::delivery::payloads(&outcome, online);
+        } = *outcome;
         let mut pipe = redis::pipe();
-        for (gw, payload) in payloads {
-            pipe.cmd("PUBLISH")
-                .arg(self.keys.gateway_channel(&gw))
-                .arg(payload)
-                .ignore();
-        }
         for (id, field) in dead {
             pipe.cmd("XADD")
                 .arg(self.keys.dead_letter())
@@ -337,7 +407,6 @@ impl BatchProcessor {
             .chain(dead.iter().map(|(id, _)| id.as_str()))
             .collect();
         if !ids.is_empty() {
-            // XACK last: only now is every step of these entries done.
             pipe.cmd("XACK")
                 .arg(self.keys.ingress())
                 .arg(&self.group)

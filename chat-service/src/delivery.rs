@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use common::{
-    model::{Delivery, DeliveryFrame, EntryKind, Name},
+    model::{ChatMessage, Delivery, DeliveryFrame, EntryKind, Name},
     protocol::ServerFrame,
 };
 use serde_json::value::RawValue;
@@ -143,6 +143,11 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
         plan.direct(&r.entry.gw, "", r.entry.conn, frame);
     }
 
+    serialize(plan, &frames)
+}
+
+/// One JSON array of deliveries per gateway of `plan`.
+fn serialize(plan: Plan<'_>, frames: &[Box<RawValue>]) -> Vec<(String, String)> {
     let mut per_gateway: HashMap<&str, Vec<Delivery<'_>>> = HashMap::new();
     for (gw, planned) in plan.deliveries {
         per_gateway.entry(gw).or_default().push(Delivery {
@@ -158,7 +163,6 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
                 .collect(),
         });
     }
-
     per_gateway
         .into_iter()
         .map(|(gw, deliveries)| {
@@ -166,6 +170,79 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
             (gw.to_owned(), payload)
         })
         .collect()
+}
+
+/// A message whose live delivery reached nobody for some of its recipients:
+/// the gateway they were on was not listening.
+pub(crate) struct Stranded<'a> {
+    pub message: &'a ChatMessage,
+    pub users: Vec<String>,
+}
+
+/// The messages of a batch stranded on `unheard` gateways, with the
+/// recipients (senders excepted) that were on those gateways.
+pub(crate) fn stranded<'a>(
+    outcome: &Outcome<'a>,
+    online: &Online,
+    unheard: &[String],
+) -> Vec<Stranded<'a>> {
+    let mut out = Vec::new();
+    for (a, m) in outcome.accepted.iter().zip(outcome.messages) {
+        let Some(reach) = online.get(&a.conversation) else {
+            continue;
+        };
+        let users: Vec<String> = unheard
+            .iter()
+            .filter_map(|gw| reach.gateways.get(gw))
+            .flatten()
+            .filter(|u| **u != a.entry.user)
+            .cloned()
+            .collect();
+        if !users.is_empty() {
+            out.push(Stranded { message: m, users });
+        }
+    }
+    out
+}
+
+/// Payloads that take stranded messages to wherever their recipients are now
+/// (`again`, a fresh presence lookup), never to the `unheard` gateways nor to
+/// a gateway the first delivery already reached for that user (`before`).
+pub(crate) fn rerouted(
+    stranded: &[Stranded<'_>],
+    before: &Online,
+    again: &Online,
+    unheard: &[String],
+) -> Vec<(String, String)> {
+    let mut frames: Vec<Box<RawValue>> = Vec::new();
+    let mut targets: Vec<(&str, &str, Vec<String>, usize)> = Vec::new();
+    for s in stranded {
+        let conv = s.message.conversation.as_str();
+        let Some(reach) = again.get(conv) else {
+            continue;
+        };
+        let frame = frames.len();
+        frames.push(raw(ServerFrame::Message(s.message).to_json()));
+        for (gw, users) in &reach.gateways {
+            if unheard.contains(gw) {
+                continue;
+            }
+            let reached = before.get(conv).and_then(|r| r.gateways.get(gw));
+            let fresh: Vec<String> = users
+                .iter()
+                .filter(|u| reached.is_none_or(|r| !r.contains(u)))
+                .cloned()
+                .collect();
+            if !fresh.is_empty() {
+                targets.push((gw, conv, fresh, frame));
+            }
+        }
+    }
+    let mut plan = Plan::default();
+    for (gw, conv, users, frame) in &targets {
+        plan.fan_out(gw, conv, users, None, *frame);
+    }
+    serialize(plan, &frames)
 }
 
 fn raw(json: String) -> Box<RawValue> {

@@ -8,6 +8,7 @@ pub mod config;
 mod delivery;
 pub mod members;
 pub mod presence;
+pub mod publish;
 pub mod sequencer;
 pub mod startup;
 pub mod worker;

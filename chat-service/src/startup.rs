@@ -59,6 +59,7 @@ impl Application {
             presence: Presence::new(keys.clone(), config.gateway_ttl_ms),
             sequencer: Sequencer::new(keys.clone(), config.dedup_ttl_secs),
             history,
+            publisher: crate::publish::Publisher::new(keys.clone()),
             group: GROUP.to_owned(),
         };
         let worker = Worker {

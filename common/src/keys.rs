@@ -109,6 +109,18 @@ impl Keys {
         format!("{}gw:{gateway}:users", self.prefix)
     }
 
+    /// The counter of deliveries published to a gateway's channel: each
+    /// payload carries the next value, so the gateway can tell a gap.
+    pub fn gateway_delivery_seq(&self, gateway: &str) -> String {
+        format!("{}gw:{gateway}:dseq", self.prefix)
+    }
+
+    /// A user's DM conversations, scored by last activity (Unix ms): what
+    /// `GET /api/conversations` lists besides the user's rooms.
+    pub fn user_dms(&self, user: &str) -> String {
+        format!("{}{{user:{user}}}:dms", self.prefix)
+    }
+
     /// The pub/sub channel a gateway reads its deliveries from.
     pub fn gateway_channel(&self, gateway: &str) -> String {
         format!("{}gw:{gateway}:deliver", self.prefix)

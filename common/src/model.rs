@@ -77,6 +77,22 @@ pub struct DeliveryFrame<'a> {
     pub frame: &'a RawValue,
 }
 
+/// Splits a delivery payload, `<n> <json>`, into the delivery number of the
+/// gateway's channel and the JSON array of deliveries. A bare JSON array (a
+/// chat-service from before numbering) has no number.
+pub fn open_envelope(payload: &[u8]) -> (Option<u64>, &[u8]) {
+    if payload.first() == Some(&b'[') {
+        return (None, payload);
+    }
+    let Some(space) = payload.iter().position(|b| *b == b' ') else {
+        return (None, payload);
+    };
+    let n = std::str::from_utf8(&payload[..space])
+        .ok()
+        .and_then(|s| s.parse().ok());
+    (n, &payload[space + 1..])
+}
+
 /// A username in a delivery, borrowed from the payload when it can be (names
 /// have no escapes), so a gateway allocates nothing per recipient.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +114,13 @@ impl std::ops::Deref for Name<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelopes_carry_a_number_or_are_bare() {
+        assert_eq!(open_envelope(b"42 [1]"), (Some(42), &b"[1]"[..]));
+        assert_eq!(open_envelope(b"[1]"), (None, &b"[1]"[..]));
+        assert_eq!(open_envelope(b"x [1]"), (None, &b"[1]"[..]));
+    }
 
     #[test]
     fn delivery_round_trips_with_frames_untouched_and_names_borrowed() {

@@ -51,8 +51,8 @@ impl ErrorCode {
 pub const CLIENT_FRAME_TYPES: [&str; 5] = ["send", "history", "offline_ack", "typing", "ping"];
 
 /// The `type` of every frame the server sends (one per `ServerFrame` variant).
-pub const SERVER_FRAME_TYPES: [&str; 8] = [
-    "hello", "offline", "message", "sent", "history", "typing", "pong", "error",
+pub const SERVER_FRAME_TYPES: [&str; 9] = [
+    "hello", "offline", "message", "sent", "history", "typing", "pong", "error", "resync",
 ];
 
 #[derive(Debug, Serialize)]
@@ -87,6 +87,12 @@ pub enum ServerFrame<'a> {
         conversation: &'a str,
     },
     Pong,
+    /// This socket may have missed deliveries (the gateway's subscription
+    /// dropped, or a gap showed in its delivery sequence): the client runs
+    /// its recovery (list conversations, fetch history after its last seq).
+    Resync {
+        reason: &'a str,
+    },
     Error {
         code: ErrorCode,
         message: &'a str,

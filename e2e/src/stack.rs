@@ -201,6 +201,53 @@ impl Stack {
         all
     }
 
+    /// The Redis client addresses (`ip:port`) of `service`'s connections.
+    fn redis_addrs(service: &Service) -> Vec<String> {
+        let pid = format!("pid={},", service.pid());
+        let out = std::process::Command::new("ss")
+            .args(["-Htnp", "state", "established", "( dport = :6379 )"])
+            .output()
+            .expect("ss (iproute2) is needed for this test");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|line| line.contains(&pid))
+            .filter_map(|line| line.split_whitespace().nth(2).map(str::to_owned))
+            .collect()
+    }
+
+    /// Kills only gateway `index`'s pub/sub connection (CLIENT KILL ID of
+    /// the one client of that process with a subscription). Returns whether
+    /// one was found.
+    pub async fn kill_pubsub_connection(&self, index: usize) -> bool {
+        let addrs = Self::redis_addrs(&self.gateways[index]);
+        let mut redis = self.storage.redis().await;
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let field = |line: &str, name: &str| {
+            line.split(' ')
+                .find_map(|kv| kv.strip_prefix(name))
+                .map(str::to_owned)
+        };
+        for line in clients.lines() {
+            let subscribed = field(line, "sub=").is_some_and(|n| n != "0");
+            let ours = field(line, "addr=").is_some_and(|a| addrs.contains(&a));
+            if subscribed && ours {
+                let id = field(line, "id=").unwrap_or_default();
+                let killed: redis::RedisResult<i64> = redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("ID")
+                    .arg(&id)
+                    .query_async(&mut redis)
+                    .await;
+                return killed.is_ok_and(|n| n == 1);
+            }
+        }
+        false
+    }
+
     /// Drops every Redis connection of this stack's processes (CLIENT KILL by
     /// address; the addresses come from `ss`), leaving other Redis clients be.
     /// Returns how many were killed.

@@ -89,6 +89,14 @@ impl Hub {
         self.inner.read().map(|i| i.conns.len()).unwrap_or(0)
     }
 
+    /// How many sockets `user` has here.
+    pub fn user_connections(&self, user: &str) -> usize {
+        self.inner
+            .read()
+            .map(|i| i.users.get(user).map_or(0, Vec::len))
+            .unwrap_or(0)
+    }
+
     /// Usernames with at least one socket here, with their socket counts.
     pub fn user_counts(&self) -> Vec<(String, usize)> {
         self.inner
@@ -100,6 +108,19 @@ impl Hub {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Tells every socket here that it may have missed deliveries: each gets
+    /// a `resync` frame, and its client runs its recovery.
+    pub fn resync_all(&self, reason: &str) {
+        let frame = Utf8Bytes::from(common::protocol::ServerFrame::Resync { reason }.to_json());
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        for handle in inner.conns.values() {
+            handle.outbox.push(frame.clone());
+        }
+        if !inner.conns.is_empty() {
+            metrics::counter!("gateway_resync_frames_total").increment(inner.conns.len() as u64);
+        }
     }
 
     /// Queues a frame for one connection.

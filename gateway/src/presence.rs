@@ -1,13 +1,23 @@
-//! This gateway's part of presence: a hash of its usernames → socket counts
-//! (HINCRBY on connect and disconnect, so concurrent changes commute) and a
-//! heartbeat in the `gateways` sorted set. chat-service treats a gateway whose
-//! heartbeat is older than GATEWAY_TTL_MS (15 s) as dead, so the users of a
-//! crashed gateway fall offline within that bound.
+//! This gateway's part of presence: a hash of its usernames → socket counts,
+//! and a heartbeat in the `gateways` sorted set. chat-service treats a gateway
+//! whose heartbeat is older than GATEWAY_TTL_MS (15 s) as dead, so the users
+//! of a crashed gateway fall offline within that bound.
+//!
+//! The hub is the truth; the hash is its copy. One writer task keeps it: a
+//! socket that opens or closes sends its username, and the writer sets that
+//! user's count to what the hub says *now* (or removes it), so writes land in
+//! order and each carries the latest count. Every heartbeat rewrites the whole
+//! hash from the hub, so a lost or wrong write heals within one heartbeat and
+//! nobody stays a ghost on this gateway. Past FULL_REWRITE_MAX users the
+//! rewrite (one MULTI, which Redis runs without interruption) happens when a
+//! write failed, when the hash's size disagrees with the hub, and every sixth
+//! heartbeat.
 
 use std::{sync::Arc, time::Duration};
 
-use common::{keys::Keys, redis_conn::LuaScript, shutdown::Shutdown, time::now_ms};
+use common::{keys::Keys, shutdown::Shutdown, time::now_ms};
 use redis::aio::ConnectionManager;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::Hub;
 
@@ -15,6 +25,13 @@ use crate::hub::Hub;
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How stale a heartbeat may be before the gateway counts as dead (REST view).
 pub const GATEWAY_TTL_MS: i64 = 15_000;
+/// Up to this many users here, every heartbeat rewrites the hash.
+const FULL_REWRITE_MAX: usize = 10_000;
+/// Past FULL_REWRITE_MAX, every this many heartbeats the hash is rewritten
+/// even if it looks right.
+const REWRITE_EVERY: u32 = 6;
+/// Most changes written in one pipeline.
+const WRITE_BATCH: usize = 1000;
 
 /// A field no username can be (names are `[a-z0-9_]`), with a value longer
 /// than `hash-max-listpack-value` (64 bytes by default), so Redis keeps the
@@ -24,28 +41,32 @@ pub const GATEWAY_TTL_MS: i64 = 15_000;
 pub const TABLE_FIELD: &str = "!table";
 const TABLE_VALUE: &str = "keeps this hash a hash table: as a listpack, HMGET of k names over n entries costs k*n comparisons";
 
-const DISCONNECT: &str = r#"
-local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
-if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-return n
-"#;
+/// A user whose sockets changed, and who to tell once it is written.
+type Change = (String, Option<oneshot::Sender<()>>);
 
 #[derive(Clone)]
 pub struct Presence {
     conn: ConnectionManager,
     keys: Keys,
     gateway: String,
-    disconnect: LuaScript,
+    changes: mpsc::UnboundedSender<Change>,
 }
 
+/// The receiving end of the changes, for [`Presence::run`].
+pub struct Writer(mpsc::UnboundedReceiver<Change>);
+
 impl Presence {
-    pub fn new(conn: ConnectionManager, keys: Keys, gateway: String) -> Self {
-        Self {
-            conn,
-            keys,
-            gateway,
-            disconnect: LuaScript::new(DISCONNECT),
-        }
+    pub fn new(conn: ConnectionManager, keys: Keys, gateway: String) -> (Self, Writer) {
+        let (changes, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                conn,
+                keys,
+                gateway,
+                changes,
+            },
+            Writer(rx),
+        )
     }
 
     /// Forgets what a previous run under the same id left, and beats once.
@@ -64,68 +85,113 @@ impl Presence {
             .await
     }
 
-    pub async fn connected(&self, user: &str) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        redis::cmd("HINCRBY")
-            .arg(self.keys.gateway_users(&self.gateway))
-            .arg(user)
-            .arg(1)
-            .query_async::<i64>(&mut conn)
-            .await
-            .map(|_| ())
+    /// `user`'s sockets here changed (the hub already says so). Completes
+    /// once the writer has written it, or tried: a socket announces itself
+    /// before its `hello`, so chat-service routes to it from then on.
+    pub async fn changed(&self, user: &str) {
+        let (done, written) = oneshot::channel();
+        if self.changes.send((user.to_owned(), Some(done))).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), written).await;
+        }
     }
 
-    pub async fn disconnected(&self, user: &str) -> redis::RedisResult<()> {
-        let mut pipe = redis::pipe();
-        self.disconnect.load(&mut pipe);
-        self.disconnect.call(
-            &mut pipe,
-            &[self.keys.gateway_users(&self.gateway)],
-            &[user],
-        );
-        pipe.ignore();
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await
+    /// As [`changed`](Self::changed), without waiting (a closing socket).
+    pub fn changed_later(&self, user: &str) {
+        let _ = self.changes.send((user.to_owned(), None));
     }
 
-    /// Beats every HEARTBEAT until shutdown. If Redis lost the user hash (a
-    /// restart without persistence; its marker field is gone), it is rebuilt
-    /// from the hub.
-    pub async fn heartbeat(self, hub: Arc<Hub>, shutdown: Shutdown) {
+    /// The writer: applies changes in order and beats every HEARTBEAT until
+    /// shutdown, then leaves presence.
+    pub async fn run(self, Writer(mut changes): Writer, hub: Arc<Hub>, shutdown: Shutdown) {
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        let mut dirty = false;
+        let mut beats = 0_u32;
         loop {
             tokio::select! {
-                _ = tick.tick() => {},
-                () = shutdown.clone().wait() => break,
+                change = changes.recv() => {
+                    let Some(first) = change else { break };
+                    let mut batch = vec![first];
+                    while batch.len() < WRITE_BATCH {
+                        match changes.try_recv() {
+                            Ok(change) => batch.push(change),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = self.write(&hub, &batch).await {
+                        tracing::warn!(error = %e, "presence update failed; the next heartbeat rewrites it");
+                        dirty = true;
+                    }
+                    for (_, done) in batch {
+                        if let Some(done) = done {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    beats += 1;
+                    let rewrite = dirty || beats.is_multiple_of(REWRITE_EVERY);
+                    match self.beat(&hub, rewrite).await {
+                        Ok(()) => dirty = false,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "presence heartbeat failed");
+                            dirty = true;
+                        }
+                    }
+                    metrics::gauge!("gateway_connections").set(hub.connections() as f64);
+                }
+                () = &mut stop => break,
             }
-            if let Err(e) = self.beat(&hub).await {
-                tracing::warn!(error = %e, "presence heartbeat failed");
-            }
-            metrics::gauge!("gateway_connections").set(hub.connections() as f64);
         }
         self.stop().await;
     }
 
-    async fn beat(&self, hub: &Hub) -> redis::RedisResult<()> {
+    /// Sets each changed user's count to the hub's, or removes the user.
+    async fn write(&self, hub: &Hub, batch: &[Change]) -> redis::RedisResult<()> {
+        let users_key = self.keys.gateway_users(&self.gateway);
+        let mut pipe = redis::pipe();
+        for (user, _) in batch {
+            match hub.user_connections(user) {
+                0 => pipe.hdel(&users_key, user).ignore(),
+                n => pipe.hset(&users_key, user, n).ignore(),
+            };
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await
+    }
+
+    /// Beats; rewrites the hash from the hub when asked to, when its marker
+    /// is gone (Redis lost it), or when its size disagrees with the hub.
+    async fn beat(&self, hub: &Hub, rewrite: bool) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         let users_key = self.keys.gateway_users(&self.gateway);
-        let (intact,): (bool,) = redis::pipe()
+        let (intact, fields): (bool, usize) = redis::pipe()
             .zadd(self.keys.gateways(), &self.gateway, now_ms())
             .ignore()
             .hexists(&users_key, TABLE_FIELD)
+            .hlen(&users_key)
             .query_async(&mut conn)
             .await?;
-        if !intact {
-            let counts = hub.user_counts();
-            tracing::warn!(users = counts.len(), "presence lost in Redis; rebuilding");
+        let counts = hub.user_counts();
+        let wrong = !intact || fields != counts.len() + 1;
+        if rewrite || wrong || counts.len() <= FULL_REWRITE_MAX {
+            if wrong {
+                metrics::counter!("gateway_presence_repairs_total").increment(1);
+                tracing::warn!(
+                    users = counts.len(),
+                    fields,
+                    "presence in Redis disagreed with the hub; rewriting"
+                );
+            }
             let mut pipe = redis::pipe();
             pipe.atomic()
                 .del(&users_key)
                 .ignore()
                 .hset(&users_key, TABLE_FIELD, TABLE_VALUE)
                 .ignore();
-            for chunk in counts.chunks(1000) {
+            for chunk in counts.chunks(WRITE_BATCH) {
                 let fields: Vec<(&str, usize)> =
                     chunk.iter().map(|(u, n)| (u.as_str(), *n)).collect();
                 pipe.hset_multiple(&users_key, &fields).ignore();

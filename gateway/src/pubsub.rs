@@ -1,17 +1,36 @@
 //! The gateway's one Redis pub/sub subscription: its own delivery channel.
 //! Each message is a JSON array of deliveries; every frame is turned into a
 //! shared buffer once and offered to the target sockets without blocking.
-//! On a lost connection it reconnects and re-subscribes by itself; sockets
-//! stay open meanwhile (what they miss is in history).
+//!
+//! Deliveries can be missed in three ways, and each is noticed:
+//! - the connection drops: it reconnects and re-subscribes by itself;
+//! - the connection is dead but not closed (half-open, a paused Redis): a
+//!   PING every second that is not answered within two seconds counts as a
+//!   drop, so a dead subscription is noticed within about three seconds;
+//! - a payload is lost on the way: each carries the channel's delivery number
+//!   (`<n> <json>`), and a jump in `n` is a gap.
+//!
+//! In every case the sockets stay open and each gets a `resync` frame: what
+//! they missed is in history (and chat-service put it in the offline queues of
+//! recipients whose gateway did not hear it), and the client's recovery
+//! fetches it.
 
 use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::Utf8Bytes;
-use common::{model::Delivery, shutdown::Shutdown};
+use common::{
+    model::{Delivery, open_envelope},
+    shutdown::Shutdown,
+};
 use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::hub::{Hub, Outgoing};
+
+/// How often the subscription is pinged.
+pub const PING_EVERY: Duration = Duration::from_secs(1);
+/// How long a ping may take before the connection counts as dead.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs until shutdown. `subscribed` is true while the subscription is live.
 pub async fn run(
@@ -22,25 +41,26 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let mut failures = 0_u32;
+    let stop = shutdown.clone().wait();
+    tokio::pin!(stop);
     while !shutdown.is_triggered() {
         match subscribe(&redis_url, &channel).await {
             Ok(pubsub) => {
                 failures = 0;
                 let _ = subscribed.send(true);
                 tracing::info!(%channel, "subscribed");
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    tokio::select! {
-                        msg = messages.next() => match msg {
-                            Some(msg) => dispatch(&hub, msg.get_payload_bytes()),
-                            None => break,
-                        },
-                        () = shutdown.clone().wait() => return,
+                // Whatever was published while we were not listening reached
+                // nobody here: every socket recovers.
+                hub.resync_all("subscribed");
+                let ended = listen(pubsub, &hub, &shutdown).await;
+                let _ = subscribed.send(false);
+                match ended {
+                    Ended::Shutdown => return,
+                    Ended::Lost(why) => {
+                        metrics::counter!("gateway_pubsub_reconnects_total").increment(1);
+                        tracing::warn!(why, "pub/sub connection lost; reconnecting");
                     }
                 }
-                let _ = subscribed.send(false);
-                metrics::counter!("gateway_pubsub_reconnects_total").increment(1);
-                tracing::warn!("pub/sub connection lost; reconnecting");
             }
             Err(e) => {
                 tracing::warn!(error = %e, "pub/sub subscribe failed; retrying");
@@ -51,7 +71,54 @@ pub async fn run(
         failures += 1;
         tokio::select! {
             () = tokio::time::sleep(delay) => {},
-            () = shutdown.clone().wait() => return,
+            () = &mut stop => return,
+        }
+    }
+}
+
+enum Ended {
+    Shutdown,
+    Lost(&'static str),
+}
+
+/// Dispatches deliveries until the connection ends, stops answering pings,
+/// or shutdown.
+async fn listen(pubsub: redis::aio::PubSub, hub: &Hub, shutdown: &Shutdown) -> Ended {
+    let stop = shutdown.clone().wait();
+    tokio::pin!(stop);
+    let (mut sink, mut messages) = pubsub.split();
+    let pinger = async move {
+        let mut tick = tokio::time::interval(PING_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match tokio::time::timeout(PING_TIMEOUT, sink.ping::<()>()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return "ping failed",
+                Err(_) => return "ping timed out",
+            }
+        }
+    };
+    tokio::pin!(pinger);
+    let mut sequence = Sequence::default();
+    loop {
+        tokio::select! {
+            msg = messages.next() => match msg {
+                Some(msg) => {
+                    let (n, deliveries) = open_envelope(msg.get_payload_bytes());
+                    if let Some(n) = n
+                        && sequence.gap(n)
+                    {
+                        metrics::counter!("gateway_delivery_gaps_total").increment(1);
+                        tracing::warn!(n, "gap in the delivery sequence; clients resync");
+                        hub.resync_all("gap");
+                    }
+                    dispatch(hub, deliveries);
+                }
+                None => return Ended::Lost("connection closed"),
+            },
+            why = &mut pinger => return Ended::Lost(why),
+            () = &mut stop => return Ended::Shutdown,
         }
     }
 }
@@ -65,7 +132,25 @@ async fn subscribe(url: &str, channel: &str) -> redis::RedisResult<redis::aio::P
     Ok(pubsub)
 }
 
-/// Hands one pub/sub payload to the hub.
+/// The delivery numbers seen on one subscription.
+#[derive(Default)]
+struct Sequence {
+    last: Option<u64>,
+}
+
+impl Sequence {
+    /// Records `n`; true when numbers were skipped since the last one. The
+    /// first number after subscribing cannot be judged (what came before was
+    /// missed anyway, and `resync` covers it). A number that goes back (Redis
+    /// lost its counter) starts over.
+    fn gap(&mut self, n: u64) -> bool {
+        let gap = matches!(self.last, Some(last) if n > last + 1);
+        self.last = Some(n);
+        gap
+    }
+}
+
+/// Hands one payload's deliveries to the hub.
 pub fn dispatch(hub: &Hub, payload: &[u8]) {
     let deliveries: Vec<Delivery<'_>> = match serde_json::from_slice(payload) {
         Ok(d) => d,
@@ -88,5 +173,21 @@ pub fn dispatch(hub: &Hub, payload: &[u8]) {
             .collect();
         let n = hub.deliver(&d.users, &frames);
         metrics::counter!("gateway_deliveries_total").increment(n as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_numbers_are_a_gap_and_a_restart_is_not() {
+        let mut s = Sequence::default();
+        assert!(!s.gap(7), "the first number is not judged");
+        assert!(!s.gap(8));
+        assert!(s.gap(10));
+        assert!(!s.gap(11));
+        assert!(!s.gap(1), "a counter that starts over");
+        assert!(!s.gap(2));
     }
 }

@@ -101,7 +101,8 @@ impl Application {
         let config = Arc::new(self.config);
         let keys = Keys::new(config.redis_prefix.clone());
         let hub = Arc::new(Hub::default());
-        let presence = Presence::new(self.redis.clone(), keys.clone(), config.gateway_id.clone());
+        let (presence, presence_writer) =
+            Presence::new(self.redis.clone(), keys.clone(), config.gateway_id.clone());
         presence.start().await?;
         let (subscribed_tx, subscribed) = watch::channel(false);
         let pubsub = tokio::spawn(pubsub::run(
@@ -111,7 +112,11 @@ impl Application {
             subscribed_tx,
             shutdown.clone(),
         ));
-        let heartbeat = tokio::spawn(presence.clone().heartbeat(hub.clone(), shutdown.clone()));
+        let heartbeat = tokio::spawn(presence.clone().run(
+            presence_writer,
+            hub.clone(),
+            shutdown.clone(),
+        ));
 
         let token = config.service_token.get();
         let user_channel = internal_channel(&config.user_service_url, token)?;

@@ -90,38 +90,52 @@ pub struct InternalApi {
     pub redis: RedisStore,
 }
 
+/// Validates an Append or Enqueue request's items.
+fn items(req: ipb::AppendRequest) -> Result<Vec<AppendItem>, HistoryError> {
+    if req.items.len() > MAX_APPEND_BATCH {
+        return Err(HistoryError::InvalidArgument(format!(
+            "at most {MAX_APPEND_BATCH} messages per call"
+        )));
+    }
+    let mut items = Vec::with_capacity(req.items.len());
+    for item in req.items {
+        let message: ChatMessage = from_pb(
+            item.message
+                .ok_or_else(|| HistoryError::InvalidArgument("item without message".into()))?,
+        )
+        .map_err(|e| HistoryError::InvalidArgument(e.to_owned()))?;
+        ConversationId::parse(&message.conversation)
+            .map_err(|e| HistoryError::InvalidArgument(format!("conversation_id: {e}")))?;
+        for user in &item.offline_recipients {
+            check_username("offline_recipients", user)?;
+        }
+        items.push(AppendItem {
+            message,
+            offline_recipients: item.offline_recipients,
+        });
+    }
+    Ok(items)
+}
+
 #[tonic::async_trait]
 impl ipb::history_internal_server::HistoryInternal for InternalApi {
     async fn append(
         &self,
         request: Request<ipb::AppendRequest>,
     ) -> Result<Response<ipb::AppendResponse>, Status> {
-        let req = request.into_inner();
-        if req.items.len() > MAX_APPEND_BATCH {
-            return Err(HistoryError::InvalidArgument(format!(
-                "at most {MAX_APPEND_BATCH} messages per call"
-            ))
-            .into());
-        }
-        let mut items = Vec::with_capacity(req.items.len());
-        for item in req.items {
-            let message: ChatMessage = from_pb(
-                item.message
-                    .ok_or_else(|| HistoryError::InvalidArgument("item without message".into()))?,
-            )
-            .map_err(|e| HistoryError::InvalidArgument(e.to_owned()))?;
-            ConversationId::parse(&message.conversation)
-                .map_err(|e| HistoryError::InvalidArgument(format!("conversation_id: {e}")))?;
-            for user in &item.offline_recipients {
-                check_username("offline_recipients", user)?;
-            }
-            items.push(AppendItem {
-                message,
-                offline_recipients: item.offline_recipients,
-            });
-        }
+        let items = items(request.into_inner())?;
         self.redis.append(&items).await?;
         metrics::counter!("history_appended_total").increment(items.len() as u64);
+        Ok(Response::new(ipb::AppendResponse {}))
+    }
+
+    async fn enqueue(
+        &self,
+        request: Request<ipb::AppendRequest>,
+    ) -> Result<Response<ipb::AppendResponse>, Status> {
+        let items = items(request.into_inner())?;
+        self.redis.enqueue(&items).await?;
+        metrics::counter!("history_enqueued_total").increment(items.len() as u64);
         Ok(Response::new(ipb::AppendResponse {}))
     }
 

@@ -133,6 +133,31 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Puts stored messages into offline queues only (a live delivery reached
+    /// no gateway). Replays change nothing (the LPOS check).
+    pub async fn enqueue(&self, items: &[AppendItem]) -> Result<(), HistoryError> {
+        let mut pipe = redis::pipe();
+        self.offline_push.load(&mut pipe);
+        let (limit, ttl) = (
+            self.offline_limit.to_string(),
+            self.offline_ttl_secs.to_string(),
+        );
+        for item in items {
+            let json = serde_json::to_string(&item.message)?;
+            for user in &item.offline_recipients {
+                self.offline_push.call(
+                    &mut pipe,
+                    &[self.keys.offline(user), self.keys.offline_dropped(user)],
+                    &[json.as_str(), &limit, &ttl],
+                );
+                pipe.ignore();
+            }
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
     /// The whole offline queue (oldest first) and the dropped count, read
     /// atomically. The user is present, so the queue's time to live restarts.
     pub async fn offline(&self, user: &str) -> Result<OfflineBatch, HistoryError> {

@@ -138,8 +138,8 @@ impl TestEnv {
             let mut messages = pubsub.into_on_message();
             let mut payload = 0_u64;
             while let Some(msg) = messages.next().await {
-                let deliveries: Vec<Value> =
-                    serde_json::from_slice(msg.get_payload_bytes()).unwrap();
+                let (_, json) = common::model::open_envelope(msg.get_payload_bytes());
+                let deliveries: Vec<Value> = serde_json::from_slice(json).unwrap();
                 // One item per frame, with the routing fields beside it, so
                 // tests look at frames, whichever delivery grouped them.
                 payload += 1;

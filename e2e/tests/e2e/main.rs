@@ -6,6 +6,7 @@ mod abuse;
 mod browser;
 mod chat_client;
 mod config;
+mod delivery_loss;
 mod deploy;
 mod helpers;
 mod k8s;

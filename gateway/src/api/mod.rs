@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/rooms/{name}/join", post(rooms::join))
         .route("/api/rooms/{name}/leave", post(rooms::leave))
         .route("/api/rooms/{name}/members", get(rooms::members))
+        .route("/api/conversations", get(conversations::list))
         .route(
             "/api/conversations/{id}/messages",
             get(conversations::messages),

@@ -41,9 +41,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: String, _permit: Conn
     ));
     let reg = state.hub.register(&user, outbox.clone());
     metrics::counter!("gateway_sessions_total").increment(1);
-    if let Err(e) = state.presence.connected(&user).await {
-        tracing::warn!(error = %e, %user, "presence update failed");
-    }
+    state.presence.changed(&user).await;
     let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(
         sink,
@@ -72,10 +70,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: String, _permit: Conn
         ..
     } = session;
     state.hub.unregister(reg.id);
-    // Presence counts sockets, so every disconnect decrements.
-    if let Err(e) = state.presence.disconnected(&user).await {
-        tracing::warn!(error = %e, %user, "presence update failed");
-    }
+    state.presence.changed_later(&user);
     outbox.finish();
     if ended != Ended::WriterDone {
         // The writer sends what is queued and its close frame, then ends.

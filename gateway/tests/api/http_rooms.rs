@@ -168,3 +168,15 @@ async fn conversation_history_is_for_members_only() {
         .await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
 }
+
+#[tokio::test]
+async fn members_are_visible_to_members_only() {
+    let stack = spawn_stack().await;
+    let alice = stack.user("alice").await;
+    let mallory = stack.user("mallory").await;
+    stack.create_room(&alice, "staff").await;
+    let (s, body) = stack.get("/api/rooms/staff/members", Some(&mallory)).await;
+    assert_error(s, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (s, body) = stack.get("/api/rooms/staff/members", Some(&alice)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}
