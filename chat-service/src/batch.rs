@@ -45,6 +45,9 @@ pub(crate) struct Accepted {
 pub(crate) struct Outcome<'a> {
     pub accepted: &'a [Accepted],
     pub messages: &'a [ChatMessage],
+    /// Re-sends of messages already stored and delivered: their senders get
+    /// `sent` again, nobody gets the message again.
+    pub resent: &'a [(Accepted, ChatMessage)],
     pub typing: &'a [Accepted],
     pub rejected: &'a [Rejected],
     pub dead: &'a [(String, String)],
@@ -124,23 +127,42 @@ impl BatchProcessor {
                 conversation: &a.conversation,
                 sender: &a.entry.user,
                 client_id: &a.entry.client_id,
+                stream_id: &a.stream_id,
             })
             .collect();
         let sequenced = self.sequencer.sequence(&mut self.conn, &requests).await?;
-        let messages: Vec<ChatMessage> = accepted
-            .iter()
-            .zip(&sequenced)
-            .map(|(a, s)| ChatMessage {
-                id: s.id.clone(),
+        drop(requests);
+        let fresh = sequenced.iter().filter(|s| s.fresh).count();
+        let replayed = sequenced.len() - fresh;
+        let originals = self.unfinished_originals(&accepted, &sequenced).await?;
+        let mut stored = Vec::with_capacity(accepted.len());
+        let mut messages = Vec::with_capacity(accepted.len());
+        let mut resent = Vec::new();
+        for (a, s) in accepted.into_iter().zip(sequenced) {
+            let resend = !s.fresh && s.origin.as_deref() != Some(a.stream_id.as_str());
+            // A re-send racing its unfinished original is stored with the
+            // original's body: one id never carries two bodies.
+            let original = s.origin.as_ref().and_then(|o| originals.get(o));
+            let body = original.map_or(&a.entry.body, |o| &o.body).clone();
+            let m = ChatMessage {
+                id: s.id,
                 conversation: a.conversation.clone(),
                 seq: s.seq,
                 from: a.entry.user.clone(),
                 to: a.entry.to.clone(),
-                body: a.entry.body.clone(),
+                body,
                 ts: s.ts,
                 client_id: a.entry.client_id.clone(),
-            })
-            .collect();
+            };
+            if resend && original.is_none() {
+                // The original is stored and delivered: this is a pure ack.
+                resent.push((a, m));
+            } else {
+                stored.push(a);
+                messages.push(m);
+            }
+        }
+        let accepted = stored;
 
         let mut conversations: HashMap<&str, &[String]> = HashMap::new();
         for a in accepted.iter().chain(&typing) {
@@ -153,6 +175,7 @@ impl BatchProcessor {
             Outcome {
                 accepted: &accepted,
                 messages: &messages,
+                resent: &resent,
                 typing: &typing,
                 rejected: &rejected,
                 dead: &dead,
@@ -161,7 +184,6 @@ impl BatchProcessor {
         )
         .await?;
 
-        let replayed = sequenced.iter().filter(|s| !s.fresh).count();
         let recipients = accepted
             .iter()
             .filter_map(|a| online.get(&a.conversation))
@@ -169,11 +191,50 @@ impl BatchProcessor {
             .sum();
         Ok(BatchStats {
             recipients,
-            fresh: sequenced.len() - replayed,
+            fresh,
             replayed,
             rejected: rejected.len(),
             dead: dead.len(),
         })
+    }
+
+    /// The ingress entries that first took the id and seq of this batch's
+    /// re-sends and are not finished yet (still in the stream: entries are
+    /// deleted once done), by entry id.
+    async fn unfinished_originals(
+        &mut self,
+        accepted: &[Accepted],
+        sequenced: &[crate::sequencer::Sequenced],
+    ) -> Result<HashMap<String, IngressEntry>, BatchError> {
+        let mut origins: Vec<&str> = accepted
+            .iter()
+            .zip(sequenced)
+            .filter(|(a, s)| !s.fresh && s.origin.as_deref() != Some(a.stream_id.as_str()))
+            .filter_map(|(_, s)| s.origin.as_deref())
+            .collect();
+        origins.sort_unstable();
+        origins.dedup();
+        if origins.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut pipe = redis::pipe();
+        for origin in &origins {
+            pipe.cmd("XRANGE")
+                .arg(self.keys.ingress())
+                .arg(*origin)
+                .arg(*origin);
+        }
+        let ranges: Vec<redis::streams::StreamRangeReply> =
+            pipe.query_async(&mut self.conn).await?;
+        Ok(ranges
+            .into_iter()
+            .flat_map(|r| r.ids)
+            .filter_map(|raw| {
+                let field = raw.get::<String>(INGRESS_FIELD)?;
+                let entry = serde_json::from_str(&field).ok()?;
+                Some((raw.id, entry))
+            })
+            .collect())
     }
 
     /// The membership versions of the rooms this batch posts to, in one pipeline.
@@ -378,6 +439,7 @@ impl BatchProcessor {
     async fn acknowledge(&mut self, outcome: &Outcome<'_>) -> Result<(), BatchError> {
         let Outcome {
             accepted,
+            resent,
             typing,
             rejected,
             dead,
@@ -401,6 +463,7 @@ impl BatchProcessor {
         }
         let ids: Vec<&str> = accepted
             .iter()
+            .chain(resent.iter().map(|(a, _)| a))
             .chain(typing)
             .map(|a| a.stream_id.as_str())
             .chain(rejected.iter().map(|r| r.stream_id.as_str()))

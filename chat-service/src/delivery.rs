@@ -76,6 +76,7 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
     let Outcome {
         accepted,
         messages,
+        resent,
         typing,
         rejected,
         ..
@@ -92,6 +93,20 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
                 plan.fan_out(gw, &a.conversation, users, skip, frame);
             }
         }
+        let sent = frames.len();
+        frames.push(raw(ServerFrame::Sent {
+            client_id: &m.client_id,
+            id: &m.id,
+            conversation: &m.conversation,
+            seq: m.seq,
+            ts: m.ts,
+        }
+        .to_json()));
+        plan.direct(&a.entry.gw, &a.conversation, a.entry.conn, sent);
+    }
+    // A re-send of a message already stored and delivered: only its sender
+    // hears of it again, with the original's id and seq.
+    for (a, m) in resent {
         let sent = frames.len();
         frames.push(raw(ServerFrame::Sent {
             client_id: &m.client_id,

@@ -1,6 +1,7 @@
 //! Dedup and seq in one atomic step per message: the first time a (sender,
 //! client_id) is seen in a conversation it gets a fresh id and the next seq;
-//! every replay gets the same id, seq and time back.
+//! every replay gets the same id, seq and time back, and the ingress entry
+//! that first took them, so a retry of that entry can be told from a re-send.
 
 use common::{keys::Keys, redis_conn::LuaScript};
 use redis::aio::ConnectionManager;
@@ -9,7 +10,7 @@ const DEDUP_SEQ: &str = r#"
 local d = redis.call('GET', KEYS[1])
 if d then return {0, d} end
 local seq = redis.call('INCR', KEYS[2])
-local rec = ARGV[1] .. '|' .. seq .. '|' .. ARGV[2]
+local rec = ARGV[1] .. '|' .. seq .. '|' .. ARGV[2] .. '|' .. ARGV[4]
 redis.call('SET', KEYS[1], rec, 'EX', ARGV[3])
 return {1, rec}
 "#;
@@ -22,12 +23,17 @@ pub struct Sequenced {
     pub id: String,
     pub seq: u64,
     pub ts: i64,
+    /// The ingress entry that took this id and seq (None in records written
+    /// before entries were recorded).
+    pub origin: Option<String>,
 }
 
 pub struct SequenceRequest<'a> {
     pub conversation: &'a str,
     pub sender: &'a str,
     pub client_id: &'a str,
+    /// The ingress entry asking.
+    pub stream_id: &'a str,
 }
 
 #[derive(Clone)]
@@ -66,7 +72,12 @@ impl Sequencer {
                     self.keys.dedup(r.conversation, r.sender, r.client_id),
                     self.keys.seq(r.conversation),
                 ],
-                &[id, now.to_string(), self.dedup_ttl_secs.to_string()],
+                &[
+                    id,
+                    now.to_string(),
+                    self.dedup_ttl_secs.to_string(),
+                    r.stream_id.to_owned(),
+                ],
             );
         }
         let replies: Vec<(i64, String)> = pipe.query_async(conn).await?;
@@ -77,8 +88,9 @@ impl Sequencer {
     }
 }
 
+/// `id|seq|ts|entry`, or `id|seq|ts` from before entries were recorded.
 fn parse_record(fresh: bool, record: &str) -> redis::RedisResult<Sequenced> {
-    let mut parts = record.splitn(3, '|');
+    let mut parts = record.splitn(4, '|');
     let (Some(id), Some(seq), Some(ts)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(corrupt(record));
     };
@@ -87,6 +99,7 @@ fn parse_record(fresh: bool, record: &str) -> redis::RedisResult<Sequenced> {
         id: id.to_owned(),
         seq: seq.parse().map_err(|_| corrupt(record))?,
         ts: ts.parse().map_err(|_| corrupt(record))?,
+        origin: parts.next().filter(|o| !o.is_empty()).map(str::to_owned),
     })
 }
 
@@ -106,9 +119,11 @@ mod tests {
     fn records_parse() {
         let s = parse_record(false, "0190-abc|42|1700000000000").unwrap();
         assert_eq!(
-            (s.id.as_str(), s.seq, s.ts, s.fresh),
-            ("0190-abc", 42, 1_700_000_000_000, false)
+            (s.id.as_str(), s.seq, s.ts, s.fresh, s.origin),
+            ("0190-abc", 42, 1_700_000_000_000, false, None)
         );
+        let s = parse_record(false, "0190-abc|42|1700000000000|1700-0").unwrap();
+        assert_eq!(s.origin.as_deref(), Some("1700-0"));
         assert!(parse_record(true, "x|y").is_err());
         assert!(parse_record(true, "x|y|1").is_err());
     }

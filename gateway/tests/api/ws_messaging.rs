@@ -1,3 +1,4 @@
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{StackOptions, send, spawn_stack, spawn_stack_with};
@@ -112,6 +113,49 @@ async fn resending_a_client_id_yields_the_same_message() {
         seen.push(b.recv_type("message").await["seq"].as_u64().unwrap());
     }
     assert!(seen.iter().all(|s| *s == 1 || *s == 2), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_resend_is_a_pure_ack_that_never_delivers_again_nor_changes_the_body() {
+    let stack = spawn_stack().await;
+    let alice = stack.user("alice").await;
+    let bob = stack.user("bob").await;
+    let (mut a, _) = stack.connect(0, &alice).await;
+    let (mut b, _) = stack.connect(0, &bob).await;
+    a.send_json(&send("same", "user:bob", "the original")).await;
+    let first = a.recv_type("sent").await;
+    assert_eq!(b.recv_type("message").await["body"], "the original");
+
+    // The same client_id again, and once more with another body.
+    a.send_json(&send("same", "user:bob", "the original")).await;
+    let again = a.recv_type("sent").await;
+    a.send_json(&send("same", "user:bob", "a forgery")).await;
+    let forged = a.recv_type("sent").await;
+    for sent in [&again, &forged] {
+        for field in ["id", "seq", "ts", "conversation", "client_id"] {
+            assert_eq!(sent[field], first[field], "{field}");
+        }
+    }
+    // Bob gets the next message and nothing in between.
+    a.send_json(&send("next", "user:bob", "after")).await;
+    a.recv_type("sent").await;
+    let next = b.recv_type("message").await;
+    assert_eq!(
+        (next["seq"].as_u64(), next["body"].as_str()),
+        (Some(2), Some("after"))
+    );
+
+    let (s, page) = stack
+        .get("/api/conversations/dm:alice:bob/messages", Some(&bob))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let bodies: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["the original", "after"]);
 }
 
 #[tokio::test]
