@@ -33,6 +33,12 @@ pub enum BatchError {
     History(String),
 }
 
+impl BatchError {
+    fn history(status: tonic::Status) -> Self {
+        Self::History(format!("{:?}: {}", status.code(), status.message()))
+    }
+}
+
 /// An entry that passed validation and authorization.
 pub(crate) struct Accepted {
     pub stream_id: String,
@@ -69,6 +75,8 @@ pub struct BatchProcessor {
     pub sequencer: Sequencer,
     pub history: HistoryInternalClient<InternalChannel>,
     pub publisher: crate::publish::Publisher,
+    /// Largest gRPC message to history-service (GRPC_MAX_MESSAGE_BYTES).
+    pub max_message_bytes: usize,
     pub group: String,
 }
 
@@ -347,10 +355,21 @@ impl BatchProcessor {
                 }
             })
             .collect();
-        self.history
-            .append(hpb::AppendRequest { items })
-            .await
-            .map_err(|s| BatchError::History(format!("{:?}: {}", s.code(), s.message())))?;
+        // Within the configured gRPC size, whatever the batch: one that is too
+        // big for one call would otherwise fail the same way on every retry.
+        let (appends, enqueues) = crate::chunks::split(items, self.max_message_bytes);
+        for request in appends {
+            self.history
+                .append(request)
+                .await
+                .map_err(BatchError::history)?;
+        }
+        for request in enqueues {
+            self.history
+                .enqueue(request)
+                .await
+                .map_err(BatchError::history)?;
+        }
         Ok(())
     }
 
@@ -421,7 +440,7 @@ impl BatchProcessor {
         self.history
             .enqueue(hpb::AppendRequest { items })
             .await
-            .map_err(|s| BatchError::History(format!("{:?}: {}", s.code(), s.message())))?;
+            .map_err(BatchError::history)?;
         let wanted: HashMap<&str, &[String]> = stranded
             .iter()
             .map(|s| (s.message.conversation.as_str(), &s.users[..]))

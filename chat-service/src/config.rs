@@ -53,6 +53,14 @@ pub struct Config {
     /// A gateway whose heartbeat is older than this is taken as dead (ms).
     #[arg(long, env = "GATEWAY_TTL_MS", default_value_t = 15_000)]
     pub gateway_ttl_ms: u64,
+    /// A worker that has failed on its pending entries this long without
+    /// progress is reported unavailable on /readyz (ms).
+    #[arg(long, env = "STALL_TIMEOUT_MS", default_value_t = 60_000)]
+    pub stall_timeout_ms: u64,
+    /// Largest gRPC message sent to history-service (bytes); bigger batches
+    /// are split. Must not exceed history-service's GRPC_MAX_MESSAGE_BYTES.
+    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
+    pub grpc_max_message_bytes: usize,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
 }
@@ -73,6 +81,12 @@ impl config::ServiceConfig for Config {
         config::check_range("BATCH_LINGER_MS", self.batch_linger_ms, 0..=100)?;
         config::check_range("CLAIM_IDLE_MS", self.claim_idle_ms, 1_000..=3_600_000)?;
         config::check_range("MAX_DELIVERIES", self.max_deliveries, 1..=1_000)?;
+        config::check_range("STALL_TIMEOUT_MS", self.stall_timeout_ms, 1_000..=3_600_000)?;
+        config::check_range(
+            "GRPC_MAX_MESSAGE_BYTES",
+            self.grpc_max_message_bytes,
+            64 << 10..=256 << 20,
+        )?;
         config::check_range("DEDUP_TTL_SECS", self.dedup_ttl_secs, 60..=30 * 86_400)?;
         config::check_range("MEMBERSHIP_TTL_MS", self.membership_ttl_ms, 0..=3_600_000)?;
         // Gateways beat every 5 s: a shorter window would see live ones as dead.

@@ -4,10 +4,12 @@
 //! offline marking, the sender's `sent` ack, and XACK last.
 
 pub mod batch;
+pub mod chunks;
 pub mod config;
 mod delivery;
 pub mod members;
 pub mod presence;
+pub mod progress;
 pub mod publish;
 pub mod sequencer;
 pub mod startup;

@@ -1,12 +1,13 @@
 //! Builds the worker (Redis, upstream channels, ops listener) and runs it until
 //! shutdown: the current batch finishes, nothing new is read.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use common::{
     grpc::internal_channel,
     keys::Keys,
-    ops, redis_conn,
+    ops::{self, Readiness},
+    redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
 use proto::{
@@ -40,6 +41,7 @@ pub struct Application {
     ops_listener: TcpListener,
     worker: Worker,
     redis: redis::aio::ConnectionManager,
+    stall_timeout_ms: i64,
 }
 
 impl Application {
@@ -51,7 +53,8 @@ impl Application {
         let token = config.service_token.get();
         let users = UserServiceClient::new(internal_channel(&config.user_service_url, token)?);
         let history =
-            HistoryInternalClient::new(internal_channel(&config.history_service_url, token)?);
+            HistoryInternalClient::new(internal_channel(&config.history_service_url, token)?)
+                .max_encoding_message_size(config.grpc_max_message_bytes);
         let processor = BatchProcessor {
             keys: keys.clone(),
             conn: conn.clone(),
@@ -60,6 +63,7 @@ impl Application {
             sequencer: Sequencer::new(keys.clone(), config.dedup_ttl_secs),
             history,
             publisher: crate::publish::Publisher::new(keys.clone()),
+            max_message_bytes: config.grpc_max_message_bytes,
             group: GROUP.to_owned(),
         };
         let worker = Worker {
@@ -72,12 +76,14 @@ impl Application {
             claim_idle: Duration::from_millis(config.claim_idle_ms),
             max_deliveries: config.max_deliveries as usize,
             processor,
+            progress: Arc::default(),
         };
         let ops_listener = ops::bind(config.ops_addr).await?;
         Ok(Self {
             ops_listener,
             worker,
             redis: conn,
+            stall_timeout_ms: config.stall_timeout_ms as i64,
         })
     }
 
@@ -99,8 +105,24 @@ impl Application {
             ops = %self.ops_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "chat-service worker starting"
         );
+        let progress = self.worker.progress.clone();
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
-        let ready = ops::redis_readiness(self.redis);
+        let redis_ready = ops::redis_readiness(self.redis);
+        let stall = self.stall_timeout_ms;
+        // Ready when Redis answers and the worker is not stuck on its work.
+        let ready: ops::ReadyCheck = Arc::new(move || {
+            let redis_ready = redis_ready.clone();
+            let progress = progress.clone();
+            Box::pin(async move {
+                if let Some(ms) = progress.stalled_for(stall) {
+                    return Readiness::Unavailable(format!(
+                        "no progress on pending entries for {} s",
+                        ms / 1000
+                    ));
+                }
+                redis_ready().await
+            })
+        });
         let served = ops::serve(self.ops_listener, ops::router(ready), shutdown.wait()).await;
         let _ = worker.await;
         served.map_err(|e| StartupError::Serve(e.to_string()))?;

@@ -37,6 +37,7 @@ pub struct Worker {
     pub claim_idle: Duration,
     pub max_deliveries: usize,
     pub processor: BatchProcessor,
+    pub progress: std::sync::Arc<crate::progress::Progress>,
 }
 
 impl Worker {
@@ -102,6 +103,7 @@ impl Worker {
                 }
             };
             if entries.is_empty() {
+                self.progress.advanced();
                 if recovering {
                     read_pending = false;
                     first_read = false;
@@ -124,6 +126,7 @@ impl Worker {
             match self.processor.process(&entries).await {
                 Ok(stats) => {
                     failures = 0;
+                    self.progress.advanced();
                     let messages = stats.fresh + stats.replayed;
                     self.wide = messages > 0 && stats.recipients >= WIDE_FANOUT * messages;
                     metrics::histogram!("chat_batch_seconds")
@@ -139,6 +142,7 @@ impl Worker {
                 Err(e) => {
                     tracing::warn!(error = %e, entries = entries.len(), "batch failed; will retry");
                     metrics::counter!("chat_batch_failures_total").increment(1);
+                    self.progress.failed();
                     read_pending = true;
                     backoff(&mut failures, &shutdown).await;
                 }

@@ -69,6 +69,10 @@ pub struct Config {
     /// This instance's name in the archive consumer group (default: host name).
     #[arg(long, env = "INSTANCE_ID", default_value_t = config::default_instance_id())]
     pub instance_id: String,
+    /// Largest gRPC message accepted on the internal port (bytes); chat-service
+    /// splits its Append calls to fit (its own GRPC_MAX_MESSAGE_BYTES).
+    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
+    pub grpc_max_message_bytes: usize,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
 }
@@ -126,6 +130,11 @@ impl config::ServiceConfig for Config {
         config::check_range("OFFLINE_TTL_SECS", self.offline_ttl_secs, 60..=365 * 86_400)?;
         config::check_range("RECENT_LIMIT", self.recent_limit, 1..=100_000)?;
         config::check_range("ARCHIVE_BATCH", self.archive_batch, 1..=10_000)?;
+        config::check_range(
+            "GRPC_MAX_MESSAGE_BYTES",
+            self.grpc_max_message_bytes,
+            64 << 10..=256 << 20,
+        )?;
         config::check_instance_name("INSTANCE_ID", &self.instance_id)?;
         Ok(())
     }

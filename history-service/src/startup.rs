@@ -19,6 +19,7 @@ use proto::{
     user::v1::user_service_client::UserServiceClient,
 };
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::{
     archive::{ArchiveStatus, Archiver},
@@ -165,8 +166,9 @@ impl Application {
             .add_service(internal_v1)
             .add_service(internal_v1alpha)
             .add_service(HistoryServiceServer::with_interceptor(api, service.clone()))
-            .add_service(HistoryInternalServer::with_interceptor(
-                internal_api,
+            .add_service(InterceptedService::new(
+                HistoryInternalServer::new(internal_api)
+                    .max_decoding_message_size(self.config.grpc_max_message_bytes),
                 service,
             ))
             .serve_with_incoming_shutdown(

@@ -39,6 +39,15 @@ pub async fn user_service(storage: &Storage) -> String {
 /// asking `user_url` about memberships; returns its internal URL (what the
 /// gateway and chat-service call).
 pub async fn history_service(storage: &Storage, user_url: &str) -> String {
+    history_service_with(storage, user_url, 4 << 20).await
+}
+
+/// As [`history_service`], accepting gRPC messages of at most `max_message_bytes`.
+pub async fn history_service_with(
+    storage: &Storage,
+    user_url: &str,
+    max_message_bytes: usize,
+) -> String {
     let app = history_service::startup::Application::build(history_service::config::Config {
         redis_url: testkit::redis_url(),
         mongodb_uri: testkit::mongodb_uri(),
@@ -57,6 +66,7 @@ pub async fn history_service(storage: &Storage, user_url: &str) -> String {
         recent_limit: 500,
         archive_batch: 200,
         instance_id: format!("history-{}", storage.id),
+        grpc_max_message_bytes: max_message_bytes,
         log_format: LogFormat::Pretty,
     })
     .await

@@ -32,12 +32,20 @@ pub struct TestEnv {
     pub history: HistoryServiceClient<InternalChannel>,
     user_url: String,
     history_url: String,
+    max_message_bytes: usize,
 }
 
 pub async fn spawn_env() -> TestEnv {
+    spawn_env_with(4 << 20).await
+}
+
+/// An environment whose history-service accepts gRPC messages of at most
+/// `max_message_bytes` (workers get the same limit from `worker_config`).
+pub async fn spawn_env_with(max_message_bytes: usize) -> TestEnv {
     let storage = Storage::with_postgres().await;
     let user_url = test_stack::user_service(&storage).await;
-    let history_url = test_stack::history_service(&storage, &user_url).await;
+    let history_url =
+        test_stack::history_service_with(&storage, &user_url, max_message_bytes).await;
     TestEnv {
         keys: Keys::new(storage.redis_prefix.clone()),
         users: UserServiceClient::new(internal_channel(&user_url, SERVICE_TOKEN).unwrap()),
@@ -45,6 +53,7 @@ pub async fn spawn_env() -> TestEnv {
         storage,
         user_url,
         history_url,
+        max_message_bytes,
     }
 }
 
@@ -65,13 +74,22 @@ impl TestEnv {
             dedup_ttl_secs: 3600,
             membership_ttl_ms: 100,
             gateway_ttl_ms: 15_000,
+            stall_timeout_ms: 60_000,
+            grpc_max_message_bytes: self.max_message_bytes,
             log_format: LogFormat::Pretty,
         }
     }
 
     pub async fn spawn_worker(&self, config: Config) {
+        self.spawn_worker_ops(config).await;
+    }
+
+    /// Starts a worker; returns its ops port.
+    pub async fn spawn_worker_ops(&self, config: Config) -> u16 {
         let app = Application::build(config).await.expect("chat-service");
+        let port = app.ops_port();
         tokio::spawn(app.run_until(std::future::pending()));
+        port
     }
 
     pub async fn user(&self, name: &str) {

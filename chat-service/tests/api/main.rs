@@ -7,3 +7,4 @@ mod delivery;
 mod helpers;
 mod linger;
 mod recovery;
+mod wedge;

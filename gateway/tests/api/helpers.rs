@@ -97,6 +97,8 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
             dedup_ttl_secs: 3600,
             membership_ttl_ms: options.membership_ttl_ms,
             gateway_ttl_ms: 15_000,
+            stall_timeout_ms: 60_000,
+            grpc_max_message_bytes: 4 << 20,
             log_format: LogFormat::Pretty,
         })
         .await

@@ -69,6 +69,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         recent_limit: options.recent_limit,
         archive_batch: 200,
         instance_id: format!("history-{}", storage.id),
+        grpc_max_message_bytes: 4 << 20,
         log_format: common::telemetry::LogFormat::Pretty,
     };
     let app = Application::build(config)
