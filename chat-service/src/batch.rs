@@ -128,6 +128,7 @@ impl BatchProcessor {
                 }),
             }
         }
+        let rejected = self.readmit(rejected, &versions, &mut accepted).await?;
 
         let requests: Vec<SequenceRequest<'_>> = accepted
             .iter()
@@ -204,6 +205,78 @@ impl BatchProcessor {
             rejected: rejected.len(),
             dead: dead.len(),
         })
+    }
+
+    /// Admission is decided once. A refused send whose (sender, client_id)
+    /// already holds a seq in its conversation was admitted before (this is a
+    /// retried batch); a membership change since must neither leave that seq
+    /// a gap nor answer `forbidden` for a stored message. It goes through,
+    /// to the room's members as they are now.
+    async fn readmit(
+        &mut self,
+        rejected: Vec<Rejected>,
+        versions: &HashMap<String, Version>,
+        accepted: &mut Vec<Accepted>,
+    ) -> Result<Vec<Rejected>, BatchError> {
+        let candidates: Vec<(usize, Target, String)> = rejected
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.entry.kind == EntryKind::Send
+                    && matches!(r.code, ErrorCode::Forbidden | ErrorCode::NotFound)
+            })
+            .filter_map(|(i, r)| {
+                let target = Target::parse(&r.entry.to).ok()?;
+                let conversation = target.conversation(&r.entry.user).to_string();
+                Some((i, target, conversation))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(rejected);
+        }
+        let mut pipe = redis::pipe();
+        for (i, _, conversation) in &candidates {
+            let r = &rejected[*i];
+            pipe.exists(
+                self.keys
+                    .dedup(conversation, &r.entry.user, &r.entry.client_id),
+            );
+        }
+        let admitted_before: Vec<bool> = pipe.query_async(&mut self.conn).await?;
+        let mut again = std::collections::HashMap::new();
+        for ((i, target, conversation), before) in candidates.into_iter().zip(admitted_before) {
+            if !before {
+                continue;
+            }
+            let recipients: Arc<[String]> = match &target {
+                Target::Room(room) => self
+                    .members
+                    .room(room, versions.get(room).copied().flatten())
+                    .await?
+                    .unwrap_or_else(|| Arc::from(Vec::new())),
+                Target::User(_) => match target.conversation(&rejected[i].entry.user) {
+                    ConversationId::Dm(a, b) => Arc::from(vec![a, b]),
+                    ConversationId::Room(_) => continue,
+                },
+            };
+            again.insert(i, (conversation, recipients));
+        }
+        let mut still = Vec::with_capacity(rejected.len());
+        for (i, r) in rejected.into_iter().enumerate() {
+            match again.remove(&i) {
+                Some((conversation, recipients)) => {
+                    metrics::counter!("chat_readmitted_total").increment(1);
+                    accepted.push(Accepted {
+                        stream_id: r.stream_id,
+                        entry: r.entry,
+                        conversation,
+                        recipients,
+                    });
+                }
+                None => still.push(r),
+            }
+        }
+        Ok(still)
     }
 
     /// The ingress entries that first took the id and seq of this batch's

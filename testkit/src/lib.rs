@@ -6,6 +6,7 @@
 
 pub mod mongo_server;
 pub mod ports;
+pub mod proxy;
 pub mod recovery;
 pub mod storage;
 pub mod wait;

@@ -84,6 +84,11 @@ impl TestEnv {
         self.spawn_worker_ops(config).await;
     }
 
+    /// history-service's internal URL.
+    pub fn history_url(&self) -> &str {
+        &self.history_url
+    }
+
     /// Starts a worker; returns its ops port.
     pub async fn spawn_worker_ops(&self, config: Config) -> u16 {
         let app = Application::build(config).await.expect("chat-service");

@@ -7,4 +7,5 @@ mod delivery;
 mod helpers;
 mod linger;
 mod recovery;
+mod retries;
 mod wedge;
