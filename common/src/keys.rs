@@ -56,6 +56,12 @@ impl Keys {
         format!("{}{{user:{user}}}:offline:dropped", self.prefix)
     }
 
+    /// Archive entries that could not be archived as they are: a (conversation,
+    /// seq) already holding another message, or an unreadable entry.
+    pub fn archive_dead_letter(&self) -> String {
+        format!("{}archive:dead", self.prefix)
+    }
+
     /// The archive backlog: a stream of messages not yet in MongoDB.
     pub fn archive(&self) -> String {
         format!("{}archive", self.prefix)

@@ -192,18 +192,18 @@ impl Archiver {
     async fn archive_batch(&mut self, entries: &[StreamId]) -> Result<(), String> {
         let mut docs = Vec::with_capacity(entries.len());
         let mut conversations = HashSet::new();
+        let mut dead: Vec<(String, String, &'static str)> = Vec::new();
         for entry in entries {
-            let parsed = entry
-                .get::<String>(ARCHIVE_FIELD)
-                .and_then(|s| serde_json::from_str::<ChatMessage>(&s).ok());
-            match parsed {
-                Some(m) => {
+            let raw = entry.get::<String>(ARCHIVE_FIELD).unwrap_or_default();
+            match serde_json::from_str::<ChatMessage>(&raw) {
+                Ok(m) => {
                     conversations.insert(m.conversation.clone());
                     docs.push(MessageDoc::from(&m));
                 }
-                None => {
+                Err(_) => {
                     metrics::counter!("history_archive_corrupt_total").increment(1);
-                    tracing::error!(id = %entry.id, "corrupt archive entry dropped");
+                    tracing::error!(id = %entry.id, "corrupt archive entry dead-lettered");
+                    dead.push((entry.id.clone(), raw, "unreadable entry"));
                 }
             }
         }
@@ -223,23 +223,68 @@ impl Archiver {
             .await
             .map_err(|e| format!("mongodb: {e}"))?;
         metrics::counter!("history_archived_total").increment(outcome.inserted as u64);
-        metrics::counter!("history_archive_duplicates_total").increment(outcome.duplicates as u64);
+        metrics::counter!("history_archive_duplicates_total")
+            .increment(outcome.duplicates.len() as u64);
+        // A duplicate is a replay (same id: done) or a conflict (another
+        // message holds that seq): never silently the latter.
+        let duplicates: Vec<&MessageDoc> = outcome
+            .duplicates
+            .iter()
+            .filter_map(|i| docs.get(*i))
+            .collect();
+        let conflicts = self
+            .archive
+            .conflicts(&duplicates)
+            .await
+            .map_err(|e| format!("mongodb: {e}"))?;
+        for c in &conflicts {
+            metrics::counter!("history_archive_conflicts_total").increment(1);
+            tracing::error!(
+                conversation = %c.conversation_id,
+                seq = c.seq,
+                id = %c.id,
+                "another message already holds this seq; dead-lettered"
+            );
+            let json = serde_json::to_string(&ChatMessage::from(c.clone())).unwrap_or_default();
+            dead.push((
+                c.id.clone(),
+                json,
+                "conversation and seq held by another message",
+            ));
+        }
+        let trims = self.safe_trims(&conversations).await?;
 
         let keys = self.store.keys();
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         let mut pipe = redis::pipe();
+        for (id, payload, reason) in &dead {
+            pipe.cmd("XADD")
+                .arg(keys.archive_dead_letter())
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(common::limits::DEAD_LETTER_MAXLEN)
+                .arg("*")
+                .arg("id")
+                .arg(id)
+                .arg(ARCHIVE_FIELD)
+                .arg(payload)
+                .arg("reason")
+                .arg(*reason)
+                .ignore();
+        }
         pipe.cmd("XACK")
             .arg(keys.archive())
             .arg(GROUP)
             .arg(&ids)
             .ignore();
         pipe.cmd("XDEL").arg(keys.archive()).arg(&ids).ignore();
-        for conv in &conversations {
-            // Archived now, so the window may shrink back to its bound.
-            pipe.cmd("ZREMRANGEBYRANK")
+        for (conv, below) in &trims {
+            // Only what MongoDB has confirmed leaves the window, whatever
+            // other instances are still archiving.
+            pipe.cmd("ZREMRANGEBYSCORE")
                 .arg(keys.recent(conv))
-                .arg(0)
-                .arg(-(i64::from(self.recent_limit)) - 1)
+                .arg("-inf")
+                .arg(format!("({below}"))
                 .ignore();
         }
         pipe.cmd("XLEN").arg(keys.archive());
@@ -252,6 +297,52 @@ impl Archiver {
             metrics::gauge!("history_archive_lag_seconds").set(0.0);
         }
         Ok(())
+    }
+
+    /// For each conversation whose recent window is over RECENT_LIMIT, the
+    /// seq below which it may be trimmed: the oldest messages beyond the
+    /// limit, up to the first one MongoDB does not have (another instance
+    /// may still be archiving it).
+    async fn safe_trims(
+        &mut self,
+        conversations: &HashSet<String>,
+    ) -> Result<Vec<(String, u64)>, String> {
+        let keys = self.store.keys().clone();
+        let mut pipe = redis::pipe();
+        let convs: Vec<&String> = conversations.iter().collect();
+        for conv in &convs {
+            pipe.cmd("ZRANGE")
+                .arg(keys.recent(conv))
+                .arg(0)
+                .arg(-(i64::from(self.recent_limit)) - 1)
+                .arg("WITHSCORES");
+        }
+        let excess: Vec<Vec<(String, f64)>> = pipe
+            .query_async(&mut self.reader)
+            .await
+            .map_err(|e| format!("redis: {e}"))?;
+        let mut trims = Vec::new();
+        for (conv, members) in convs.into_iter().zip(excess) {
+            let mut seqs: Vec<u64> = members.iter().map(|(_, s)| *s as u64).collect();
+            seqs.dedup();
+            if seqs.is_empty() {
+                continue;
+            }
+            let archived = self
+                .archive
+                .archived_seqs(conv, &seqs)
+                .await
+                .map_err(|e| format!("mongodb: {e}"))?;
+            let below = seqs
+                .iter()
+                .find(|s| !archived.contains(s))
+                .copied()
+                .unwrap_or_else(|| seqs[seqs.len() - 1] + 1);
+            if below > seqs[0] {
+                trims.push((conv.clone(), below));
+            }
+        }
+        Ok(trims)
     }
 }
 

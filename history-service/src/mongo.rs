@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// MongoDB's duplicate-key error code: an already archived message.
 const DUPLICATE_KEY: i32 = 11000;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageDoc {
     #[serde(rename = "_id")]
     pub id: String,
@@ -101,6 +101,41 @@ impl Archive {
         Ok(())
     }
 
+    /// Of `docs` that hit a duplicate key, those whose (conversation, seq) holds
+    /// a message with another id: not a replay, a conflict.
+    pub async fn conflicts(&self, docs: &[&MessageDoc]) -> mongodb::error::Result<Vec<MessageDoc>> {
+        let mut out = Vec::new();
+        for d in docs {
+            let stored = self
+                .messages
+                .find_one(doc! {"conversation_id": &d.conversation_id, "seq": d.seq})
+                .await?;
+            if stored.is_some_and(|s| s.id != d.id) {
+                out.push((*d).clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Which of `seqs` of `conversation` are archived.
+    pub async fn archived_seqs(
+        &self,
+        conversation: &str,
+        seqs: &[u64],
+    ) -> mongodb::error::Result<std::collections::HashSet<u64>> {
+        if seqs.is_empty() {
+            return Ok(Default::default());
+        }
+        let wanted: Vec<i64> = seqs.iter().map(|s| *s as i64).collect();
+        let docs: Vec<MessageDoc> = self
+            .messages
+            .find(doc! {"conversation_id": conversation, "seq": {"$in": wanted}})
+            .await?
+            .try_collect()
+            .await?;
+        Ok(docs.into_iter().map(|d| d.seq.max(0) as u64).collect())
+    }
+
     /// Inserts a batch, unordered. Duplicates (code 11000) count as done, so a
     /// replayed batch succeeds; any other failure is returned and the batch retried.
     pub async fn insert(&self, docs: &[MessageDoc]) -> mongodb::error::Result<InsertOutcome> {
@@ -110,7 +145,7 @@ impl Archive {
         match self.messages.insert_many(docs).ordered(false).await {
             Ok(r) => Ok(InsertOutcome {
                 inserted: r.inserted_ids.len(),
-                duplicates: 0,
+                duplicates: Vec::new(),
             }),
             Err(e) => match e.kind.as_ref() {
                 ErrorKind::InsertMany(failure)
@@ -120,9 +155,13 @@ impl Archive {
                             .as_ref()
                             .is_some_and(|w| w.iter().all(|w| w.code == DUPLICATE_KEY)) =>
                 {
-                    let duplicates = failure.write_errors.as_ref().map_or(0, Vec::len);
+                    let duplicates: Vec<usize> = failure
+                        .write_errors
+                        .as_ref()
+                        .map(|w| w.iter().map(|w| w.index).collect())
+                        .unwrap_or_default();
                     Ok(InsertOutcome {
-                        inserted: docs.len() - duplicates,
+                        inserted: docs.len() - duplicates.len(),
                         duplicates,
                     })
                 }
@@ -180,8 +219,9 @@ impl Archive {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct InsertOutcome {
     pub inserted: usize,
-    pub duplicates: usize,
+    /// Positions in the batch of the documents that hit a duplicate key.
+    pub duplicates: Vec<usize>,
 }

@@ -140,3 +140,71 @@ async fn by_seq(
         .await
         .unwrap()
 }
+
+/// The recent window of a conversation loses only what MongoDB confirmed:
+/// messages another instance has not archived yet stay, whatever this one
+/// trims.
+#[tokio::test]
+async fn the_window_is_trimmed_only_below_what_mongodb_confirmed() {
+    let app = crate::helpers::spawn_with(crate::helpers::Options {
+        recent_limit: 5,
+        ..crate::helpers::Options::default()
+    })
+    .await;
+    let conv = "room:busy";
+    // Seqs 1..=3 are in the window, not yet archived (another instance read
+    // them from the backlog and has not written them).
+    let mut redis = app.storage.redis().await;
+    for m in (1..=3).map(|s| message(conv, s, "alice")) {
+        let () = redis::cmd("ZADD")
+            .arg(app.storage.key(&format!("{{{conv}}}:recent")))
+            .arg(m.seq)
+            .arg(serde_json::to_string(&m).unwrap())
+            .query_async::<i64>(&mut redis)
+            .await
+            .map(|_| ())
+            .unwrap();
+    }
+    let later: Vec<_> = (4..=20).map(|s| message(conv, s, "alice")).collect();
+    app.append(&later, &[]).await;
+    app.wait_archived().await;
+    let page = app.history(conv, None, Some(0), 50).await;
+    let seqs = crate::helpers::seqs(&page.messages);
+    assert_eq!(
+        seqs,
+        (1..=20).collect::<Vec<_>>(),
+        "nothing unarchived was trimmed away"
+    );
+}
+
+/// A (conversation, seq) already held by another message is an alarm, not
+/// "done": the newcomer goes to the archive's dead-letter stream.
+#[tokio::test]
+async fn a_seq_held_by_another_message_is_dead_lettered() {
+    let app = spawn_app().await;
+    let first = message("room:general", 1, "alice");
+    app.append(std::slice::from_ref(&first), &[]).await;
+    app.wait_archived().await;
+    let mut impostor = message("room:general", 1, "mallory");
+    impostor.id = "another-id".into();
+    app.append(&[impostor], &[]).await;
+    app.wait_archived().await;
+
+    let mut redis = app.storage.redis().await;
+    let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(app.storage.key("archive:dead"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let ids: Vec<String> = dead
+        .ids
+        .iter()
+        .filter_map(|e| e.get::<String>("id"))
+        .collect();
+    assert_eq!(ids, ["another-id"]);
+    // The archive keeps the first.
+    let stored = app.history("room:general", None, Some(0), 10).await;
+    assert!(stored.messages.iter().any(|m| m.id == first.id));
+}
