@@ -7,7 +7,10 @@
 # Only 127.0.0.1 is ever contacted (plus apt/PyPI/npm for installs).
 
 SERVERS_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-SERVERS_TOOLS_DIR="$SERVERS_REPO_ROOT/.tools"
+# Servers outlive the command that started them, and a checkout may be
+# deleted while one runs: so their programs, data, logs and pid files live
+# outside any checkout, in one place per machine that every checkout shares.
+SERVERS_TOOLS_DIR="${CHAT_SERVERS_DIR:-/var/tmp/chat-servers}"
 SERVERS_VENV="$SERVERS_TOOLS_DIR/venv"
 SERVERS_MONGO_PORT="${SERVERS_MONGO_PORT:-27018}"
 # Pinned: the versions checked against the Mongo features the tests use.
@@ -71,6 +74,64 @@ sys.exit(0 if ok else 1)
 PY
 }
 
+# A real write through the MongoDB wire protocol (OP_MSG insert into a new
+# database, then dropDatabase): a server that answers ping but whose storage
+# is gone (a data directory deleted under it) fails here, as it would for the
+# fresh database of every test.
+_srv_mongo_writes() {
+  python3 - "$1" "$2" <<'PY'
+import socket, struct, sys, os
+def cstr(s): return s.encode() + b"\0"
+def bson(d):
+    out = b""
+    for k, v in d.items():
+        if isinstance(v, str):
+            b = v.encode() + b"\0"; out += b"\x02" + cstr(k) + struct.pack("<i", len(b)) + b
+        elif isinstance(v, int):
+            out += b"\x10" + cstr(k) + struct.pack("<i", v)
+        elif isinstance(v, list):
+            out += b"\x04" + cstr(k) + bson({str(i): x for i, x in enumerate(v)})
+        elif isinstance(v, dict):
+            out += b"\x03" + cstr(k) + bson(v)
+    return struct.pack("<i", len(out) + 5) + out + b"\0"
+def call(s, rid, cmd):
+    msg = struct.pack("<I", 0) + b"\0" + bson(cmd)
+    s.sendall(struct.pack("<iiii", 16 + len(msg), rid, 0, 2013) + msg)
+    hdr = b""
+    while len(hdr) < 16:
+        c = s.recv(16 - len(hdr)); assert c; hdr += c
+    n = struct.unpack("<i", hdr[:4])[0]
+    rest = b""
+    while len(rest) < n - 16:
+        c = s.recv(n - 16 - len(rest)); assert c; rest += c
+    return rest
+def ok(reply):
+    return (b"\x01ok\0" + struct.pack("<d", 1.0) in reply or b"\x10ok\0" + struct.pack("<i", 1) in reply
+            or b"\x12ok\0" + struct.pack("<q", 1) in reply)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+db = "servers_probe_%d" % os.getpid()
+r = call(s, 1, {"insert": "probe", "documents": [{"_id": "probe"}], "$db": db})
+good = ok(r) and b"writeErrors" not in r and b"\x10n\0" + struct.pack("<i", 1) in r
+call(s, 2, {"dropDatabase": 1, "$db": db})
+sys.exit(0 if good else 1)
+PY
+}
+
+# Stops the MongoDB-wire server this library started on SERVERS_MONGO_PORT,
+# if it is ours (pid file), so a broken one can be replaced.
+_srv_stop_our_mongo() {
+  local f pid port="$SERVERS_MONGO_PORT"
+  for f in "$SERVERS_TOOLS_DIR/nx-27017-$port.pid" "$SERVERS_TOOLS_DIR/mongod-$port.pid"; do
+    [[ -f $f ]] || continue
+    pid="$(cat "$f" 2>/dev/null || true)"
+    if [[ -n $pid ]] && kill "$pid" 2>/dev/null; then
+      _srv_wait 10 "mongo (pid $pid) exit" bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+      _srv_log "stopped mongo pid $pid"
+    fi
+    rm -f "$f"
+  done
+}
+
 ensure_venv() {
   if [[ -x $SERVERS_VENV/bin/python ]] && ! "$SERVERS_VENV/bin/python" -c '' 2>/dev/null; then
     _srv_log "venv broken, recreating"
@@ -97,8 +158,16 @@ _srv_redis_ping() {
   command -v redis-cli >/dev/null 2>&1 && [[ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" == PONG ]]
 }
 
+# A server that answers a ping but cannot write is not ready.
+_srv_redis_writes() {
+  [[ "$(redis-cli -h 127.0.0.1 -p 6379 set servers:probe 1 EX 10 2>/dev/null)" == OK ]]
+}
+
 ensure_redis() {
-  if _srv_redis_ping; then _srv_log "redis ok (127.0.0.1:6379)"; return 0; fi
+  if _srv_redis_ping; then
+    _srv_redis_writes || { _srv_die "redis on 127.0.0.1:6379 answers PING but refuses a write (read-only replica? out of memory?)"; return 1; }
+    _srv_log "redis ok (127.0.0.1:6379)"; return 0
+  fi
   if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
     _srv_apt_install redis-server redis-tools
     # the package's own service may have come up
@@ -109,6 +178,7 @@ ensure_redis() {
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
     --dir "$SERVERS_TOOLS_DIR/redis" --logfile "$SERVERS_TOOLS_DIR/redis.log" >/dev/null
   _srv_wait 30 redis _srv_redis_ping || { tail -n 20 "$SERVERS_TOOLS_DIR/redis.log" >&2 || true; return 1; }
+  _srv_redis_writes || { _srv_die "redis started but refuses a write"; return 1; }
   _srv_log "redis ok (127.0.0.1:6379)"
 }
 
@@ -168,53 +238,55 @@ ensure_mongo() {
   fi
   if _srv_port_open 127.0.0.1 "$port"; then
     _srv_wait 15 "mongo handshake on 127.0.0.1:$port" _srv_mongo_ping 127.0.0.1 "$port" || return 1
-    _srv_log "mongo ok (already running on 127.0.0.1:$port)"
-  elif command -v mongod >/dev/null 2>&1; then
-    mkdir -p "$SERVERS_TOOLS_DIR/mongod-data"
+    if _srv_mongo_writes 127.0.0.1 "$port"; then
+      _srv_log "mongo ok (already running on 127.0.0.1:$port, writes)"
+      export MONGODB_URI="mongodb://127.0.0.1:$port"
+      return 0
+    fi
+    _srv_log "mongo on 127.0.0.1:$port answers but cannot write; replacing it"
+    _srv_stop_our_mongo
+    if _srv_port_open 127.0.0.1 "$port"; then
+      _srv_die "a server on 127.0.0.1:$port answers but cannot write, and it is not ours to stop; stop it or set MONGODB_URI"
+      return 1
+    fi
+  fi
+  if command -v mongod >/dev/null 2>&1; then
+    mkdir -p "$SERVERS_TOOLS_DIR/mongod-data-$port"
     _srv_log "starting mongod on 127.0.0.1:$port"
-    mongod --bind_ip 127.0.0.1 --port "$port" --dbpath "$SERVERS_TOOLS_DIR/mongod-data" \
-      --fork --logpath "$SERVERS_TOOLS_DIR/mongod.log" \
-      --pidfilepath "$SERVERS_TOOLS_DIR/mongod.pid" >/dev/null
+    mongod --bind_ip 127.0.0.1 --port "$port" --dbpath "$SERVERS_TOOLS_DIR/mongod-data-$port" \
+      --fork --logpath "$SERVERS_TOOLS_DIR/mongod-$port.log" \
+      --pidfilepath "$SERVERS_TOOLS_DIR/mongod-$port.pid" >/dev/null
     _srv_wait 60 "mongod on 127.0.0.1:$port" _srv_mongo_ping 127.0.0.1 "$port" \
-      || { tail -n 20 "$SERVERS_TOOLS_DIR/mongod.log" >&2 || true; return 1; }
+      || { tail -n 20 "$SERVERS_TOOLS_DIR/mongod-$port.log" >&2 || true; return 1; }
     _srv_log "mongo ok (mongod on 127.0.0.1:$port)"
   else
     ensure_venv
-    local pidf="$SERVERS_TOOLS_DIR/nx-27017.pid" pid=""
+    local pidf="$SERVERS_TOOLS_DIR/nx-27017-$port.pid" pid=""
+    local data="$SERVERS_TOOLS_DIR/mongo-data-$port" log="$SERVERS_TOOLS_DIR/nx-27017-$port.log"
     [[ -f $pidf ]] && pid="$(cat "$pidf" 2>/dev/null || true)"
     if [[ -n $pid ]] && grep -qs nx-27017 "/proc/$pid/cmdline"; then
       _srv_log "nx-27017 (pid $pid) exists but not answering yet; waiting"
     else
       rm -f "$pidf"
-      mkdir -p "$SERVERS_TOOLS_DIR/mongo-data"
-      _srv_log "starting nx-27017 on 127.0.0.1:$port (log .tools/nx-27017.log)"
+      mkdir -p "$data"
+      _srv_log "starting nx-27017 on 127.0.0.1:$port (log $log)"
       # Foreground mode in its own session; its log handler goes to /dev/null and
       # the identical stderr stream (plus any traceback) goes to the log file.
       setsid -f "$SERVERS_VENV/bin/nx-27017" --host 127.0.0.1 -p "$port" \
-        --data-dir "$SERVERS_TOOLS_DIR/mongo-data" \
+        --data-dir "$data" \
         --pid-file "$pidf" --log-file /dev/null \
-        </dev/null >"$SERVERS_TOOLS_DIR/nx-27017.log" 2>&1
+        </dev/null >"$log" 2>&1
     fi
     _srv_wait 30 "nx-27017 on 127.0.0.1:$port" _srv_mongo_ping 127.0.0.1 "$port" \
-      || { tail -n 20 "$SERVERS_TOOLS_DIR/nx-27017.log" >&2 || true; return 1; }
-    _srv_log "mongo ok (nx-27017 on 127.0.0.1:$port, pid $(cat "$SERVERS_TOOLS_DIR/nx-27017.pid" 2>/dev/null || echo '?'))"
+      || { tail -n 20 "$log" >&2 || true; return 1; }
+    _srv_log "mongo ok (nx-27017 on 127.0.0.1:$port, pid $(cat "$pidf" 2>/dev/null || echo '?'))"
   fi
+  _srv_mongo_writes 127.0.0.1 "$port" || { _srv_die "mongo on 127.0.0.1:$port started but cannot write"; return 1; }
   export MONGODB_URI="mongodb://127.0.0.1:$port"
 }
 
 # Stops only a mongo server this library started (nx-27017 or mongod, via pid file).
-stop_mongo() {
-  local f pid
-  for f in "$SERVERS_TOOLS_DIR/nx-27017.pid" "$SERVERS_TOOLS_DIR/mongod.pid"; do
-    [[ -f $f ]] || continue
-    pid="$(cat "$f")"
-    if [[ -n $pid ]] && kill "$pid" 2>/dev/null; then
-      _srv_wait 10 "mongo (pid $pid) exit" bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
-      _srv_log "stopped mongo pid $pid"
-    fi
-    rm -f "$f"
-  done
-}
+stop_mongo() { _srv_stop_our_mongo; }
 
 ensure_grpcurl() {
   ensure_venv
@@ -240,7 +312,7 @@ ensure_chromium() {
   _srv_log "chromium ok ($(dpkg-query -W -f='${Version}' chromium 2>/dev/null || echo '?'))"
 }
 
-# playwright-core (the npm package without browsers) in .tools/node.
+# playwright-core (the npm package without browsers), beside the servers.
 ensure_playwright() {
   local dir="$SERVERS_TOOLS_DIR/node"
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

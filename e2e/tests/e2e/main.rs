@@ -13,4 +13,5 @@ mod k8s;
 mod path;
 mod resilience;
 mod security;
+mod servers;
 mod shutdown;
