@@ -6,6 +6,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use common::auth::InternalChannel;
+use common::redis_conn::Redis;
 use common::{
     ids::{ConversationId, Target},
     keys::Keys,
@@ -13,7 +14,7 @@ use common::{
     protocol::ErrorCode,
 };
 use proto::history::internal::v1::{self as hpb, history_internal_client::HistoryInternalClient};
-use redis::{aio::ConnectionManager, streams::StreamId};
+use redis::streams::StreamId;
 
 use crate::{
     members::{Members, Version},
@@ -69,7 +70,7 @@ pub(crate) struct Rejected {
 
 pub struct BatchProcessor {
     pub keys: Keys,
-    pub conn: ConnectionManager,
+    pub conn: Redis,
     pub members: Members,
     pub presence: Presence,
     pub sequencer: Sequencer,

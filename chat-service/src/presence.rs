@@ -8,8 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::redis_conn::Redis;
 use common::{keys::Keys, time::now_ms};
-use redis::aio::ConnectionManager;
 
 pub struct Presence {
     keys: Keys,
@@ -41,10 +41,7 @@ impl Presence {
         }
     }
 
-    async fn alive_gateways(
-        &mut self,
-        conn: &mut ConnectionManager,
-    ) -> redis::RedisResult<Vec<String>> {
+    async fn alive_gateways(&mut self, conn: &mut Redis) -> redis::RedisResult<Vec<String>> {
         if let Some((at, gws)) = &self.alive
             && at.elapsed() < ALIVE_CACHE
         {
@@ -66,7 +63,7 @@ impl Presence {
     /// online on which live gateway, and which are on none.
     pub async fn online<'a>(
         &mut self,
-        conn: &mut ConnectionManager,
+        conn: &mut Redis,
         conversations: impl IntoIterator<Item = (&'a str, &'a [String])>,
     ) -> redis::RedisResult<Online> {
         let gateways = self.alive_gateways(conn).await?;

@@ -8,8 +8,8 @@
 //! kept: zero means the gateway is not listening (its subscription dropped or
 //! it died), and the batch reroutes those recipients' messages.
 
+use common::redis_conn::Redis;
 use common::{keys::Keys, redis_conn::LuaScript};
-use redis::aio::ConnectionManager;
 
 /// KEYS[1]: the gateway's delivery counter; ARGV[1]: its channel; ARGV[2]:
 /// the payload. Returns the number of subscribers that received it. The
@@ -54,7 +54,7 @@ impl Publisher {
     /// Publishes `payloads`; returns the gateways that nobody heard.
     pub async fn publish(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Redis,
         payloads: &[(String, String)],
     ) -> redis::RedisResult<Vec<String>> {
         if payloads.is_empty() {

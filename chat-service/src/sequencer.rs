@@ -3,8 +3,8 @@
 //! every replay gets the same id, seq and time back, and the ingress entry
 //! that first took them, so a retry of that entry can be told from a re-send.
 
+use common::redis_conn::Redis;
 use common::{keys::Keys, redis_conn::LuaScript};
-use redis::aio::ConnectionManager;
 
 const DEDUP_SEQ: &str = r#"
 local d = redis.call('GET', KEYS[1])
@@ -55,7 +55,7 @@ impl Sequencer {
     /// Sequences a batch in one pipeline.
     pub async fn sequence(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Redis,
         requests: &[SequenceRequest<'_>],
     ) -> redis::RedisResult<Vec<Sequenced>> {
         if requests.is_empty() {

@@ -40,7 +40,7 @@ pub enum StartupError {
 pub struct Application {
     ops_listener: TcpListener,
     worker: Worker,
-    redis: redis::aio::ConnectionManager,
+    redis: common::redis_conn::Redis,
     stall_timeout_ms: i64,
 }
 

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use common::redis_conn::Redis;
 use common::{keys::Keys, shutdown::Shutdown};
 use redis::{
     AsyncCommands,
-    aio::ConnectionManager,
     streams::{
         StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
         StreamReadOptions, StreamReadReply,
@@ -27,7 +27,7 @@ pub const WIDE_FANOUT: usize = 32;
 pub struct Worker {
     pub keys: Keys,
     /// A connection of its own: blocking reads would stall a shared one.
-    pub reader: ConnectionManager,
+    pub reader: Redis,
     pub consumer: String,
     pub batch_size: usize,
     /// How long a short read waits for more entries (see BATCH_LINGER_MS).

@@ -83,7 +83,7 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener,
 }
 
 /// Readiness of a service whose one dependency is Redis.
-pub fn redis_readiness(conn: redis::aio::ConnectionManager) -> ReadyCheck {
+pub fn redis_readiness(conn: crate::redis_conn::Redis) -> ReadyCheck {
     Arc::new(move || {
         let mut conn = conn.clone();
         Box::pin(async move {

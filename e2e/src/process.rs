@@ -40,6 +40,8 @@ pub struct Service {
     pub name: String,
     child: Option<Child>,
     pub log: PathBuf,
+    binary: String,
+    env: Vec<(String, String)>,
 }
 
 impl Service {
@@ -51,19 +53,39 @@ impl Service {
     ) -> Self {
         let log = log_dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(bin_path(binary));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", child_log_filter())
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let child = spawn(name, binary, env, file);
         Self {
             name: name.to_owned(),
             child: Some(child),
             log,
+            binary: binary.to_owned(),
+            env: env.to_vec(),
+        }
+    }
+
+    /// Kills the process (SIGKILL) and starts it again with its environment,
+    /// `overrides` replacing or adding settings (to come back on the same
+    /// ports). Its log is appended to, behind a marker line.
+    pub fn relaunch(&mut self, overrides: &[(String, String)]) {
+        self.kill_now();
+        for (k, v) in overrides {
+            self.env.retain(|(key, _)| key != k);
+            self.env.push((k.clone(), v.clone()));
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        use std::io::Write;
+        let _ = writeln!(file, "--- relaunched ---");
+        self.child = Some(spawn(&self.name, &self.binary, &self.env, file));
+    }
+
+    /// SIGKILL and reap, if running.
+    pub fn kill_now(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -176,6 +198,18 @@ impl Service {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+fn spawn(name: &str, binary: &str, env: &[(String, String)], log: std::fs::File) -> Child {
+    let mut cmd = Command::new(bin_path(binary));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", child_log_filter())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log);
+    cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"))
 }
 
 impl Drop for Service {

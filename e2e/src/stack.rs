@@ -14,6 +14,11 @@ pub struct StackOptions {
     pub gateway_env: Vec<(&'static str, String)>,
     /// Extra settings for every chat-service worker.
     pub worker_env: Vec<(&'static str, String)>,
+    /// The archive's MongoDB (default: the test server of the environment).
+    pub mongodb_uri: Option<String>,
+    /// Per gateway, the Redis URL it uses (default: the test Redis), e.g. a
+    /// proxy whose link a test cuts.
+    pub gateway_redis: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -23,6 +28,8 @@ impl Default for StackOptions {
             workers: 2,
             gateway_env: Vec::new(),
             worker_env: Vec::new(),
+            mongodb_uri: None,
+            gateway_redis: Vec::new(),
         }
     }
 }
@@ -84,7 +91,13 @@ impl Stack {
             "history-service",
             "history-service",
             &env(vec![
-                ("MONGODB_URI", testkit::mongodb_uri()),
+                (
+                    "MONGODB_URI",
+                    options
+                        .mongodb_uri
+                        .clone()
+                        .unwrap_or_else(testkit::mongodb_uri),
+                ),
                 ("MONGODB_DATABASE", storage.mongodb_database.clone()),
                 ("LISTEN_ADDR", any.clone()),
                 ("INTERNAL_ADDR", any.clone()),
@@ -136,6 +149,9 @@ impl Stack {
             // Tests register many users from one address; a test of the
             // limit itself overrides this.
             e.push(("REGISTRATIONS_PER_IP", "10000".into()));
+            if let Some(url) = options.gateway_redis.get(i) {
+                e.push(("REDIS_URL", url.clone()));
+            }
             e.extend(options.gateway_env.iter().cloned());
             gateways.push(Service::start(&name, "gateway", &env(e), &log_dir));
         }

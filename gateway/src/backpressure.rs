@@ -13,8 +13,8 @@ use std::{
     time::Duration,
 };
 
+use common::redis_conn::Redis;
 use common::shutdown::Shutdown;
-use redis::aio::ConnectionManager;
 
 /// How often the backlog is read.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -24,7 +24,7 @@ pub const RETRY_AFTER_MS: u64 = 1_000;
 /// Keeps `backlog` at the ingress stream's length until shutdown. A failed
 /// read keeps the last value: XADD failing says the same thing louder.
 pub async fn poll_backlog(
-    mut redis: ConnectionManager,
+    mut redis: Redis,
     stream: String,
     backlog: Arc<AtomicU64>,
     shutdown: Shutdown,

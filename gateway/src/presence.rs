@@ -15,8 +15,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use common::redis_conn::Redis;
 use common::{keys::Keys, shutdown::Shutdown, time::now_ms};
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::Hub;
@@ -46,7 +46,7 @@ type Change = (String, Option<oneshot::Sender<()>>);
 
 #[derive(Clone)]
 pub struct Presence {
-    conn: ConnectionManager,
+    conn: Redis,
     keys: Keys,
     gateway: String,
     changes: mpsc::UnboundedSender<Change>,
@@ -56,7 +56,7 @@ pub struct Presence {
 pub struct Writer(mpsc::UnboundedReceiver<Change>);
 
 impl Presence {
-    pub fn new(conn: ConnectionManager, keys: Keys, gateway: String) -> (Self, Writer) {
+    pub fn new(conn: Redis, keys: Keys, gateway: String) -> (Self, Writer) {
         let (changes, rx) = mpsc::unbounded_channel();
         (
             Self {

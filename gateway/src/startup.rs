@@ -63,7 +63,7 @@ pub struct Application {
     listener: TcpListener,
     ops_listener: TcpListener,
     config: Config,
-    redis: redis::aio::ConnectionManager,
+    redis: common::redis_conn::Redis,
 }
 
 impl Application {

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, atomic::AtomicU64};
 
+use common::redis_conn::Redis;
 use common::{auth::InternalChannel, keys::Keys, shutdown::Shutdown};
 use proto::{
     history::{
@@ -10,7 +11,6 @@ use proto::{
     },
     user::v1::user_service_client::UserServiceClient,
 };
-use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use crate::{config::Config, hub::Hub, presence::Presence, ws::caps::ConnCaps};
@@ -37,7 +37,7 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub config: Arc<Config>,
     pub keys: Keys,
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub users: UserServiceClient<InternalChannel>,
     pub history: HistoryServiceClient<InternalChannel>,
     pub history_internal: HistoryInternalClient<InternalChannel>,

@@ -14,10 +14,10 @@ use std::{
     time::Duration,
 };
 
+use common::redis_conn::Redis;
 use common::{model::ChatMessage, shutdown::Shutdown, time::now_ms};
 use redis::{
     AsyncCommands,
-    aio::ConnectionManager,
     streams::{StreamId, StreamReadOptions, StreamReadReply},
 };
 
@@ -62,7 +62,7 @@ impl ArchiveStatus {
 pub struct Archiver {
     pub store: RedisStore,
     /// A connection of its own: blocking reads would stall a shared one.
-    pub reader: ConnectionManager,
+    pub reader: Redis,
     pub archive: Archive,
     pub consumer: String,
     pub batch: usize,

@@ -51,7 +51,7 @@ pub struct Application {
     internal_listener: TcpListener,
     ops_listener: TcpListener,
     store: RedisStore,
-    reader: redis::aio::ConnectionManager,
+    reader: common::redis_conn::Redis,
     archive: Archive,
     config: Config,
 }

@@ -1,8 +1,8 @@
 //! The Redis side of storage: per-user offline queues, per-conversation recent
 //! windows, and the archive backlog stream.
 
+use common::redis_conn::Redis;
 use common::{keys::Keys, model::ChatMessage, redis_conn::LuaScript};
-use redis::aio::ConnectionManager;
 
 use crate::error::HistoryError;
 
@@ -62,7 +62,7 @@ pub struct OfflineBatch {
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Redis,
     keys: Keys,
     offline_limit: u32,
     offline_ttl_secs: u64,
@@ -71,12 +71,7 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    pub fn new(
-        conn: ConnectionManager,
-        keys: Keys,
-        offline_limit: u32,
-        offline_ttl_secs: u64,
-    ) -> Self {
+    pub fn new(conn: Redis, keys: Keys, offline_limit: u32, offline_ttl_secs: u64) -> Self {
         Self {
             conn,
             keys,
@@ -91,7 +86,7 @@ impl RedisStore {
         &self.keys
     }
 
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> Redis {
         self.conn.clone()
     }
 

@@ -5,16 +5,16 @@
 //! after the join or leave call returned.
 
 use common::keys::Keys;
-use redis::aio::ConnectionManager;
+use common::redis_conn::Redis;
 
 #[derive(Clone)]
 pub struct MembershipEvents {
-    conn: ConnectionManager,
+    conn: Redis,
     keys: Keys,
 }
 
 impl MembershipEvents {
-    pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
+    pub fn new(conn: Redis, keys: Keys) -> Self {
         Self { conn, keys }
     }
 
