@@ -30,13 +30,32 @@ pub enum BatchError {
     Redis(#[from] redis::RedisError),
     #[error("user-service: {0}")]
     Users(#[from] crate::members::Unavailable),
-    #[error("history-service: {0}")]
-    History(String),
+    #[error("history-service: {code:?}: {message}")]
+    History { code: tonic::Code, message: String },
 }
 
 impl BatchError {
     fn history(status: tonic::Status) -> Self {
-        Self::History(format!("{:?}: {}", status.code(), status.message()))
+        Self::History {
+            code: status.code(),
+            message: status.message().to_owned(),
+        }
+    }
+
+    /// The batch's own content was refused (history-service judged it
+    /// invalid or too big): retrying the same batch fails the same way, so
+    /// the worker bisects it instead.
+    pub fn is_content(&self) -> bool {
+        matches!(
+            self,
+            Self::History {
+                code: tonic::Code::InvalidArgument
+                    | tonic::Code::OutOfRange
+                    | tonic::Code::FailedPrecondition
+                    | tonic::Code::ResourceExhausted,
+                ..
+            }
+        )
     }
 }
 
@@ -89,6 +108,20 @@ pub struct BatchStats {
     pub dead: usize,
     /// Online recipients summed over the batch's messages.
     pub recipients: usize,
+}
+
+impl std::ops::Add for BatchStats {
+    type Output = Self;
+
+    fn add(self, o: Self) -> Self {
+        Self {
+            fresh: self.fresh + o.fresh,
+            replayed: self.replayed + o.replayed,
+            rejected: self.rejected + o.rejected,
+            dead: self.dead + o.dead,
+            recipients: self.recipients + o.recipients,
+        }
+    }
 }
 
 impl BatchProcessor {

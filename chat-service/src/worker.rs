@@ -14,7 +14,7 @@ use redis::{
     },
 };
 
-use crate::batch::BatchProcessor;
+use crate::batch::{BatchError, BatchProcessor, BatchStats};
 
 pub const GROUP: &str = "chat-service";
 
@@ -123,7 +123,7 @@ impl Worker {
                 entries
             };
             let started = Instant::now();
-            match self.processor.process(&entries).await {
+            match self.process_bisecting(&entries).await {
                 Ok(stats) => {
                     failures = 0;
                     self.progress.advanced();
@@ -149,6 +149,68 @@ impl Worker {
             }
         }
         tracing::info!(consumer = %self.consumer, "worker stopped");
+    }
+
+    /// Processes `entries`. A failure that is the batch's own content (see
+    /// [`BatchError::is_content`]) would fail every retry of the same batch,
+    /// wedging the worker: the batch is split in halves until the entry at
+    /// fault stands alone, and that one goes to the dead-letter stream.
+    fn process_bisecting<'a>(
+        &'a mut self,
+        entries: &'a [StreamId],
+    ) -> futures::future::BoxFuture<'a, Result<BatchStats, BatchError>> {
+        Box::pin(async move {
+            match self.processor.process(entries).await {
+                Err(e) if e.is_content() => {
+                    if let [entry] = entries {
+                        tracing::error!(id = %entry.id, error = %e, "entry refused for its content; dead-lettered");
+                        self.dead_letter(entry, &e.to_string()).await?;
+                        return Ok(BatchStats {
+                            dead: 1,
+                            ..BatchStats::default()
+                        });
+                    }
+                    metrics::counter!("chat_batch_bisections_total").increment(1);
+                    let (left, right) = entries.split_at(entries.len() / 2);
+                    let left = self.process_bisecting(left).await?;
+                    let right = self.process_bisecting(right).await?;
+                    Ok(left + right)
+                }
+                other => other,
+            }
+        })
+    }
+
+    /// Moves one entry to the dead-letter stream (acknowledged and deleted).
+    async fn dead_letter(&mut self, entry: &StreamId, reason: &str) -> Result<(), BatchError> {
+        let field = entry
+            .get::<String>(common::model::INGRESS_FIELD)
+            .unwrap_or_default();
+        let mut pipe = redis::pipe();
+        pipe.cmd("XADD")
+            .arg(self.keys.dead_letter())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(common::limits::DEAD_LETTER_MAXLEN)
+            .arg("*")
+            .arg("id")
+            .arg(&entry.id)
+            .arg(common::model::INGRESS_FIELD)
+            .arg(field)
+            .arg("reason")
+            .arg(reason)
+            .ignore()
+            .cmd("XACK")
+            .arg(self.keys.ingress())
+            .arg(GROUP)
+            .arg(&entry.id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(self.keys.ingress())
+            .arg(&entry.id)
+            .ignore();
+        pipe.query_async::<()>(&mut self.reader).await?;
+        Ok(())
     }
 
     async fn read(&mut self, pending: bool) -> redis::RedisResult<Vec<StreamId>> {

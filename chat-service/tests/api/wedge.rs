@@ -79,3 +79,43 @@ async fn readyz_reports_a_worker_that_makes_no_progress() {
     .await;
     assert!(body.contains("no progress"), "{body}");
 }
+
+#[tokio::test]
+async fn a_poison_entry_is_bisected_out_and_the_rest_of_its_batch_goes_through() {
+    let env = spawn_env_with(4 << 20).await;
+    env.user("alice").await;
+    env.user("bob").await;
+    // The stream is not trusted: an entry whose sender is no valid name makes
+    // history-service refuse the whole Append with INVALID_ARGUMENT, on
+    // every retry of the batch it is in.
+    env.xadd("alice", 1, "c1", "user:bob", "before").await;
+    env.xadd("NOT-A-NAME", 2, "p1", "user:bob", "poison").await;
+    env.xadd("alice", 1, "c2", "user:bob", "after").await;
+    env.spawn_worker(env.worker_config("w1")).await;
+
+    let stored = testkit::eventually(
+        "the good entries stored",
+        Duration::from_secs(30),
+        || async {
+            let h = env.history("dm:alice:bob").await;
+            (h.len() == 2).then_some(h)
+        },
+    )
+    .await;
+    let bodies: Vec<&str> = stored.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["before", "after"]);
+    let dead = testkit::eventually(
+        "the poison dead-lettered",
+        Duration::from_secs(10),
+        || async {
+            let d = env.dead_letters().await;
+            (!d.is_empty()).then_some(d)
+        },
+    )
+    .await;
+    assert_eq!(dead.len(), 1);
+    testkit::eventually("nothing left pending", Duration::from_secs(10), || async {
+        (env.pending().await == 0).then_some(())
+    })
+    .await;
+}
