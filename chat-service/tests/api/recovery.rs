@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use redis::AsyncCommands;
 
 use crate::helpers::{next_of, spawn_env};
@@ -86,4 +88,48 @@ async fn an_entry_delivered_too_often_goes_to_the_dead_letter_stream() {
     let sent = next_of(&mut rx, "sent").await;
     assert_eq!(sent["frame"]["client_id"], "fine");
     assert_eq!(env.pending().await, 0);
+}
+
+/// A flood of unreadable entries cannot grow the dead-letter stream without
+/// bound: it is capped (approximately) at DEAD_LETTER_MAXLEN.
+#[tokio::test]
+async fn the_dead_letter_stream_is_capped() {
+    let env = spawn_env().await;
+    let flood = common::limits::DEAD_LETTER_MAXLEN as usize + 2_000;
+    let mut redis = env.storage.redis().await;
+    let stream = env.keys.ingress();
+    for chunk in 0..flood / 500 {
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            pipe.cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg(common::model::INGRESS_FIELD)
+                .arg(format!("not json {chunk}-{i}"))
+                .ignore();
+        }
+        let () = pipe.query_async(&mut redis).await.unwrap();
+    }
+    let mut config = env.worker_config("w1");
+    config.batch_size = 1000;
+    env.spawn_worker(config).await;
+    testkit::eventually("the flood handled", Duration::from_secs(60), || async {
+        let left: u64 = redis::cmd("XLEN")
+            .arg(&stream)
+            .query_async(&mut env.storage.redis().await)
+            .await
+            .ok()?;
+        (left == 0).then_some(())
+    })
+    .await;
+    let dead: u64 = redis::cmd("XLEN")
+        .arg(env.keys.dead_letter())
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let cap = common::limits::DEAD_LETTER_MAXLEN;
+    assert!(
+        (cap - 1_000..=cap + 200).contains(&dead),
+        "{dead} dead letters for a cap of {cap}"
+    );
 }

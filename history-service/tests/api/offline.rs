@@ -89,3 +89,48 @@ async fn replayed_appends_change_nothing() {
     let page = app.history("room:general", None, None, 50).await;
     assert_eq!(crate::helpers::seqs(&page.messages), [1, 2, 3, 4, 5]);
 }
+
+/// Offline queues are bounded in time as well as length: a queue and its
+/// dropped count expire OFFLINE_TTL after the first message since the user
+/// was last seen, and reading the queue (the user came back) restarts it.
+#[tokio::test]
+async fn offline_queues_and_their_counters_expire() {
+    let app = spawn_with(Options {
+        offline_limit: 2,
+        ..Options::default()
+    })
+    .await;
+    let messages: Vec<_> = (1..=3)
+        .map(|s| message("dm:alice:bob", s, "alice"))
+        .collect();
+    app.append(&messages, &["bob"]).await;
+    let mut redis = app.storage.redis().await;
+    let reader = redis.clone();
+    let ttl = |key: String| {
+        let mut redis = reader.clone();
+        async move {
+            redis::cmd("TTL")
+                .arg(key)
+                .query_async::<i64>(&mut redis)
+                .await
+                .unwrap()
+        }
+    };
+    let queue = app.storage.key("{user:bob}:offline");
+    let dropped = app.storage.key("{user:bob}:offline:dropped");
+    let month = 30 * 86_400;
+    for key in [&queue, &dropped] {
+        let t = ttl(key.clone()).await;
+        assert!((month - 60..=month).contains(&t), "{key}: ttl {t}");
+    }
+    // Shorten it, as time would; the user's return restarts it.
+    let () = redis::cmd("EXPIRE")
+        .arg(&queue)
+        .arg(100)
+        .query_async::<i64>(&mut redis)
+        .await
+        .map(|_| ())
+        .unwrap();
+    assert_eq!(app.offline("bob").await.messages.len(), 2);
+    assert!(ttl(queue.clone()).await > month - 60);
+}
