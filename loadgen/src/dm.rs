@@ -9,7 +9,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     cli::{Cli, DmArgs},
-    client, setup,
+    client,
+    recovery::Recovery,
+    setup,
     stats::{Latencies, now_micros, stamp_of},
 };
 
@@ -55,7 +57,7 @@ pub async fn run(cli: &Cli, args: &DmArgs) -> anyhow::Result<String> {
                 }
                 k += 1;
             }
-            (Latencies::default(), Latencies::default(), k)
+            (Latencies::default(), Latencies::default(), k, (0, 0))
         }));
         // Acks to the sender.
         tasks.push(tokio::spawn(async move {
@@ -73,9 +75,10 @@ pub async fn run(cli: &Cli, args: &DmArgs) -> anyhow::Result<String> {
                     acks.record(now_micros().saturating_sub(stamp));
                 }
             }
-            (acks, Latencies::default(), 0)
+            (acks, Latencies::default(), 0, (0, 0))
         }));
-        // Deliveries to the partner.
+        // Deliveries to the partner, who recovers after `resync` as clients do.
+        let mut recovery = Recovery::new(gw_b, &tokens[2 * p + 1]);
         tasks.push(tokio::spawn(async move {
             let mut deliveries = Latencies::default();
             while let Ok(Some(Ok(m))) = tokio::time::timeout(
@@ -84,28 +87,40 @@ pub async fn run(cli: &Cli, args: &DmArgs) -> anyhow::Result<String> {
             )
             .await
             {
-                if let Message::Text(t) = m
-                    && t.as_str().starts_with("{\"type\":\"message\"")
-                    && let Some(stamp) = stamp_of(t.as_str())
-                {
-                    deliveries.record(now_micros().saturating_sub(stamp));
+                let Message::Text(t) = m else { continue };
+                let t = t.as_str();
+                if t.starts_with("{\"type\":\"message\"") {
+                    recovery.saw(t);
+                    if let Some(stamp) = stamp_of(t) {
+                        deliveries.record(now_micros().saturating_sub(stamp));
+                    }
+                } else if t.starts_with("{\"type\":\"resync\"") {
+                    for body in recovery.recover().await {
+                        if let Some(stamp) = body.split(' ').next().and_then(|s| s.parse().ok()) {
+                            deliveries.record(now_micros().saturating_sub(stamp));
+                        }
+                    }
                 }
             }
-            (Latencies::default(), deliveries, 0)
+            let recovered = (recovery.resyncs, recovery.recovered);
+            (Latencies::default(), deliveries, 0, recovered)
         }));
     }
     let mut acks = Latencies::default();
     let mut deliveries = Latencies::default();
     let mut sent = 0;
+    let (mut resyncs, mut recovered) = (0, 0);
     for t in tasks {
-        let (a, d, s) = t.await?;
+        let (a, d, s, (r, found)) = t.await?;
         acks.extend(a);
         deliveries.extend(d);
         sent += s;
+        resyncs += r;
+        recovered += found;
     }
     let window = started.elapsed().as_secs_f64() - quiet.as_secs_f64();
     Ok(format!(
-        "dm: pairs={} rate={}/s duration={}s gateways={}\n  sent={sent} acked={} delivered={} acked/s={:.0}\n  sent-ack latency: {}\n  delivery latency: {}",
+        "dm: pairs={} rate={}/s duration={}s gateways={}\n  sent={sent} acked={} delivered={} acked/s={:.0} resyncs={resyncs} recovered={recovered}\n  sent-ack latency: {}\n  delivery latency: {}",
         args.pairs,
         args.rate,
         args.duration,

@@ -14,7 +14,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     cli::{Cli, FanoutArgs},
-    client, setup,
+    client,
+    recovery::Recovery,
+    setup,
     stats::{Latencies, now_micros, stamp_of},
 };
 
@@ -46,6 +48,7 @@ pub async fn run(cli: &Cli, args: &FanoutArgs) -> anyhow::Result<String> {
     let per_sender = f64::from(args.rate) / args.senders as f64;
     for (i, ws) in sockets.into_iter().enumerate() {
         let (mut sink, mut stream) = ws.split();
+        let mut recovery = Recovery::new(&cli.gateways[i % cli.gateways.len()], &tokens[i]);
         readers.push(tokio::spawn(async move {
             let mut latencies = Latencies::default();
             let mut last = Instant::now();
@@ -56,12 +59,25 @@ pub async fn run(cli: &Cli, args: &FanoutArgs) -> anyhow::Result<String> {
             )
             .await
             {
-                if let Message::Text(text) = message
-                    && text.as_str().starts_with("{\"type\":\"message\"")
-                    && let Some(stamp) = stamp_of(text.as_str())
-                {
-                    latencies.record(now_micros().saturating_sub(stamp));
-                    last = Instant::now();
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let text = text.as_str();
+                if text.starts_with("{\"type\":\"message\"") {
+                    recovery.saw(text);
+                    if let Some(stamp) = stamp_of(text) {
+                        latencies.record(now_micros().saturating_sub(stamp));
+                        last = Instant::now();
+                    }
+                } else if text.starts_with("{\"type\":\"resync\"") {
+                    // The documented recovery: what a lost delivery held
+                    // comes back from history.
+                    for body in recovery.recover().await {
+                        if let Some(stamp) = body.split(' ').next().and_then(|s| s.parse().ok()) {
+                            latencies.record(now_micros().saturating_sub(stamp));
+                            last = Instant::now();
+                        }
+                    }
                 }
                 if Instant::now() > deadline + quiet {
                     break;

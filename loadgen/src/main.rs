@@ -10,6 +10,7 @@ mod client;
 mod dm;
 mod fanout;
 mod idle;
+mod recovery;
 mod setup;
 mod stats;
 
