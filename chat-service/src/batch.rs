@@ -196,6 +196,7 @@ impl BatchProcessor {
                 body,
                 ts: s.ts,
                 client_id: a.entry.client_id.clone(),
+                tombstone: false,
             };
             if resend && original.is_none() {
                 // The original is stored and delivered: this is a pure ack.
@@ -311,6 +312,63 @@ impl BatchProcessor {
             }
         }
         Ok(still)
+    }
+
+    /// An entry going to the dead-letter stream may already hold a seq (it
+    /// was sequenced, then failed for good): a tombstone takes its place in
+    /// history, so clients see no gap. Entries that took no seq, or whose
+    /// conversation history-service refuses, need none.
+    pub async fn tombstone(&mut self, field: &str) -> Result<(), BatchError> {
+        let Ok(entry) = serde_json::from_str::<IngressEntry>(field) else {
+            return Ok(());
+        };
+        let Ok(target) = Target::parse(&entry.to) else {
+            return Ok(());
+        };
+        let conversation = target.conversation(&entry.user).to_string();
+        let record: Option<String> = redis::cmd("GET")
+            .arg(
+                self.keys
+                    .dedup(&conversation, &entry.user, &entry.client_id),
+            )
+            .query_async(&mut self.conn)
+            .await?;
+        let Some(Ok(s)) = record.map(|r| crate::sequencer::parse_record(false, &r)) else {
+            return Ok(());
+        };
+        let tombstone = ChatMessage {
+            id: s.id,
+            conversation,
+            seq: s.seq,
+            from: entry.user,
+            to: entry.to,
+            body: String::new(),
+            ts: s.ts,
+            client_id: entry.client_id,
+            tombstone: true,
+        };
+        let stored = self
+            .history
+            .append(hpb::AppendRequest {
+                items: vec![hpb::AppendItem {
+                    message: Some(common::convert::to_pb(&tombstone)),
+                    offline_recipients: Vec::new(),
+                }],
+            })
+            .await
+            .map_err(BatchError::history);
+        match stored {
+            Err(e) if e.is_content() => {
+                tracing::warn!(error = %e, "no tombstone: history refuses this conversation");
+                Ok(())
+            }
+            Err(e) => Err(e),
+            Ok(_) => {
+                metrics::counter!("chat_tombstones_total").increment(1);
+                tracing::warn!(conversation = %tombstone.conversation, seq = tombstone.seq, "tombstone stored for a dead-lettered message");
+                Ok(())
+            }
+        }
     }
 
     /// The ingress entries that first took the id and seq of this batch's

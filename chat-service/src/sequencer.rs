@@ -89,7 +89,7 @@ impl Sequencer {
 }
 
 /// `id|seq|ts|entry`, or `id|seq|ts` from before entries were recorded.
-fn parse_record(fresh: bool, record: &str) -> redis::RedisResult<Sequenced> {
+pub(crate) fn parse_record(fresh: bool, record: &str) -> redis::RedisResult<Sequenced> {
     let mut parts = record.splitn(4, '|');
     let (Some(id), Some(seq), Some(ts)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(corrupt(record));

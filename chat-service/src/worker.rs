@@ -186,6 +186,7 @@ impl Worker {
         let field = entry
             .get::<String>(common::model::INGRESS_FIELD)
             .unwrap_or_default();
+        self.processor.tombstone(&field).await?;
         let mut pipe = redis::pipe();
         pipe.cmd("XADD")
             .arg(self.keys.dead_letter())
@@ -311,6 +312,14 @@ impl Worker {
             let field = entry
                 .get::<String>(common::model::INGRESS_FIELD)
                 .unwrap_or_default();
+            // A poison entry that took a seq leaves a tombstone: no gap.
+            if let Err(e) = self.processor.tombstone(&field).await {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::IoError,
+                    "cannot store a tombstone",
+                    e.to_string(),
+                )));
+            }
             pipe.cmd("XADD")
                 .arg(self.keys.dead_letter())
                 .arg("MAXLEN")

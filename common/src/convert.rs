@@ -17,6 +17,7 @@ pub fn to_pb(m: &ChatMessage) -> pb::Message {
         }),
         recipient: m.to.clone(),
         client_id: m.client_id.clone(),
+        tombstone: m.tombstone,
     }
 }
 
@@ -38,6 +39,7 @@ pub fn from_pb(m: pb::Message) -> Result<ChatMessage, &'static str> {
         body: m.body,
         ts,
         client_id: m.client_id,
+        tombstone: m.tombstone,
     })
 }
 
@@ -56,6 +58,7 @@ mod tests {
             body: "hi".into(),
             ts: 1_700_000_000_123,
             client_id: "c".into(),
+            tombstone: false,
         };
         assert_eq!(from_pb(to_pb(&m)).unwrap(), m);
         assert!(from_pb(pb::Message::default()).is_err());

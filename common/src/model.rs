@@ -18,6 +18,10 @@ pub struct ChatMessage {
     pub body: String,
     pub ts: i64,
     pub client_id: String,
+    /// A seq whose message could not be stored (it was dead-lettered after
+    /// it took the seq): nothing to show, but the seq is not a gap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tombstone: bool,
 }
 
 /// What an ingress entry asks for.

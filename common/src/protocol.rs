@@ -126,6 +126,7 @@ mod tests {
             body: "hi".into(),
             ts: 5,
             client_id: "c1".into(),
+            tombstone: false,
         };
         let v: serde_json::Value =
             serde_json::from_str(&ServerFrame::Message(&m).to_json()).unwrap();

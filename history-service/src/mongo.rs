@@ -27,6 +27,8 @@ pub struct MessageDoc {
     pub body: String,
     pub sent_at: bson::DateTime,
     pub client_id: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tombstone: bool,
 }
 
 impl From<&ChatMessage> for MessageDoc {
@@ -40,6 +42,7 @@ impl From<&ChatMessage> for MessageDoc {
             body: m.body.clone(),
             sent_at: bson::DateTime::from_millis(m.ts),
             client_id: m.client_id.clone(),
+            tombstone: m.tombstone,
         }
     }
 }
@@ -55,6 +58,7 @@ impl From<MessageDoc> for ChatMessage {
             body: d.body,
             ts: d.sent_at.timestamp_millis(),
             client_id: d.client_id,
+            tombstone: d.tombstone,
         }
     }
 }

@@ -103,6 +103,7 @@ pub fn message(conversation: &str, seq: u64, from: &str) -> ChatMessage {
         body: format!("message {seq}"),
         ts: 1_700_000_000_000 + seq as i64,
         client_id: format!("c{seq}"),
+        tombstone: false,
     }
 }
 
