@@ -631,19 +631,7 @@ impl BatchProcessor {
         } = *outcome;
         let mut pipe = redis::pipe();
         for (id, field) in dead {
-            pipe.cmd("XADD")
-                .arg(self.keys.dead_letter())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(common::limits::DEAD_LETTER_MAXLEN)
-                .arg("*")
-                .arg("id")
-                .arg(id)
-                .arg(INGRESS_FIELD)
-                .arg(field)
-                .arg("reason")
-                .arg("unreadable entry")
-                .ignore();
+            crate::dead_letter::add(&mut pipe, &self.keys, id, field, "unreadable entry");
         }
         let ids: Vec<&str> = accepted
             .iter()

@@ -94,28 +94,14 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
             }
         }
         let sent = frames.len();
-        frames.push(raw(ServerFrame::Sent {
-            client_id: &m.client_id,
-            id: &m.id,
-            conversation: &m.conversation,
-            seq: m.seq,
-            ts: m.ts,
-        }
-        .to_json()));
+        frames.push(sent_frame(m));
         plan.direct(&a.entry.gw, &a.conversation, a.entry.conn, sent);
     }
     // A re-send of a message already stored and delivered: only its sender
     // hears of it again, with the original's id and seq.
     for (a, m) in resent {
         let sent = frames.len();
-        frames.push(raw(ServerFrame::Sent {
-            client_id: &m.client_id,
-            id: &m.id,
-            conversation: &m.conversation,
-            seq: m.seq,
-            ts: m.ts,
-        }
-        .to_json()));
+        frames.push(sent_frame(m));
         plan.direct(&a.entry.gw, &a.conversation, a.entry.conn, sent);
     }
     for t in typing {
@@ -258,6 +244,18 @@ pub(crate) fn rerouted(
         plan.fan_out(gw, conv, users, None, *frame);
     }
     serialize(plan, &frames)
+}
+
+/// The sender's `sent` for `m`.
+fn sent_frame(m: &ChatMessage) -> Box<RawValue> {
+    raw(ServerFrame::Sent {
+        client_id: &m.client_id,
+        id: &m.id,
+        conversation: &m.conversation,
+        seq: m.seq,
+        ts: m.ts,
+    }
+    .to_json())
 }
 
 fn raw(json: String) -> Box<RawValue> {

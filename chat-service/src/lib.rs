@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod chunks;
 pub mod config;
+mod dead_letter;
 mod delivery;
 pub mod members;
 pub mod presence;

@@ -188,20 +188,8 @@ impl Worker {
             .unwrap_or_default();
         self.processor.tombstone(&field).await?;
         let mut pipe = redis::pipe();
-        pipe.cmd("XADD")
-            .arg(self.keys.dead_letter())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(common::limits::DEAD_LETTER_MAXLEN)
-            .arg("*")
-            .arg("id")
-            .arg(&entry.id)
-            .arg(common::model::INGRESS_FIELD)
-            .arg(field)
-            .arg("reason")
-            .arg(reason)
-            .ignore()
-            .cmd("XACK")
+        crate::dead_letter::add(&mut pipe, &self.keys, &entry.id, &field, reason);
+        pipe.cmd("XACK")
             .arg(self.keys.ingress())
             .arg(GROUP)
             .arg(&entry.id)
@@ -320,19 +308,13 @@ impl Worker {
                     e.to_string(),
                 )));
             }
-            pipe.cmd("XADD")
-                .arg(self.keys.dead_letter())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(common::limits::DEAD_LETTER_MAXLEN)
-                .arg("*")
-                .arg("id")
-                .arg(&entry.id)
-                .arg(common::model::INGRESS_FIELD)
-                .arg(field)
-                .arg("reason")
-                .arg("too many deliveries")
-                .ignore();
+            crate::dead_letter::add(
+                &mut pipe,
+                &self.keys,
+                &entry.id,
+                &field,
+                "too many deliveries",
+            );
         }
         pipe.cmd("XACK")
             .arg(self.keys.ingress())

@@ -114,18 +114,30 @@ impl RedisStore {
                 .arg(ARCHIVE_FIELD)
                 .arg(&json)
                 .ignore();
-            for user in &item.offline_recipients {
-                self.offline_push.call(
-                    &mut pipe,
-                    &[self.keys.offline(user), self.keys.offline_dropped(user)],
-                    &[json.as_str(), &limit, &ttl],
-                );
-                pipe.ignore();
-            }
+            self.push_offline(&mut pipe, &item.offline_recipients, &json, [&limit, &ttl]);
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
+    }
+
+    /// Adds the offline push of `json` for each of `users` to `pipe` (whose
+    /// script is loaded); `[limit, ttl]` as strings.
+    fn push_offline(
+        &self,
+        pipe: &mut redis::Pipeline,
+        users: &[String],
+        json: &str,
+        [limit, ttl]: [&str; 2],
+    ) {
+        for user in users {
+            self.offline_push.call(
+                pipe,
+                &[self.keys.offline(user), self.keys.offline_dropped(user)],
+                &[json, limit, ttl],
+            );
+            pipe.ignore();
+        }
     }
 
     /// Puts stored messages into offline queues only (a live delivery reached
@@ -139,14 +151,7 @@ impl RedisStore {
         );
         for item in items {
             let json = serde_json::to_string(&item.message)?;
-            for user in &item.offline_recipients {
-                self.offline_push.call(
-                    &mut pipe,
-                    &[self.keys.offline(user), self.keys.offline_dropped(user)],
-                    &[json.as_str(), &limit, &ttl],
-                );
-                pipe.ignore();
-            }
+            self.push_offline(&mut pipe, &item.offline_recipients, &json, [&limit, &ttl]);
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await?;
