@@ -62,24 +62,7 @@ async fn an_entry_delivered_too_often_goes_to_the_dead_letter_stream() {
     let id = env
         .orphan("dead-1", "alice", "poison", "kills every worker")
         .await;
-    let mut redis = env.storage.redis().await;
-    for i in 2..=4 {
-        let _: redis::Value = redis
-            .xclaim(
-                env.keys.ingress(),
-                "chat-service",
-                format!("dead-{i}"),
-                0,
-                &[&id],
-            )
-            .await
-            .unwrap();
-    }
-
-    let mut config = env.worker_config("w1");
-    config.claim_idle_ms = 1000;
-    config.max_deliveries = 3;
-    env.spawn_worker(config).await;
+    claimed_too_often_then_a_worker(&env, &id).await;
     let dead = env.dead_letters().await;
     assert_eq!(
         dead[0].get::<String>("reason").as_deref(),
@@ -168,22 +151,7 @@ async fn a_dead_lettered_message_that_took_a_seq_leaves_a_tombstone() {
         .query_async(&mut redis)
         .await
         .unwrap();
-    for i in 2..=4 {
-        let _: redis::Value = redis
-            .xclaim(
-                env.keys.ingress(),
-                "chat-service",
-                format!("dead-{i}"),
-                0,
-                &[&id],
-            )
-            .await
-            .unwrap();
-    }
-    let mut config = env.worker_config("w1");
-    config.claim_idle_ms = 1000;
-    config.max_deliveries = 3;
-    env.spawn_worker(config).await;
+    claimed_too_often_then_a_worker(&env, &id).await;
     env.dead_letters().await;
     env.xadd("alice", 3, "fine", "user:bob", "next").await;
     let sent = next_of(&mut rx, "sent").await;
@@ -196,4 +164,26 @@ async fn a_dead_lettered_message_that_took_a_seq_leaves_a_tombstone() {
         .collect();
     assert_eq!(got, [(1, true, ""), (2, false, "next")]);
     assert_eq!(history[0].id, "tomb-id");
+}
+
+/// Entry `id` is claimed by three more dying workers; then a worker that
+/// dead-letters past three deliveries starts.
+async fn claimed_too_often_then_a_worker(env: &crate::helpers::TestEnv, id: &str) {
+    let mut redis = env.storage.redis().await;
+    for i in 2..=4 {
+        let _: redis::Value = redis
+            .xclaim(
+                env.keys.ingress(),
+                "chat-service",
+                format!("dead-{i}"),
+                0,
+                &[id],
+            )
+            .await
+            .unwrap();
+    }
+    let mut config = env.worker_config("w1");
+    config.claim_idle_ms = 1000;
+    config.max_deliveries = 3;
+    env.spawn_worker(config).await;
 }
