@@ -201,6 +201,29 @@ impl Stack {
         }
     }
 
+    /// Registers `username` (password "password123") and logs in through
+    /// gateway `index`; returns the token.
+    pub async fn user(&self, index: usize, username: &str) -> String {
+        let http = reqwest::Client::new();
+        let body = serde_json::json!({"username": username, "password": "password123"});
+        let r = http
+            .post(self.gateway_url(index, "/api/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+        let r = http
+            .post(self.gateway_url(index, "/api/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    }
+
     pub fn gateway_url(&self, index: usize, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.gateway_ports[index])
     }

@@ -64,7 +64,8 @@ pub struct OfflineBatch {
 pub struct RedisStore {
     conn: Redis,
     keys: Keys,
-    offline_limit: u32,
+    /// OFFLINE_LIMIT and OFFLINE_TTL_SECS, as the push script's arguments.
+    offline_args: [String; 2],
     offline_ttl_secs: u64,
     offline_push: LuaScript,
     offline_ack: LuaScript,
@@ -75,7 +76,7 @@ impl RedisStore {
         Self {
             conn,
             keys,
-            offline_limit,
+            offline_args: [offline_limit.to_string(), offline_ttl_secs.to_string()],
             offline_ttl_secs,
             offline_push: LuaScript::new(OFFLINE_PUSH),
             offline_ack: LuaScript::new(OFFLINE_ACK),
@@ -96,10 +97,6 @@ impl RedisStore {
     pub async fn append(&self, items: &[AppendItem]) -> Result<(), HistoryError> {
         let mut pipe = redis::pipe();
         self.offline_push.load(&mut pipe);
-        let (limit, ttl) = (
-            self.offline_limit.to_string(),
-            self.offline_ttl_secs.to_string(),
-        );
         for item in items {
             let json = serde_json::to_string(&item.message)?;
             let conv = &item.message.conversation;
@@ -114,7 +111,7 @@ impl RedisStore {
                 .arg(ARCHIVE_FIELD)
                 .arg(&json)
                 .ignore();
-            self.push_offline(&mut pipe, &item.offline_recipients, &json, [&limit, &ttl]);
+            self.push_offline(&mut pipe, &item.offline_recipients, &json);
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await?;
@@ -122,19 +119,14 @@ impl RedisStore {
     }
 
     /// Adds the offline push of `json` for each of `users` to `pipe` (whose
-    /// script is loaded); `[limit, ttl]` as strings.
-    fn push_offline(
-        &self,
-        pipe: &mut redis::Pipeline,
-        users: &[String],
-        json: &str,
-        [limit, ttl]: [&str; 2],
-    ) {
+    /// script is loaded).
+    fn push_offline(&self, pipe: &mut redis::Pipeline, users: &[String], json: &str) {
+        let [limit, ttl] = &self.offline_args;
         for user in users {
             self.offline_push.call(
                 pipe,
                 &[self.keys.offline(user), self.keys.offline_dropped(user)],
-                &[json, limit, ttl],
+                &[json, limit.as_str(), ttl.as_str()],
             );
             pipe.ignore();
         }
@@ -145,13 +137,9 @@ impl RedisStore {
     pub async fn enqueue(&self, items: &[AppendItem]) -> Result<(), HistoryError> {
         let mut pipe = redis::pipe();
         self.offline_push.load(&mut pipe);
-        let (limit, ttl) = (
-            self.offline_limit.to_string(),
-            self.offline_ttl_secs.to_string(),
-        );
         for item in items {
             let json = serde_json::to_string(&item.message)?;
-            self.push_offline(&mut pipe, &item.offline_recipients, &json, [&limit, &ttl]);
+            self.push_offline(&mut pipe, &item.offline_recipients, &json);
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await?;

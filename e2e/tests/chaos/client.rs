@@ -324,27 +324,9 @@ impl Peer {
 
 /// Registers and logs in every user through gateway 0; returns their tokens.
 pub async fn register(stack: &Stack, names: &[String]) -> Vec<String> {
-    let http = reqwest::Client::new();
     let mut tokens = Vec::new();
     for name in names {
-        let body = json!({"username": name, "password": "password123"});
-        let r = http
-            .post(stack.gateway_url(0, "/api/register"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let v: Value = http
-            .post(stack.gateway_url(0, "/api/login"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        tokens.push(v["token"].as_str().unwrap().to_owned());
+        tokens.push(stack.user(0, name).await);
     }
     tokens
 }
