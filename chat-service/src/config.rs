@@ -24,6 +24,10 @@ pub struct Config {
     /// HTTP address of /healthz, /readyz and /metrics.
     #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
     pub ops_addr: SocketAddr,
+    /// Where to write, once every listener is bound, a JSON file naming the
+    /// bound addresses (removed at exit); for launchers and test harnesses.
+    #[arg(long, env = "READY_FILE")]
+    pub ready_file: Option<std::path::PathBuf>,
     /// This worker's stable consumer name in the group (default: host name).
     #[arg(long, env = "CONSUMER_NAME", default_value_t = config::default_instance_id())]
     pub consumer_name: String,
@@ -51,7 +55,7 @@ pub struct Config {
     #[arg(long, env = "MEMBERSHIP_TTL_MS", default_value_t = 10_000)]
     pub membership_ttl_ms: u64,
     /// A gateway whose heartbeat is older than this is taken as dead (ms).
-    #[arg(long, env = "GATEWAY_TTL_MS", default_value_t = 15_000)]
+    #[arg(long, env = "GATEWAY_TTL_MS", default_value_t = common::presence::DEFAULT_GATEWAY_TTL_MS)]
     pub gateway_ttl_ms: u64,
     /// A worker that has failed on its pending entries this long without
     /// progress is reported unavailable on /readyz (ms).

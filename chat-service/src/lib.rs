@@ -3,13 +3,11 @@
 //! persistence through history-service, delivery to the recipients' gateways,
 //! offline marking, the sender's `sent` ack, and XACK last.
 
-pub mod batch;
 pub mod chunks;
 pub mod config;
-mod dead_letter;
-mod delivery;
+pub mod error;
 pub mod members;
-pub mod presence;
+pub mod pipeline;
 pub mod progress;
 pub mod publish;
 pub mod sequencer;

@@ -4,9 +4,12 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
+    consumer::{self, Consumer, Group},
     grpc::internal_channel,
     keys::Keys,
     ops::{self, Readiness},
+    presence::Lookup,
+    ready::ReadyFile,
     redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
@@ -17,16 +20,20 @@ use proto::{
 use tokio::net::TcpListener;
 
 use crate::{
-    batch::BatchProcessor,
     config::Config,
     members::Members,
-    presence::Presence,
+    pipeline::{
+        BatchProcessor, admit::Admit, deliver::Deliver, persist::Persist, sequence::Sequence,
+    },
+    publish::Publisher,
     sequencer::Sequencer,
     worker::{GROUP, Worker},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("cannot write the ready file: {0}")]
+    ReadyFile(std::io::Error),
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("bad upstream URL: {0}")]
@@ -40,8 +47,10 @@ pub enum StartupError {
 pub struct Application {
     ops_listener: TcpListener,
     worker: Worker,
+    consumer: Consumer,
     redis: common::redis_conn::Redis,
     stall_timeout_ms: i64,
+    ready_file: Option<std::path::PathBuf>,
 }
 
 impl Application {
@@ -55,35 +64,56 @@ impl Application {
         let history =
             HistoryInternalClient::new(internal_channel(&config.history_service_url, token)?)
                 .max_encoding_message_size(config.grpc_max_message_bytes);
-        let processor = BatchProcessor {
-            keys: keys.clone(),
-            conn: conn.clone(),
-            members: Members::new(users, Duration::from_millis(config.membership_ttl_ms)),
-            presence: Presence::new(keys.clone(), config.gateway_ttl_ms),
-            sequencer: Sequencer::new(keys.clone(), config.dedup_ttl_secs),
-            history,
-            publisher: crate::publish::Publisher::new(keys.clone()),
-            max_message_bytes: config.grpc_max_message_bytes,
+        let group = Group {
+            stream: keys.ingress(),
             group: GROUP.to_owned(),
+            consumer: config.consumer_name.clone(),
+            batch: config.batch_size as usize,
+            claim_idle: Duration::from_millis(config.claim_idle_ms),
+            max_deliveries: Some(config.max_deliveries as usize),
+            dead_letter: keys.dead_letter(),
+            field: common::model::INGRESS_FIELD,
+        };
+        let presence = Lookup::new(keys.clone(), config.gateway_ttl_ms);
+        let processor = BatchProcessor {
+            conn: conn.clone(),
+            admit: Admit {
+                keys: keys.clone(),
+                members: Members::new(users, Duration::from_millis(config.membership_ttl_ms)),
+            },
+            sequence: Sequence {
+                keys: keys.clone(),
+                sequencer: Sequencer::new(keys.clone(), config.dedup_ttl_secs),
+            },
+            presence: presence.clone(),
+            persist: Persist {
+                keys: keys.clone(),
+                history: history.clone(),
+                max_message_bytes: config.grpc_max_message_bytes,
+            },
+            deliver: Deliver {
+                keys: keys.clone(),
+                publisher: Publisher::new(keys.clone()),
+                history,
+                presence,
+            },
+            group: group.clone(),
         };
         let worker = Worker {
-            keys,
-            reader,
-            consumer: config.consumer_name.clone(),
-            batch_size: config.batch_size as usize,
+            processor,
             linger: Duration::from_millis(config.batch_linger_ms),
             wide: false,
-            claim_idle: Duration::from_millis(config.claim_idle_ms),
-            max_deliveries: config.max_deliveries as usize,
-            processor,
             progress: Arc::default(),
         };
+        let consumer = Consumer::new(group, reader);
         let ops_listener = ops::bind(config.ops_addr).await?;
         Ok(Self {
             ops_listener,
             worker,
+            consumer,
             redis: conn,
             stall_timeout_ms: config.stall_timeout_ms as i64,
+            ready_file: config.ready_file.clone(),
         })
     }
 
@@ -101,12 +131,18 @@ impl Application {
     ) -> Result<(), StartupError> {
         let shutdown = Shutdown::new(signal);
         tracing::info!(
-            consumer = %self.worker.consumer,
+            consumer = %self.consumer.group.consumer,
             ops = %self.ops_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "chat-service worker starting"
         );
+        let _ready = ReadyFile::write(
+            self.ready_file.as_deref(),
+            "chat-service",
+            &[("ops", self.ops_listener.local_addr())],
+        )
+        .map_err(StartupError::ReadyFile)?;
         let progress = self.worker.progress.clone();
-        let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        let worker = tokio::spawn(consumer::run(self.consumer, self.worker, shutdown.clone()));
         let redis_ready = ops::redis_readiness(self.redis);
         let stall = self.stall_timeout_ms;
         // Ready when Redis answers and the worker is not stuck on its work.

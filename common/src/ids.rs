@@ -19,7 +19,27 @@ pub fn valid_room_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// [`valid_username`], with the rule as the error.
+pub fn check_username(name: &str) -> Result<(), IdError> {
+    if valid_username(name) {
+        Ok(())
+    } else {
+        Err(IdError::Username)
+    }
+}
+
+/// [`valid_room_name`], with the rule as the error.
+pub fn check_room_name(name: &str) -> Result<(), IdError> {
+    if valid_room_name(name) {
+        Ok(())
+    } else {
+        Err(IdError::RoomName)
+    }
+}
+
 /// Where a `send` or `typing` goes: `room:<name>` or `user:<username>`.
+/// Parsed once, where it enters (the gateway); every later hop carries the
+/// type, serialized in its text form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     Room(String),
@@ -46,7 +66,7 @@ impl Target {
     /// The conversation a message from `sender` to this target belongs to.
     pub fn conversation(&self, sender: &str) -> ConversationId {
         match self {
-            Self::Room(room) => ConversationId::Room(room.clone()),
+            Self::Room(room) => ConversationId::room(room),
             Self::User(user) => ConversationId::dm(sender, user),
         }
     }
@@ -61,27 +81,38 @@ impl fmt::Display for Target {
     }
 }
 
-/// A conversation: a room, or the direct messages between two users.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ConversationId {
-    Room(String),
+/// A conversation: a room, or the direct messages between two users. It is
+/// kept in its canonical text form (`room:<name>`, `dm:<a>:<b>` with a < b),
+/// which is how it is keyed, sent and stored, so it is borrowed as a `&str`
+/// for free; [`ConversationId::kind`] gives its parts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversationId(String);
+
+/// The parts of a [`ConversationId`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conversation<'a> {
+    Room(&'a str),
     /// The two usernames, in ascending order.
-    Dm(String, String),
+    Dm(&'a str, &'a str),
 }
 
 impl ConversationId {
+    /// The conversation of room `name`, a valid room name.
+    pub fn room(name: &str) -> Self {
+        debug_assert!(valid_room_name(name), "invalid room name {name:?}");
+        Self(format!("room:{name}"))
+    }
+
+    /// The DM between `a` and `b`, in either order.
     pub fn dm(a: &str, b: &str) -> Self {
-        if a <= b {
-            Self::Dm(a.to_owned(), b.to_owned())
-        } else {
-            Self::Dm(b.to_owned(), a.to_owned())
-        }
+        let (a, b) = if a <= b { (a, b) } else { (b, a) };
+        Self(format!("dm:{a}:{b}"))
     }
 
     pub fn parse(s: &str) -> Result<Self, IdError> {
         if let Some(room) = s.strip_prefix("room:") {
             return if valid_room_name(room) {
-                Ok(Self::Room(room.to_owned()))
+                Ok(Self(s.to_owned()))
             } else {
                 Err(IdError::RoomName)
             };
@@ -94,25 +125,74 @@ impl ConversationId {
             if a >= b {
                 return Err(IdError::DmOrder);
             }
-            return Ok(Self::Dm(a.to_owned(), b.to_owned()));
+            return Ok(Self(s.to_owned()));
         }
         Err(IdError::ConversationForm)
     }
 
+    pub fn kind(&self) -> Conversation<'_> {
+        if let Some(room) = self.0.strip_prefix("room:") {
+            return Conversation::Room(room);
+        }
+        let pair = self.0.strip_prefix("dm:").unwrap_or_default();
+        let (a, b) = pair.split_once(':').unwrap_or_default();
+        Conversation::Dm(a, b)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The room's name, for a room.
+    pub fn room_name(&self) -> Option<&str> {
+        self.0.strip_prefix("room:")
+    }
+
     /// Whether `user` takes part in a DM; rooms need a membership lookup instead.
     pub fn dm_has(&self, user: &str) -> bool {
-        matches!(self, Self::Dm(a, b) if a == user || b == user)
+        matches!(self.kind(), Conversation::Dm(a, b) if a == user || b == user)
     }
 }
 
 impl fmt::Display for ConversationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Room(r) => write!(f, "room:{r}"),
-            Self::Dm(a, b) => write!(f, "dm:{a}:{b}"),
-        }
+        f.write_str(&self.0)
     }
 }
+
+impl AsRef<str> for ConversationId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for ConversationId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Both types cross every hop in their text form, and are parsed (so checked)
+/// when read: an invalid one makes the whole record unreadable.
+macro_rules! serde_as_text {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+serde_as_text!(Target);
+serde_as_text!(ConversationId);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
@@ -174,5 +254,24 @@ mod tests {
             Err(IdError::ConversationForm)
         );
         assert!(ConversationId::dm("bob", "alice").dm_has("alice"));
+        assert_eq!(
+            ConversationId::dm("bob", "alice").kind(),
+            Conversation::Dm("alice", "bob")
+        );
+        assert_eq!(
+            ConversationId::room("general").kind(),
+            Conversation::Room("general")
+        );
+    }
+
+    #[test]
+    fn both_cross_the_wire_as_text_and_are_checked_when_read() {
+        let c: ConversationId = serde_json::from_str(r#""dm:alice:bob""#).unwrap();
+        assert_eq!(serde_json::to_string(&c).unwrap(), r#""dm:alice:bob""#);
+        assert!(serde_json::from_str::<ConversationId>(r#""dm:bob:alice""#).is_err());
+        let t: Target = serde_json::from_str(r#""user:bob""#).unwrap();
+        assert_eq!(t, Target::User("bob".into()));
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#""user:bob""#);
+        assert!(serde_json::from_str::<Target>(r#""bob""#).is_err());
     }
 }

@@ -14,10 +14,6 @@ impl Keys {
         }
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     /// The ingress stream gateways XADD to and chat-service consumes.
     pub fn ingress(&self) -> String {
         format!("{}ingress", self.prefix)

@@ -4,7 +4,9 @@
 //! names, and the JWT format the user-service issues and gateways verify.
 
 pub mod auth;
+pub mod backoff;
 pub mod config;
+pub mod consumer;
 pub mod convert;
 pub mod grpc;
 pub mod ids;
@@ -13,7 +15,10 @@ pub mod keys;
 pub mod limits;
 pub mod model;
 pub mod ops;
+pub mod paging;
+pub mod presence;
 pub mod protocol;
+pub mod ready;
 pub mod redis_conn;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,20 +1,45 @@
-//! The message model shared by the services, and the two internal wire formats
-//! that cross Redis: ingress stream entries and gateway deliveries.
+//! The message model shared by the services, and the internal wire formats
+//! that cross Redis: ingress stream entries, gateway deliveries and archive
+//! entries.
+//!
+//! Each internal format carries a version, `v`. A reader accepts the current
+//! version and the one before it (a record without `v` is version 1, as
+//! written before versions existed), and ignores fields it does not know, so
+//! a writer may add optional fields without a version bump. A rolling upgrade
+//! can then update writers or readers first: docs/architecture.md, "Rolling
+//! upgrades".
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::ids::{ConversationId, Target};
+
+/// The version of the ingress entry, the delivery and the archive entry
+/// that this build writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this build reads.
+pub const OLDEST_READABLE: u32 = 1;
+
+fn version_1() -> u32 {
+    1
+}
+
+/// Whether a record of version `v` can be read by this build.
+pub fn readable(v: u32) -> bool {
+    (OLDEST_READABLE..=FORMAT_VERSION).contains(&v)
+}
+
 /// A stored chat message, as the protocol's `message` frame and the offline
 /// queue carry it. Field order is fixed so a replay serializes byte-identically.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub id: String,
-    pub conversation: String,
+    pub conversation: ConversationId,
     pub seq: u64,
     pub from: String,
-    pub to: String,
+    pub to: Target,
     pub body: String,
     pub ts: i64,
     pub client_id: String,
@@ -38,6 +63,8 @@ pub enum EntryKind {
 /// A `send` or `typing` the gateway accepted and put on the ingress stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngressEntry {
+    #[serde(default = "version_1")]
+    pub v: u32,
     #[serde(default)]
     pub kind: EntryKind,
     /// The sender (from the verified JWT, never from the client).
@@ -46,8 +73,33 @@ pub struct IngressEntry {
     pub gw: String,
     pub conn: u64,
     pub client_id: String,
-    pub to: String,
+    pub to: Target,
     pub body: String,
+}
+
+/// An entry of the archive backlog: a stored message on its way to MongoDB.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveEntry {
+    #[serde(default = "version_1")]
+    pub v: u32,
+    #[serde(flatten)]
+    pub message: ChatMessage,
+}
+
+impl ArchiveEntry {
+    /// The current version's JSON for `message`, without copying it.
+    pub fn json(message: &ChatMessage) -> serde_json::Result<String> {
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            v: u32,
+            #[serde(flatten)]
+            message: &'a ChatMessage,
+        }
+        serde_json::to_string(&Borrowed {
+            v: FORMAT_VERSION,
+            message,
+        })
+    }
 }
 
 /// Field name of the JSON entry inside an ingress stream entry.
@@ -61,6 +113,8 @@ pub const INGRESS_FIELD: &str = "e";
 /// is serialized once and handed to every socket as is.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Delivery<'a> {
+    #[serde(default = "version_1")]
+    pub v: u32,
     /// The users whose sockets on this gateway get the frames without a `conn`.
     #[serde(default, borrow, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<Name<'a>>,
@@ -130,6 +184,7 @@ mod tests {
     fn delivery_round_trips_with_frames_untouched_and_names_borrowed() {
         let frame = RawValue::from_string(r#"{"type":"pong"}"#.to_owned()).unwrap();
         let d = Delivery {
+            v: FORMAT_VERSION,
             users: vec!["bob".into()],
             frames: vec![DeliveryFrame {
                 conn: None,

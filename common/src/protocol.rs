@@ -119,10 +119,10 @@ mod tests {
     fn frames_have_the_protocol_field_names() {
         let m = ChatMessage {
             id: "i1".into(),
-            conversation: "dm:alice:bob".into(),
+            conversation: crate::ids::ConversationId::dm("alice", "bob"),
             seq: 1,
             from: "alice".into(),
-            to: "user:bob".into(),
+            to: crate::ids::Target::User("bob".into()),
             body: "hi".into(),
             ts: 5,
             client_id: "c1".into(),

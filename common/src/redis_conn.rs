@@ -13,6 +13,7 @@ use std::{
     time::Duration,
 };
 
+use crate::backoff::Backoff;
 use redis::{
     Cmd, Pipeline, RedisFuture, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
@@ -121,14 +122,14 @@ pub async fn connect(url: &str) -> redis::RedisResult<Redis> {
 /// Connects, retrying until `deadline` passes: services may start before Redis.
 pub async fn connect_with_retry(url: &str, deadline: Duration) -> redis::RedisResult<Redis> {
     let start = tokio::time::Instant::now();
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
+        let delay = backoff.next_delay();
         match connect(url).await {
             Ok(conn) => return Ok(conn),
             Err(e) if start.elapsed() + delay < deadline => {
                 tracing::warn!(error = %e, "redis not reachable yet, retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => return Err(e),
         }

@@ -26,8 +26,8 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
-/// The caller's `RUST_LOG`, with each service's startup line kept at info:
-/// the stack reads the bound addresses from those lines.
+/// The caller's `RUST_LOG`, with each service's startup line kept at info,
+/// for whoever reads a failed test's logs.
 fn child_log_filter() -> String {
     let base = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     let startup = ["user_service", "history_service", "chat_service", "gateway"]
@@ -40,6 +40,8 @@ pub struct Service {
     pub name: String,
     child: Option<Child>,
     pub log: PathBuf,
+    /// The service's READY_FILE: its bound addresses, once it is up.
+    ready: PathBuf,
     binary: String,
     env: Vec<(String, String)>,
 }
@@ -52,14 +54,19 @@ impl Service {
         log_dir: &std::path::Path,
     ) -> Self {
         let log = log_dir.join(format!("{name}.log"));
+        let ready = log_dir.join(format!("{name}.ready"));
+        let _ = std::fs::remove_file(&ready);
+        let mut env = env.to_vec();
+        env.push(("READY_FILE".into(), ready.display().to_string()));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = spawn(name, binary, env, file);
+        let child = spawn(name, binary, &env, file);
         Self {
             name: name.to_owned(),
             child: Some(child),
             log,
+            ready,
             binary: binary.to_owned(),
-            env: env.to_vec(),
+            env,
         }
     }
 
@@ -78,6 +85,8 @@ impl Service {
             .expect("log file");
         use std::io::Write;
         let _ = writeln!(file, "--- relaunched ---");
+        // A killed process leaves its ready file: the new one writes its own.
+        let _ = std::fs::remove_file(&self.ready);
         self.child = Some(spawn(&self.name, &self.binary, &self.env, file));
     }
 
@@ -140,52 +149,43 @@ impl Service {
         }
     }
 
-    /// Waits until the service logs a JSON line whose message is `message`
-    /// and returns that line's fields. Panics with the log's tail if the
-    /// process exits first or `deadline` passes, so a failed start says why.
-    pub async fn wait_for_log(&mut self, message: &str, deadline: Duration) -> serde_json::Value {
+    /// The port of listener `listener` (e.g. `grpc`, `ops`), from the ready
+    /// file the service writes once it has bound every listener (see
+    /// `common::ready`). Panics with the log's tail if the process exits
+    /// first or a minute passes, so a failed start says why.
+    pub async fn bound_port(&mut self, listener: &str) -> u16 {
+        let deadline = Duration::from_secs(60);
         let end = tokio::time::Instant::now() + deadline;
         loop {
-            if let Some(fields) = self.find_log(message) {
-                return fields;
+            match common::ready::Ready::read(&self.ready) {
+                Ok(Some(ready)) => {
+                    return ready.listeners.get(listener).map_or_else(
+                        || panic!("{}: no listener {listener} in {ready:?}", self.name),
+                        std::net::SocketAddr::port,
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => panic!("{}: unreadable ready file: {e}", self.name),
             }
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.child = None;
                 panic!(
-                    "{} exited ({status}) before logging {message:?}:\n{}",
+                    "{} exited ({status}) before it was ready:\n{}",
                     self.name,
                     self.log_tail()
                 );
             }
             if tokio::time::Instant::now() >= end {
                 panic!(
-                    "{} did not log {message:?} within {deadline:?}:\n{}",
+                    "{} was not ready within {deadline:?}:\n{}",
                     self.name,
                     self.log_tail()
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    /// The address field `field` of the log line `message`, e.g. the port a
-    /// service bound when started on port 0.
-    pub async fn bound_port(&mut self, message: &str, field: &str) -> u16 {
-        let fields = self.wait_for_log(message, Duration::from_secs(60)).await;
-        fields[field]
-            .as_str()
-            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-            .map(|a| a.port())
-            .unwrap_or_else(|| panic!("{}: no address in {field} of {fields}", self.name))
-    }
-
-    fn find_log(&self, message: &str) -> Option<serde_json::Value> {
-        self.log_text().lines().find_map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            (v["fields"]["message"] == message).then(|| v["fields"].clone())
-        })
     }
 
     /// The last lines of the log, for failure messages.

@@ -86,7 +86,7 @@ impl Stack {
             ]),
             &log_dir,
         );
-        let user_port = user.bound_port("user-service listening", "grpc").await;
+        let user_port = user.bound_port("grpc").await;
         let mut history = Service::start(
             "history-service",
             "history-service",
@@ -108,20 +108,10 @@ impl Stack {
             ]),
             &log_dir,
         );
-        ops_ports.push((
-            user.name.clone(),
-            user.bound_port("user-service listening", "ops").await,
-        ));
-        let history_port = history
-            .bound_port("history-service listening", "grpc")
-            .await;
-        let history_internal_port = history
-            .bound_port("history-service listening", "internal")
-            .await;
-        ops_ports.push((
-            history.name.clone(),
-            history.bound_port("history-service listening", "ops").await,
-        ));
+        ops_ports.push((user.name.clone(), user.bound_port("ops").await));
+        let history_port = history.bound_port("grpc").await;
+        let history_internal_port = history.bound_port("internal").await;
+        ops_ports.push((history.name.clone(), history.bound_port("ops").await));
         let upstreams = vec![
             ("USER_SERVICE_URL", format!("http://127.0.0.1:{user_port}")),
             (
@@ -156,16 +146,14 @@ impl Stack {
             gateways.push(Service::start(&name, "gateway", &env(e), &log_dir));
         }
         for worker in &mut workers {
-            let port = worker
-                .bound_port("chat-service worker starting", "ops")
-                .await;
+            let port = worker.bound_port("ops").await;
             ops_ports.push((worker.name.clone(), port));
         }
         let mut gateway_ports = Vec::new();
         for gateway in &mut gateways {
-            let port = gateway.bound_port("gateway listening", "addr").await;
+            let port = gateway.bound_port("http").await;
             gateway_ports.push(port);
-            let ops = gateway.bound_port("gateway listening", "ops").await;
+            let ops = gateway.bound_port("ops").await;
             ops_ports.push((gateway.name.clone(), ops));
         }
         let stack = Self {

@@ -30,6 +30,10 @@ pub struct Config {
     /// balancer and the Ingress.
     #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
     pub ops_addr: SocketAddr,
+    /// Where to write, once every listener is bound, a JSON file naming the
+    /// bound addresses (removed at exit); for launchers and test harnesses.
+    #[arg(long, env = "READY_FILE")]
+    pub ready_file: Option<std::path::PathBuf>,
     /// This gateway's id, unique among replicas (default: host name).
     #[arg(long, env = "GATEWAY_ID", default_value_t = config::default_instance_id())]
     pub gateway_id: String,
@@ -51,6 +55,10 @@ pub struct Config {
     /// Bytes queued per connection before it is closed with 4008.
     #[arg(long, env = "OUTBOUND_QUEUE_BYTES", default_value_t = 2 << 20)]
     pub outbound_queue_bytes: usize,
+    /// A gateway whose heartbeat is older than this is taken as dead (ms),
+    /// for the REST view of who is online; the same as chat-service's.
+    #[arg(long, env = "GATEWAY_TTL_MS", default_value_t = common::presence::DEFAULT_GATEWAY_TTL_MS)]
+    pub gateway_ttl_ms: u64,
     /// Server ping interval (ms).
     #[arg(long, env = "HEARTBEAT_MS", default_value_t = 25_000)]
     pub heartbeat_ms: u64,
@@ -134,6 +142,7 @@ impl config::ServiceConfig for Config {
             self.outbound_queue_bytes,
             64 << 10..=1 << 30,
         )?;
+        config::check_range("GATEWAY_TTL_MS", self.gateway_ttl_ms, 10_000..=600_000)?;
         config::check_range("HEARTBEAT_MS", self.heartbeat_ms, 100..=600_000)?;
         config::check_range(
             "IDLE_TIMEOUT_MS",

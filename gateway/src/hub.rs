@@ -13,7 +13,7 @@ use std::{
 
 use axum::extract::ws::Utf8Bytes;
 
-use common::model::Name;
+use common::{model::Name, presence::Roster};
 
 use crate::outbox::Outbox;
 
@@ -49,8 +49,6 @@ impl Default for Hub {
 /// A registered connection's side of the hub.
 pub struct Registration {
     pub id: u64,
-    /// True when this is the user's first socket on this gateway.
-    pub first: bool,
 }
 
 impl Hub {
@@ -63,9 +61,8 @@ impl Hub {
             .map_or_else(|| Arc::from(user), |(k, _)| k.clone());
         let ids = inner.users.entry(user.clone()).or_default();
         ids.push(id);
-        let first = ids.len() == 1;
         inner.conns.insert(id, ConnHandle { user, outbox });
-        Registration { id, first }
+        Registration { id }
     }
 
     /// Removes a connection; true when it was the user's last on this gateway.
@@ -89,27 +86,6 @@ impl Hub {
         self.inner.read().map(|i| i.conns.len()).unwrap_or(0)
     }
 
-    /// How many sockets `user` has here.
-    pub fn user_connections(&self, user: &str) -> usize {
-        self.inner
-            .read()
-            .map(|i| i.users.get(user).map_or(0, Vec::len))
-            .unwrap_or(0)
-    }
-
-    /// Usernames with at least one socket here, with their socket counts.
-    pub fn user_counts(&self) -> Vec<(String, usize)> {
-        self.inner
-            .read()
-            .map(|i| {
-                i.users
-                    .iter()
-                    .map(|(u, ids)| (u.to_string(), ids.len()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// Tells every socket here that it may have missed deliveries: each gets
     /// a `resync` frame, and its client runs its recovery.
     pub fn resync_all(&self, reason: &str) {
@@ -120,14 +96,6 @@ impl Hub {
         }
         if !inner.conns.is_empty() {
             metrics::counter!("gateway_resync_frames_total").increment(inner.conns.len() as u64);
-        }
-    }
-
-    /// Queues a frame for one connection.
-    pub fn send_to_conn(&self, id: u64, frame: &Utf8Bytes) {
-        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(handle) = inner.conns.get(&id) {
-            handle.outbox.push(frame.clone());
         }
     }
 
@@ -179,6 +147,34 @@ impl Hub {
     }
 }
 
+/// Presence copies the hub.
+impl Roster for Hub {
+    fn connections(&self) -> usize {
+        Hub::connections(self)
+    }
+
+    /// How many sockets `user` has here.
+    fn user_connections(&self, user: &str) -> usize {
+        self.inner
+            .read()
+            .map(|i| i.users.get(user).map_or(0, Vec::len))
+            .unwrap_or(0)
+    }
+
+    /// Usernames with at least one socket here, with their socket counts.
+    fn user_counts(&self) -> Vec<(String, usize)> {
+        self.inner
+            .read()
+            .map(|i| {
+                i.users
+                    .iter()
+                    .map(|(u, ids)| (u.to_string(), ids.len()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// A frame for [`Hub::deliver`].
 pub struct Outgoing {
     pub conn: Option<u64>,
@@ -222,7 +218,6 @@ mod tests {
         let a = hub.register("alice", o1.clone());
         let b = hub.register("alice", o2.clone());
         let c = hub.register("carol", o3.clone());
-        assert!(a.first && !b.first && c.first);
         // a sent m2: its other device gets m2, a gets its ack in line;
         // carol (not in `users`) gets only the frame addressed to her socket.
         let frames = [
@@ -236,8 +231,6 @@ mod tests {
         assert_eq!(drain(&o1), ["m1", "sent2", "m3"]);
         assert_eq!(drain(&o2), ["m1", "m2", "m3"]);
         assert_eq!(drain(&o3), ["error"]);
-        hub.send_to_conn(a.id, &frame("y"));
-        assert_eq!(drain(&o1), ["y"]);
         assert!(!hub.unregister(a.id));
         assert!(hub.unregister(b.id));
         assert!(hub.unregister(c.id));

@@ -19,7 +19,8 @@ use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::Utf8Bytes;
 use common::{
-    model::{Delivery, open_envelope},
+    backoff::Backoff,
+    model::{self, Delivery, open_envelope},
     shutdown::Shutdown,
 };
 use futures::StreamExt;
@@ -40,13 +41,13 @@ pub async fn run(
     subscribed: watch::Sender<bool>,
     shutdown: Shutdown,
 ) {
-    let mut failures = 0_u32;
-    let stop = shutdown.clone().wait();
-    tokio::pin!(stop);
+    // Resubscribing is what ends a delivery gap, so it retries faster than
+    // the default and never waits more than 3 s.
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(3));
     while !shutdown.is_triggered() {
         match subscribe(&redis_url, &channel).await {
             Ok(pubsub) => {
-                failures = 0;
+                backoff.reset();
                 let _ = subscribed.send(true);
                 tracing::info!(%channel, "subscribed");
                 // Whatever was published while we were not listening reached
@@ -66,13 +67,7 @@ pub async fn run(
                 tracing::warn!(error = %e, "pub/sub subscribe failed; retrying");
             }
         }
-        let delay =
-            Duration::from_millis(100 * 2_u64.pow(failures.min(5))).min(Duration::from_secs(3));
-        failures += 1;
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {},
-            () = &mut stop => return,
-        }
+        backoff.wait(&shutdown).await;
     }
 }
 
@@ -150,16 +145,17 @@ impl Sequence {
     }
 }
 
-/// Hands one payload's deliveries to the hub.
+/// Hands one payload's deliveries to the hub. A payload this build cannot
+/// read (corrupt, or of a format version it does not know) is a loss like a
+/// gap: every socket is told to resync, and history has the messages.
 pub fn dispatch(hub: &Hub, payload: &[u8]) {
     let deliveries: Vec<Delivery<'_>> = match serde_json::from_slice(payload) {
         Ok(d) => d,
-        Err(e) => {
-            metrics::counter!("gateway_bad_deliveries_total").increment(1);
-            tracing::error!(error = %e, "unreadable delivery");
-            return;
-        }
+        Err(e) => return unreadable(hub, &e.to_string()),
     };
+    if let Some(d) = deliveries.iter().find(|d| !model::readable(d.v)) {
+        return unreadable(hub, &format!("unknown format version {}", d.v));
+    }
     for d in deliveries {
         // Serialized once by chat-service; one shared buffer for every socket.
         let frames: Vec<Outgoing> = d
@@ -174,6 +170,12 @@ pub fn dispatch(hub: &Hub, payload: &[u8]) {
         let n = hub.deliver(&d.users, &frames);
         metrics::counter!("gateway_deliveries_total").increment(n as u64);
     }
+}
+
+fn unreadable(hub: &Hub, why: &str) {
+    metrics::counter!("gateway_bad_deliveries_total").increment(1);
+    tracing::error!(why, "unreadable delivery; sockets resync");
+    hub.resync_all("unreadable delivery");
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ use common::{
     grpc::internal_channel,
     keys::Keys,
     ops::{self, Readiness},
+    presence::{GatewayPresence, Lookup},
+    ready::ReadyFile,
     redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
@@ -38,7 +40,6 @@ use crate::{
     backpressure,
     config::Config,
     hub::Hub,
-    presence::Presence,
     pubsub,
     state::{AppState, Shared},
     ws::{self, caps::ConnCaps},
@@ -46,6 +47,8 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("cannot write the ready file: {0}")]
+    ReadyFile(std::io::Error),
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("{0}")]
@@ -102,7 +105,7 @@ impl Application {
         let keys = Keys::new(config.redis_prefix.clone());
         let hub = Arc::new(Hub::default());
         let (presence, presence_writer) =
-            Presence::new(self.redis.clone(), keys.clone(), config.gateway_id.clone());
+            GatewayPresence::new(self.redis.clone(), keys.clone(), config.gateway_id.clone());
         presence.start().await?;
         let (subscribed_tx, subscribed) = watch::channel(false);
         let pubsub = tokio::spawn(pubsub::run(
@@ -128,6 +131,7 @@ impl Application {
             ingress_backlog.clone(),
             shutdown.clone(),
         ));
+        let lookup = Lookup::new(keys.clone(), config.gateway_ttl_ms);
         let state = AppState::new(Shared {
             caps: Arc::new(ConnCaps::new(
                 config.max_connections_per_user,
@@ -144,12 +148,13 @@ impl Application {
             hub: hub.clone(),
             ingress_backlog,
             presence,
+            lookup,
             shutdown: shutdown.clone(),
             subscribed,
         });
-        let ops_addr = self
-            .ops_listener
-            .local_addr()
+        let ops_bound = self.ops_listener.local_addr();
+        let ops_addr = ops_bound
+            .as_ref()
             .map(|a| a.to_string())
             .unwrap_or_default();
         let ops_server = tokio::spawn(ops::serve(
@@ -164,6 +169,12 @@ impl Application {
             gateway = %config.gateway_id,
             "gateway listening"
         );
+        let _ready = ReadyFile::write(
+            config.ready_file.as_deref(),
+            "gateway",
+            &[("http", self.listener.local_addr()), ("ops", ops_bound)],
+        )
+        .map_err(StartupError::ReadyFile)?;
         // Nagle off: WebSocket frames are flushed in batches already, and a
         // lone small frame must not wait for the client's delayed ACK.
         let listener = self.listener.tap_io(|tcp| {

@@ -13,7 +13,9 @@ use proto::{
 };
 use tokio::sync::watch;
 
-use crate::{config::Config, hub::Hub, presence::Presence, ws::caps::ConnCaps};
+use common::presence::{GatewayPresence, Lookup};
+
+use crate::{config::Config, hub::Hub, ws::caps::ConnCaps};
 
 /// Shared by every handler and every socket; cloning it is one pointer copy,
 /// which keeps the per-connection cost of an idle socket down.
@@ -47,7 +49,9 @@ pub struct Shared {
     pub caps: Arc<ConnCaps>,
     /// Ingress entries waiting for chat-service, as last polled.
     pub ingress_backlog: Arc<AtomicU64>,
-    pub presence: Presence,
+    pub presence: GatewayPresence,
+    /// Who is online anywhere (the REST view of a room's members).
+    pub lookup: Lookup,
     pub shutdown: Shutdown,
     /// True while the delivery subscription is live.
     pub subscribed: watch::Receiver<bool>,

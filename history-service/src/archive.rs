@@ -14,12 +14,13 @@ use std::{
     time::Duration,
 };
 
-use common::redis_conn::Redis;
-use common::{model::ChatMessage, shutdown::Shutdown, time::now_ms};
-use redis::{
-    AsyncCommands,
-    streams::{StreamId, StreamReadOptions, StreamReadReply},
+use common::{
+    consumer::{Consumer, Group, Handler},
+    ids::ConversationId,
+    model::{self, ArchiveEntry, ChatMessage},
+    time::now_ms,
 };
+use redis::streams::StreamId;
 
 use crate::{
     mongo::{Archive, MessageDoc},
@@ -28,7 +29,7 @@ use crate::{
 
 const GROUP: &str = "archiver";
 /// Entries pending this long on another consumer are taken over.
-const CLAIM_IDLE_MS: u64 = 60_000;
+const CLAIM_IDLE: Duration = Duration::from_secs(60);
 
 /// What the archiver last saw of MongoDB, for /readyz.
 #[derive(Default)]
@@ -61,172 +62,100 @@ impl ArchiveStatus {
 
 pub struct Archiver {
     pub store: RedisStore,
-    /// A connection of its own: blocking reads would stall a shared one.
-    pub reader: Redis,
     pub archive: Archive,
-    pub consumer: String,
-    pub batch: usize,
     pub recent_limit: u32,
     pub status: Arc<ArchiveStatus>,
 }
 
-impl Archiver {
-    pub async fn run(mut self, shutdown: Shutdown) {
-        let mut indexes_ready = false;
-        let mut backoff = Backoff::default();
-        // Our own pending entries first: a restart finishes what it had read.
-        let mut read_pending = true;
-        let mut last_claim = 0_i64;
-        while !shutdown.is_triggered() {
-            if !indexes_ready {
-                match self.prepare().await {
-                    Ok(()) => indexes_ready = true,
-                    Err(e) => {
-                        self.status.set(Err(e.clone()));
-                        tracing::warn!(error = %e, "archive not ready, retrying");
-                        backoff.wait(&shutdown).await;
-                        continue;
-                    }
-                }
-            }
-            if now_ms() - last_claim > CLAIM_IDLE_MS as i64 / 2 {
-                last_claim = now_ms();
-                if self.claim_abandoned().await {
-                    read_pending = true;
-                }
-            }
-            let entries = match self.read(read_pending).await {
-                Ok(entries) => entries,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the archive backlog failed");
-                    backoff.wait(&shutdown).await;
-                    continue;
-                }
-            };
-            if read_pending && entries.is_empty() {
-                read_pending = false;
-                continue;
-            }
-            if entries.is_empty() {
-                continue;
-            }
-            match self.archive_batch(&entries).await {
-                Ok(()) => {
-                    backoff.reset();
-                    self.status.set(Ok(()));
-                }
-                Err(e) => {
-                    self.status.set(Err(e.clone()));
-                    metrics::counter!("history_archive_failures_total").increment(1);
-                    tracing::warn!(error = %e, entries = entries.len(), "archiving failed; will retry");
-                    read_pending = true;
-                    backoff.wait(&shutdown).await;
-                }
-            }
-        }
-        tracing::info!("archiver stopped");
+/// The archive backlog's consumer group; a dead instance's entries are
+/// claimed after a minute. Nothing is dead-lettered for its delivery count:
+/// MongoDB being down is the only reason a batch fails twice, and unreadable
+/// entries are dead-lettered as they are read.
+pub fn group(store: &RedisStore, consumer: String, batch: usize) -> Group {
+    Group {
+        stream: store.keys().archive(),
+        group: GROUP.to_owned(),
+        consumer,
+        batch,
+        claim_idle: CLAIM_IDLE,
+        max_deliveries: None,
+        dead_letter: store.keys().archive_dead_letter(),
+        field: ARCHIVE_FIELD,
     }
+}
+
+impl Handler for Archiver {
+    type Error = String;
 
     async fn prepare(&mut self) -> Result<(), String> {
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(self.store.keys().archive())
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut self.reader)
-            .await;
-        if let Err(e) = created
-            && e.code() != Some("BUSYGROUP")
-        {
-            return Err(format!("redis: {e}"));
-        }
-        self.archive
+        let ready = self
+            .archive
             .ensure_indexes()
             .await
-            .map_err(|e| format!("mongodb: {e}"))
+            .map_err(|e| format!("mongodb: {e}"));
+        if let Err(e) = &ready {
+            self.status.set(Err(e.clone()));
+        }
+        ready
     }
 
-    async fn read(&mut self, pending: bool) -> redis::RedisResult<Vec<StreamId>> {
-        let mut options = StreamReadOptions::default()
-            .group(GROUP, &self.consumer)
-            .count(self.batch);
-        if !pending {
-            options = options.block(1000);
-        }
-        let id = if pending { "0" } else { ">" };
-        let reply: Option<StreamReadReply> = self
-            .reader
-            .xread_options(&[self.store.keys().archive()], &[id], &options)
-            .await?;
-        Ok(reply
-            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-            .unwrap_or_default())
+    async fn handle(
+        &mut self,
+        consumer: &mut Consumer,
+        entries: &[StreamId],
+    ) -> Result<(), String> {
+        self.archive_batch(consumer, entries).await?;
+        self.status.set(Ok(()));
+        Ok(())
     }
 
-    /// Takes over entries another (dead) instance read but never acknowledged.
-    async fn claim_abandoned(&mut self) -> bool {
-        let claimed: redis::RedisResult<redis::Value> = redis::cmd("XAUTOCLAIM")
-            .arg(self.store.keys().archive())
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(CLAIM_IDLE_MS)
-            .arg("0")
-            .arg("COUNT")
-            .arg(self.batch)
-            .arg("JUSTID")
-            .query_async(&mut self.reader)
-            .await;
-        match claimed {
-            Ok(redis::Value::Array(parts)) => {
-                matches!(parts.get(1), Some(redis::Value::Array(ids)) if !ids.is_empty())
-            }
-            Ok(_) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, "claiming abandoned archive entries failed");
-                false
-            }
-        }
+    fn failed(&mut self, error: &String) {
+        self.status.set(Err(error.clone()));
+        metrics::counter!("history_archive_failures_total").increment(1);
+    }
+}
+
+/// An entry set aside for the dead-letter stream: id, payload, reason.
+type Dead = (String, String, &'static str);
+
+/// A batch's readable messages as documents, the conversations they touch,
+/// and what could not be read.
+#[derive(Default)]
+struct Decoded {
+    docs: Vec<MessageDoc>,
+    conversations: HashSet<ConversationId>,
+    dead: Vec<Dead>,
+}
+
+impl Archiver {
+    async fn archive_batch(
+        &mut self,
+        consumer: &mut Consumer,
+        entries: &[StreamId],
+    ) -> Result<(), String> {
+        let Decoded {
+            docs,
+            conversations,
+            mut dead,
+        } = decode(entries);
+        record_lag(entries);
+        dead.extend(self.insert(&docs).await?);
+        let trims = self.safe_trims(&conversations).await?;
+        self.finish(consumer, entries, &dead, &trims).await
     }
 
-    async fn archive_batch(&mut self, entries: &[StreamId]) -> Result<(), String> {
-        let mut docs = Vec::with_capacity(entries.len());
-        let mut conversations = HashSet::new();
-        let mut dead: Vec<(String, String, &'static str)> = Vec::new();
-        for entry in entries {
-            let raw = entry.get::<String>(ARCHIVE_FIELD).unwrap_or_default();
-            match serde_json::from_str::<ChatMessage>(&raw) {
-                Ok(m) => {
-                    conversations.insert(m.conversation.clone());
-                    docs.push(MessageDoc::from(&m));
-                }
-                Err(_) => {
-                    metrics::counter!("history_archive_corrupt_total").increment(1);
-                    tracing::error!(id = %entry.id, "corrupt archive entry dead-lettered");
-                    dead.push((entry.id.clone(), raw, "unreadable entry"));
-                }
-            }
-        }
-        if let Some(first) = entries.first() {
-            let entry_ms: i64 = first
-                .id
-                .split('-')
-                .next()
-                .and_then(|ms| ms.parse().ok())
-                .unwrap_or_else(now_ms);
-            metrics::gauge!("history_archive_lag_seconds")
-                .set((now_ms() - entry_ms).max(0) as f64 / 1000.0);
-        }
+    /// Inserts `docs`; returns the conflicts, to dead-letter. A duplicate is
+    /// a replay (same id: done) or a conflict (another message holds that
+    /// seq): never silently the latter.
+    async fn insert(&self, docs: &[MessageDoc]) -> Result<Vec<Dead>, String> {
         let outcome = self
             .archive
-            .insert(&docs)
+            .insert(docs)
             .await
             .map_err(|e| format!("mongodb: {e}"))?;
         metrics::counter!("history_archived_total").increment(outcome.inserted as u64);
         metrics::counter!("history_archive_duplicates_total")
             .increment(outcome.duplicates.len() as u64);
-        // A duplicate is a replay (same id: done) or a conflict (another
-        // message holds that seq): never silently the latter.
         let duplicates: Vec<&MessageDoc> = outcome
             .duplicates
             .iter()
@@ -237,59 +166,54 @@ impl Archiver {
             .conflicts(&duplicates)
             .await
             .map_err(|e| format!("mongodb: {e}"))?;
-        for c in &conflicts {
-            metrics::counter!("history_archive_conflicts_total").increment(1);
-            tracing::error!(
-                conversation = %c.conversation_id,
-                seq = c.seq,
-                id = %c.id,
-                "another message already holds this seq; dead-lettered"
-            );
-            let json = serde_json::to_string(&ChatMessage::from(c.clone())).unwrap_or_default();
-            dead.push((
-                c.id.clone(),
-                json,
-                "conversation and seq held by another message",
-            ));
-        }
-        let trims = self.safe_trims(&conversations).await?;
+        Ok(conflicts
+            .into_iter()
+            .map(|c| {
+                metrics::counter!("history_archive_conflicts_total").increment(1);
+                tracing::error!(
+                    conversation = %c.conversation_id,
+                    seq = c.seq,
+                    id = %c.id,
+                    "another message already holds this seq; dead-lettered"
+                );
+                let id = c.id.clone();
+                // The document that lost (it is ours, so it converts).
+                let json = ChatMessage::try_from(c)
+                    .ok()
+                    .and_then(|m| serde_json::to_string(&m).ok())
+                    .unwrap_or_default();
+                (id, json, "conversation and seq held by another message")
+            })
+            .collect())
+    }
 
+    /// Dead letters, acknowledgement, and the trims, in one pipeline.
+    async fn finish(
+        &self,
+        consumer: &mut Consumer,
+        entries: &[StreamId],
+        dead: &[Dead],
+        trims: &[(ConversationId, u64)],
+    ) -> Result<(), String> {
         let keys = self.store.keys();
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         let mut pipe = redis::pipe();
-        for (id, payload, reason) in &dead {
-            pipe.cmd("XADD")
-                .arg(keys.archive_dead_letter())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(common::limits::DEAD_LETTER_MAXLEN)
-                .arg("*")
-                .arg("id")
-                .arg(id)
-                .arg(ARCHIVE_FIELD)
-                .arg(payload)
-                .arg("reason")
-                .arg(*reason)
-                .ignore();
+        for (id, payload, reason) in dead {
+            consumer.group.dead_letter(&mut pipe, id, payload, reason);
         }
-        pipe.cmd("XACK")
-            .arg(keys.archive())
-            .arg(GROUP)
-            .arg(&ids)
-            .ignore();
-        pipe.cmd("XDEL").arg(keys.archive()).arg(&ids).ignore();
-        for (conv, below) in &trims {
+        consumer.group.ack(&mut pipe, &ids);
+        for (conv, below) in trims {
             // Only what MongoDB has confirmed leaves the window, whatever
             // other instances are still archiving.
             pipe.cmd("ZREMRANGEBYSCORE")
-                .arg(keys.recent(conv))
+                .arg(keys.recent(conv.as_str()))
                 .arg("-inf")
                 .arg(format!("({below}"))
                 .ignore();
         }
         pipe.cmd("XLEN").arg(keys.archive());
         let (backlog,): (u64,) = pipe
-            .query_async(&mut self.reader)
+            .query_async(&mut consumer.conn)
             .await
             .map_err(|e| format!("redis: {e}"))?;
         metrics::gauge!("history_archive_backlog").set(backlog as f64);
@@ -305,20 +229,20 @@ impl Archiver {
     /// may still be archiving it).
     async fn safe_trims(
         &mut self,
-        conversations: &HashSet<String>,
-    ) -> Result<Vec<(String, u64)>, String> {
+        conversations: &HashSet<ConversationId>,
+    ) -> Result<Vec<(ConversationId, u64)>, String> {
         let keys = self.store.keys().clone();
         let mut pipe = redis::pipe();
-        let convs: Vec<&String> = conversations.iter().collect();
+        let convs: Vec<&ConversationId> = conversations.iter().collect();
         for conv in &convs {
             pipe.cmd("ZRANGE")
-                .arg(keys.recent(conv))
+                .arg(keys.recent(conv.as_str()))
                 .arg(0)
                 .arg(-(i64::from(self.recent_limit)) - 1)
                 .arg("WITHSCORES");
         }
         let excess: Vec<Vec<(String, f64)>> = pipe
-            .query_async(&mut self.reader)
+            .query_async(&mut self.store.conn())
             .await
             .map_err(|e| format!("redis: {e}"))?;
         let mut trims = Vec::new();
@@ -330,7 +254,7 @@ impl Archiver {
             }
             let archived = self
                 .archive
-                .archived_seqs(conv, &seqs)
+                .archived_seqs(conv.as_str(), &seqs)
                 .await
                 .map_err(|e| format!("mongodb: {e}"))?;
             let below = seqs
@@ -339,31 +263,42 @@ impl Archiver {
                 .copied()
                 .unwrap_or_else(|| seqs[seqs.len() - 1] + 1);
             if below > seqs[0] {
-                trims.push((conv.clone(), below));
+                trims.push(((*conv).clone(), below));
             }
         }
         Ok(trims)
     }
 }
 
-/// Exponential backoff from 100 ms to 5 s, cut short by shutdown.
-#[derive(Default)]
-struct Backoff {
-    attempt: u32,
-}
-
-impl Backoff {
-    async fn wait(&mut self, shutdown: &Shutdown) {
-        let delay =
-            Duration::from_millis(100 * 2_u64.pow(self.attempt.min(6))).min(Duration::from_secs(5));
-        self.attempt += 1;
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {},
-            () = shutdown.clone().wait() => {},
+fn decode(entries: &[StreamId]) -> Decoded {
+    let mut out = Decoded::default();
+    for entry in entries {
+        let raw = entry.get::<String>(ARCHIVE_FIELD).unwrap_or_default();
+        match serde_json::from_str::<ArchiveEntry>(&raw) {
+            Ok(ArchiveEntry { v, message }) if model::readable(v) => {
+                out.conversations.insert(message.conversation.clone());
+                out.docs.push(MessageDoc::from(&message));
+            }
+            _ => {
+                metrics::counter!("history_archive_corrupt_total").increment(1);
+                tracing::error!(id = %entry.id, "corrupt archive entry dead-lettered");
+                out.dead.push((entry.id.clone(), raw, "unreadable entry"));
+            }
         }
     }
+    out
+}
 
-    fn reset(&mut self) {
-        self.attempt = 0;
+/// The archive lag: how old the batch's first entry is (its id's time).
+fn record_lag(entries: &[StreamId]) {
+    if let Some(first) = entries.first() {
+        let entry_ms: i64 = first
+            .id
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(now_ms);
+        metrics::gauge!("history_archive_lag_seconds")
+            .set((now_ms() - entry_ms).max(0) as f64 / 1000.0);
     }
 }

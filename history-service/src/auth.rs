@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::{
     auth::{Caller, InternalChannel, bearer, constant_time_eq},
-    ids::ConversationId,
+    ids::{Conversation, ConversationId},
 };
 use proto::user::v1::{self as upb, user_service_client::UserServiceClient};
 use tonic::{Request, Status, service::Interceptor};
@@ -86,17 +86,17 @@ impl Access {
             Caller::Service | Caller::Operator => return Ok(()),
             Caller::User(user) => user,
         };
-        match conversation {
-            ConversationId::Dm(..) if conversation.dm_has(user) => Ok(()),
-            ConversationId::Dm(..) => Err(HistoryError::PermissionDenied(
+        match conversation.kind() {
+            Conversation::Dm(..) if conversation.dm_has(user) => Ok(()),
+            Conversation::Dm(..) => Err(HistoryError::PermissionDenied(
                 "not a party to this conversation".into(),
             )),
-            ConversationId::Room(room) => {
+            Conversation::Room(room) => {
                 let reply = self
                     .users
                     .clone()
                     .check_membership(upb::RoomMembershipRequest {
-                        room: room.clone(),
+                        room: room.to_owned(),
                         username: user.clone(),
                     })
                     .await

@@ -53,6 +53,10 @@ pub struct Config {
     /// HTTP address of /healthz, /readyz and /metrics.
     #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
     pub ops_addr: SocketAddr,
+    /// Where to write, once every listener is bound, a JSON file naming the
+    /// bound addresses (removed at exit); for launchers and test harnesses.
+    #[arg(long, env = "READY_FILE")]
+    pub ready_file: Option<std::path::PathBuf>,
     /// Newest offline messages kept per user.
     #[arg(long, env = "OFFLINE_LIMIT", default_value_t = 100)]
     pub offline_limit: u32,

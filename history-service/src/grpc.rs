@@ -5,7 +5,7 @@
 use common::{
     auth::Caller,
     convert::{from_pb, to_pb},
-    ids::{ConversationId, valid_username},
+    ids::{self, ConversationId},
     model::ChatMessage,
 };
 use proto::history::{internal::v1 as ipb, v1 as pb};
@@ -35,12 +35,7 @@ fn check_username(field: &str, name: &str) -> Result<(), HistoryError> {
             "{field} is required"
         )));
     }
-    if !valid_username(name) {
-        return Err(HistoryError::InvalidArgument(format!(
-            "{field} must be 3 to 32 characters of a-z, 0-9 and _"
-        )));
-    }
-    Ok(())
+    ids::check_username(name).map_err(|e| HistoryError::InvalidArgument(format!("{field}: {e}")))
 }
 
 #[tonic::async_trait]
@@ -103,9 +98,7 @@ fn items(req: ipb::AppendRequest) -> Result<Vec<AppendItem>, HistoryError> {
             item.message
                 .ok_or_else(|| HistoryError::InvalidArgument("item without message".into()))?,
         )
-        .map_err(|e| HistoryError::InvalidArgument(e.to_owned()))?;
-        ConversationId::parse(&message.conversation)
-            .map_err(|e| HistoryError::InvalidArgument(format!("conversation_id: {e}")))?;
+        .map_err(HistoryError::InvalidArgument)?;
         for user in &item.offline_recipients {
             check_username("offline_recipients", user)?;
         }

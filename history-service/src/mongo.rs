@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use common::model::ChatMessage;
+use common::{
+    ids::{ConversationId, IdError, Target},
+    model::ChatMessage,
+};
 use futures::TryStreamExt;
 use mongodb::{
     Client, Collection, IndexModel,
@@ -35,10 +38,10 @@ impl From<&ChatMessage> for MessageDoc {
     fn from(m: &ChatMessage) -> Self {
         Self {
             id: m.id.clone(),
-            conversation_id: m.conversation.clone(),
+            conversation_id: m.conversation.to_string(),
             seq: m.seq as i64,
             sender: m.from.clone(),
-            recipient: m.to.clone(),
+            recipient: m.to.to_string(),
             body: m.body.clone(),
             sent_at: bson::DateTime::from_millis(m.ts),
             client_id: m.client_id.clone(),
@@ -47,19 +50,22 @@ impl From<&ChatMessage> for MessageDoc {
     }
 }
 
-impl From<MessageDoc> for ChatMessage {
-    fn from(d: MessageDoc) -> Self {
-        Self {
+impl TryFrom<MessageDoc> for ChatMessage {
+    type Error = IdError;
+
+    /// Fails only for a document this service did not write.
+    fn try_from(d: MessageDoc) -> Result<Self, IdError> {
+        Ok(Self {
             id: d.id,
-            conversation: d.conversation_id,
+            conversation: ConversationId::parse(&d.conversation_id)?,
             seq: d.seq.max(0) as u64,
             from: d.sender,
-            to: d.recipient,
+            to: Target::parse(&d.recipient)?,
             body: d.body,
             ts: d.sent_at.timestamp_millis(),
             client_id: d.client_id,
             tombstone: d.tombstone,
-        }
+        })
     }
 }
 
@@ -219,7 +225,17 @@ impl Archive {
             .await?
             .try_collect()
             .await?;
-        Ok(docs.into_iter().map(ChatMessage::from).collect())
+        docs.into_iter()
+            .map(|d| {
+                ChatMessage::try_from(d).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("archived message: {e}"),
+                    )
+                    .into()
+                })
+            })
+            .collect()
     }
 }
 

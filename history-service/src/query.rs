@@ -5,12 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use common::{ids::ConversationId, model::ChatMessage};
+use common::{ids::ConversationId, model::ChatMessage, paging::PageQuery};
 
 use crate::{error::HistoryError, mongo::Archive, store::RedisStore};
-
-pub const DEFAULT_LIMIT: u32 = 50;
-pub const MAX_LIMIT: u32 = 200;
 
 /// A validated page request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,27 +32,13 @@ impl PageRequest {
         }
         let conv = ConversationId::parse(conversation)
             .map_err(|e| HistoryError::InvalidArgument(format!("conversation_id: {e}")))?;
-        if before.is_some() && after.is_some() {
-            return Err(HistoryError::InvalidArgument(
-                "give before_seq or after_seq, not both".into(),
-            ));
-        }
-        if before == Some(0) {
-            return Err(HistoryError::InvalidArgument(
-                "before_seq must be at least 1".into(),
-            ));
-        }
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(HistoryError::InvalidArgument(format!(
-                "limit must be between 1 and {MAX_LIMIT}"
-            )));
-        }
+        let page = PageQuery::new(before, after, limit.map(u64::from))
+            .map_err(|e| HistoryError::InvalidArgument(e.to_string()))?;
         Ok(Self {
             conversation: conv.to_string(),
-            before,
-            after,
-            limit: limit as usize,
+            before: page.before,
+            after: page.after,
+            limit: page.limit as usize,
         })
     }
 }

@@ -5,9 +5,11 @@ use std::{sync::Arc, time::Duration};
 
 use common::{
     auth::RequireServiceToken,
+    consumer::{self, Consumer},
     grpc::internal_channel,
     keys::Keys,
     ops::{self, Readiness},
+    ready::ReadyFile,
     redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
@@ -22,7 +24,7 @@ use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::{
-    archive::{ArchiveStatus, Archiver},
+    archive::{self, ArchiveStatus, Archiver},
     auth::{Access, PublicAuth},
     config::Config,
     grpc::{HistoryApi, InternalApi},
@@ -32,6 +34,8 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("cannot write the ready file: {0}")]
+    ReadyFile(std::io::Error),
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("bad MongoDB settings: {0}")]
@@ -108,14 +112,20 @@ impl Application {
         let status = Arc::new(ArchiveStatus::default());
         let archiver = Archiver {
             store: self.store.clone(),
-            reader: self.reader,
             archive: self.archive.clone(),
-            consumer: self.config.instance_id.clone(),
-            batch: self.config.archive_batch as usize,
             recent_limit: self.config.recent_limit,
             status: status.clone(),
         };
-        let archiver = tokio::spawn(archiver.run(shutdown.clone()));
+        let group = archive::group(
+            &self.store,
+            self.config.instance_id.clone(),
+            self.config.archive_batch as usize,
+        );
+        let archiver = tokio::spawn(consumer::run(
+            Consumer::new(group, self.reader),
+            archiver,
+            shutdown.clone(),
+        ));
 
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
@@ -137,6 +147,16 @@ impl Application {
             ops = %addr(&self.ops_listener),
             "history-service listening"
         );
+        let _ready = ReadyFile::write(
+            self.config.ready_file.as_deref(),
+            "history-service",
+            &[
+                ("grpc", self.grpc_listener.local_addr()),
+                ("internal", self.internal_listener.local_addr()),
+                ("ops", self.ops_listener.local_addr()),
+            ],
+        )
+        .map_err(StartupError::ReadyFile)?;
         // The public port: reads for users, reflection of the public file only.
         let (reflection_v1, reflection_v1alpha) = common::grpc::reflection(&[
             proto::history::v1::FILE_DESCRIPTOR_SET,

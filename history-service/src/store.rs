@@ -2,7 +2,11 @@
 //! windows, and the archive backlog stream.
 
 use common::redis_conn::Redis;
-use common::{keys::Keys, model::ChatMessage, redis_conn::LuaScript};
+use common::{
+    keys::Keys,
+    model::{ArchiveEntry, ChatMessage},
+    redis_conn::LuaScript,
+};
 
 use crate::error::HistoryError;
 
@@ -26,12 +30,14 @@ return 1
 
 /// Removes the delivered batch: everything up to and including the message whose
 /// id is ARGV[1], and clears the dropped count reported with it (ARGV[2]).
+/// Entries are decoded to find the id, so nothing depends on how the JSON
+/// is laid out; an entry that does not decode is never the one acknowledged.
 const OFFLINE_ACK: &str = r#"
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
-local prefix = '{"id":"' .. ARGV[1] .. '"'
 local removed = 0
 for i, item in ipairs(items) do
-  if string.sub(item, 1, #prefix) == prefix then
+  local ok, m = pcall(cjson.decode, item)
+  if ok and type(m) == 'table' and m.id == ARGV[1] then
     redis.call('LTRIM', KEYS[1], i, -1)
     removed = i
     break
@@ -101,7 +107,7 @@ impl RedisStore {
             let json = serde_json::to_string(&item.message)?;
             let conv = &item.message.conversation;
             pipe.cmd("ZADD")
-                .arg(self.keys.recent(conv))
+                .arg(self.keys.recent(conv.as_str()))
                 .arg(item.message.seq)
                 .arg(&json)
                 .ignore();
@@ -109,7 +115,7 @@ impl RedisStore {
                 .arg(self.keys.archive())
                 .arg("*")
                 .arg(ARCHIVE_FIELD)
-                .arg(&json)
+                .arg(ArchiveEntry::json(&item.message)?)
                 .ignore();
             self.push_offline(&mut pipe, &item.offline_recipients, &json);
         }

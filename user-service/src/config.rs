@@ -42,6 +42,10 @@ pub struct Config {
     /// HTTP address of /healthz, /readyz and /metrics.
     #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
     pub ops_addr: SocketAddr,
+    /// Where to write, once every listener is bound, a JSON file naming the
+    /// bound addresses (removed at exit); for launchers and test harnesses.
+    #[arg(long, env = "READY_FILE")]
+    pub ready_file: Option<std::path::PathBuf>,
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 86_400)]
     pub token_ttl_secs: i64,

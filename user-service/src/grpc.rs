@@ -1,6 +1,6 @@
 //! The `chat.user.v1.UserService` implementation: validation, then the store.
 
-use common::ids::{valid_room_name, valid_username};
+use common::ids::{self, valid_username};
 use proto::user::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -41,23 +41,11 @@ pub const MAX_DISPLAY_NAME: usize = 64;
 pub const MAX_TOPIC: usize = 256;
 
 fn check_username(name: &str) -> Result<(), UserError> {
-    if valid_username(name) {
-        Ok(())
-    } else {
-        Err(UserError::InvalidArgument(
-            "username must be 3 to 32 characters of a-z, 0-9 and _".into(),
-        ))
-    }
+    ids::check_username(name).map_err(|e| UserError::InvalidArgument(e.to_string()))
 }
 
 fn check_room(name: &str) -> Result<(), UserError> {
-    if valid_room_name(name) {
-        Ok(())
-    } else {
-        Err(UserError::InvalidArgument(
-            "room name must be 1 to 32 characters of a-z, 0-9, _ and -".into(),
-        ))
-    }
+    ids::check_room_name(name).map_err(|e| UserError::InvalidArgument(e.to_string()))
 }
 
 fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {

@@ -6,6 +6,7 @@ use common::{
     auth::RequireServiceToken,
     keys::Keys,
     ops::{self, Readiness},
+    ready::ReadyFile,
     redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
@@ -19,6 +20,8 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("cannot write the ready file: {0}")]
+    ReadyFile(std::io::Error),
     #[error("cannot connect to PostgreSQL: {0}")]
     Database(#[from] sqlx::Error),
     #[error("cannot connect to Redis: {0}")]
@@ -107,6 +110,15 @@ impl Application {
             ops = %self.ops_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "user-service listening"
         );
+        let _ready = ReadyFile::write(
+            self.config.ready_file.as_deref(),
+            "user-service",
+            &[
+                ("grpc", self.grpc_listener.local_addr()),
+                ("ops", self.ops_listener.local_addr()),
+            ],
+        )
+        .map_err(StartupError::ReadyFile)?;
 
         let pool = self.store.pool().clone();
         let ready: ops::ReadyCheck = Arc::new(move || {

@@ -9,6 +9,7 @@ use common::{
     auth::InternalChannel,
     config::ServiceTokenArg,
     grpc::internal_channel,
+    ids::Target,
     keys::Keys,
     model::{EntryKind, INGRESS_FIELD, IngressEntry},
     telemetry::LogFormat,
@@ -66,6 +67,7 @@ impl TestEnv {
             history_service_url: self.history_url.clone(),
             service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
             ops_addr: "127.0.0.1:0".parse().unwrap(),
+            ready_file: None,
             consumer_name: consumer.into(),
             batch_size: 50,
             batch_linger_ms: 0,
@@ -188,12 +190,13 @@ impl TestEnv {
 
     pub async fn xadd(&self, user: &str, conn: u64, client_id: &str, to: &str, body: &str) {
         let entry = IngressEntry {
+            v: common::model::FORMAT_VERSION,
             kind: EntryKind::Send,
             user: user.into(),
             gw: GATEWAY.into(),
             conn,
             client_id: client_id.into(),
-            to: to.into(),
+            to: Target::parse(to).expect("a valid target"),
             body: body.into(),
         };
         self.xadd_raw(&serde_json::to_string(&entry).unwrap()).await;

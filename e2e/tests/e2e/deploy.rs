@@ -355,8 +355,10 @@ fn compose_publishes_only_the_load_balancer_and_the_loopback_history_port() {
     assert_eq!(
         published,
         BTreeSet::from([
+            ("grafana", "127.0.0.1:3000:3000"),
             ("history-service", "127.0.0.1:50051:50051"),
             ("lb", "8080:8080"),
+            ("prometheus", "127.0.0.1:9090:9090"),
         ])
     );
 }
@@ -537,7 +539,7 @@ fn the_image_has_every_binary_and_a_tool_free_healthcheck() {
     }
     assert!(dockerfile.contains("HEALTHCHECK"));
     assert!(dockerfile.contains("CMD [\"probe\"]"));
-    assert!(dockerfile.contains("USER chat"));
+    assert!(dockerfile.contains("USER 10001:10001"));
     assert!(dockerfile.contains("debian:bookworm-slim"));
     assert!(dockerfile.contains("cargo chef cook --release"));
 }

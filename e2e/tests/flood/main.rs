@@ -40,7 +40,7 @@ async fn a_login_burst_stays_within_the_memory_bound_and_others_are_served() {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let mut service = Service::start("user-service", "user-service", &env, &log_dir);
-    let port = service.bound_port("user-service listening", "grpc").await;
+    let port = service.bound_port("grpc").await;
     let channel = internal_channel(&format!("http://127.0.0.1:{port}"), SERVICE_TOKEN).unwrap();
     let client = UserServiceClient::new(channel);
     testkit::eventually("user-service answers", Duration::from_secs(30), || {

@@ -1,6 +1,6 @@
 //! Who may read a conversation: the two parties of a DM, the members of a room.
 
-use common::ids::ConversationId;
+use common::ids::{Conversation, ConversationId};
 use proto::user::v1 as pb;
 
 use super::error::ApiError;
@@ -11,17 +11,17 @@ pub async fn check_can_read(
     user: &str,
     conversation: &ConversationId,
 ) -> Result<(), ApiError> {
-    match conversation {
-        ConversationId::Dm(..) if conversation.dm_has(user) => Ok(()),
-        ConversationId::Dm(..) => Err(ApiError::Forbidden(
+    match conversation.kind() {
+        Conversation::Dm(..) if conversation.dm_has(user) => Ok(()),
+        Conversation::Dm(..) => Err(ApiError::Forbidden(
             "not a party to this conversation".into(),
         )),
-        ConversationId::Room(room) => {
+        Conversation::Room(room) => {
             let reply = state
                 .users
                 .clone()
                 .check_membership(pb::RoomMembershipRequest {
-                    room: room.clone(),
+                    room: room.to_owned(),
                     username: user.to_owned(),
                 })
                 .await?

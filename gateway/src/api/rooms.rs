@@ -5,7 +5,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use common::ids::{ConversationId, valid_room_name};
+use common::ids::{ConversationId, check_room_name};
 use proto::user::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,13 +36,7 @@ fn room_json(r: &pb::Room) -> Value {
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if valid_room_name(name) {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(
-            "room name must be 1 to 32 characters of a-z, 0-9, _ and -".into(),
-        ))
-    }
+    check_room_name(name).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 pub async fn list(
@@ -124,7 +118,7 @@ pub async fn members(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_name(&name)?;
-    check_can_read(&state, &user, &ConversationId::Room(name.clone())).await?;
+    check_can_read(&state, &user, &ConversationId::room(&name)).await?;
     let members = state
         .users
         .clone()
@@ -133,7 +127,11 @@ pub async fn members(
         .into_inner()
         .members;
     let names: Vec<String> = members.iter().map(|m| m.username.clone()).collect();
-    let online = state.presence.online(&names).await?;
+    let online = state
+        .lookup
+        .clone()
+        .any_online(&mut state.redis.clone(), &names)
+        .await?;
     let list: Vec<Value> = members
         .iter()
         .zip(online)

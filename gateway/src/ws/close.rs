@@ -12,3 +12,12 @@ pub const POLICY: (u16, &str) = (1008, "too many bad frames");
 pub const TOO_BIG: (u16, &str) = (1009, "frame too large");
 /// The client closed, or the session ended normally.
 pub const NORMAL: (u16, &str) = (1000, "bye");
+
+/// Whether a read failed because the client's frame or message was over the
+/// hard limit: told by the WebSocket library's error type, never its text.
+pub fn is_too_big(error: axum::Error) -> bool {
+    matches!(
+        error.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}

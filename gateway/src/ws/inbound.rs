@@ -3,6 +3,7 @@
 
 use common::{
     ids::{ConversationId, Target},
+    paging::PageQuery,
     protocol::ErrorCode,
 };
 use serde_json::{Map, Value};
@@ -19,9 +20,7 @@ pub enum ClientFrame {
     History {
         reference: String,
         conversation: ConversationId,
-        before: Option<u64>,
-        after: Option<u64>,
-        limit: Option<u32>,
+        page: PageQuery,
     },
     OfflineAck,
     Typing {
@@ -95,21 +94,16 @@ pub fn parse(text: &str, max_body: usize) -> Result<ClientFrame, FrameError> {
             let reference = field.string("ref")?;
             let conversation = ConversationId::parse(&field.string("conversation")?)
                 .map_err(|e| field.bad(format!("conversation: {e}")))?;
-            let before = field.opt_u64("before")?;
-            let after = field.opt_u64("after")?;
-            if before.is_some() && after.is_some() {
-                return Err(field.bad("give before or after, not both"));
-            }
-            let limit = field.opt_u64("limit")?;
-            if limit.is_some_and(|l| !(1..=200).contains(&l)) {
-                return Err(field.bad("limit must be between 1 and 200"));
-            }
+            let page = PageQuery::new(
+                field.opt_u64("before")?,
+                field.opt_u64("after")?,
+                field.opt_u64("limit")?,
+            )
+            .map_err(|e| field.bad(e.to_string()))?;
             Ok(ClientFrame::History {
                 reference,
                 conversation,
-                before,
-                after,
-                limit: limit.map(|l| l as u32),
+                page,
             })
         }
         Some("offline_ack") => Ok(ClientFrame::OfflineAck),
@@ -189,7 +183,10 @@ mod tests {
                 4096
             ),
             Ok(ClientFrame::History {
-                before: Some(5),
+                page: PageQuery {
+                    before: Some(5),
+                    ..
+                },
                 ..
             })
         ));

@@ -3,8 +3,11 @@
 pub mod caps;
 pub mod close;
 pub mod inbound;
+pub mod ingress;
+pub mod offline;
 pub mod ratelimit;
 pub mod session;
+pub mod writer;
 
 use std::net::SocketAddr;
 

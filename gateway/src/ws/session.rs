@@ -1,36 +1,31 @@
-//! One WebSocket session: a writer task that drains the outbound queue (feed a
-//! batch, flush once) and pings, and a reader loop that handles client frames.
+//! One WebSocket session's life: register with the hub and presence, greet
+//! (`hello`, then the offline handshake), read and dispatch client frames
+//! until the peer leaves or the server closes, then unregister and finish
+//! the closing handshake. The writer task (`writer.rs`) owns the sending
+//! side; sends go to the ingress producer (`ingress.rs`).
 
 use std::{sync::Arc, time::Duration};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use common::{
-    model::{EntryKind, INGRESS_FIELD, IngressEntry},
+    model::EntryKind,
     protocol::{ErrorCode, ServerFrame},
-    shutdown::Shutdown,
 };
-use futures::{SinkExt, StreamExt, stream::SplitSink};
-use proto::history::{internal::v1 as ipb, v1 as hpb};
+use futures::StreamExt;
 
 use super::{
     caps::ConnPermit,
     close,
     inbound::{self, ClientFrame, FrameError},
+    ingress::{self, Item, Produced},
+    offline,
     ratelimit::TokenBucket,
+    writer::{CLOSE_WAIT, write_loop},
 };
-use crate::{
-    api::conversations::fetch_page,
-    backpressure,
-    outbox::{Close, Next, Outbox},
-    state::AppState,
-};
+use crate::{history, outbox::Outbox, state::AppState};
 
 /// Bad or rate-limited frames in a row before the socket is closed (1008).
 const MAX_STRIKES: u32 = 50;
-/// Most frames written between two flushes.
-const WRITE_BATCH: usize = 256;
-/// How long the close frame may wait for a peer that is not reading.
-const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs one socket; `_permit` holds its place under the per-user and
 /// per-address caps until the session ends.
@@ -111,8 +106,8 @@ struct Session {
     user: String,
     conn: u64,
     outbox: Arc<Outbox>,
-    /// The last `offline` batch sent: (id of its last message, dropped count).
-    offline: Option<(String, u64)>,
+    /// The last `offline` batch sent and not acknowledged yet.
+    offline: Option<offline::Sent>,
     bucket: TokenBucket,
     strikes: u32,
 }
@@ -150,29 +145,12 @@ impl Session {
             gateway: &config.gateway_id,
             heartbeat_ms: config.heartbeat_ms,
         });
-        let reply = self
-            .state
-            .history
-            .clone()
-            .list_offline(hpb::ListOfflineRequest {
-                username: self.user.clone(),
-            })
-            .await;
-        match reply {
-            Ok(reply) => {
-                let reply = reply.into_inner();
-                let messages: Vec<_> = reply
-                    .messages
-                    .into_iter()
-                    .filter_map(|m| common::convert::from_pb(m).ok())
-                    .collect();
-                if !messages.is_empty() || reply.dropped > 0 {
-                    let last = messages.last().map(|m| m.id.clone()).unwrap_or_default();
-                    self.offline = Some((last, reply.dropped));
-                }
+        match offline::fetch(&self.state, &self.user).await {
+            Ok(queued) => {
+                self.offline = queued.sent;
                 self.frame(&ServerFrame::Offline {
-                    messages: &messages,
-                    truncated: reply.truncated,
+                    messages: &queued.messages,
+                    truncated: queued.truncated,
                 });
             }
             Err(status) => {
@@ -210,8 +188,7 @@ impl Session {
                 }
                 Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Ended::PeerClosed,
                 Ok(Some(Err(e))) => {
-                    let text = e.to_string();
-                    if text.contains("Space limit") || text.contains("too long") {
+                    if close::is_too_big(e) {
                         self.outbox.close(close::TOO_BIG);
                         return Ended::ByServer;
                     }
@@ -280,106 +257,62 @@ impl Session {
                 to,
                 body,
             } => {
-                self.enqueue(EntryKind::Send, client_id, to.to_string(), body)
-                    .await;
+                self.produce(Item {
+                    kind: EntryKind::Send,
+                    client_id,
+                    to,
+                    body,
+                })
+                .await;
             }
             ClientFrame::Typing { to } => {
-                self.enqueue(
-                    EntryKind::Typing,
-                    String::new(),
-                    to.to_string(),
-                    String::new(),
-                )
+                self.produce(Item {
+                    kind: EntryKind::Typing,
+                    client_id: String::new(),
+                    to,
+                    body: String::new(),
+                })
                 .await;
             }
             ClientFrame::History {
                 reference,
                 conversation,
-                before,
-                after,
-                limit,
-            } => {
-                let conv = conversation.to_string();
-                match fetch_page(&self.state, &self.user, &conv, before, after, limit).await {
-                    Ok((messages, has_more)) => self.frame(&ServerFrame::History {
-                        reference: &reference,
-                        conversation: &conv,
-                        messages: &messages,
-                        has_more,
-                    }),
-                    Err(e) => self.error(e.ws_code(), &e.to_string(), Some(&reference)),
-                }
-            }
+                page,
+            } => match history::page(&self.state, &self.user, &conversation, page).await {
+                Ok((messages, has_more)) => self.frame(&ServerFrame::History {
+                    reference: &reference,
+                    conversation: conversation.as_str(),
+                    messages: &messages,
+                    has_more,
+                }),
+                Err(e) => self.error(e.ws_code(), &e.to_string(), Some(&reference)),
+            },
             ClientFrame::OfflineAck => self.ack_offline().await,
             ClientFrame::Ping => self.frame(&ServerFrame::Pong),
         }
     }
 
-    /// Puts a send or typing notice on the ingress stream, unless the stream's
-    /// backlog is over its limit: then a send is refused with a retry hint and
-    /// a typing notice (worthless later) is dropped.
-    async fn enqueue(&mut self, kind: EntryKind, client_id: String, to: String, body: String) {
-        let state = &self.state;
-        if backpressure::over_limit(&state.ingress_backlog, state.config.ingress_backlog_limit) {
-            metrics::counter!("gateway_backpressure_total").increment(1);
-            if kind == EntryKind::Send {
-                self.error_retry(
-                    ErrorCode::Unavailable,
-                    "the system is busy; retry with the same client_id",
-                    Some(&client_id),
-                    Some(backpressure::RETRY_AFTER_MS),
-                );
-            }
-            return;
-        }
-        let entry = IngressEntry {
-            kind,
-            user: self.user.clone(),
-            gw: self.state.config.gateway_id.clone(),
-            conn: self.conn,
-            client_id,
-            to,
-            body,
-        };
-        let json = serde_json::to_string(&entry).unwrap_or_default();
-        let mut redis = self.state.redis.clone();
-        let added: redis::RedisResult<String> = redis::cmd("XADD")
-            .arg(self.state.keys.ingress())
-            .arg("*")
-            .arg(INGRESS_FIELD)
-            .arg(json)
-            .query_async(&mut redis)
-            .await;
-        if let Err(e) = added {
-            tracing::warn!(error = %e, "ingress XADD failed");
-            let reference = (kind == EntryKind::Send).then_some(entry.client_id.as_str());
-            self.error(
-                ErrorCode::Unavailable,
-                "message not accepted; retry with the same client_id",
-                reference,
-            );
-        } else {
-            metrics::counter!("gateway_ingress_total").increment(1);
+    /// Hands a send or typing notice to the ingress producer; a refusal is
+    /// an error frame referring to the send.
+    async fn produce(&mut self, item: Item) {
+        let reference = (item.kind == EntryKind::Send).then(|| item.client_id.clone());
+        if let Produced::Refused {
+            code,
+            message,
+            retry_after_ms,
+        } = ingress::produce(&self.state, &self.user, self.conn, item).await
+        {
+            self.error_retry(code, message, reference.as_deref(), retry_after_ms);
         }
     }
 
     async fn ack_offline(&mut self) {
-        let Some((last_id, dropped)) = self.offline.take() else {
+        let Some(sent) = self.offline.take() else {
             return;
         };
-        let acked = self
-            .state
-            .history_internal
-            .clone()
-            .ack_offline(ipb::AckOfflineRequest {
-                username: self.user.clone(),
-                last_id: last_id.clone(),
-                dropped,
-            })
-            .await;
-        if let Err(status) = acked {
+        if let Err(status) = offline::ack(&self.state, &self.user, &sent).await {
             tracing::warn!(error = %status, "offline ack failed");
-            self.offline = Some((last_id, dropped));
+            self.offline = Some(sent);
             self.error(
                 ErrorCode::Unavailable,
                 "offline_ack not recorded; send it again",
@@ -387,88 +320,4 @@ impl Session {
             );
         }
     }
-}
-
-type Sink = SplitSink<WebSocket, Message>;
-
-/// Writes queued frames (feeding up to WRITE_BATCH, then one flush), pings
-/// every heartbeat, and closes the socket on a close request, a slow-consumer
-/// flag, shutdown (1012), or when every sender is gone.
-async fn write_loop(mut sink: Sink, outbox: Arc<Outbox>, shutdown: Shutdown, heartbeat: Duration) {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    let reason = loop {
-        let next = tokio::select! {
-            biased;
-            () = outbox.overflowed() => break close::SLOW_CONSUMER,
-            () = &mut stop => break close::RESTART,
-            next = outbox.next() => Some(next),
-            _ = ping.tick() => None,
-        };
-        // A write blocks while the peer does not read; the slow-consumer flag
-        // and shutdown must still get through, so they race the write.
-        let write = async {
-            match next {
-                Some(Next::Frame(frame)) => write_batch(&mut sink, &outbox, frame).await,
-                Some(Next::Close(close)) => Ok(Some(close)),
-                Some(Next::Finished) => Ok(Some(close::NORMAL)),
-                None => sink
-                    .send(Message::Ping(Default::default()))
-                    .await
-                    .map(|()| None),
-            }
-        };
-        tokio::select! {
-            biased;
-            () = outbox.overflowed() => break close::SLOW_CONSUMER,
-            () = &mut stop => break close::RESTART,
-            written = write => match written {
-                Ok(None) => {}
-                Ok(Some(reason)) => break reason,
-                Err(_) => return,
-            },
-        }
-    };
-    if reason == close::SLOW_CONSUMER {
-        metrics::counter!("gateway_closed_total", "reason" => "slow_consumer").increment(1);
-    }
-    // The close frame waits behind what the peer has not read yet; give it a
-    // bounded time, then drop the connection.
-    let _ = tokio::time::timeout(CLOSE_WAIT, async {
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: reason.0,
-                reason: Utf8Bytes::from_static(reason.1),
-            })))
-            .await;
-        let _ = sink.close().await;
-    })
-    .await;
-}
-
-/// Feeds `first` and whatever else is queued (up to WRITE_BATCH), then
-/// flushes once. Returns a close request if one came up.
-async fn write_batch(
-    sink: &mut Sink,
-    outbox: &Outbox,
-    first: Utf8Bytes,
-) -> Result<Option<Close>, axum::Error> {
-    sink.feed(Message::Text(first)).await?;
-    for _ in 1..WRITE_BATCH {
-        match outbox.try_next() {
-            Some(Next::Frame(frame)) => sink.feed(Message::Text(frame)).await?,
-            Some(Next::Close(close)) => {
-                sink.flush().await?;
-                return Ok(Some(close));
-            }
-            Some(Next::Finished) => {
-                sink.flush().await?;
-                return Ok(Some(close::NORMAL));
-            }
-            None => break,
-        }
-    }
-    sink.flush().await?;
-    Ok(None)
 }

@@ -64,6 +64,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         // no membership check. The e2e tests cover users' reads.
         user_service_url: "http://127.0.0.1:9".into(),
         ops_addr: "127.0.0.1:0".parse().unwrap(),
+        ready_file: None,
         offline_limit: options.offline_limit,
         offline_ttl_secs: 30 * 86_400,
         recent_limit: options.recent_limit,
@@ -92,14 +93,18 @@ pub async fn spawn_with(options: Options) -> TestApp {
 pub fn message(conversation: &str, seq: u64, from: &str) -> ChatMessage {
     ChatMessage {
         id: format!("{conversation}-{seq}"),
-        conversation: conversation.to_owned(),
+        conversation: common::ids::ConversationId::parse(conversation).expect("a valid id"),
         seq,
         from: from.to_owned(),
-        to: if conversation.starts_with("room:") {
-            conversation.to_owned()
-        } else {
-            "user:bob".to_owned()
-        },
+        to: common::ids::Target::parse(
+            if conversation.starts_with("room:") {
+                conversation.to_owned()
+            } else {
+                "user:bob".to_owned()
+            }
+            .as_str(),
+        )
+        .expect("a valid target"),
         body: format!("message {seq}"),
         ts: 1_700_000_000_000 + seq as i64,
         client_id: format!("c{seq}"),

@@ -28,6 +28,7 @@ pub fn config(storage: &Storage) -> Config {
         hash_queue: 512,
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         ops_addr: "127.0.0.1:0".parse().unwrap(),
+        ready_file: None,
         token_ttl_secs: 3600,
         db_max_connections: 5,
         log_format: common::telemetry::LogFormat::Pretty,

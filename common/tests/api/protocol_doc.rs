@@ -6,7 +6,7 @@
 
 use common::protocol::{CLIENT_FRAME_TYPES, ErrorCode, SERVER_FRAME_TYPES};
 
-const DOC: &str = include_str!("../../docs/protocol.md");
+const DOC: &str = include_str!("../../../docs/protocol.md");
 
 /// The text of the section headed `## <title>`, up to the next `## ` heading.
 fn section(title: &str) -> &'static str {

@@ -8,12 +8,27 @@
 use std::collections::HashMap;
 
 use common::{
-    model::{ChatMessage, Delivery, DeliveryFrame, EntryKind, Name},
+    model::{ChatMessage, Delivery, DeliveryFrame, EntryKind, FORMAT_VERSION, Name},
     protocol::ServerFrame,
 };
 use serde_json::value::RawValue;
 
-use crate::{batch::Outcome, presence::Online};
+use common::presence::Online;
+
+use super::admit::{Accepted, Rejected};
+
+/// Everything a batch decided, for delivery.
+pub(crate) struct Outcome<'a> {
+    pub accepted: &'a [Accepted],
+    pub messages: &'a [ChatMessage],
+    /// Re-sends of messages already stored and delivered: their senders get
+    /// `sent` again, nobody gets the message again.
+    pub resent: &'a [(Accepted, ChatMessage)],
+    pub typing: &'a [Accepted],
+    pub rejected: &'a [Rejected],
+    /// Unreadable entries: (stream id, raw payload).
+    pub dead: &'a [(String, String)],
+}
 
 /// A delivery to be: its users, and its frames as indexes into the batch's
 /// frame list with the connection they are for or must skip.
@@ -87,31 +102,31 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
     for (a, m) in accepted.iter().zip(messages) {
         let frame = frames.len();
         frames.push(raw(ServerFrame::Message(m).to_json()));
-        if let Some(reach) = online.get(&a.conversation) {
+        if let Some(reach) = online.get(a.conversation.as_str()) {
             for (gw, users) in &reach.gateways {
                 let skip = (*gw == a.entry.gw).then_some(a.entry.conn);
-                plan.fan_out(gw, &a.conversation, users, skip, frame);
+                plan.fan_out(gw, a.conversation.as_str(), users, skip, frame);
             }
         }
         let sent = frames.len();
         frames.push(sent_frame(m));
-        plan.direct(&a.entry.gw, &a.conversation, a.entry.conn, sent);
+        plan.direct(&a.entry.gw, a.conversation.as_str(), a.entry.conn, sent);
     }
     // A re-send of a message already stored and delivered: only its sender
     // hears of it again, with the original's id and seq.
     for (a, m) in resent {
         let sent = frames.len();
         frames.push(sent_frame(m));
-        plan.direct(&a.entry.gw, &a.conversation, a.entry.conn, sent);
+        plan.direct(&a.entry.gw, a.conversation.as_str(), a.entry.conn, sent);
     }
     for t in typing {
-        let Some(reach) = online.get(&t.conversation) else {
+        let Some(reach) = online.get(t.conversation.as_str()) else {
             continue;
         };
         let frame = frames.len();
         frames.push(raw(ServerFrame::Typing {
             from: &t.entry.user,
-            conversation: &t.conversation,
+            conversation: t.conversation.as_str(),
         }
         .to_json()));
         for (gw, users) in &reach.gateways {
@@ -152,6 +167,7 @@ fn serialize(plan: Plan<'_>, frames: &[Box<RawValue>]) -> Vec<(String, String)> 
     let mut per_gateway: HashMap<&str, Vec<Delivery<'_>>> = HashMap::new();
     for (gw, planned) in plan.deliveries {
         per_gateway.entry(gw).or_default().push(Delivery {
+            v: FORMAT_VERSION,
             users: planned.users,
             frames: planned
                 .frames
@@ -189,7 +205,7 @@ pub(crate) fn stranded<'a>(
 ) -> Vec<Stranded<'a>> {
     let mut out = Vec::new();
     for (a, m) in outcome.accepted.iter().zip(outcome.messages) {
-        let Some(reach) = online.get(&a.conversation) else {
+        let Some(reach) = online.get(a.conversation.as_str()) else {
             continue;
         };
         let users: Vec<String> = unheard
@@ -251,7 +267,7 @@ fn sent_frame(m: &ChatMessage) -> Box<RawValue> {
     raw(ServerFrame::Sent {
         client_id: &m.client_id,
         id: &m.id,
-        conversation: &m.conversation,
+        conversation: m.conversation.as_str(),
         seq: m.seq,
         ts: m.ts,
     }

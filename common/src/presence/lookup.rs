@@ -1,17 +1,15 @@
-//! Where users are online. Each gateway keeps a hash of its connected usernames
-//! and a heartbeat in the `gateways` sorted set; a gateway whose heartbeat is
-//! older than GATEWAY_TTL_MS is dead and its users count as offline. The set is
-//! a hash of username → live socket count, so connects and disconnects commute.
+//! Reading presence: where a conversation's recipients are (chat-service,
+//! per batch), and who of a list is online anywhere (the gateways' REST view).
 
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
 };
 
-use common::redis_conn::Redis;
-use common::{keys::Keys, time::now_ms};
+use crate::{keys::Keys, redis_conn::Redis, time::now_ms};
 
-pub struct Presence {
+#[derive(Clone)]
+pub struct Lookup {
     keys: Keys,
     ttl_ms: u64,
     alive: Option<(Instant, Vec<String>)>,
@@ -32,7 +30,7 @@ pub struct Reach {
 /// For each conversation of a batch, where its recipients are.
 pub type Online = HashMap<String, Reach>;
 
-impl Presence {
+impl Lookup {
     pub fn new(keys: Keys, ttl_ms: u64) -> Self {
         Self {
             keys,
@@ -116,6 +114,35 @@ impl Presence {
                 .map(|(user, _)| user.clone())
                 .collect();
             online.insert(conv.to_owned(), reach);
+        }
+        Ok(online)
+    }
+
+    /// Which of `users` have a socket on any live gateway.
+    pub async fn any_online(
+        &mut self,
+        conn: &mut Redis,
+        users: &[String],
+    ) -> redis::RedisResult<Vec<bool>> {
+        let mut online = vec![false; users.len()];
+        if users.is_empty() {
+            return Ok(online);
+        }
+        let gateways = self.alive_gateways(conn).await?;
+        if gateways.is_empty() {
+            return Ok(online);
+        }
+        let mut pipe = redis::pipe();
+        for gw in &gateways {
+            pipe.cmd("HMGET")
+                .arg(self.keys.gateway_users(gw))
+                .arg(users);
+        }
+        let replies: Vec<Vec<Option<i64>>> = pipe.query_async(conn).await?;
+        for counts in replies {
+            for (flag, count) in online.iter_mut().zip(counts) {
+                *flag |= count.unwrap_or(0) > 0;
+            }
         }
         Ok(online)
     }

@@ -1,9 +1,7 @@
-//! This gateway's part of presence: a hash of its usernames → socket counts,
-//! and a heartbeat in the `gateways` sorted set. chat-service treats a gateway
-//! whose heartbeat is older than GATEWAY_TTL_MS (15 s) as dead, so the users
-//! of a crashed gateway fall offline within that bound.
+//! A gateway's part of presence: its hash of usernames → socket counts, and
+//! its heartbeat in the `gateways` sorted set.
 //!
-//! The hub is the truth; the hash is its copy. One writer task keeps it: a
+//! The hub (the [`Roster`]) is the truth; the hash is its copy. One writer task keeps it: a
 //! socket that opens or closes sends its username, and the writer sets that
 //! user's count to what the hub says *now* (or removes it), so writes land in
 //! order and each carries the latest count. Every heartbeat rewrites the whole
@@ -15,16 +13,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use common::redis_conn::Redis;
-use common::{keys::Keys, shutdown::Shutdown, time::now_ms};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::hub::Hub;
+use super::{HEARTBEAT, TABLE_FIELD, TABLE_VALUE};
+use crate::{keys::Keys, redis_conn::Redis, shutdown::Shutdown, time::now_ms};
 
-/// Heartbeat period; well inside chat-service's 15 s liveness window.
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
-/// How stale a heartbeat may be before the gateway counts as dead (REST view).
-pub const GATEWAY_TTL_MS: i64 = 15_000;
 /// Up to this many users here, every heartbeat rewrites the hash.
 const FULL_REWRITE_MAX: usize = 10_000;
 /// Past FULL_REWRITE_MAX, every this many heartbeats the hash is rewritten
@@ -33,29 +26,31 @@ const REWRITE_EVERY: u32 = 6;
 /// Most changes written in one pipeline.
 const WRITE_BATCH: usize = 1000;
 
-/// A field no username can be (names are `[a-z0-9_]`), with a value longer
-/// than `hash-max-listpack-value` (64 bytes by default), so Redis keeps the
-/// user hash as a real hash table. As a listpack (up to 128 or 512 entries,
-/// by config) every field of chat-service's HMGET is a linear scan: a
-/// 500-member room over a 250-user gateway cost 210 µs of Redis per lookup.
-pub const TABLE_FIELD: &str = "!table";
-const TABLE_VALUE: &str = "keeps this hash a hash table: as a listpack, HMGET of k names over n entries costs k*n comparisons";
+/// What the gateway knows of its own sockets: the truth presence copies.
+pub trait Roster: Send + Sync + 'static {
+    /// `user`'s open sockets here.
+    fn user_connections(&self, user: &str) -> usize;
+    /// Every user with a socket here, with their counts.
+    fn user_counts(&self) -> Vec<(String, usize)>;
+    /// Open sockets here.
+    fn connections(&self) -> usize;
+}
 
 /// A user whose sockets changed, and who to tell once it is written.
 type Change = (String, Option<oneshot::Sender<()>>);
 
 #[derive(Clone)]
-pub struct Presence {
+pub struct GatewayPresence {
     conn: Redis,
     keys: Keys,
     gateway: String,
     changes: mpsc::UnboundedSender<Change>,
 }
 
-/// The receiving end of the changes, for [`Presence::run`].
+/// The receiving end of the changes, for [`GatewayPresence::run`].
 pub struct Writer(mpsc::UnboundedReceiver<Change>);
 
-impl Presence {
+impl GatewayPresence {
     pub fn new(conn: Redis, keys: Keys, gateway: String) -> (Self, Writer) {
         let (changes, rx) = mpsc::unbounded_channel();
         (
@@ -102,7 +97,12 @@ impl Presence {
 
     /// The writer: applies changes in order and beats every HEARTBEAT until
     /// shutdown, then leaves presence.
-    pub async fn run(self, Writer(mut changes): Writer, hub: Arc<Hub>, shutdown: Shutdown) {
+    pub async fn run<R: Roster>(
+        self,
+        Writer(mut changes): Writer,
+        hub: Arc<R>,
+        shutdown: Shutdown,
+    ) {
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop = shutdown.wait();
@@ -120,7 +120,7 @@ impl Presence {
                             Err(_) => break,
                         }
                     }
-                    if let Err(e) = self.write(&hub, &batch).await {
+                    if let Err(e) = self.write(&*hub, &batch).await {
                         tracing::warn!(error = %e, "presence update failed; the next heartbeat rewrites it");
                         dirty = true;
                     }
@@ -133,7 +133,7 @@ impl Presence {
                 _ = tick.tick() => {
                     beats += 1;
                     let rewrite = dirty || beats.is_multiple_of(REWRITE_EVERY);
-                    match self.beat(&hub, rewrite).await {
+                    match self.beat(&*hub, rewrite).await {
                         Ok(()) => dirty = false,
                         Err(e) => {
                             tracing::warn!(error = %e, "presence heartbeat failed");
@@ -149,7 +149,7 @@ impl Presence {
     }
 
     /// Sets each changed user's count to the hub's, or removes the user.
-    async fn write(&self, hub: &Hub, batch: &[Change]) -> redis::RedisResult<()> {
+    async fn write(&self, hub: &impl Roster, batch: &[Change]) -> redis::RedisResult<()> {
         let users_key = self.keys.gateway_users(&self.gateway);
         let mut pipe = redis::pipe();
         for (user, _) in batch {
@@ -164,7 +164,7 @@ impl Presence {
 
     /// Beats; rewrites the hash from the hub when asked to, when its marker
     /// is gone (Redis lost it), or when its size disagrees with the hub.
-    async fn beat(&self, hub: &Hub, rewrite: bool) -> redis::RedisResult<()> {
+    async fn beat(&self, hub: &impl Roster, rewrite: bool) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         let users_key = self.keys.gateway_users(&self.gateway);
         let (intact, fields): (bool, usize) = redis::pipe()
@@ -214,37 +214,5 @@ impl Presence {
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not leave presence");
         }
-    }
-
-    /// Which of `users` have a socket on any live gateway.
-    pub async fn online(&self, users: &[String]) -> redis::RedisResult<Vec<bool>> {
-        let mut conn = self.conn.clone();
-        let mut online = vec![false; users.len()];
-        if users.is_empty() {
-            return Ok(online);
-        }
-        let gateways: Vec<String> = redis::cmd("ZRANGE")
-            .arg(self.keys.gateways())
-            .arg(now_ms() - GATEWAY_TTL_MS)
-            .arg("+inf")
-            .arg("BYSCORE")
-            .query_async(&mut conn)
-            .await?;
-        if gateways.is_empty() {
-            return Ok(online);
-        }
-        let mut pipe = redis::pipe();
-        for gw in &gateways {
-            pipe.cmd("HMGET")
-                .arg(self.keys.gateway_users(gw))
-                .arg(users);
-        }
-        let replies: Vec<Vec<Option<i64>>> = pipe.query_async(&mut conn).await?;
-        for counts in replies {
-            for (flag, count) in online.iter_mut().zip(counts) {
-                *flag |= count.unwrap_or(0) > 0;
-            }
-        }
-        Ok(online)
     }
 }

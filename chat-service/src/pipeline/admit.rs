@@ -1,0 +1,271 @@
+//! Stage 1, admit: read each entry, check it, and find its conversation and
+//! recipients. Unreadable entries (corrupt, or of an unknown format version)
+//! are set aside for the dead-letter stream; refused ones get an error frame.
+//!
+//! Admission is decided once: a refused send that already holds a seq (a
+//! retried batch after a membership change) is let through; see
+//! [`Admit::readmit`].
+
+use std::{collections::HashMap, sync::Arc};
+
+use common::{
+    ids::{Conversation, ConversationId, Target},
+    keys::Keys,
+    limits::{MAX_BODY, MAX_CLIENT_ID},
+    model::{self, EntryKind, INGRESS_FIELD, IngressEntry},
+    protocol::ErrorCode,
+    redis_conn::Redis,
+};
+use redis::streams::StreamId;
+
+use crate::{
+    error::BatchError,
+    members::{Members, Version},
+};
+
+/// An entry that passed validation and authorization.
+pub(crate) struct Accepted {
+    pub stream_id: String,
+    pub entry: IngressEntry,
+    pub conversation: ConversationId,
+    pub recipients: Arc<[String]>,
+}
+
+/// An entry refused with an error frame to its sender.
+pub(crate) struct Rejected {
+    pub stream_id: String,
+    pub entry: IngressEntry,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// What admission decided for a batch.
+#[derive(Default)]
+pub(crate) struct Admitted {
+    /// Sends to sequence, store and deliver.
+    pub sends: Vec<Accepted>,
+    pub typing: Vec<Accepted>,
+    pub rejected: Vec<Rejected>,
+    /// Unreadable entries: (stream id, raw payload).
+    pub dead: Vec<(String, String)>,
+}
+
+/// What admission decided for one entry.
+enum Admission {
+    /// Its conversation, and everyone who receives it.
+    Accepted(ConversationId, Arc<[String]>),
+    /// Refused with this error to its sender.
+    Refused(ErrorCode, String),
+}
+
+pub struct Admit {
+    pub keys: Keys,
+    pub members: Members,
+}
+
+impl Admit {
+    pub(crate) async fn run(
+        &self,
+        conn: &mut Redis,
+        entries: &[StreamId],
+    ) -> Result<Admitted, BatchError> {
+        let mut out = Admitted::default();
+        let mut parsed = Vec::with_capacity(entries.len());
+        for raw in entries {
+            let field = raw.get::<String>(INGRESS_FIELD).unwrap_or_default();
+            match serde_json::from_str::<IngressEntry>(&field) {
+                Ok(entry) if model::readable(entry.v) => parsed.push((raw.id.clone(), entry)),
+                _ => out.dead.push((raw.id.clone(), field)),
+            }
+        }
+        let versions = self.room_versions(conn, &parsed).await?;
+        let mut refused = Vec::new();
+        for (stream_id, entry) in parsed {
+            match self.admit(&entry, &versions).await? {
+                Admission::Accepted(conversation, recipients) => {
+                    let a = Accepted {
+                        stream_id,
+                        entry,
+                        conversation,
+                        recipients,
+                    };
+                    match a.entry.kind {
+                        EntryKind::Typing => out.typing.push(a),
+                        EntryKind::Send => out.sends.push(a),
+                    }
+                }
+                Admission::Refused(code, message) => refused.push(Rejected {
+                    stream_id,
+                    entry,
+                    code,
+                    message,
+                }),
+            }
+        }
+        out.rejected = self
+            .readmit(conn, refused, &versions, &mut out.sends)
+            .await?;
+        Ok(out)
+    }
+
+    /// Validates an entry and finds its conversation and recipients. An
+    /// error is transient (retry the batch); a refusal is the sender's fault.
+    async fn admit(
+        &self,
+        entry: &IngressEntry,
+        versions: &HashMap<String, Version>,
+    ) -> Result<Admission, BatchError> {
+        if let Some(refusal) = check_fields(entry) {
+            return Ok(refusal);
+        }
+        let conversation = entry.to.conversation(&entry.user);
+        let refused = |code, message| Ok(Admission::Refused(code, message));
+        match &entry.to {
+            Target::Room(room) => {
+                let members = self
+                    .members
+                    .room(room, versions.get(room).copied().flatten())
+                    .await?;
+                match members {
+                    None => refused(ErrorCode::NotFound, format!("room {room} not found")),
+                    Some(m) if m.binary_search(&entry.user).is_err() => {
+                        refused(ErrorCode::Forbidden, format!("not a member of room {room}"))
+                    }
+                    Some(m) => Ok(Admission::Accepted(conversation, m)),
+                }
+            }
+            Target::User(user) if *user == entry.user => refused(
+                ErrorCode::BadRequest,
+                "cannot send a direct message to yourself".into(),
+            ),
+            Target::User(user) => {
+                if !self.members.user_exists(user).await? {
+                    return refused(ErrorCode::NotFound, format!("user {user} not found"));
+                }
+                let parties = parties(&conversation);
+                Ok(Admission::Accepted(conversation, parties))
+            }
+        }
+    }
+
+    /// Admission is decided once. A refused send whose (sender, client_id)
+    /// already holds a seq in its conversation was admitted before (this is a
+    /// retried batch); a membership change since must neither leave that seq
+    /// a gap nor answer `forbidden` for a stored message. It goes through,
+    /// to the room's members as they are now.
+    async fn readmit(
+        &self,
+        conn: &mut Redis,
+        rejected: Vec<Rejected>,
+        versions: &HashMap<String, Version>,
+        sends: &mut Vec<Accepted>,
+    ) -> Result<Vec<Rejected>, BatchError> {
+        let candidates: Vec<(usize, ConversationId)> = rejected
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.entry.kind == EntryKind::Send
+                    && matches!(r.code, ErrorCode::Forbidden | ErrorCode::NotFound)
+            })
+            .map(|(i, r)| (i, r.entry.to.conversation(&r.entry.user)))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(rejected);
+        }
+        let mut pipe = redis::pipe();
+        for (i, conversation) in &candidates {
+            let r = &rejected[*i];
+            pipe.exists(
+                self.keys
+                    .dedup(conversation.as_str(), &r.entry.user, &r.entry.client_id),
+            );
+        }
+        let admitted_before: Vec<bool> = pipe.query_async(conn).await?;
+        let mut again = HashMap::new();
+        for ((i, conversation), before) in candidates.into_iter().zip(admitted_before) {
+            if !before {
+                continue;
+            }
+            let recipients: Arc<[String]> = match conversation.kind() {
+                Conversation::Room(room) => self
+                    .members
+                    .room(room, versions.get(room).copied().flatten())
+                    .await?
+                    .unwrap_or_else(|| Arc::from(Vec::new())),
+                Conversation::Dm(..) => parties(&conversation),
+            };
+            again.insert(i, (conversation, recipients));
+        }
+        let mut still = Vec::with_capacity(rejected.len());
+        for (i, r) in rejected.into_iter().enumerate() {
+            match again.remove(&i) {
+                Some((conversation, recipients)) => {
+                    metrics::counter!("chat_readmitted_total").increment(1);
+                    sends.push(Accepted {
+                        stream_id: r.stream_id,
+                        entry: r.entry,
+                        conversation,
+                        recipients,
+                    });
+                }
+                None => still.push(r),
+            }
+        }
+        Ok(still)
+    }
+
+    /// The membership versions of the rooms this batch posts to, in one pipeline.
+    async fn room_versions(
+        &self,
+        conn: &mut Redis,
+        parsed: &[(String, IngressEntry)],
+    ) -> Result<HashMap<String, Version>, BatchError> {
+        let mut rooms: Vec<&str> = parsed
+            .iter()
+            .filter_map(|(_, e)| match &e.to {
+                Target::Room(room) => Some(room.as_str()),
+                Target::User(_) => None,
+            })
+            .collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        if rooms.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut pipe = redis::pipe();
+        for room in &rooms {
+            pipe.get(self.keys.room_version(room));
+        }
+        let versions: Vec<Version> = pipe.query_async(conn).await?;
+        Ok(rooms.into_iter().map(str::to_owned).zip(versions).collect())
+    }
+}
+
+/// The checks that need nothing but the entry (the stream is not trusted:
+/// the gateway checked them too).
+fn check_fields(entry: &IngressEntry) -> Option<Admission> {
+    if entry.kind != EntryKind::Send {
+        return None;
+    }
+    if entry.client_id.is_empty() || entry.client_id.len() > MAX_CLIENT_ID {
+        return Some(Admission::Refused(
+            ErrorCode::BadRequest,
+            "client_id must be 1 to 64 characters".into(),
+        ));
+    }
+    if entry.body.is_empty() || entry.body.len() > MAX_BODY {
+        return Some(Admission::Refused(
+            ErrorCode::BadRequest,
+            format!("body must be 1 to {MAX_BODY} bytes"),
+        ));
+    }
+    None
+}
+
+/// The two parties of a DM, in the conversation id's (sorted) order.
+fn parties(conversation: &ConversationId) -> Arc<[String]> {
+    match conversation.kind() {
+        Conversation::Dm(a, b) => Arc::from(vec![a.to_owned(), b.to_owned()]),
+        Conversation::Room(_) => Arc::from(Vec::new()),
+    }
+}

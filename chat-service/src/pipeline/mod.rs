@@ -1,0 +1,109 @@
+//! One batch of ingress entries, start to finish, as a pipeline of stages,
+//! each a file, each importing only the ones before it:
+//!
+//! admit → sequence → (presence) → persist → deliver → ack
+//!
+//! A transient failure returns an error before anything is acknowledged, so
+//! the whole batch is retried; every stage is idempotent, so a retry yields
+//! the same ids and seqs.
+
+mod ack;
+pub mod admit;
+pub mod deliver;
+mod payloads;
+pub mod persist;
+pub mod sequence;
+
+use std::collections::HashMap;
+
+use common::{consumer::Group, presence::Lookup, redis_conn::Redis};
+use redis::streams::StreamId;
+
+use self::{
+    admit::Admit, deliver::Deliver, payloads::Outcome, persist::Persist, sequence::Sequence,
+};
+use crate::error::BatchError;
+
+pub struct BatchProcessor {
+    pub conn: Redis,
+    pub admit: Admit,
+    pub sequence: Sequence,
+    pub presence: Lookup,
+    pub persist: Persist,
+    pub deliver: Deliver,
+    /// The ingress stream's group: how entries are acknowledged and
+    /// dead-lettered.
+    pub group: Group,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchStats {
+    pub fresh: usize,
+    pub replayed: usize,
+    pub rejected: usize,
+    pub dead: usize,
+    /// Online recipients summed over the batch's messages.
+    pub recipients: usize,
+}
+
+impl std::ops::Add for BatchStats {
+    type Output = Self;
+
+    fn add(self, o: Self) -> Self {
+        Self {
+            fresh: self.fresh + o.fresh,
+            replayed: self.replayed + o.replayed,
+            rejected: self.rejected + o.rejected,
+            dead: self.dead + o.dead,
+            recipients: self.recipients + o.recipients,
+        }
+    }
+}
+
+impl BatchProcessor {
+    pub async fn process(&mut self, entries: &[StreamId]) -> Result<BatchStats, BatchError> {
+        let admitted = self.admit.run(&mut self.conn, entries).await?;
+        let sequenced = self.sequence.run(&mut self.conn, admitted.sends).await?;
+
+        // Where every recipient is, once per conversation of the batch.
+        let mut conversations: HashMap<&str, &[String]> = HashMap::new();
+        for a in sequenced.stored.iter().chain(&admitted.typing) {
+            conversations.insert(a.conversation.as_str(), &a.recipients);
+        }
+        let online = self.presence.online(&mut self.conn, conversations).await?;
+
+        self.persist
+            .run(&sequenced.stored, &sequenced.messages, &online)
+            .await?;
+        let outcome = Outcome {
+            accepted: &sequenced.stored,
+            messages: &sequenced.messages,
+            resent: &sequenced.resent,
+            typing: &admitted.typing,
+            rejected: &admitted.rejected,
+            dead: &admitted.dead,
+        };
+        self.deliver.run(&mut self.conn, &outcome, &online).await?;
+        ack::run(&self.group, &mut self.conn, &outcome).await?;
+
+        let recipients = sequenced
+            .stored
+            .iter()
+            .filter_map(|a| online.get(a.conversation.as_str()))
+            .map(|reach| reach.gateways.values().map(Vec::len).sum::<usize>())
+            .sum();
+        Ok(BatchStats {
+            recipients,
+            fresh: sequenced.fresh,
+            replayed: sequenced.replayed,
+            rejected: admitted.rejected.len(),
+            dead: admitted.dead.len(),
+        })
+    }
+
+    /// Leaves a tombstone for an entry about to be dead-lettered, if it took
+    /// a seq (see [`Persist::tombstone`]).
+    pub async fn tombstone(&mut self, field: &str) -> Result<(), BatchError> {
+        self.persist.tombstone(&mut self.conn, field).await
+    }
+}

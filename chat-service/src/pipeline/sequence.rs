@@ -1,0 +1,134 @@
+//! Stage 2, sequence: dedup and seq for every send (one Lua call each, in
+//! one pipeline; see `sequencer.rs`), and the messages that follow.
+//!
+//! A replay of an entry already sequenced gets the same id and seq. A
+//! re-send (a new entry with a known (sender, client_id)) whose original is
+//! stored and delivered is only acknowledged again; one racing its
+//! unfinished original is stored with the original's body, so one id never
+//! carries two bodies.
+
+use std::collections::HashMap;
+
+use common::{
+    keys::Keys,
+    model::{ChatMessage, INGRESS_FIELD, IngressEntry},
+    redis_conn::Redis,
+};
+
+use super::admit::Accepted;
+use crate::{
+    error::BatchError,
+    sequencer::{SequenceRequest, Sequenced as Decision, Sequencer},
+};
+
+/// The batch's sends after sequencing.
+#[derive(Default)]
+pub(crate) struct Sequenced {
+    /// Sends to store and deliver, with their messages (same order).
+    pub stored: Vec<Accepted>,
+    pub messages: Vec<ChatMessage>,
+    /// Re-sends of messages already stored and delivered: their senders get
+    /// `sent` again, nobody gets the message again.
+    pub resent: Vec<(Accepted, ChatMessage)>,
+    pub fresh: usize,
+    pub replayed: usize,
+}
+
+pub struct Sequence {
+    pub keys: Keys,
+    pub sequencer: Sequencer,
+}
+
+impl Sequence {
+    pub(crate) async fn run(
+        &self,
+        conn: &mut Redis,
+        sends: Vec<Accepted>,
+    ) -> Result<Sequenced, BatchError> {
+        let requests: Vec<SequenceRequest<'_>> = sends
+            .iter()
+            .map(|a| SequenceRequest {
+                conversation: a.conversation.as_str(),
+                sender: &a.entry.user,
+                client_id: &a.entry.client_id,
+                stream_id: &a.stream_id,
+            })
+            .collect();
+        let decisions = self.sequencer.sequence(conn, &requests).await?;
+        drop(requests);
+        let originals = self.unfinished_originals(conn, &sends, &decisions).await?;
+        let mut out = Sequenced {
+            fresh: decisions.iter().filter(|d| d.fresh).count(),
+            ..Sequenced::default()
+        };
+        out.replayed = decisions.len() - out.fresh;
+        for (a, d) in sends.into_iter().zip(decisions) {
+            let resend = is_resend(&a, &d);
+            let original = d.origin.as_ref().and_then(|o| originals.get(o));
+            let body = original.map_or(&a.entry.body, |o| &o.body).clone();
+            let m = ChatMessage {
+                id: d.id,
+                conversation: a.conversation.clone(),
+                seq: d.seq,
+                from: a.entry.user.clone(),
+                to: a.entry.to.clone(),
+                body,
+                ts: d.ts,
+                client_id: a.entry.client_id.clone(),
+                tombstone: false,
+            };
+            if resend && original.is_none() {
+                // The original is stored and delivered: this is a pure ack.
+                out.resent.push((a, m));
+            } else {
+                out.stored.push(a);
+                out.messages.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ingress entries that first took the id and seq of this batch's
+    /// re-sends and are not finished yet (still in the stream: entries are
+    /// deleted once done), by entry id.
+    async fn unfinished_originals(
+        &self,
+        conn: &mut Redis,
+        sends: &[Accepted],
+        decisions: &[Decision],
+    ) -> Result<HashMap<String, IngressEntry>, BatchError> {
+        let mut origins: Vec<&str> = sends
+            .iter()
+            .zip(decisions)
+            .filter(|(a, d)| is_resend(a, d))
+            .filter_map(|(_, d)| d.origin.as_deref())
+            .collect();
+        origins.sort_unstable();
+        origins.dedup();
+        if origins.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut pipe = redis::pipe();
+        for origin in &origins {
+            pipe.cmd("XRANGE")
+                .arg(self.keys.ingress())
+                .arg(*origin)
+                .arg(*origin);
+        }
+        let ranges: Vec<redis::streams::StreamRangeReply> = pipe.query_async(conn).await?;
+        Ok(ranges
+            .into_iter()
+            .flat_map(|r| r.ids)
+            .filter_map(|raw| {
+                let field = raw.get::<String>(INGRESS_FIELD)?;
+                let entry = serde_json::from_str(&field).ok()?;
+                Some((raw.id, entry))
+            })
+            .collect())
+    }
+}
+
+/// A known (sender, client_id) from another ingress entry than this one.
+fn is_resend(a: &Accepted, d: &Decision) -> bool {
+    !d.fresh && d.origin.as_deref() != Some(a.stream_id.as_str())
+}

@@ -1,0 +1,221 @@
+//! One consumer-group runtime for every Redis stream the system works: the
+//! chat-service's ingress and the history-service's archive backlog.
+//!
+//! A [`Group`] names the stream, the group and this consumer, and builds the
+//! pipeline commands a handler finishes entries with (acknowledge and delete,
+//! dead-letter). A [`Consumer`] owns the blocking connection and does the
+//! reads: its own pending entries first (a restart finishes its work), then
+//! new ones, and now and then it claims entries a dead consumer left pending.
+//! [`run`] is the loop around a [`Handler`]; see `runtime.rs`.
+
+mod runtime;
+
+use std::time::Duration;
+
+use redis::{
+    AsyncCommands,
+    streams::{
+        StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
+        StreamReadOptions, StreamReadReply,
+    },
+};
+
+pub use runtime::{Handler, run};
+
+use crate::{limits::DEAD_LETTER_MAXLEN, redis_conn::Redis};
+
+/// How long a read of new entries blocks: short enough that shutdown and
+/// the claim timer are noticed within a second.
+const BLOCK_MS: usize = 1000;
+
+/// A stream, its consumer group, this consumer, and how they are worked.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub stream: String,
+    pub group: String,
+    pub consumer: String,
+    /// Largest number of entries handed to the handler at once.
+    pub batch: usize,
+    /// Entries pending this long on another consumer are taken over.
+    pub claim_idle: Duration,
+    /// Entries delivered more often than this go to the dead-letter stream
+    /// (None: never, for handlers whose failures are only ever transient).
+    pub max_deliveries: Option<usize>,
+    /// Where dead letters go (capped at DEAD_LETTER_MAXLEN).
+    pub dead_letter: String,
+    /// The field of an entry that holds its payload.
+    pub field: &'static str,
+}
+
+impl Group {
+    /// Adds XACK and XDEL of `ids` to `pipe`: the entries are done.
+    pub fn ack(&self, pipe: &mut redis::Pipeline, ids: &[&str]) {
+        if ids.is_empty() {
+            return;
+        }
+        pipe.cmd("XACK")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(ids)
+            .ignore();
+        pipe.cmd("XDEL").arg(&self.stream).arg(ids).ignore();
+    }
+
+    /// Adds the dead-lettering of entry `id` (its raw payload) to `pipe`,
+    /// with the reason, for an operator to look at. The caller acks it.
+    pub fn dead_letter(&self, pipe: &mut redis::Pipeline, id: &str, payload: &str, reason: &str) {
+        pipe.cmd("XADD")
+            .arg(&self.dead_letter)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(DEAD_LETTER_MAXLEN)
+            .arg("*")
+            .arg("id")
+            .arg(id)
+            .arg(self.field)
+            .arg(payload)
+            .arg("reason")
+            .arg(reason)
+            .ignore();
+    }
+
+    /// The payload of `entry` (empty if the field is missing).
+    pub fn payload(&self, entry: &StreamId) -> String {
+        entry.get::<String>(self.field).unwrap_or_default()
+    }
+}
+
+/// A group member with a connection of its own: blocking reads would stall
+/// a shared one.
+pub struct Consumer {
+    pub group: Group,
+    pub conn: Redis,
+}
+
+impl Consumer {
+    pub fn new(group: Group, conn: Redis) -> Self {
+        Self { group, conn }
+    }
+
+    /// Creates the group (and the stream) if missing.
+    pub async fn ensure_group(&mut self) -> redis::RedisResult<()> {
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.group.stream)
+            .arg(&self.group.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.conn)
+            .await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// This consumer's pending entries (`pending`), or new ones, blocking up
+    /// to a second. A short read of new entries waits `linger` once for more,
+    /// so a burst arrives as one batch.
+    pub async fn read(
+        &mut self,
+        pending: bool,
+        linger: Duration,
+    ) -> redis::RedisResult<Vec<StreamId>> {
+        let mut entries = self.read_once(pending, self.group.batch).await?;
+        if !pending && !linger.is_zero() && !entries.is_empty() && entries.len() < self.group.batch
+        {
+            tokio::time::sleep(linger).await;
+            // The first read's entries are ours now: they are handled
+            // whatever becomes of the second read.
+            match self
+                .read_once(false, self.group.batch - entries.len())
+                .await
+            {
+                Ok(more) => entries.extend(more),
+                Err(e) => tracing::warn!(error = %e, "lingering read failed"),
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn read_once(
+        &mut self,
+        pending: bool,
+        count: usize,
+    ) -> redis::RedisResult<Vec<StreamId>> {
+        let mut options = StreamReadOptions::default()
+            .group(&self.group.group, &self.group.consumer)
+            .count(count);
+        if !pending {
+            options = options.block(BLOCK_MS);
+        }
+        let reply: Option<StreamReadReply> = self
+            .conn
+            .xread_options(
+                &[&self.group.stream],
+                &[if pending { "0" } else { ">" }],
+                &options,
+            )
+            .await?;
+        Ok(reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .unwrap_or_default())
+    }
+
+    /// Takes over entries idle longer than `claim_idle` on any consumer.
+    pub async fn claim(&mut self) -> redis::RedisResult<Vec<StreamId>> {
+        let reply: StreamAutoClaimReply = self
+            .conn
+            .xautoclaim_options(
+                &self.group.stream,
+                &self.group.group,
+                &self.group.consumer,
+                self.group.claim_idle.as_millis() as u64,
+                "0",
+                StreamAutoClaimOptions::default().count(self.group.batch),
+            )
+            .await?;
+        Ok(reply.claimed)
+    }
+
+    /// The ids among `entries` delivered more than `max` times.
+    pub async fn over_delivered(
+        &mut self,
+        entries: &[StreamId],
+        max: usize,
+    ) -> redis::RedisResult<Vec<String>> {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(Vec::new());
+        };
+        let pending: StreamPendingCountReply = self
+            .conn
+            .xpending_consumer_count(
+                &self.group.stream,
+                &self.group.group,
+                &first.id,
+                &last.id,
+                entries.len(),
+                &self.group.consumer,
+            )
+            .await?;
+        Ok(pending
+            .ids
+            .into_iter()
+            .filter(|p| p.times_delivered > max)
+            .map(|p| p.id)
+            .collect())
+    }
+
+    /// Dead-letters `entry` with `reason`, acknowledged and deleted at once.
+    pub async fn dead_letter_now(
+        &mut self,
+        entry: &StreamId,
+        reason: &str,
+    ) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        self.group
+            .dead_letter(&mut pipe, &entry.id, &self.group.payload(entry), reason);
+        self.group.ack(&mut pipe, &[&entry.id]);
+        pipe.query_async(&mut self.conn).await
+    }
+}

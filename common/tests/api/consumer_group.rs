@@ -1,0 +1,300 @@
+//! The consumer-group runtime, tested once here for every stream that uses
+//! it (the chat ingress, the archive backlog), against a real Redis.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use common::{
+    consumer::{self, Consumer, Group, Handler},
+    redis_conn,
+    shutdown::Shutdown,
+};
+use redis::{AsyncCommands, streams::StreamId};
+use testkit::{storage::Storage, wait::eventually};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Records what it was handed; fails while `failing` is set; acks on success.
+#[derive(Clone, Default)]
+struct Recorder {
+    seen: Arc<Mutex<Vec<String>>>,
+    failing: Arc<Mutex<bool>>,
+    attempts: Arc<Mutex<usize>>,
+    before_dead: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    fn payloads(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Handler for Recorder {
+    type Error = String;
+
+    async fn handle(
+        &mut self,
+        consumer: &mut Consumer,
+        entries: &[StreamId],
+    ) -> Result<(), String> {
+        *self.attempts.lock().unwrap() += 1;
+        if *self.failing.lock().unwrap() {
+            return Err("downstream unavailable".into());
+        }
+        let mut pipe = redis::pipe();
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        consumer.group.ack(&mut pipe, &ids);
+        pipe.query_async::<()>(&mut consumer.conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut seen = self.seen.lock().unwrap();
+        seen.extend(entries.iter().map(|e| consumer.group.payload(e)));
+        Ok(())
+    }
+
+    async fn before_dead_letter(&mut self, entry: &StreamId) -> Result<(), String> {
+        self.before_dead
+            .lock()
+            .unwrap()
+            .push(entry.get::<String>("p").unwrap_or_default());
+        Ok(())
+    }
+}
+
+fn group(storage: &Storage, consumer: &str, max_deliveries: Option<usize>) -> Group {
+    Group {
+        stream: storage.key("stream"),
+        group: "workers".into(),
+        consumer: consumer.into(),
+        batch: 10,
+        claim_idle: Duration::from_millis(300),
+        max_deliveries,
+        dead_letter: storage.key("stream:dead"),
+        field: "p",
+    }
+}
+
+/// A consumer running in the background.
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Triggers shutdown and waits (bounded) for the loop to end.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        testkit::wait::within("the consumer to stop", DEADLINE, self.task)
+            .await
+            .unwrap();
+    }
+}
+
+async fn start(group: Group, handler: Recorder) -> Running {
+    let conn = redis_conn::connect(&testkit::storage::redis_url())
+        .await
+        .expect("redis");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = Shutdown::new(async move {
+        let _ = stopped.await;
+    });
+    let task = tokio::spawn(consumer::run(Consumer::new(group, conn), handler, shutdown));
+    Running { stop, task }
+}
+
+async fn add(conn: &mut redis::aio::MultiplexedConnection, stream: &str, payload: &str) -> String {
+    conn.xadd(stream, "*", &[("p", payload)]).await.unwrap()
+}
+
+#[tokio::test]
+async fn creates_the_group_handles_new_entries_and_removes_them() {
+    let storage = Storage::new();
+    let mut redis = storage.redis().await;
+    let recorder = Recorder::default();
+    let running = start(group(&storage, "c1", Some(3)), recorder.clone()).await;
+    let stream = storage.key("stream");
+    eventually("the group to exist", DEADLINE, || {
+        let mut redis = redis.clone();
+        let stream = stream.clone();
+        async move {
+            let groups: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(&stream)
+                .query_async(&mut redis)
+                .await;
+            groups.ok()
+        }
+    })
+    .await;
+    for p in ["a", "b", "c"] {
+        add(&mut redis, &stream, p).await;
+    }
+    eventually("all three handled", DEADLINE, || {
+        let r = recorder.clone();
+        async move { (r.payloads() == ["a", "b", "c"]).then_some(()) }
+    })
+    .await;
+    let len: usize = redis.xlen(&stream).await.unwrap();
+    assert_eq!(len, 0, "handled entries are deleted");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_batch_is_retried_and_never_dead_lettered_in_process() {
+    let storage = Storage::new();
+    let mut redis = storage.redis().await;
+    let recorder = Recorder::default();
+    *recorder.failing.lock().unwrap() = true;
+    // One delivery allowed: in-process retries must still not count.
+    let stream = storage.key("stream");
+    make_group(&mut redis, &stream).await;
+    let running = start(group(&storage, "c1", Some(1)), recorder.clone()).await;
+    add(&mut redis, &stream, "x").await;
+    // Several failed attempts (backoff 100, 200, 400 ms...).
+    eventually("the entry read and left pending", DEADLINE, || {
+        let mut redis = redis.clone();
+        let stream = stream.clone();
+        async move {
+            let pending: redis::streams::StreamPendingReply =
+                redis.xpending(&stream, "workers").await.ok()?;
+            (pending.count() == 1).then_some(())
+        }
+    })
+    .await;
+    eventually("three failed attempts", DEADLINE, || {
+        let r = recorder.clone();
+        async move { (*r.attempts.lock().unwrap() >= 3).then_some(()) }
+    })
+    .await;
+    *recorder.failing.lock().unwrap() = false;
+    eventually("the entry handled after the failures", DEADLINE, || {
+        let r = recorder.clone();
+        async move { (r.payloads() == ["x"]).then_some(()) }
+    })
+    .await;
+    let dead: usize = redis.xlen(storage.key("stream:dead")).await.unwrap();
+    assert_eq!(dead, 0);
+    running.stop().await;
+}
+
+/// Reads `stream` as consumer `name` without acknowledging: a worker that
+/// then died.
+async fn read_and_die(redis: &mut redis::aio::MultiplexedConnection, stream: &str, name: &str) {
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg(name)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query_async(redis)
+        .await
+        .unwrap();
+}
+
+async fn make_group(redis: &mut redis::aio::MultiplexedConnection, stream: &str) {
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(redis)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn entries_a_dead_consumer_left_pending_are_claimed() {
+    let storage = Storage::new();
+    let mut redis = storage.redis().await;
+    let stream = storage.key("stream");
+    make_group(&mut redis, &stream).await;
+    add(&mut redis, &stream, "orphan").await;
+    read_and_die(&mut redis, &stream, "dead-worker").await;
+    let recorder = Recorder::default();
+    let running = start(group(&storage, "c2", Some(5)), recorder.clone()).await;
+    eventually("the orphan claimed and handled", DEADLINE, || {
+        let r = recorder.clone();
+        async move { (r.payloads() == ["orphan"]).then_some(()) }
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_entry_that_keeps_killing_consumers_is_dead_lettered_with_its_reason() {
+    let storage = Storage::new();
+    let mut redis = storage.redis().await;
+    let stream = storage.key("stream");
+    make_group(&mut redis, &stream).await;
+    let poison = add(&mut redis, &stream, "poison").await;
+    // Three consumers read it and die: delivered three times.
+    read_and_die(&mut redis, &stream, "w1").await;
+    for name in ["w2", "w3"] {
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(&stream)
+            .arg("workers")
+            .arg(name)
+            .arg(0)
+            .arg(&poison)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    add(&mut redis, &stream, "fine").await;
+
+    let recorder = Recorder::default();
+    let running = start(group(&storage, "c4", Some(2)), recorder.clone()).await;
+    let dead_key = storage.key("stream:dead");
+    let dead: redis::streams::StreamRangeReply = eventually("a dead letter", DEADLINE, || {
+        let mut redis = redis.clone();
+        let dead_key = dead_key.clone();
+        async move {
+            let r: redis::streams::StreamRangeReply = redis.xrange_all(&dead_key).await.ok()?;
+            (!r.ids.is_empty()).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(dead.ids.len(), 1);
+    let letter = &dead.ids[0];
+    assert_eq!(letter.get::<String>("p").as_deref(), Some("poison"));
+    assert_eq!(
+        letter.get::<String>("reason").as_deref(),
+        Some("too many deliveries")
+    );
+    assert_eq!(*recorder.before_dead.lock().unwrap(), ["poison"]);
+    eventually("the healthy entry handled", DEADLINE, || {
+        let r = recorder.clone();
+        async move { r.payloads().contains(&"fine".to_owned()).then_some(()) }
+    })
+    .await;
+    assert!(
+        !recorder.payloads().contains(&"poison".to_owned()),
+        "poison never reaches the handler"
+    );
+    let len: usize = redis.xlen(&stream).await.unwrap();
+    assert_eq!(len, 0, "the poison entry left the stream");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn dead_letters_are_capped() {
+    let storage = Storage::new();
+    let mut redis = storage.redis().await;
+    let g = group(&storage, "c1", None);
+    let mut pipe = redis::pipe();
+    let n = common::limits::DEAD_LETTER_MAXLEN + 2_000;
+    for i in 0..n {
+        g.dead_letter(&mut pipe, &format!("{i}-0"), "x", "test");
+    }
+    pipe.query_async::<()>(&mut redis).await.unwrap();
+    let len: u64 = redis.xlen(&g.dead_letter).await.unwrap();
+    // MAXLEN ~ trims whole macro nodes: at most one node (100 entries) over.
+    assert!(
+        len <= common::limits::DEAD_LETTER_MAXLEN + 100,
+        "{len} dead letters kept"
+    );
+}

@@ -1,0 +1,6 @@
+//! common's integration tests: the consumer-group runtime against a real
+//! Redis, and the protocol page against the protocol types.
+
+mod consumer_group;
+mod formats;
+mod protocol_doc;

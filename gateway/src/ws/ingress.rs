@@ -1,0 +1,83 @@
+//! The ingress producer: a client's `send` or `typing` becomes an entry of
+//! the ingress stream (the current format version), for chat-service.
+
+use common::{
+    ids::Target,
+    model::{EntryKind, FORMAT_VERSION, INGRESS_FIELD, IngressEntry},
+    protocol::ErrorCode,
+};
+
+use crate::{backpressure, state::AppState};
+
+/// What became of a send or typing notice.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Produced {
+    Queued,
+    /// A typing notice while the system is busy: worthless later, so dropped.
+    Dropped,
+    /// Not taken: the sender gets this error (the send may be retried with
+    /// the same client_id).
+    Refused {
+        code: ErrorCode,
+        message: &'static str,
+        retry_after_ms: Option<u64>,
+    },
+}
+
+/// One send or typing notice from `user`'s connection `conn`.
+pub struct Item {
+    pub kind: EntryKind,
+    pub client_id: String,
+    pub to: Target,
+    pub body: String,
+}
+
+/// Puts `item` on the ingress stream, unless the stream's backlog is over
+/// its limit: then a send is refused with a retry hint and a typing notice
+/// is dropped.
+pub async fn produce(state: &AppState, user: &str, conn: u64, item: Item) -> Produced {
+    if backpressure::over_limit(&state.ingress_backlog, state.config.ingress_backlog_limit) {
+        metrics::counter!("gateway_backpressure_total").increment(1);
+        return match item.kind {
+            EntryKind::Send => Produced::Refused {
+                code: ErrorCode::Unavailable,
+                message: "the system is busy; retry with the same client_id",
+                retry_after_ms: Some(backpressure::RETRY_AFTER_MS),
+            },
+            EntryKind::Typing => Produced::Dropped,
+        };
+    }
+    let entry = IngressEntry {
+        v: FORMAT_VERSION,
+        kind: item.kind,
+        user: user.to_owned(),
+        gw: state.config.gateway_id.clone(),
+        conn,
+        client_id: item.client_id,
+        to: item.to,
+        body: item.body,
+    };
+    let json = serde_json::to_string(&entry).unwrap_or_default();
+    let mut redis = state.redis.clone();
+    let added: redis::RedisResult<String> = redis::cmd("XADD")
+        .arg(state.keys.ingress())
+        .arg("*")
+        .arg(INGRESS_FIELD)
+        .arg(json)
+        .query_async(&mut redis)
+        .await;
+    match added {
+        Ok(_) => {
+            metrics::counter!("gateway_ingress_total").increment(1);
+            Produced::Queued
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "ingress XADD failed");
+            Produced::Refused {
+                code: ErrorCode::Unavailable,
+                message: "message not accepted; retry with the same client_id",
+                retry_after_ms: None,
+            }
+        }
+    }
+}
