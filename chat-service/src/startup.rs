@@ -64,16 +64,7 @@ impl Application {
         let history =
             HistoryInternalClient::new(internal_channel(&config.history_service_url, token)?)
                 .max_encoding_message_size(config.grpc_max_message_bytes);
-        let group = Group {
-            stream: keys.ingress(),
-            group: GROUP.to_owned(),
-            consumer: config.consumer_name.clone(),
-            batch: config.batch_size as usize,
-            claim_idle: Duration::from_millis(config.claim_idle_ms),
-            max_deliveries: Some(config.max_deliveries as usize),
-            dead_letter: keys.dead_letter(),
-            field: common::model::INGRESS_FIELD,
-        };
+        let group = ingress_group(&config, &keys);
         let presence = Lookup::new(keys.clone(), config.gateway_ttl_ms);
         let processor = BatchProcessor {
             conn: conn.clone(),
@@ -164,5 +155,19 @@ impl Application {
         served.map_err(|e| StartupError::Serve(e.to_string()))?;
         tracing::info!("chat-service stopped");
         Ok(())
+    }
+}
+
+/// The ingress stream's consumer group, as this worker works it.
+fn ingress_group(config: &Config, keys: &Keys) -> Group {
+    Group {
+        stream: keys.ingress(),
+        group: GROUP.to_owned(),
+        consumer: config.consumer_name.clone(),
+        batch: config.batch_size as usize,
+        claim_idle: Duration::from_millis(config.claim_idle_ms),
+        max_deliveries: Some(config.max_deliveries as usize),
+        dead_letter: keys.dead_letter(),
+        field: common::model::INGRESS_FIELD,
     }
 }

@@ -117,6 +117,9 @@ impl config::ServiceConfig for Config {
         self.service_token.resolve()
     }
 
+    /// One check per setting, in the order of the README's table; long
+    /// because the gateway has many settings, and kept flat so each rule is
+    /// one line next to its neighbours.
     fn validate(&self) -> Result<(), config::ConfigError> {
         config::check_redis_url("REDIS_URL", &self.redis_url)?;
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;

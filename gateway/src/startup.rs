@@ -96,11 +96,32 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
+    /// Logs the bound addresses and writes the ready file.
+    fn announce(&self) -> Result<ReadyFile, StartupError> {
+        let addr = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(
+            addr = %addr(&self.listener),
+            ops = %addr(&self.ops_listener),
+            gateway = %self.config.gateway_id,
+            "gateway listening"
+        );
+        ReadyFile::write(
+            self.config.ready_file.as_deref(),
+            "gateway",
+            &[
+                ("http", self.listener.local_addr()),
+                ("ops", self.ops_listener.local_addr()),
+            ],
+        )
+        .map_err(StartupError::ReadyFile)
+    }
+
     pub async fn run_until(
         self,
         signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let shutdown = Shutdown::new(signal);
+        let _ready = self.announce()?;
         let config = Arc::new(self.config);
         let keys = Keys::new(config.redis_prefix.clone());
         let hub = Arc::new(Hub::default());
@@ -120,61 +141,20 @@ impl Application {
             hub.clone(),
             shutdown.clone(),
         ));
-
-        let token = config.service_token.get();
-        let user_channel = internal_channel(&config.user_service_url, token)?;
-        let history_channel = internal_channel(&config.history_service_url, token)?;
-        let ingress_backlog = Arc::new(AtomicU64::new(0));
-        tokio::spawn(backpressure::poll_backlog(
-            self.redis.clone(),
-            keys.ingress(),
-            ingress_backlog.clone(),
-            shutdown.clone(),
-        ));
-        let lookup = Lookup::new(keys.clone(), config.gateway_ttl_ms);
-        let state = AppState::new(Shared {
-            caps: Arc::new(ConnCaps::new(
-                config.max_connections_per_user,
-                config.max_connections_per_ip,
-            )),
+        let state = shared_state(Parts {
             config: config.clone(),
             keys,
             redis: self.redis,
-            users: UserServiceClient::new(user_channel.clone()),
-            history: HistoryServiceClient::new(history_channel.clone()),
-            history_internal: HistoryInternalClient::new(history_channel.clone()),
-            user_channel,
-            history_channel,
             hub: hub.clone(),
-            ingress_backlog,
             presence,
-            lookup,
-            shutdown: shutdown.clone(),
             subscribed,
-        });
-        let ops_bound = self.ops_listener.local_addr();
-        let ops_addr = ops_bound
-            .as_ref()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+            shutdown: shutdown.clone(),
+        })?;
         let ops_server = tokio::spawn(ops::serve(
             self.ops_listener,
             ops::router(readiness(state.clone())),
             shutdown.clone().wait(),
         ));
-        let app = router(state);
-        tracing::info!(
-            addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            ops = %ops_addr,
-            gateway = %config.gateway_id,
-            "gateway listening"
-        );
-        let _ready = ReadyFile::write(
-            config.ready_file.as_deref(),
-            "gateway",
-            &[("http", self.listener.local_addr()), ("ops", ops_bound)],
-        )
-        .map_err(StartupError::ReadyFile)?;
         // Nagle off: WebSocket frames are flushed in batches already, and a
         // lone small frame must not wait for the client's delayed ACK.
         let listener = self.listener.tap_io(|tcp| {
@@ -182,7 +162,7 @@ impl Application {
         });
         axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown.clone().wait())
         .await?;
@@ -199,6 +179,52 @@ impl Application {
         tracing::info!(open = hub.connections(), "gateway stopped");
         Ok(())
     }
+}
+
+/// What the shared state is made of, besides the upstream clients.
+struct Parts {
+    config: Arc<Config>,
+    keys: Keys,
+    redis: common::redis_conn::Redis,
+    hub: Arc<Hub>,
+    presence: GatewayPresence,
+    subscribed: watch::Receiver<bool>,
+    shutdown: Shutdown,
+}
+
+/// The state every handler shares: upstream clients, caps, presence, and
+/// the ingress backlog (polled in the background for backpressure).
+fn shared_state(p: Parts) -> Result<AppState, StartupError> {
+    let token = p.config.service_token.get();
+    let user_channel = internal_channel(&p.config.user_service_url, token)?;
+    let history_channel = internal_channel(&p.config.history_service_url, token)?;
+    let ingress_backlog = Arc::new(AtomicU64::new(0));
+    tokio::spawn(backpressure::poll_backlog(
+        p.redis.clone(),
+        p.keys.ingress(),
+        ingress_backlog.clone(),
+        p.shutdown.clone(),
+    ));
+    Ok(AppState::new(Shared {
+        caps: Arc::new(ConnCaps::new(
+            p.config.max_connections_per_user,
+            p.config.max_connections_per_ip,
+        )),
+        lookup: Lookup::new(p.keys.clone(), p.config.gateway_ttl_ms),
+        config: p.config,
+        keys: p.keys,
+        redis: p.redis,
+        users: UserServiceClient::new(user_channel.clone()),
+        history: HistoryServiceClient::new(history_channel.clone()),
+        history_internal: HistoryInternalClient::new(history_channel.clone()),
+        user_channel,
+        history_channel,
+        hub: p.hub,
+        ingress_backlog,
+        presence: p.presence,
+        shutdown: p.shutdown,
+        subscribed: p.subscribed,
+    }))
 }
 
 /// The public routes. `/readyz` and `/metrics` are not among them: they say

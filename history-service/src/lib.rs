@@ -9,5 +9,6 @@ pub mod error;
 pub mod grpc;
 pub mod mongo;
 pub mod query;
+mod servers;
 pub mod startup;
 pub mod store;

@@ -4,31 +4,24 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
-    auth::RequireServiceToken,
     consumer::{self, Consumer},
     grpc::internal_channel,
     keys::Keys,
-    ops::{self, Readiness},
+    ops,
     ready::ReadyFile,
     redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
-use proto::{
-    history::{
-        internal::v1::history_internal_server::HistoryInternalServer,
-        v1::history_service_server::HistoryServiceServer,
-    },
-    user::v1::user_service_client::UserServiceClient,
-};
+use proto::user::v1::user_service_client::UserServiceClient;
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
 
 use crate::{
     archive::{self, ArchiveStatus, Archiver},
-    auth::{Access, PublicAuth},
+    auth::Access,
     config::Config,
-    grpc::{HistoryApi, InternalApi},
+    grpc::HistoryApi,
     mongo::Archive,
+    servers,
     store::RedisStore,
 };
 
@@ -104,11 +97,33 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
+    /// Logs the bound addresses and writes the ready file.
+    fn announce(&self) -> Result<ReadyFile, StartupError> {
+        let addr = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(
+            grpc = %addr(&self.grpc_listener),
+            internal = %addr(&self.internal_listener),
+            ops = %addr(&self.ops_listener),
+            "history-service listening"
+        );
+        ReadyFile::write(
+            self.config.ready_file.as_deref(),
+            "history-service",
+            &[
+                ("grpc", self.grpc_listener.local_addr()),
+                ("internal", self.internal_listener.local_addr()),
+                ("ops", self.ops_listener.local_addr()),
+            ],
+        )
+        .map_err(StartupError::ReadyFile)
+    }
+
     pub async fn run_until(
         self,
         signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let shutdown = Shutdown::new(signal);
+        let _ready = self.announce()?;
         let status = Arc::new(ArchiveStatus::default());
         let archiver = Archiver {
             store: self.store.clone(),
@@ -127,10 +142,6 @@ impl Application {
             shutdown.clone(),
         ));
 
-        let (health_reporter, health) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<HistoryServiceServer<HistoryApi>>()
-            .await;
         let users = UserServiceClient::new(internal_channel(
             &self.config.user_service_url,
             self.config.service_token.get(),
@@ -140,80 +151,19 @@ impl Application {
             archive: self.archive.clone(),
             access: Access::new(users),
         };
-        let addr = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(
-            grpc = %addr(&self.grpc_listener),
-            internal = %addr(&self.internal_listener),
-            ops = %addr(&self.ops_listener),
-            "history-service listening"
-        );
-        let _ready = ReadyFile::write(
-            self.config.ready_file.as_deref(),
-            "history-service",
-            &[
-                ("grpc", self.grpc_listener.local_addr()),
-                ("internal", self.internal_listener.local_addr()),
-                ("ops", self.ops_listener.local_addr()),
-            ],
+        let public_server =
+            servers::public(&self.config, api.clone(), self.grpc_listener, &shutdown).await?;
+        let internal_server = servers::internal(
+            &self.config,
+            api,
+            self.store.clone(),
+            self.internal_listener,
+            &shutdown,
         )
-        .map_err(StartupError::ReadyFile)?;
-        // The public port: reads for users, reflection of the public file only.
-        let (reflection_v1, reflection_v1alpha) = common::grpc::reflection(&[
-            proto::history::v1::FILE_DESCRIPTOR_SET,
-            tonic_health::pb::FILE_DESCRIPTOR_SET,
-        ])?;
-        let public = PublicAuth::new(self.config.jwt.get(), &self.config.operator_token);
-        let public_server = tonic::transport::Server::builder()
-            .add_service(health.clone())
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(HistoryServiceServer::with_interceptor(api.clone(), public))
-            .serve_with_incoming_shutdown(
-                common::grpc::incoming(self.grpc_listener),
-                shutdown.clone().wait(),
-            );
-        // The internal port: every call, behind the service token.
-        let (internal_v1, internal_v1alpha) = common::grpc::reflection(&[
-            proto::history::internal::v1::FILE_DESCRIPTOR_SET,
-            tonic_health::pb::FILE_DESCRIPTOR_SET,
-        ])?;
-        let service = RequireServiceToken::new(self.config.service_token.get());
-        let internal_api = InternalApi {
-            redis: self.store.clone(),
-        };
-        let internal_server = tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(internal_v1)
-            .add_service(internal_v1alpha)
-            .add_service(HistoryServiceServer::with_interceptor(api, service.clone()))
-            .add_service(InterceptedService::new(
-                HistoryInternalServer::new(internal_api)
-                    .max_decoding_message_size(self.config.grpc_max_message_bytes),
-                service,
-            ))
-            .serve_with_incoming_shutdown(
-                common::grpc::incoming(self.internal_listener),
-                shutdown.clone().wait(),
-            );
-
-        let redis = self.store.conn();
-        let ready: ops::ReadyCheck = Arc::new(move || {
-            let mut redis = redis.clone();
-            let status = status.clone();
-            Box::pin(async move {
-                if let Err(e) = redis_conn::ping(&mut redis).await {
-                    return Readiness::Unavailable(e);
-                }
-                // Chat goes on without MongoDB: the backlog waits in Redis.
-                match status.healthy() {
-                    Ok(()) => Readiness::Ready,
-                    Err(e) => Readiness::Degraded(format!("archive: {e}")),
-                }
-            })
-        });
+        .await?;
         let ops_server = ops::serve(
             self.ops_listener,
-            ops::router(ready),
+            ops::router(servers::readiness(&self.store, status)),
             shutdown.clone().wait(),
         );
         let (ops_result, public_result, internal_result) =

@@ -83,6 +83,25 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
+    /// Logs the bound addresses and writes the ready file.
+    fn announce(&self) -> Result<ReadyFile, StartupError> {
+        let addr = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(
+            grpc = %addr(&self.grpc_listener),
+            ops = %addr(&self.ops_listener),
+            "user-service listening"
+        );
+        ReadyFile::write(
+            self.config.ready_file.as_deref(),
+            "user-service",
+            &[
+                ("grpc", self.grpc_listener.local_addr()),
+                ("ops", self.ops_listener.local_addr()),
+            ],
+        )
+        .map_err(StartupError::ReadyFile)
+    }
+
     pub async fn run_until(
         self,
         signal: impl std::future::Future<Output = ()> + Send + 'static,
@@ -105,34 +124,10 @@ impl Application {
         );
         // Every call is internal: only holders of the service token get in.
         let service = RequireServiceToken::new(self.config.service_token.get());
-        tracing::info!(
-            grpc = %self.grpc_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            ops = %self.ops_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            "user-service listening"
-        );
-        let _ready = ReadyFile::write(
-            self.config.ready_file.as_deref(),
-            "user-service",
-            &[
-                ("grpc", self.grpc_listener.local_addr()),
-                ("ops", self.ops_listener.local_addr()),
-            ],
-        )
-        .map_err(StartupError::ReadyFile)?;
-
-        let pool = self.store.pool().clone();
-        let ready: ops::ReadyCheck = Arc::new(move || {
-            let pool = pool.clone();
-            Box::pin(async move {
-                match sqlx::query("SELECT 1").execute(&pool).await {
-                    Ok(_) => Readiness::Ready,
-                    Err(e) => Readiness::Unavailable(format!("postgres: {e}")),
-                }
-            })
-        });
+        let _ready = self.announce()?;
         let ops_server = ops::serve(
             self.ops_listener,
-            ops::router(ready),
+            ops::router(readiness(self.store.pool().clone())),
             shutdown.clone().wait(),
         );
         let grpc_server = tonic::transport::Server::builder()
@@ -150,4 +145,17 @@ impl Application {
         tracing::info!("user-service stopped");
         Ok(())
     }
+}
+
+/// Ready when PostgreSQL answers.
+fn readiness(pool: sqlx::PgPool) -> ops::ReadyCheck {
+    Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            match sqlx::query("SELECT 1").execute(&pool).await {
+                Ok(_) => Readiness::Ready,
+                Err(e) => Readiness::Unavailable(format!("postgres: {e}")),
+            }
+        })
+    })
 }

@@ -120,31 +120,7 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
         plan.direct(&a.entry.gw, a.conversation.as_str(), a.entry.conn, sent);
     }
     for t in typing {
-        let Some(reach) = online.get(t.conversation.as_str()) else {
-            continue;
-        };
-        let frame = frames.len();
-        frames.push(raw(ServerFrame::Typing {
-            from: &t.entry.user,
-            conversation: t.conversation.as_str(),
-        }
-        .to_json()));
-        for (gw, users) in &reach.gateways {
-            let others: Vec<Name<'_>> = users
-                .iter()
-                .filter(|u| **u != t.entry.user)
-                .map(|u| Name::from(u.as_str()))
-                .collect();
-            if !others.is_empty() {
-                plan.deliveries.push((
-                    gw,
-                    Planned {
-                        users: others,
-                        frames: vec![(None, None, frame)],
-                    },
-                ));
-            }
-        }
+        plan_typing(&mut plan, &mut frames, t, online);
     }
     for r in rejected {
         let frame = frames.len();
@@ -160,6 +136,41 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
     }
 
     serialize(plan, &frames)
+}
+
+/// A typing notice: to every online member but its sender, in a delivery
+/// of its own (it is not part of the conversation's seq order).
+fn plan_typing<'a>(
+    plan: &mut Plan<'a>,
+    frames: &mut Vec<Box<RawValue>>,
+    t: &'a Accepted,
+    online: &'a Online,
+) {
+    let Some(reach) = online.get(t.conversation.as_str()) else {
+        return;
+    };
+    let frame = frames.len();
+    frames.push(raw(ServerFrame::Typing {
+        from: &t.entry.user,
+        conversation: t.conversation.as_str(),
+    }
+    .to_json()));
+    for (gw, users) in &reach.gateways {
+        let others: Vec<Name<'_>> = users
+            .iter()
+            .filter(|u| **u != t.entry.user)
+            .map(|u| Name::from(u.as_str()))
+            .collect();
+        if !others.is_empty() {
+            plan.deliveries.push((
+                gw,
+                Planned {
+                    users: others,
+                    frames: vec![(None, None, frame)],
+                },
+            ));
+        }
+    }
 }
 
 /// One JSON array of deliveries per gateway of `plan`.

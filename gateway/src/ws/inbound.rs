@@ -46,6 +46,9 @@ impl FrameError {
     }
 }
 
+/// Parses one client frame. One match arm per frame type, in the order of
+/// docs/protocol.md's "Client frames": long, but it reads like that table,
+/// and each arm's checks sit with the fields they check.
 pub fn parse(text: &str, max_body: usize) -> Result<ClientFrame, FrameError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| FrameError::bad(format!("malformed JSON: {e}"), None))?;

@@ -216,16 +216,15 @@ impl Session {
         }
     }
 
-    async fn handle_text(&mut self, text: &str) {
+    /// A text frame that is too big, malformed or over the rate limit is a
+    /// strike and gets an error; anything else is dispatched.
+    fn admit(&mut self, text: &str) -> Option<ClientFrame> {
         let max = self.state.config.max_frame_bytes;
         if text.len() > max {
             self.strikes += 1;
-            self.error(
-                ErrorCode::TooLarge,
-                &format!("frame is over {max} bytes"),
-                None,
-            );
-            return;
+            let message = format!("frame is over {max} bytes");
+            self.error(ErrorCode::TooLarge, &message, None);
+            return None;
         }
         let frame = match inbound::parse(text, common::limits::MAX_BODY) {
             Ok(frame) => frame,
@@ -236,11 +235,11 @@ impl Session {
             }) => {
                 self.strikes += 1;
                 self.error(code, &message, reference.as_deref());
-                return;
+                return None;
             }
         };
-        if !matches!(frame, ClientFrame::Ping | ClientFrame::OfflineAck) && !self.bucket.try_take()
-        {
+        let free = matches!(frame, ClientFrame::Ping | ClientFrame::OfflineAck);
+        if !free && !self.bucket.try_take() {
             self.strikes += 1;
             let reference = match &frame {
                 ClientFrame::Send { client_id, .. } => Some(client_id.as_str()),
@@ -248,9 +247,16 @@ impl Session {
                 _ => None,
             };
             self.error(ErrorCode::RateLimited, "slow down", reference);
-            return;
+            return None;
         }
         self.strikes = 0;
+        Some(frame)
+    }
+
+    async fn handle_text(&mut self, text: &str) {
+        let Some(frame) = self.admit(text) else {
+            return;
+        };
         match frame {
             ClientFrame::Send {
                 client_id,
