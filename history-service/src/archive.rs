@@ -5,14 +5,7 @@
 //! recent window is trimmed only then. Several history-service instances share
 //! the backlog through a consumer group; a dead instance's entries are claimed.
 
-use std::{
-    collections::HashSet,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use common::{
     consumer::{Consumer, Group, Handler},
@@ -22,6 +15,7 @@ use common::{
 };
 use redis::streams::StreamId;
 
+pub use crate::archive_status::ArchiveStatus;
 use crate::{
     mongo::{Archive, MessageDoc},
     store::{ARCHIVE_FIELD, RedisStore},
@@ -30,35 +24,6 @@ use crate::{
 const GROUP: &str = "archiver";
 /// Entries pending this long on another consumer are taken over.
 const CLAIM_IDLE: Duration = Duration::from_secs(60);
-
-/// What the archiver last saw of MongoDB, for /readyz.
-#[derive(Default)]
-pub struct ArchiveStatus {
-    healthy: AtomicBool,
-    last_error: Mutex<Option<String>>,
-}
-
-impl ArchiveStatus {
-    pub fn healthy(&self) -> Result<(), String> {
-        if self.healthy.load(Ordering::Relaxed) {
-            Ok(())
-        } else {
-            Err(self
-                .last_error
-                .lock()
-                .map(|e| e.clone())
-                .unwrap_or_default()
-                .unwrap_or_else(|| "archive not reached yet".to_owned()))
-        }
-    }
-
-    fn set(&self, result: Result<(), String>) {
-        self.healthy.store(result.is_ok(), Ordering::Relaxed);
-        if let Ok(mut last) = self.last_error.lock() {
-            *last = result.err();
-        }
-    }
-}
 
 pub struct Archiver {
     pub store: RedisStore,

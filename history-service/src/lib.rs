@@ -3,6 +3,7 @@
 //! batches, at least once. Serves the public `chat.history.v1` gRPC API.
 
 pub mod archive;
+mod archive_status;
 pub mod auth;
 pub mod config;
 pub mod error;
