@@ -7,6 +7,7 @@ pub mod chunks;
 pub mod config;
 pub mod error;
 pub mod members;
+pub mod metrics;
 pub mod pipeline;
 pub mod progress;
 pub mod publish;

@@ -43,6 +43,7 @@ impl Handler for Worker {
         entries: &[StreamId],
     ) -> Result<(), BatchError> {
         let started = Instant::now();
+        metrics::histogram!("chat_batch_entries").record(entries.len() as f64);
         let stats = self.process_bisecting(consumer, entries).await?;
         self.progress.advanced();
         let messages = stats.fresh + stats.replayed;

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod jwt;
 pub mod keys;
 pub mod limits;
+pub mod metrics_catalog;
 pub mod model;
 pub mod ops;
 pub mod paging;

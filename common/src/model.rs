@@ -75,6 +75,10 @@ pub struct IngressEntry {
     pub client_id: String,
     pub to: Target,
     pub body: String,
+    /// When the gateway read the frame (ms since the epoch), for the
+    /// send-to-sent and send-to-delivered latency histograms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
 }
 
 /// An entry of the archive backlog: a stored message on its way to MongoDB.
@@ -133,6 +137,10 @@ pub struct DeliveryFrame<'a> {
     pub skip_conn: Option<u64>,
     #[serde(borrow)]
     pub frame: &'a RawValue,
+    /// When the message's send was read at its gateway (ms since the
+    /// epoch), for the latency histograms of the gateway that delivers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
 }
 
 /// Splits a delivery payload, `<n> <json>`, into the delivery number of the
@@ -190,6 +198,7 @@ mod tests {
                 conn: None,
                 skip_conn: Some(7),
                 frame: &frame,
+                at: None,
             }],
         };
         let s = serde_json::to_string(&[&d]).unwrap();

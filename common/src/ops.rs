@@ -19,13 +19,31 @@ pub enum Readiness {
 pub type ReadyFuture = Pin<Box<dyn Future<Output = Readiness> + Send>>;
 pub type ReadyCheck = Arc<dyn Fn() -> ReadyFuture + Send + Sync>;
 
+/// Bucket bounds of every latency histogram, in seconds: from half a
+/// millisecond (a DM's ack on a quiet system) to ten seconds (a stall).
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Bucket bounds of the size histograms (metrics named `*_entries`).
+pub const SIZE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+
 /// The process-wide Prometheus recorder, installed on first use. Several
-/// services in one test process share it.
+/// services in one test process share it. Histograms are real Prometheus
+/// histograms (`_bucket` series), so quantiles aggregate across replicas.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Suffix("_entries".into()),
+                        &SIZE_BUCKETS,
+                    )
+                })
+                .expect("bucket lists are not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (tests); then ours only renders.
             let _ = metrics::set_global_recorder(recorder);
@@ -35,8 +53,22 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 /// The ops routes, to merge into a service's HTTP router or serve on their own.
+/// The first call also starts the recorder's upkeep, so histogram samples
+/// are folded into buckets every few seconds rather than piling up until a
+/// scrape.
 pub fn router(ready: ReadyCheck) -> Router {
     let handle = metrics_handle();
+    static UPKEEP: OnceLock<()> = OnceLock::new();
+    UPKEEP.get_or_init(|| {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    });
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz).with_state(ready))

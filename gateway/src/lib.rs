@@ -8,6 +8,7 @@ pub mod backpressure;
 pub mod config;
 pub mod history;
 pub mod hub;
+pub mod metrics;
 pub mod outbox;
 pub mod pubsub;
 pub mod startup;

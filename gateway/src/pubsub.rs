@@ -156,7 +156,9 @@ pub fn dispatch(hub: &Hub, payload: &[u8]) {
     if let Some(d) = deliveries.iter().find(|d| !model::readable(d.v)) {
         return unreadable(hub, &format!("unknown format version {}", d.v));
     }
+    let now = common::time::now_ms();
     for d in deliveries {
+        record_latency(&d, now);
         // Serialized once by chat-service; one shared buffer for every socket.
         let frames: Vec<Outgoing> = d
             .frames
@@ -169,6 +171,22 @@ pub fn dispatch(hub: &Hub, payload: &[u8]) {
             .collect();
         let n = hub.deliver(&d.users, &frames);
         metrics::counter!("gateway_deliveries_total").increment(n as u64);
+    }
+}
+
+/// Latency of the sends these frames come from, as felt by their users:
+/// their own `sent` (a frame for one connection) and their message reaching
+/// the recipients' gateway. Clocks of different hosts may differ; a
+/// negative difference counts as zero.
+fn record_latency(d: &Delivery<'_>, now: i64) {
+    for f in &d.frames {
+        let Some(at) = f.at else { continue };
+        let seconds = (now - at).max(0) as f64 / 1000.0;
+        if f.conn.is_some() {
+            metrics::histogram!("gateway_send_to_sent_seconds").record(seconds);
+        } else {
+            metrics::histogram!("gateway_send_to_delivered_seconds").record(seconds);
+        }
     }
 }
 

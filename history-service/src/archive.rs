@@ -21,7 +21,7 @@ use crate::{
     store::{ARCHIVE_FIELD, RedisStore},
 };
 
-const GROUP: &str = "archiver";
+pub const GROUP: &str = "archiver";
 /// Entries pending this long on another consumer are taken over.
 const CLAIM_IDLE: Duration = Duration::from_secs(60);
 
@@ -106,7 +106,9 @@ impl Archiver {
         record_lag(entries);
         dead.extend(self.insert(&docs).await?);
         let trims = self.safe_trims(&conversations).await?;
-        self.finish(consumer, entries, &dead, &trims).await
+        self.finish(consumer, entries, &dead, &trims).await?;
+        record_done(entries);
+        Ok(())
     }
 
     /// Inserts `docs`; returns the conflicts, to dead-letter. A duplicate is
@@ -254,16 +256,30 @@ fn decode(entries: &[StreamId]) -> Decoded {
     out
 }
 
-/// The archive lag: how old the batch's first entry is (its id's time).
+/// When an entry was added: the time part of its stream id.
+fn added_ms(entry: &StreamId) -> i64 {
+    entry
+        .id
+        .split('-')
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(now_ms)
+}
+
+/// The archive lag: how old the batch's first entry is.
 fn record_lag(entries: &[StreamId]) {
     if let Some(first) = entries.first() {
-        let entry_ms: i64 = first
-            .id
-            .split('-')
-            .next()
-            .and_then(|ms| ms.parse().ok())
-            .unwrap_or_else(now_ms);
         metrics::gauge!("history_archive_lag_seconds")
-            .set((now_ms() - entry_ms).max(0) as f64 / 1000.0);
+            .set((now_ms() - added_ms(first)).max(0) as f64 / 1000.0);
+    }
+}
+
+/// A batch MongoDB has: its size, and how long each entry waited.
+fn record_done(entries: &[StreamId]) {
+    metrics::histogram!("history_archive_batch_entries").record(entries.len() as f64);
+    let now = now_ms();
+    for entry in entries {
+        metrics::histogram!("history_archive_age_seconds")
+            .record((now - added_ms(entry)).max(0) as f64 / 1000.0);
     }
 }

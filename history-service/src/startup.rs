@@ -55,6 +55,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        common::metrics_catalog::register(&crate::metrics::catalog());
         let conn =
             redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
         let reader = redis_conn::connect(&config.redis_url).await?;

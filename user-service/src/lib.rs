@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod metrics;
 pub mod password;
 pub mod startup;
 pub mod store;

@@ -50,6 +50,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        common::metrics_catalog::register(&crate::metrics::catalog());
         let pool = PgPoolOptions::new()
             .max_connections(config.db_max_connections)
             .acquire_timeout(Duration::from_secs(5))

@@ -45,6 +45,8 @@ struct Planned<'a> {
 struct Plan<'a> {
     deliveries: Vec<(&'a str, Planned<'a>)>,
     slots: HashMap<(&'a str, &'a str), usize>,
+    /// Frame index → when its send was read at its gateway.
+    sent_at: HashMap<usize, i64>,
 }
 
 impl<'a> Plan<'a> {
@@ -77,6 +79,13 @@ impl<'a> Plan<'a> {
         planned.frames.push((None, skip, frame));
     }
 
+    /// Records when frame `frame`'s send was read, if known.
+    fn stamp(&mut self, frame: usize, at: Option<i64>) {
+        if let Some(at) = at {
+            self.sent_at.insert(frame, at);
+        }
+    }
+
     /// `frame` for connection `conn` on `gateway`, in line with the
     /// conversation's other frames.
     fn direct(&mut self, gateway: &'a str, conversation: &'a str, conn: u64, frame: usize) {
@@ -102,6 +111,7 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
     for (a, m) in accepted.iter().zip(messages) {
         let frame = frames.len();
         frames.push(raw(ServerFrame::Message(m).to_json()));
+        plan.stamp(frame, a.entry.at);
         if let Some(reach) = online.get(a.conversation.as_str()) {
             for (gw, users) in &reach.gateways {
                 let skip = (*gw == a.entry.gw).then_some(a.entry.conn);
@@ -110,6 +120,7 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
         }
         let sent = frames.len();
         frames.push(sent_frame(m));
+        plan.stamp(sent, a.entry.at);
         plan.direct(&a.entry.gw, a.conversation.as_str(), a.entry.conn, sent);
     }
     // A re-send of a message already stored and delivered: only its sender
@@ -117,6 +128,7 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
     for (a, m) in resent {
         let sent = frames.len();
         frames.push(sent_frame(m));
+        plan.stamp(sent, a.entry.at);
         plan.direct(&a.entry.gw, a.conversation.as_str(), a.entry.conn, sent);
     }
     for t in typing {
@@ -175,8 +187,13 @@ fn plan_typing<'a>(
 
 /// One JSON array of deliveries per gateway of `plan`.
 fn serialize(plan: Plan<'_>, frames: &[Box<RawValue>]) -> Vec<(String, String)> {
+    let Plan {
+        deliveries,
+        sent_at,
+        ..
+    } = plan;
     let mut per_gateway: HashMap<&str, Vec<Delivery<'_>>> = HashMap::new();
-    for (gw, planned) in plan.deliveries {
+    for (gw, planned) in deliveries {
         per_gateway.entry(gw).or_default().push(Delivery {
             v: FORMAT_VERSION,
             users: planned.users,
@@ -187,6 +204,7 @@ fn serialize(plan: Plan<'_>, frames: &[Box<RawValue>]) -> Vec<(String, String)> 
                     conn,
                     skip_conn,
                     frame: &frames[i],
+                    at: sent_at.get(&i).copied(),
                 })
                 .collect(),
         });

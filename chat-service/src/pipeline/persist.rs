@@ -57,10 +57,12 @@ impl Persist {
         // big for one call would otherwise fail the same way on every retry.
         let (appends, enqueues) = crate::chunks::split(items, self.max_message_bytes);
         for request in appends {
+            let started = std::time::Instant::now();
             self.history
                 .append(request)
                 .await
                 .map_err(BatchError::history)?;
+            metrics::histogram!("chat_append_seconds").record(started.elapsed().as_secs_f64());
         }
         for request in enqueues {
             self.history

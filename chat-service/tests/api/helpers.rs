@@ -198,6 +198,7 @@ impl TestEnv {
             client_id: client_id.into(),
             to: Target::parse(to).expect("a valid target"),
             body: body.into(),
+            at: None,
         };
         self.xadd_raw(&serde_json::to_string(&entry).unwrap()).await;
     }

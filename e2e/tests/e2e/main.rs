@@ -10,6 +10,8 @@ mod delivery_loss;
 mod deploy;
 mod helpers;
 mod k8s;
+mod metrics;
+mod nginx;
 mod path;
 mod resilience;
 mod security;

@@ -56,6 +56,7 @@ pub async fn produce(state: &AppState, user: &str, conn: u64, item: Item) -> Pro
         client_id: item.client_id,
         to: item.to,
         body: item.body,
+        at: Some(common::time::now_ms()),
     };
     let json = serde_json::to_string(&entry).unwrap_or_default();
     let mut redis = state.redis.clone();

@@ -1,0 +1,49 @@
+//! Every metric chat-service records (see `common::metrics_catalog`).
+
+use common::metrics_catalog::{self, Metric};
+
+pub fn catalog() -> Vec<Metric> {
+    vec![
+        Metric::counter("chat_messages_total", "ingress entries handled, by result")
+            .by("result", &["fresh", "replayed", "rejected"]),
+        Metric::histogram(
+            "chat_batch_seconds",
+            "time to handle one batch of ingress entries",
+        ),
+        Metric::histogram("chat_batch_entries", "ingress entries per batch"),
+        Metric::histogram(
+            "chat_append_seconds",
+            "one Append call to history-service (a batch's messages made durable)",
+        ),
+        Metric::counter(
+            "chat_batch_failures_total",
+            "batches that failed and stay pending",
+        ),
+        Metric::counter(
+            "chat_batch_bisections_total",
+            "batches split to isolate an entry refused for its content",
+        ),
+        Metric::counter(
+            "chat_dead_letter_total",
+            "entries moved to the dead-letter stream",
+        ),
+        Metric::counter(
+            "chat_tombstones_total",
+            "tombstones stored for dead-lettered messages",
+        ),
+        Metric::counter(
+            "chat_readmitted_total",
+            "refused sends let through because an earlier try stored them",
+        ),
+        Metric::counter(
+            "chat_unheard_deliveries_total",
+            "deliveries published to a channel nobody listened on",
+        ),
+        Metric::counter(
+            "chat_rerouted_messages_total",
+            "messages of unheard deliveries queued offline and sent where their users are now",
+        ),
+        metrics_catalog::claimed(crate::worker::GROUP),
+        metrics_catalog::redis(),
+    ]
+}
