@@ -1,9 +1,10 @@
 # shellcheck shell=bash
-# Test/dev servers: Redis, PostgreSQL, a MongoDB-wire server, grpcurl, and the
-# browser test's Chromium and playwright-core.
+# Test/dev servers: Redis, PostgreSQL, a MongoDB-wire server, grpcurl, the
+# browser test's Chromium and playwright-core, and nginx for the load-balancer
+# test.
 # Source this file, then call ensure_redis / ensure_postgres / ensure_mongo /
-# ensure_grpcurl / ensure_chromium / ensure_playwright. Every function is
-# idempotent and safe under `set -euo pipefail`.
+# ensure_grpcurl / ensure_chromium / ensure_playwright / ensure_nginx. Every
+# function is idempotent and safe under `set -euo pipefail`.
 # Only 127.0.0.1 is ever contacted (plus apt/PyPI/npm for installs).
 
 SERVERS_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -333,4 +334,26 @@ ensure_playwright() {
   export PLAYWRIGHT_NODE_PATH="$dir/node_modules"
   _srv_log "playwright-core ok ($(node -p 'require(process.argv[1]).version' \
     "$PLAYWRIGHT_NODE_PATH/playwright-core/package.json" 2>/dev/null || echo '?'), node $(node --version))"
+}
+
+_srv_nginx_bin() {
+  if command -v nginx 2>/dev/null; then return 0; fi
+  # /usr/sbin is not on every user's PATH.
+  if [[ -x /usr/sbin/nginx ]]; then echo /usr/sbin/nginx; return 0; fi
+  return 1
+}
+
+# Debian's nginx-light, for the end-to-end test that runs deploy/nginx.conf in
+# front of two gateways (e2e nginx.rs), which starts its own nginx in the
+# foreground on a free loopback port. The package's own service is not started
+# where policy-rc.d forbids it (as on these machines); nothing here starts it.
+# Exports TEST_NGINX, the binary the test runs.
+ensure_nginx() {
+  local bin
+  if ! bin="$(_srv_nginx_bin)"; then
+    _srv_apt_install nginx-light
+    bin="$(_srv_nginx_bin)" || { _srv_die "nginx missing after installing nginx-light"; return 1; }
+  fi
+  export TEST_NGINX="$bin"
+  _srv_log "nginx ok ($("$bin" -v 2>&1 | sed 's/^nginx version: //'), $bin)"
 }
