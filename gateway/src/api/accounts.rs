@@ -9,47 +9,59 @@ use axum::{
 };
 use proto::user::v1 as pb;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::{
     error::ApiError,
     extract::{ApiJson, AuthUser},
     limits,
+    schema::{ErrorBody, Login, User},
 };
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterBody {
+    /// 3 to 32 characters of a-z, 0-9 and _.
+    #[schema(pattern = "^[a-z0-9_]{3,32}$")]
     username: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
+    /// Up to 64 characters; the username if left out.
+    #[schema(max_length = 64)]
     display_name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginBody {
     username: String,
     password: String,
 }
 
-pub fn user_json(u: &pb::User) -> Value {
-    json!({
-        "username": u.username,
-        "display_name": u.display_name,
-        "created_at": ms(u.created_at.as_ref()),
-    })
-}
-
-/// A protobuf timestamp as Unix milliseconds, the protocol's time unit.
-pub fn ms(t: Option<&prost_types::Timestamp>) -> i64 {
-    t.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
-}
-
+/// Create an account.
+///
+/// Registrations from one client address are limited per window
+/// (`REGISTRATIONS_PER_IP`): beyond it, 429 with `Retry-After`.
+#[utoipa::path(
+    post,
+    path = "/api/register",
+    tag = "accounts",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "The account", body = User),
+        (status = 400, description = "Bad username, password or body", body = ErrorBody),
+        (status = 409, description = "The username is taken", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address", body = ErrorBody),
+        (status = 503, description = "A dependency is down", body = ErrorBody),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RegisterBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<User>), ApiError> {
     let ip = limits::client_ip(&state, &headers, peer);
     limits::registration(&state, ip).await?;
     let user = state
@@ -62,15 +74,33 @@ pub async fn register(
         })
         .await?
         .into_inner();
-    Ok((StatusCode::CREATED, Json(user_json(&user))))
+    Ok((StatusCode::CREATED, Json(User::from(&user))))
 }
 
+/// Log in: a session token.
+///
+/// Failed logins are limited per (username, address), per username and per
+/// address; beyond a limit, 429 with `Retry-After`.
+#[utoipa::path(
+    post,
+    path = "/api/login",
+    tag = "accounts",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "A token for `Authorization: Bearer`", body = Login),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 429, description = "Too many failed logins, or too many at once", body = ErrorBody),
+        (status = 503, description = "A dependency is down", body = ErrorBody),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Login>, ApiError> {
     let ip = limits::client_ip(&state, &headers, peer);
     // Counted before the password is checked; refunded below on success.
     limits::login_attempt(&state, &body.username, ip).await?;
@@ -94,22 +124,35 @@ pub async fn login(
         }
     };
     limits::refund_login(&state, &body.username, ip, true).await;
-    Ok(Json(json!({
-        "token": reply.token,
-        "expires_at": reply.expires_at,
-        "username": reply.username,
-    })))
+    Ok(Json(Login {
+        token: reply.token,
+        expires_at: reply.expires_at,
+        username: reply.username,
+    }))
 }
 
+/// Who am I: the caller's account.
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = User),
+        (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
+        (status = 404, description = "The account no longer exists", body = ErrorBody),
+        (status = 503, description = "A dependency is down", body = ErrorBody),
+    )
+)]
 pub async fn me(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<User>, ApiError> {
     let user = state
         .users
         .clone()
         .get_user(pb::GetUserRequest { username: user })
         .await?
         .into_inner();
-    Ok(Json(user_json(&user)))
+    Ok(Json(User::from(&user)))
 }

@@ -6,9 +6,12 @@
 use std::fmt::Write;
 
 use axum::{Json, extract::State};
-use serde_json::{Value, json};
 
-use super::{error::ApiError, extract::AuthUser};
+use super::{
+    error::ApiError,
+    extract::AuthUser,
+    schema::{ErrorBody, Ticket},
+};
 use crate::state::AppState;
 
 /// How long a ticket stays valid.
@@ -16,11 +19,25 @@ pub const TICKET_TTL_SECS: u64 = 30;
 /// A ticket is 32 random bytes in hex.
 const TICKET_LEN: usize = 64;
 
-/// `POST /api/ws-ticket`: a ticket for the caller.
+/// A one-time WebSocket ticket for the caller.
+///
+/// Open `GET /ws?ticket=<ticket>` on any gateway within `expires_in`
+/// seconds; the ticket then is gone. Keeps the long-lived token out of URLs.
+#[utoipa::path(
+    post,
+    path = "/api/ws-ticket",
+    tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The ticket", body = Ticket),
+        (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
+        (status = 503, description = "A dependency is down", body = ErrorBody),
+    )
+)]
 pub async fn issue(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ticket>, ApiError> {
     let ticket =
         rand::random::<[u8; 32]>()
             .iter()
@@ -36,9 +53,10 @@ pub async fn issue(
         .arg(TICKET_TTL_SECS)
         .query_async(&mut redis)
         .await?;
-    Ok(Json(
-        json!({"ticket": ticket, "expires_in": TICKET_TTL_SECS}),
-    ))
+    Ok(Json(Ticket {
+        ticket,
+        expires_in: TICKET_TTL_SECS,
+    }))
 }
 
 /// Spends a ticket: the user it admits, once.

@@ -31,9 +31,12 @@ use crate::{
 
 /// How a browser authenticates: `ticket` (one-time, from `POST /api/ws-ticket`)
 /// keeps long-lived tokens out of URLs; `token` still works for old clients.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
+    /// A session token (prefer `Authorization: Bearer` or a ticket).
     token: Option<String>,
+    /// A one-time ticket from `POST /api/ws-ticket`.
     ticket: Option<String>,
 }
 
@@ -43,6 +46,25 @@ pub struct WsQuery {
 const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 
+/// Open a WebSocket session (docs/protocol.md: frames, codes, limits).
+///
+/// Authenticate with `Authorization: Bearer <token>`, or in a browser with
+/// `?ticket=`. The first frames are `hello`, then `offline`.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "service",
+    params(WsQuery),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade, or a bad query", body = crate::api::schema::ErrorBody),
+        (status = 401, description = "Missing or bad token or ticket", body = crate::api::schema::ErrorBody),
+        (status = 403, description = "Origin not allowed", body = crate::api::schema::ErrorBody),
+        (status = 429, description = "Too many sockets for this user or address", body = crate::api::schema::ErrorBody),
+        (status = 503, description = "At the connection limit, or shutting down", body = crate::api::schema::ErrorBody),
+    )
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -6,6 +6,7 @@ mod helpers;
 mod http_accounts;
 mod http_login_limits;
 mod http_rooms;
+mod openapi;
 mod presence;
 mod ws_admission;
 mod ws_auth;

@@ -1,0 +1,145 @@
+//! The REST API's response bodies, as types: the handlers return them and
+//! the OpenAPI document (`/api/openapi.json`) describes them from the same
+//! definitions, so the two cannot drift.
+
+use common::model::ChatMessage;
+use proto::user::v1 as pb;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A protobuf timestamp as Unix milliseconds, the protocol's time unit.
+pub fn ms(t: Option<&prost_types::Timestamp>) -> i64 {
+    t.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+}
+
+/// A user account.
+#[derive(Serialize, ToSchema)]
+pub struct User {
+    pub username: String,
+    pub display_name: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+impl From<&pb::User> for User {
+    fn from(u: &pb::User) -> Self {
+        Self {
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            created_at: ms(u.created_at.as_ref()),
+        }
+    }
+}
+
+/// A session token for `Authorization: Bearer <token>`.
+#[derive(Serialize, ToSchema)]
+pub struct Login {
+    pub token: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub username: String,
+}
+
+/// A one-time WebSocket ticket: `GET /ws?ticket=<ticket>`.
+#[derive(Serialize, ToSchema)]
+pub struct Ticket {
+    pub ticket: String,
+    /// Seconds the ticket stays valid.
+    pub expires_in: u64,
+}
+
+/// A room, with the caller's role in it when listed for a member.
+#[derive(Serialize, ToSchema)]
+pub struct Room {
+    pub name: String,
+    pub topic: String,
+    pub created_by: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// `owner` or `member`; null where not known.
+    pub role: Option<String>,
+}
+
+impl From<&pb::Room> for Room {
+    fn from(r: &pb::Room) -> Self {
+        Self {
+            name: r.name.clone(),
+            topic: r.topic.clone(),
+            created_by: r.created_by.clone(),
+            created_at: ms(r.created_at.as_ref()),
+            role: (!r.role.is_empty()).then(|| r.role.clone()),
+        }
+    }
+}
+
+/// The caller's rooms.
+#[derive(Serialize, ToSchema)]
+pub struct Rooms {
+    pub rooms: Vec<Room>,
+}
+
+/// The caller left the room.
+#[derive(Serialize, ToSchema)]
+pub struct Left {
+    pub room: String,
+    pub left: bool,
+}
+
+/// A member of a room.
+#[derive(Serialize, ToSchema)]
+pub struct Member {
+    pub username: String,
+    pub role: String,
+    /// Unix milliseconds.
+    pub joined_at: i64,
+    /// Whether the member has a socket open on any gateway.
+    pub online: bool,
+}
+
+/// A room's members.
+#[derive(Serialize, ToSchema)]
+pub struct Members {
+    pub room: String,
+    pub members: Vec<Member>,
+}
+
+/// One of the caller's conversations.
+#[derive(Serialize, ToSchema)]
+pub struct ConversationSummary {
+    /// `room:<name>` or `dm:<a>:<b>`.
+    pub id: String,
+    /// The seq of its newest message (0: none yet).
+    pub last_seq: u64,
+    /// Unix milliseconds of its last message, for DMs; null for rooms.
+    pub last_activity: Option<i64>,
+}
+
+/// The caller's conversations: DMs by last activity, then rooms.
+#[derive(Serialize, ToSchema)]
+pub struct Conversations {
+    pub conversations: Vec<ConversationSummary>,
+}
+
+/// A page of a conversation's history.
+#[derive(Serialize, ToSchema)]
+pub struct Page {
+    pub conversation: String,
+    /// Oldest first after `after`; newest first otherwise.
+    pub messages: Vec<ChatMessage>,
+    /// Whether there are more messages beyond this page.
+    pub has_more: bool,
+}
+
+/// Every error: `{"error": {"code", "message"}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
+    /// `too_large`, `rate_limited`, `unavailable` or `internal`.
+    pub code: String,
+    pub message: String,
+}
