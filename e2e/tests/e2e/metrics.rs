@@ -41,28 +41,31 @@ async fn live_metrics_cover_the_dashboard_and_one_dm_fills_the_latency_histogram
     b.recv_type("message").await;
 
     // The archiver and the histograms' upkeep run on their own time.
-    let texts = testkit::wait::eventually("the DM in every histogram", Duration::from_secs(30), || {
-        let ports: Vec<u16> = stack.ops_ports.iter().map(|(_, p)| *p).collect();
-        async move {
-            let mut texts = Vec::new();
-            for port in ports {
-                texts.push(scrape(port).await);
+    let texts =
+        testkit::wait::eventually("the DM in every histogram", Duration::from_secs(30), || {
+            let ports: Vec<u16> = stack.ops_ports.iter().map(|(_, p)| *p).collect();
+            async move {
+                let mut texts = Vec::new();
+                for port in ports {
+                    texts.push(scrape(port).await);
+                }
+                let filled = [
+                    "gateway_send_to_sent_seconds_count",
+                    "gateway_send_to_delivered_seconds_count",
+                    "chat_append_seconds_count",
+                    "chat_batch_entries_count",
+                    "history_archive_age_seconds_count",
+                ]
+                .iter()
+                .all(|name| total(&texts, name) >= 1.0);
+                filled.then_some(texts)
             }
-            let filled = [
-                "gateway_send_to_sent_seconds_count",
-                "gateway_send_to_delivered_seconds_count",
-                "chat_append_seconds_count",
-                "chat_batch_entries_count",
-                "history_archive_age_seconds_count",
-            ]
-            .iter()
-            .all(|name| total(&texts, name) >= 1.0);
-            filled.then_some(texts)
-        }
-    })
-    .await;
+        })
+        .await;
     assert!(
-        texts.iter().any(|t| t.contains("chat_batch_seconds_bucket{le=")),
+        texts
+            .iter()
+            .any(|t| t.contains("chat_batch_seconds_bucket{le=")),
         "batch time is a histogram with buckets"
     );
 
