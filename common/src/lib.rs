@@ -24,3 +24,4 @@ pub mod redis_conn;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;
+pub mod trace;

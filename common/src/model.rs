@@ -84,6 +84,9 @@ pub struct IngressEntry {
     /// send-to-sent and send-to-delivered latency histograms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<i64>,
+    /// The W3C traceparent of the gateway's `send` span (span export on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// An entry of the archive backlog: a stored message on its way to MongoDB.
@@ -146,6 +149,10 @@ pub struct DeliveryFrame<'a> {
     /// epoch), for the latency histograms of the gateway that delivers it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<i64>,
+    /// The W3C traceparent of the message's chat-service span (span export
+    /// on), so the delivering gateway's span joins the message's trace.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<&'a str>,
 }
 
 /// Splits a delivery payload, `<n> <json>`, into the delivery number of the
@@ -204,6 +211,7 @@ mod tests {
                 skip_conn: Some(7),
                 frame: &frame,
                 at: None,
+                trace: None,
             }],
         };
         let s = serde_json::to_string(&[&d]).unwrap();

@@ -14,6 +14,8 @@ pub struct StackOptions {
     pub gateway_env: Vec<(&'static str, String)>,
     /// Extra settings for every chat-service worker.
     pub worker_env: Vec<(&'static str, String)>,
+    /// Extra settings for history-service.
+    pub history_env: Vec<(&'static str, String)>,
     /// The archive's MongoDB (default: the test server of the environment).
     pub mongodb_uri: Option<String>,
     /// Per gateway, the Redis URL it uses (default: the test Redis), e.g. a
@@ -28,6 +30,7 @@ impl Default for StackOptions {
             workers: 2,
             gateway_env: Vec::new(),
             worker_env: Vec::new(),
+            history_env: Vec::new(),
             mongodb_uri: None,
             gateway_redis: Vec::new(),
         }
@@ -105,7 +108,10 @@ impl Stack {
                 ("INSTANCE_ID", "history-1".into()),
                 ("USER_SERVICE_URL", format!("http://127.0.0.1:{user_port}")),
                 ("OPERATOR_TOKEN", OPERATOR_TOKEN.into()),
-            ]),
+            ]
+            .into_iter()
+            .chain(options.history_env.iter().cloned())
+            .collect()),
             &log_dir,
         );
         ops_ports.push((user.name.clone(), user.bound_port("ops").await));

@@ -158,7 +158,7 @@ pub fn dispatch(hub: &Hub, payload: &[u8]) {
     }
     let now = common::time::now_ms();
     for d in deliveries {
-        record_latency(&d, now);
+        observe(&d, now);
         // Serialized once by chat-service; one shared buffer for every socket.
         let frames: Vec<Outgoing> = d
             .frames
@@ -174,12 +174,18 @@ pub fn dispatch(hub: &Hub, payload: &[u8]) {
     }
 }
 
-/// Latency of the sends these frames come from, as felt by their users:
-/// their own `sent` (a frame for one connection) and their message reaching
-/// the recipients' gateway. Clocks of different hosts may differ; a
-/// negative difference counts as zero.
-fn record_latency(d: &Delivery<'_>, now: i64) {
+/// What the frames tell about their sends: the end of each message's trace
+/// (when spans are exported), and latency as felt by users: their own
+/// `sent` (a frame for one connection) and their message reaching the
+/// recipients' gateway. Clocks of different hosts may differ; a negative
+/// difference counts as zero.
+fn observe(d: &Delivery<'_>, now: i64) {
     for f in &d.frames {
+        if f.trace.is_some() {
+            // The end of the message's trace (common::trace).
+            let span = tracing::info_span!("gateway.deliver", sockets = d.users.len());
+            common::trace::set_parent(&span, f.trace);
+        }
         let Some(at) = f.at else { continue };
         let seconds = (now - at).max(0) as f64 / 1000.0;
         if f.conn.is_some() {

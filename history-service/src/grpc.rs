@@ -10,6 +10,7 @@ use common::{
 };
 use proto::history::{internal::v1 as ipb, v1 as pb};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::{
     auth::Access,
@@ -116,10 +117,20 @@ impl ipb::history_internal_server::HistoryInternal for InternalApi {
         &self,
         request: Request<ipb::AppendRequest>,
     ) -> Result<Response<ipb::AppendResponse>, Status> {
-        let items = items(request.into_inner())?;
-        self.redis.append(&items).await?;
-        metrics::counter!("history_appended_total").increment(items.len() as u64);
-        Ok(Response::new(ipb::AppendResponse {}))
+        // Part of the first message's trace (common::trace), when on.
+        let span = tracing::info_span!("history.append");
+        common::trace::set_parent(
+            &span,
+            common::trace::from_grpc(request.metadata()).as_deref(),
+        );
+        async {
+            let items = items(request.into_inner())?;
+            self.redis.append(&items).await?;
+            metrics::counter!("history_appended_total").increment(items.len() as u64);
+            Ok(Response::new(ipb::AppendResponse {}))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn enqueue(

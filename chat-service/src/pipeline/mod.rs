@@ -13,6 +13,7 @@ pub mod deliver;
 mod payloads;
 pub mod persist;
 pub mod sequence;
+mod spans;
 
 use std::collections::HashMap;
 
@@ -72,12 +73,19 @@ impl BatchProcessor {
         }
         let online = self.presence.online(&mut self.conn, conversations).await?;
 
+        let spans = spans::MessageSpans::open(&sequenced.stored);
         self.persist
-            .run(&sequenced.stored, &sequenced.messages, &online)
+            .run(
+                &sequenced.stored,
+                &sequenced.messages,
+                &online,
+                spans.first(),
+            )
             .await?;
         let outcome = Outcome {
             accepted: &sequenced.stored,
             messages: &sequenced.messages,
+            traces: &spans.parents,
             resent: &sequenced.resent,
             typing: &admitted.typing,
             rejected: &admitted.rejected,

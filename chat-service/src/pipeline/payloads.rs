@@ -21,6 +21,8 @@ use super::admit::{Accepted, Rejected};
 pub(crate) struct Outcome<'a> {
     pub accepted: &'a [Accepted],
     pub messages: &'a [ChatMessage],
+    /// Per accepted message, the traceparent of its span (tracing on).
+    pub traces: &'a [Option<String>],
     /// Re-sends of messages already stored and delivered: their senders get
     /// `sent` again, nobody gets the message again.
     pub resent: &'a [(Accepted, ChatMessage)],
@@ -47,6 +49,8 @@ struct Plan<'a> {
     slots: HashMap<(&'a str, &'a str), usize>,
     /// Frame index → when its send was read at its gateway.
     sent_at: HashMap<usize, i64>,
+    /// Frame index → the traceparent of its message's span.
+    traces: HashMap<usize, &'a str>,
 }
 
 impl<'a> Plan<'a> {
@@ -100,6 +104,7 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
     let Outcome {
         accepted,
         messages,
+        traces,
         resent,
         typing,
         rejected,
@@ -108,10 +113,13 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
     // Frames first (deliveries borrow them), then who gets which.
     let mut frames: Vec<Box<RawValue>> = Vec::new();
     let mut plan = Plan::default();
-    for (a, m) in accepted.iter().zip(messages) {
+    for (i, (a, m)) in accepted.iter().zip(messages).enumerate() {
         let frame = frames.len();
         frames.push(raw(ServerFrame::Message(m).to_json()));
         plan.stamp(frame, a.entry.at);
+        if let Some(Some(trace)) = traces.get(i) {
+            plan.traces.insert(frame, trace.as_str());
+        }
         if let Some(reach) = online.get(a.conversation.as_str()) {
             for (gw, users) in &reach.gateways {
                 let skip = (*gw == a.entry.gw).then_some(a.entry.conn);
@@ -190,6 +198,7 @@ fn serialize(plan: Plan<'_>, frames: &[Box<RawValue>]) -> Vec<(String, String)> 
     let Plan {
         deliveries,
         sent_at,
+        traces,
         ..
     } = plan;
     let mut per_gateway: HashMap<&str, Vec<Delivery<'_>>> = HashMap::new();
@@ -205,6 +214,7 @@ fn serialize(plan: Plan<'_>, frames: &[Box<RawValue>]) -> Vec<(String, String)> 
                     skip_conn,
                     frame: &frames[i],
                     at: sent_at.get(&i).copied(),
+                    trace: traces.get(&i).copied(),
                 })
                 .collect(),
         });

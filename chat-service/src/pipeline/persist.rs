@@ -30,6 +30,7 @@ impl Persist {
         stored: &[Accepted],
         messages: &[ChatMessage],
         online: &Online,
+        trace: Option<&str>,
     ) -> Result<(), BatchError> {
         if messages.is_empty() {
             return Ok(());
@@ -58,6 +59,8 @@ impl Persist {
         let (appends, enqueues) = crate::chunks::split(items, self.max_message_bytes);
         for request in appends {
             let started = std::time::Instant::now();
+            let mut request = tonic::Request::new(request);
+            common::trace::to_grpc(&mut request, trace);
             self.history
                 .append(request)
                 .await

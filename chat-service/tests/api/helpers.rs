@@ -199,6 +199,7 @@ impl TestEnv {
             to: Target::parse(to).expect("a valid target"),
             body: body.into(),
             at: None,
+            trace: None,
         };
         self.xadd_raw(&serde_json::to_string(&entry).unwrap()).await;
     }

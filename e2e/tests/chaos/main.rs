@@ -57,6 +57,7 @@ async fn chaos_soak_loses_nothing() {
             ("RATE_BURST", "1000".into()),
         ],
         worker_env: vec![("CLAIM_IDLE_MS", "2000".into())],
+        ..StackOptions::default()
     })
     .await;
     let shared = Arc::new(Shared::new(&stack, USERS));

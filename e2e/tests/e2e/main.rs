@@ -18,3 +18,4 @@ mod resilience;
 mod security;
 mod servers;
 mod shutdown;
+mod tracing;

@@ -30,6 +30,8 @@ pub struct Item {
     pub client_id: String,
     pub to: Target,
     pub body: String,
+    /// The traceparent of its `send` span, when spans are exported.
+    pub trace: Option<String>,
 }
 
 /// Puts `item` on the ingress stream, unless the stream's backlog is over
@@ -57,6 +59,7 @@ pub async fn produce(state: &AppState, user: &str, conn: u64, item: Item) -> Pro
         to: item.to,
         body: item.body,
         at: Some(common::time::now_ms()),
+        trace: item.trace,
     };
     let json = serde_json::to_string(&entry).unwrap_or_default();
     let mut redis = state.redis.clone();

@@ -12,6 +12,7 @@ use common::{
     protocol::{ErrorCode, ServerFrame},
 };
 use futures::StreamExt;
+use tracing::Instrument;
 
 use super::{
     caps::ConnPermit,
@@ -263,12 +264,17 @@ impl Session {
                 to,
                 body,
             } => {
+                // The root of the message's trace (common::trace).
+                let span = tracing::info_span!("send", to = %to);
+                let trace = common::trace::traceparent(&span);
                 self.produce(Item {
                     kind: EntryKind::Send,
                     client_id,
                     to,
                     body,
+                    trace,
                 })
+                .instrument(span)
                 .await;
             }
             ClientFrame::Typing { to } => {
@@ -277,6 +283,7 @@ impl Session {
                     client_id: String::new(),
                     to,
                     body: String::new(),
+                    trace: None,
                 })
                 .await;
             }
