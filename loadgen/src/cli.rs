@@ -26,8 +26,25 @@ pub enum Scenario {
     Fanout(FanoutArgs),
     /// Pairs of users on different gateways exchange durable DMs at a fixed rate.
     Dm(DmArgs),
+    /// N clients, each sending DMs to a random other client: nearly every
+    /// message opens a new conversation.
+    Random(RandomArgs),
     /// Opens idle sockets and reports the gateway's resident memory per socket.
     Idle(IdleArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RandomArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub clients: usize,
+    /// Messages per second, all clients together.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u32,
+    #[arg(long, default_value_t = 15)]
+    pub duration: u64,
+    /// Seed of the random recipient choices (same seed, same pairs).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Args, Debug)]

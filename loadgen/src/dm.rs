@@ -29,6 +29,7 @@ pub async fn run(cli: &Cli, args: &DmArgs) -> anyhow::Result<String> {
         .map(|i| format!("{}_{i}", cli.run))
         .collect();
     let tokens = setup::users(&http, gateway, &names).await?;
+    crate::hook::phase("start");
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let quiet = Duration::from_secs(5);
     let per_pair = f64::from(args.rate) / args.pairs as f64;
@@ -118,6 +119,7 @@ pub async fn run(cli: &Cli, args: &DmArgs) -> anyhow::Result<String> {
         resyncs += r;
         recovered += found;
     }
+    crate::hook::phase(&format!("end {}", acks.len()));
     let window = started.elapsed().as_secs_f64() - quiet.as_secs_f64();
     Ok(format!(
         "dm: pairs={} rate={}/s duration={}s gateways={}\n  sent={sent} acked={} delivered={} acked/s={:.0} resyncs={resyncs} recovered={recovered}\n  sent-ack latency: {}\n  delivery latency: {}",

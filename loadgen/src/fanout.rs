@@ -40,6 +40,7 @@ pub async fn run(cli: &Cli, args: &FanoutArgs) -> anyhow::Result<String> {
         sockets.push(client::connect(&setup::ws_url(gw, token)).await?);
     }
 
+    crate::hook::phase("start");
     let sent = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let started = Instant::now();
@@ -122,6 +123,7 @@ pub async fn run(cli: &Cli, args: &FanoutArgs) -> anyhow::Result<String> {
     let sent = sent.load(Ordering::Relaxed);
     let expected = sent * (args.members as u64 - 1);
     let delivered = all.len() as u64;
+    crate::hook::phase(&format!("end {sent}"));
     let elapsed = last_delivery
         .duration_since(started)
         .as_secs_f64()

@@ -3,13 +3,16 @@
 //!
 //!   loadgen fanout --members 500 --senders 5 --rate 200 --duration 20
 //!   loadgen dm --pairs 100 --rate 1000 --duration 20
+//!   loadgen random --clients 1000 --rate 2000 --duration 20
 //!   loadgen idle --connections 10000 --gateway-pid 1234
 
 mod cli;
 mod client;
 mod dm;
 mod fanout;
+mod hook;
 mod idle;
+mod random;
 mod recovery;
 mod setup;
 mod stats;
@@ -22,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let report = match &cli.scenario {
         cli::Scenario::Fanout(args) => fanout::run(&cli, args).await?,
         cli::Scenario::Dm(args) => dm::run(&cli, args).await?,
+        cli::Scenario::Random(args) => random::run(&cli, args).await?,
         cli::Scenario::Idle(args) => idle::run(&cli, args).await?,
     };
     println!("{report}");

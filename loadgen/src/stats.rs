@@ -33,6 +33,7 @@ impl Latencies {
             count: self.micros.len(),
             p50: at(0.50),
             p90: at(0.90),
+            p95: at(0.95),
             p99: at(0.99),
             p999: at(0.999),
             max: at(1.0),
@@ -45,6 +46,7 @@ pub struct Summary {
     pub count: usize,
     pub p50: f64,
     pub p90: f64,
+    pub p95: f64,
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
@@ -54,8 +56,8 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "n={} p50={:.2}ms p90={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms",
-            self.count, self.p50, self.p90, self.p99, self.p999, self.max
+            "n={} p50={:.2}ms p90={:.2}ms p95={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms",
+            self.count, self.p50, self.p90, self.p95, self.p99, self.p999, self.max
         )
     }
 }
