@@ -45,5 +45,6 @@ pub fn catalog() -> Vec<Metric> {
         ),
         metrics_catalog::claimed(crate::worker::GROUP),
         metrics_catalog::redis(),
+        metrics_catalog::scripts(),
     ]
 }

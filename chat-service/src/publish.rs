@@ -35,13 +35,10 @@ impl Publisher {
         }
     }
 
-    /// Adds the script's load and one call per payload to `pipe`; the calls'
-    /// replies come back in `payloads`' order.
+    /// Adds one call per payload to `pipe` (send it with
+    /// [`common::redis_conn::query_scripted`] and [`Self::script`]); the
+    /// calls' replies come back in `payloads`' order.
     pub fn add(&self, pipe: &mut redis::Pipeline, payloads: &[(String, String)]) {
-        if payloads.is_empty() {
-            return;
-        }
-        self.script.load(pipe);
         for (gw, payload) in payloads {
             self.script.call(
                 pipe,
@@ -62,8 +59,14 @@ impl Publisher {
         }
         let mut pipe = redis::pipe();
         self.add(&mut pipe, payloads);
-        let heard: Vec<i64> = pipe.query_async(conn).await?;
+        let heard: Vec<i64> =
+            common::redis_conn::query_scripted(conn, &pipe, &[self.script()]).await?;
         Ok(unheard(payloads, &heard))
+    }
+
+    /// The script [`Self::add`] calls.
+    pub fn script(&self) -> &LuaScript {
+        &self.script
     }
 }
 

@@ -63,7 +63,6 @@ impl Sequencer {
         }
         let now = common::time::now_ms();
         let mut pipe = redis::pipe();
-        self.script.load(&mut pipe);
         for r in requests {
             let id = uuid::Uuid::now_v7().to_string();
             self.script.call(
@@ -80,7 +79,8 @@ impl Sequencer {
                 ],
             );
         }
-        let replies: Vec<(i64, String)> = pipe.query_async(conn).await?;
+        let replies: Vec<(i64, String)> =
+            common::redis_conn::query_scripted(conn, &pipe, &[&self.script]).await?;
         replies
             .into_iter()
             .map(|(fresh, record)| parse_record(fresh == 1, &record))

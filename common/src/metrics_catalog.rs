@@ -95,3 +95,11 @@ pub fn claimed(group: &'static str) -> Metric {
     )
     .by("group", &[group])
 }
+
+/// Pipelines sent again after Redis had lost their Lua scripts.
+pub fn scripts() -> Metric {
+    Metric::counter(
+        "redis_scripts_reloaded_total",
+        "pipelines sent again after Redis answered NOSCRIPT (it had lost its scripts: a restart)",
+    )
+}

@@ -145,9 +145,8 @@ pub async fn ping(conn: &mut Redis) -> Result<(), String> {
         .map_err(|e| format!("redis: {e}"))
 }
 
-/// A Lua script run with EVALSHA inside pipelines. Each pipeline that uses it
-/// first sends SCRIPT LOAD (cheap, idempotent), so a restarted Redis that lost
-/// its script cache never fails a call with NOSCRIPT.
+/// A Lua script run with EVALSHA inside pipelines sent by [`query_scripted`],
+/// which loads it when Redis does not have it (a restart, SCRIPT FLUSH).
 #[derive(Debug, Clone)]
 pub struct LuaScript {
     source: &'static str,
@@ -163,7 +162,7 @@ impl LuaScript {
     }
 
     /// Adds SCRIPT LOAD to `pipe`, its reply ignored.
-    pub fn load(&self, pipe: &mut redis::Pipeline) {
+    fn load(&self, pipe: &mut redis::Pipeline) {
         pipe.cmd("SCRIPT").arg("LOAD").arg(self.source).ignore();
     }
 
@@ -181,5 +180,30 @@ impl LuaScript {
         for a in args {
             cmd.arg(a);
         }
+    }
+}
+
+/// Sends `pipe`, whose script calls are EVALSHA of `scripts`. A Redis that
+/// lost its script cache answers NOSCRIPT: the scripts are loaded and the
+/// pipeline is sent once more. Every scripted pipeline of the system is
+/// idempotent (a replayed batch must be), so what ran before the error may
+/// run twice. Loading the scripts in every pipeline instead cost 1.4
+/// SCRIPT LOAD calls per DM, each hashing the whole script (bench/README.md).
+pub async fn query_scripted<T: redis::FromRedisValue>(
+    conn: &mut Redis,
+    pipe: &Pipeline,
+    scripts: &[&LuaScript],
+) -> redis::RedisResult<T> {
+    match pipe.query_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::NoScriptError || e.code() == Some("NOSCRIPT") => {
+            metrics::counter!("redis_scripts_reloaded_total").increment(1);
+            let mut load = redis::pipe();
+            for script in scripts {
+                script.load(&mut load);
+            }
+            load.query_async::<()>(conn).await?;
+            pipe.query_async(conn).await
+        }
+        other => other,
     }
 }

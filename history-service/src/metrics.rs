@@ -45,5 +45,6 @@ pub fn catalog() -> Vec<Metric> {
         metrics_catalog::claimed(crate::archive::GROUP),
         metrics_catalog::grpc_auth(&["public", "internal"]),
         metrics_catalog::redis(),
+        metrics_catalog::scripts(),
     ]
 }

@@ -5,7 +5,7 @@ use common::redis_conn::Redis;
 use common::{
     keys::Keys,
     model::{ArchiveEntry, ChatMessage},
-    redis_conn::LuaScript,
+    redis_conn::{LuaScript, query_scripted},
 };
 
 use crate::error::HistoryError;
@@ -102,7 +102,6 @@ impl RedisStore {
     /// member, LPOS check; a second archive entry is absorbed by MongoDB's `_id`).
     pub async fn append(&self, items: &[AppendItem]) -> Result<(), HistoryError> {
         let mut pipe = redis::pipe();
-        self.offline_push.load(&mut pipe);
         for item in items {
             let json = serde_json::to_string(&item.message)?;
             let conv = &item.message.conversation;
@@ -120,12 +119,12 @@ impl RedisStore {
             self.push_offline(&mut pipe, &item.offline_recipients, &json);
         }
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
+        query_scripted::<()>(&mut conn, &pipe, &[&self.offline_push]).await?;
         Ok(())
     }
 
-    /// Adds the offline push of `json` for each of `users` to `pipe` (whose
-    /// script is loaded).
+    /// Adds the offline push of `json` for each of `users` to `pipe` (sent
+    /// with `query_scripted`).
     fn push_offline(&self, pipe: &mut redis::Pipeline, users: &[String], json: &str) {
         let [limit, ttl] = &self.offline_args;
         for user in users {
@@ -142,13 +141,12 @@ impl RedisStore {
     /// no gateway). Replays change nothing (the LPOS check).
     pub async fn enqueue(&self, items: &[AppendItem]) -> Result<(), HistoryError> {
         let mut pipe = redis::pipe();
-        self.offline_push.load(&mut pipe);
         for item in items {
             let json = serde_json::to_string(&item.message)?;
             self.push_offline(&mut pipe, &item.offline_recipients, &json);
         }
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
+        query_scripted::<()>(&mut conn, &pipe, &[&self.offline_push]).await?;
         Ok(())
     }
 
@@ -185,14 +183,13 @@ impl RedisStore {
         dropped: u64,
     ) -> Result<u64, HistoryError> {
         let mut pipe = redis::pipe();
-        self.offline_ack.load(&mut pipe);
         self.offline_ack.call(
             &mut pipe,
             &[self.keys.offline(user), self.keys.offline_dropped(user)],
             &[last_id, &dropped.to_string()],
         );
         let mut conn = self.conn.clone();
-        let (removed,): (u64,) = pipe.query_async(&mut conn).await?;
+        let (removed,): (u64,) = query_scripted(&mut conn, &pipe, &[&self.offline_ack]).await?;
         Ok(removed)
     }
 

@@ -11,7 +11,7 @@ use common::{
     keys::Keys,
     model::ChatMessage,
     presence::{Lookup, Online},
-    redis_conn::Redis,
+    redis_conn::{Redis, query_scripted},
 };
 use proto::history::internal::v1::{self as hpb, history_internal_client::HistoryInternalClient};
 
@@ -38,7 +38,7 @@ impl Deliver {
         self.index_dms(&mut pipe, outcome.messages);
         self.publisher.add(&mut pipe, &payloads);
         let heard: Vec<i64> = if !payloads.is_empty() {
-            pipe.query_async(conn).await?
+            query_scripted(conn, &pipe, &[self.publisher.script()]).await?
         } else {
             if pipe.cmd_iter().next().is_some() {
                 pipe.query_async::<()>(conn).await?;

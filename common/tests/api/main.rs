@@ -4,3 +4,4 @@
 mod consumer_group;
 mod formats;
 mod protocol_doc;
+mod scripts;
