@@ -12,15 +12,8 @@ use crate::{
     client,
     recovery::Recovery,
     setup,
-    stats::{Latencies, now_micros, stamp_of},
+    stats::{Latencies, ack_stamp, now_micros, stamp_of},
 };
-
-/// The send stamp a `sent` frame carries in its client_id: `"client_id":"<micros>-…"`.
-fn ack_stamp(frame: &str) -> Option<u64> {
-    let start = frame.find("\"client_id\":\"")? + 13;
-    let rest = &frame[start..];
-    rest[..rest.find('-')?].parse().ok()
-}
 
 pub async fn run(cli: &Cli, args: &DmArgs) -> anyhow::Result<String> {
     let http = reqwest::Client::new();

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::{
     cli::{Cli, RandomArgs},
     client, setup,
-    stats::{Latencies, now_micros, stamp_of},
+    stats::{Latencies, ack_stamp, now_micros, stamp_of},
 };
 
 /// A small deterministic generator per client (xorshift64*): the pairs are
@@ -27,13 +27,6 @@ impl Pick {
         self.0 ^= self.0 >> 27;
         (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below as u64) as usize
     }
-}
-
-/// The send stamp a `sent` frame carries in its client_id: `"client_id":"<micros>-…"`.
-fn ack_stamp(frame: &str) -> Option<u64> {
-    let start = frame.find("\"client_id\":\"")? + 13;
-    let rest = &frame[start..];
-    rest[..rest.find('-')?].parse().ok()
 }
 
 pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {

@@ -70,6 +70,13 @@ pub fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
+/// The send stamp a `sent` frame carries in its client_id: `"client_id":"<micros>-…"`.
+pub fn ack_stamp(frame: &str) -> Option<u64> {
+    let start = frame.find("\"client_id\":\"")? + 13;
+    let rest = &frame[start..];
+    rest[..rest.find('-')?].parse().ok()
+}
+
 /// The send stamp a body carries: `<micros> <anything>`.
 pub fn stamp_of(frame: &str) -> Option<u64> {
     let start = frame.find("\"body\":\"")? + 8;
