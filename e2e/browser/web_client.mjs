@@ -2,6 +2,10 @@
 // Debian Chromium, driven by playwright-core. Two users on two gateways:
 // register, DM both ways, a room message, a room message lost on B's wire
 // (B's client must fetch the seq gap from history), then a reload of A's page.
+// Then A logs in on a second page (its own browser context, the other
+// gateway): unread badges on both of A's pages, cleared on the second by the
+// `read` frame when A reads on the first; the typing line stays with its
+// conversation; B edits and deletes DMs, shown live and from history.
 //
 //   PLAYWRIGHT_NODE_PATH=.tools/node/node_modules \
 //     node e2e/browser/web_client.mjs http://127.0.0.1:8081 http://127.0.0.1:8082
@@ -62,6 +66,8 @@ const run = hex(4);
 const userA = `wa_${run}`;
 const userB = `wb_${run}`;
 const room = `r${run}`;
+const dm = userA < userB ? `dm:${userA}:${userB}` : `dm:${userB}:${userA}`;
+const roomId = `room:${room}`;
 
 let step = "start";
 const pageErrors = [];
@@ -77,9 +83,14 @@ async function until(page, what, fn, arg) {
     try {
       seen = await page.evaluate(() => {
         const t = (id) => (document.getElementById(id)?.textContent || "").trim();
-        const rows = [...document.querySelectorAll("#list .msg")].map((m) => m.textContent);
+        const rows = [...document.querySelectorAll("#list .msg")].map((m) =>
+          `${m.dataset.seq || "-"}${m.className.replace(/^msg/, "")}: ${m.textContent}`);
+        const side = [...document.querySelectorAll("aside li")].map((li) =>
+          `${li.dataset.conv}${li.classList.contains("active") ? " (open)" : ""} unread=${li.dataset.unread} ` +
+          `badge=${li.querySelector(".badge")?.textContent || "none"} preview=${JSON.stringify(li.querySelector(".preview")?.textContent || "")}`);
         return `status=${JSON.stringify(t("status"))} error=${JSON.stringify(t("error"))} ` +
-          `rooms=${JSON.stringify(t("rooms"))} dms=${JSON.stringify(t("dms"))} list=${JSON.stringify(rows)}`;
+          `visibility=${document.visibilityState} typing=${JSON.stringify(t("typing"))} ` +
+          `sidebar=${JSON.stringify(side)} list=${JSON.stringify(rows)}`;
       });
     } catch { /* page gone */ }
     throw new Error(`timed out after ${TIMEOUT} ms waiting for ${what} (${e.message.split("\n")[0]}); page: ${seen}`);
@@ -98,10 +109,33 @@ function shown(text) {
     /\d{1,2}[:.]\d{2}/.test(m.querySelector(".time")?.textContent || ""));
 }
 
-// The sidebar entry (li) in list `ul` whose label is `label`, as a selector-free predicate.
-function entry([ul, label, needUnread]) {
-  return [...document.querySelectorAll(`#${ul} li`)].some((li) =>
-    li.firstChild?.nodeValue === label && (!needUnread || !!li.querySelector(".unread")));
+// The sidebar entry (li[data-conv]) for conversation `conv` is in list `ul`,
+// labelled `label`, and (if needBadge) shows an unread badge.
+function entry([ul, conv, label, needBadge]) {
+  const li = document.querySelector(`#${ul} li[data-conv="${conv}"]`);
+  return !!li && li.querySelector(".name")?.textContent === label && (!needBadge || !!li.querySelector(".badge"));
+}
+
+// The sidebar entry for `conv` shows `n` unread (no .badge counts as 0).
+function badgeIs([conv, n]) {
+  const li = document.querySelector(`aside li[data-conv="${conv}"]`);
+  if (!li) return false;
+  const b = li.querySelector(".badge");
+  return (b ? Number(b.textContent) : 0) === n;
+}
+
+// The row of seq `seq` shows `text`, edited.
+function editedRow([seq, text]) {
+  const m = document.querySelector(`#list .msg[data-seq="${seq}"]`);
+  return !!m && m.querySelector(".body")?.textContent === text && m.classList.contains("edited") &&
+    m.querySelector(".edited-mark")?.textContent === "(edited)";
+}
+
+// The row of seq `seq` shows "message deleted".
+function deletedRow([seq]) {
+  const m = document.querySelector(`#list .msg[data-seq="${seq}"]`);
+  return !!m && m.classList.contains("deleted") && m.querySelector(".body")?.textContent === "message deleted" &&
+    !m.querySelector(".edited-mark");
 }
 
 // Polls a condition in this (node) process until it holds or TIMEOUT passes.
@@ -118,11 +152,16 @@ async function rows(page) {
   return page.evaluate(() => [...document.querySelectorAll("#list .msg")].map((m) => m.children[1]?.textContent));
 }
 
-async function clickEntry(page, ul, label) {
-  const li = page.locator(`#${ul} li`).filter({ hasText: label }).first();
-  await li.click({ timeout: TIMEOUT });
-  await until(page, `${ul} entry ${label} active`, ([u, l]) =>
-    [...document.querySelectorAll(`#${u} li.active`)].some((li) => li.firstChild?.nodeValue === l), [ul, label]);
+async function clickEntry(page, ul, conv, label) {
+  await page.locator(`#${ul} li[data-conv="${conv}"]`).click({ timeout: TIMEOUT });
+  await until(page, `${ul} entry ${label} (${conv}) active`, ([u, c, l]) => {
+    const li = document.querySelector(`#${u} li.active[data-conv="${c}"]`);
+    return !!li && li.querySelector(".name")?.textContent === l;
+  }, [ul, conv, label]);
+}
+
+async function untilBadge(page, who, conv, n) {
+  await until(page, `${who}: ${conv} showing ${n} unread (${n ? `.badge "${n}"` : "no .badge"})`, badgeIs, [conv, n]);
 }
 
 async function connected(page, who) {
@@ -139,6 +178,16 @@ async function register(page, url, user) {
   const status = await connected(page, user);
   check((await page.textContent("#me")).includes(user), `${user}: #me does not name the user`);
   check(await page.isHidden("#login"), `${user}: login form still shown`);
+  return status;
+}
+
+async function login(page, url, user) {
+  await page.goto(url, { waitUntil: "domcontentloaded", timeout: TIMEOUT });
+  await page.fill("#username", user, { timeout: TIMEOUT });
+  await page.fill("#password", PASSWORD, { timeout: TIMEOUT });
+  await page.click('#login button[type="submit"]', { timeout: TIMEOUT });
+  const status = await connected(page, user);
+  check((await page.textContent("#me")).includes(user), `${user} (login): #me does not name the user`);
   return status;
 }
 
@@ -187,15 +236,15 @@ async function main() {
     step = "A sends a DM to B";
     await pageA.fill("#dmUser", userB);
     await pageA.locator("#openDm button").click({ timeout: TIMEOUT });
-    await until(pageA, `A: DM with ${userB} open`, entry, ["dms", userB, false]);
+    await until(pageA, `A: DM with ${userB} open`, entry, ["dms", dm, userB, false]);
     const dm1 = `hello ${userB} from A ${hex(4)}`;
     await send(pageA, "A", dm1);
 
     step = "B gets the DM";
-    await until(pageB, `B: DM from ${userA} in #dms with an unread badge`, entry, ["dms", userA, true]);
-    await clickEntry(pageB, "dms", userA);
+    await until(pageB, `B: DM from ${userA} in #dms with an unread badge`, entry, ["dms", dm, userA, true]);
+    await clickEntry(pageB, "dms", dm, userA);
     await until(pageB, `B: the DM ${JSON.stringify(dm1)} in #list`, shown, dm1);
-    check(await pageB.locator("#dms li .unread").count() === 0, "B: unread badge still shown after opening the DM");
+    check(await pageB.locator("#dms li .badge").count() === 0, "B: unread badge still shown after opening the DM");
 
     step = "B replies, A sees it";
     const dm2 = `reply to ${userA} from B ${hex(4)}`;
@@ -205,20 +254,18 @@ async function main() {
     step = "room: A creates it, B joins";
     await pageA.fill("#roomName", room);
     await pageA.locator("#joinRoom button").click({ timeout: TIMEOUT });
-    await until(pageA, `A: room #${room} open`, ([r]) =>
-      [...document.querySelectorAll("#rooms li.active")].some((li) => li.firstChild?.nodeValue === "#" + r), [room]);
+    await until(pageA, `A: room #${room} open`, ([c]) => !!document.querySelector(`#rooms li.active[data-conv="${c}"]`), [roomId]);
     await pageB.fill("#roomName", room);
     await pageB.locator("#joinRoom button").click({ timeout: TIMEOUT });
-    await until(pageB, `B: room #${room} open`, ([r]) =>
-      [...document.querySelectorAll("#rooms li.active")].some((li) => li.firstChild?.nodeValue === "#" + r), [room]);
+    await until(pageB, `B: room #${room} open`, ([c]) => !!document.querySelector(`#rooms li.active[data-conv="${c}"]`), [roomId]);
     // B looks at the DM again, so the room message arrives in the background.
-    await clickEntry(pageB, "dms", userA);
+    await clickEntry(pageB, "dms", dm, userA);
 
     step = "room: A sends, B sees it";
     const rm = `room ${room} message from A ${hex(4)}`;
     await send(pageA, "A", rm);
-    await until(pageB, `B: #${room} in #rooms with an unread badge`, entry, ["rooms", "#" + room, true]);
-    await clickEntry(pageB, "rooms", "#" + room);
+    await until(pageB, `B: #${room} in #rooms with an unread badge`, entry, ["rooms", roomId, "#" + room, true]);
+    await clickEntry(pageB, "rooms", roomId, "#" + room);
     await until(pageB, `B: the room message ${JSON.stringify(rm)} in #list`, shown, rm);
 
     step = "gap: a room message lost on B's wire is fetched from history";
@@ -246,9 +293,11 @@ async function main() {
     check(saved && saved.user === userA && saved.token, "A after reload: no session in sessionStorage");
 
     step = "A after reload: DM history";
-    // The tab remembers its DM conversations across a reload.
-    await until(pageA, `A after reload: ${userB} in #dms`, entry, ["dms", userB, false]);
-    await clickEntry(pageA, "dms", userB);
+    // The DM comes back from GET /api/conversations.
+    await until(pageA, `A after reload: ${userB} in #dms (from GET /api/conversations)`, entry, ["dms", dm, userB, false]);
+    check(await pageA.evaluate(() => sessionStorage.getItem("chat-dms")) === null,
+      "A after reload: sessionStorage still has chat-dms (the sidebar must come from the server)");
+    await clickEntry(pageA, "dms", dm, userB);
     await until(pageA, "A after reload: both DMs in #list (history)", ([a, b]) =>
       [a, b].every((t) => [...document.querySelectorAll("#list .msg")].some((m) => m.children[1]?.textContent === t)),
       [dm1, dm2]);
@@ -256,12 +305,116 @@ async function main() {
     check(dmRows === 2, `A after reload: ${dmRows} rows in the DM, want 2`);
 
     step = "A after reload: room history";
-    await until(pageA, `A after reload: #${room} in #rooms`, entry, ["rooms", "#" + room, false]);
-    await clickEntry(pageA, "rooms", "#" + room);
+    await until(pageA, `A after reload: #${room} in #rooms`, entry, ["rooms", roomId, "#" + room, false]);
+    await clickEntry(pageA, "rooms", roomId, "#" + room);
     await until(pageA, "A after reload: the room message in #list (history)", shown, rm);
-    // Back to the DM for the screenshot.
-    await clickEntry(pageA, "dms", userB);
+    await clickEntry(pageA, "dms", dm, userB);
     await until(pageA, "A: DM history shown again", shown, dm2);
+    // A has read the DM (up to dm2) and the room (its own messages).
+    await untilBadge(pageA, "A after reload, DM open", dm, 0);
+    await untilBadge(pageA, "A after reload", roomId, 0);
+
+    step = "A logs in on a second page (its own browser context), through gateway B";
+    const pageA2 = await open("A2");
+    await login(pageA2, urlB, userA);
+    await until(pageA2, `A2: the DM with ${userB} in #dms (from GET /api/conversations)`, entry, ["dms", dm, userB, false]);
+    await until(pageA2, `A2: #${room} in #rooms`, entry, ["rooms", roomId, "#" + room, false]);
+    await untilBadge(pageA2, "A2 (page 1 has read the DM)", dm, 0);
+    await untilBadge(pageA2, "A2 (the room holds only A's messages)", roomId, 0);
+    const previewA2 = await pageA2.textContent(`#dms li[data-conv="${dm}"] .preview`, { timeout: TIMEOUT });
+    check(previewA2 === dm2, `A2: the DM's preview is ${JSON.stringify(previewA2)}, want the last message ${JSON.stringify(dm2)}`);
+
+    step = "unread: B sends A three DMs while A's first page shows the room";
+    await clickEntry(pageA, "rooms", roomId, "#" + room);
+    await clickEntry(pageB, "dms", dm, userA);
+    const news = [1, 2, 3].map((i) => `news ${i} for ${userA} ${hex(4)}`);
+    for (const t of news) await send(pageB, "B", t);
+    await untilBadge(pageA, "A (page 1, room open)", dm, 3);
+    await untilBadge(pageA2, "A2 (nothing open)", dm, 3);
+    await until(pageA2, `A2: the DM's preview is the last DM ${JSON.stringify(news[2])}`, ([c, t]) =>
+      document.querySelector(`#dms li[data-conv="${c}"] .preview`)?.textContent === t, [dm, news[2]]);
+    check(await pageA.locator(`#rooms li[data-conv="${roomId}"] .badge`).count() === 0,
+      "A (page 1): the open room shows an unread badge");
+
+    step = "read: A opens the DM on page 1, the badge clears there and on page 2";
+    await clickEntry(pageA, "dms", dm, userB);
+    for (const t of news) await until(pageA, `A: the DM ${JSON.stringify(t)} in #list`, shown, t);
+    await untilBadge(pageA, "A (page 1, DM open)", dm, 0);
+    await untilBadge(pageA2, "A2 after page 1 read the DM (the `read` frame)", dm, 0);
+
+    step = "typing: B types in the DM, A sees it there and not in the room";
+    await pageB.fill("#body", `B is writing ${hex(2)}`, { timeout: TIMEOUT });
+    await until(pageA, `A: #typing reads "${userB} is typing…" for ${dm}`, ([who, c]) => {
+      const t = document.getElementById("typing");
+      return t.textContent.startsWith(`${who} is typing`) && t.dataset.conv === c;
+    }, [userB, dm]);
+    // Switching is much quicker than the notice's 3 s, so an indicator that
+    // does not belong to its conversation would still be on screen here.
+    await clickEntry(pageA, "rooms", roomId, "#" + room);
+    const typingInRoom = (await pageA.textContent("#typing")).trim();
+    check(typingInRoom === "",
+      `A: #typing reads ${JSON.stringify(typingInRoom)} in #${room} after switching away from the DM B types in`);
+    await pageB.fill("#body", "", { timeout: TIMEOUT });
+    await clickEntry(pageA, "dms", dm, userB);
+
+    step = "edit: B edits one of its DMs, A sees the new body, marked edited";
+    const seqOf = async (page, who, text) => {
+      const seq = Number(await page.locator("#list .msg", { hasText: text }).getAttribute("data-seq", { timeout: TIMEOUT }));
+      check(seq > 0, `${who}: the row of ${JSON.stringify(text)} has no data-seq`);
+      return seq;
+    };
+    const seqEdited = await seqOf(pageB, "B", news[0]);
+    const seqDeleted = await seqOf(pageB, "B", news[1]);
+    check(await pageB.locator(`#list .msg[data-from="${userA}"] button`).count() === 0,
+      "B: edit or delete controls on A's messages in the DM (only the sender may)");
+    check(await pageB.locator(`#list .msg[data-seq="${seqEdited}"] button.edit`).count() === 1,
+      "B: no button.edit on B's own DM");
+    await pageB.locator(`#list .msg[data-seq="${seqEdited}"] button.edit`).click({ timeout: TIMEOUT });
+    await until(pageB, "B: edit mode (#editing shown, #body holds the old text)", ([t]) =>
+      !document.getElementById("editing").classList.contains("hidden") && document.getElementById("body").value === t,
+      [news[0]]);
+    const edited = `edited news for ${userA} ${hex(4)}`;
+    await pageB.fill("#body", edited, { timeout: TIMEOUT });
+    await pageB.locator("#composer button").click({ timeout: TIMEOUT });
+    await until(pageB, `B: own DM seq ${seqEdited} shows ${JSON.stringify(edited)} (edited)`, editedRow, [seqEdited, edited]);
+    check(await pageB.isHidden("#editing"), "B: edit mode still shown after saving");
+    await until(pageA, `A: DM seq ${seqEdited} shows the edit ${JSON.stringify(edited)} with "(edited)"`,
+      editedRow, [seqEdited, edited]);
+
+    step = "delete: B deletes another of its DMs, A sees it deleted";
+    await pageB.locator(`#list .msg[data-seq="${seqDeleted}"] button.delete`).click({ timeout: TIMEOUT });
+    await until(pageB, `B: own DM seq ${seqDeleted} shows "message deleted"`, deletedRow, [seqDeleted]);
+    await until(pageA, `A: DM seq ${seqDeleted} shows "message deleted"`, deletedRow, [seqDeleted]);
+    const wantDm = [dm1, dm2, edited, "message deleted", news[2]];
+    const liveRows = await rows(pageA);
+    check(JSON.stringify(liveRows) === JSON.stringify(wantDm),
+      `A: DM rows ${JSON.stringify(liveRows)}, want ${JSON.stringify(wantDm)} (events are no rows of their own)`);
+
+    step = "read: the edit and delete events, read on page 1, leave page 2 at 0 unread";
+    const lastB = await pageB.getAttribute(`#dms li[data-conv="${dm}"]`, "data-last-seq", { timeout: TIMEOUT });
+    await until(pageA2, `A2: ${dm} at last seq ${lastB} (both events received) with 0 unread`, ([c, last]) => {
+      const li = document.querySelector(`#dms li[data-conv="${c}"]`);
+      return !!li && li.dataset.lastSeq === last && li.dataset.unread === "0" && !li.querySelector(".badge");
+    }, [dm, lastB]);
+
+    step = "A2 after reload: the DM from history, edited and deleted";
+    await pageA2.reload({ waitUntil: "domcontentloaded", timeout: TIMEOUT });
+    await connected(pageA2, "A2 after reload");
+    await until(pageA2, `A2 after reload: ${userB} in #dms`, entry, ["dms", dm, userB, false]);
+    check(await pageA2.locator(`#dms li[data-conv="${dm}"] .badge`).count() === 0,
+      "A2 after reload: the DM shows an unread badge, but page 1 read it all");
+    await clickEntry(pageA2, "dms", dm, userB);
+    await until(pageA2, `A2 after reload: seq ${seqEdited} edited, seq ${seqDeleted} deleted (history)`, ([se, text, sd]) => {
+      const q = (s) => document.querySelector(`#list .msg[data-seq="${s}"]`);
+      const e = q(se), d = q(sd);
+      return !!e && !!d && e.classList.contains("edited") && e.querySelector(".body")?.textContent === text &&
+        e.querySelector(".edited-mark")?.textContent === "(edited)" &&
+        d.classList.contains("deleted") && d.querySelector(".body")?.textContent === "message deleted";
+    }, [seqEdited, edited, seqDeleted]);
+    await until(pageA2, "A2 after reload: the last DM in #list", shown, news[2]);
+    const historyRows = await rows(pageA2);
+    check(JSON.stringify(historyRows) === JSON.stringify(wantDm),
+      `A2 after reload: DM rows ${JSON.stringify(historyRows)}, want ${JSON.stringify(wantDm)} (history events are no rows)`);
 
     step = "page errors";
     check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join("; ")}`);
