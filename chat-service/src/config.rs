@@ -50,6 +50,14 @@ pub struct Config {
     /// How long (sender, client_id) is remembered for dedup (seconds).
     #[arg(long, env = "DEDUP_TTL_SECS", default_value_t = 86_400)]
     pub dedup_ttl_secs: u64,
+    /// How long after sending a message its sender may still edit it
+    /// (seconds; 0 = always). Deletes have no window.
+    #[arg(long, env = "EDIT_WINDOW_SECS", default_value_t = 86_400)]
+    pub edit_window_secs: u64,
+    /// The most DMs a user's conversation list keeps; the least recently
+    /// active beyond it leave the list (their history stays).
+    #[arg(long, env = "DM_LIST_LIMIT", default_value_t = 1000)]
+    pub dm_list_limit: usize,
     /// Longest a room's member list is cached (ms). Membership versions make
     /// changes immediate; this bounds staleness if a version bump was lost.
     #[arg(long, env = "MEMBERSHIP_TTL_MS", default_value_t = 10_000)]
@@ -92,6 +100,8 @@ impl config::ServiceConfig for Config {
             64 << 10..=256 << 20,
         )?;
         config::check_range("DEDUP_TTL_SECS", self.dedup_ttl_secs, 60..=30 * 86_400)?;
+        config::check_range("EDIT_WINDOW_SECS", self.edit_window_secs, 0..=365 * 86_400)?;
+        config::check_range("DM_LIST_LIMIT", self.dm_list_limit as u64, 1..=100_000)?;
         config::check_range("MEMBERSHIP_TTL_MS", self.membership_ttl_ms, 0..=3_600_000)?;
         // Gateways beat every 5 s: a shorter window would see live ones as dead.
         config::check_range("GATEWAY_TTL_MS", self.gateway_ttl_ms, 10_000..=600_000)?;

@@ -10,7 +10,6 @@ pub mod members;
 pub mod metrics;
 pub mod pipeline;
 pub mod progress;
-pub mod publish;
 pub mod sequencer;
 pub mod startup;
 pub mod worker;

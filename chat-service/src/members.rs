@@ -26,6 +26,8 @@ pub type Version = Option<i64>;
 struct Versioned {
     version: Version,
     members: RoomMembers,
+    /// Who may delete any message in the room.
+    owners: Arc<[String]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +57,25 @@ impl Members {
 
     /// The members of `room`, given its current membership `version`.
     pub async fn room(&self, room: &str, version: Version) -> Result<RoomMembers, Unavailable> {
+        Ok(self.fetch(room, version).await?.members)
+    }
+
+    /// Whether `user` owns `room` (may delete anyone's message there).
+    pub async fn is_owner(
+        &self,
+        room: &str,
+        version: Version,
+        user: &str,
+    ) -> Result<bool, Unavailable> {
+        let room = self.fetch(room, version).await?;
+        Ok(room.owners.iter().any(|o| o == user))
+    }
+
+    async fn fetch(&self, room: &str, version: Version) -> Result<Versioned, Unavailable> {
         if let Some(hit) = cached(&self.rooms, room, self.ttl)
             && hit.version == version
         {
-            return Ok(hit.members);
+            return Ok(hit);
         }
         let reply = self
             .client
@@ -67,29 +84,31 @@ impl Members {
                 room: room.to_owned(),
             })
             .await;
-        let members: RoomMembers = match reply {
+        let fetched = match reply {
             Ok(r) => {
-                let mut names: Vec<String> = r
-                    .into_inner()
-                    .members
-                    .into_iter()
-                    .map(|m| m.username)
+                let list = r.into_inner().members;
+                let owners: Vec<String> = list
+                    .iter()
+                    .filter(|m| m.role == "owner")
+                    .map(|m| m.username.clone())
                     .collect();
+                let mut names: Vec<String> = list.into_iter().map(|m| m.username).collect();
                 names.sort_unstable();
-                Some(names.into())
+                Versioned {
+                    version,
+                    members: Some(names.into()),
+                    owners: owners.into(),
+                }
             }
-            Err(s) if s.code() == Code::NotFound => None,
+            Err(s) if s.code() == Code::NotFound => Versioned {
+                version,
+                members: None,
+                owners: Arc::from(Vec::new()),
+            },
             Err(s) => return Err(Unavailable(s.message().to_owned())),
         };
-        store(
-            &self.rooms,
-            room,
-            Versioned {
-                version,
-                members: members.clone(),
-            },
-        );
-        Ok(members)
+        store(&self.rooms, room, fetched.clone());
+        Ok(fetched)
     }
 
     pub async fn user_exists(&self, user: &str) -> Result<bool, Unavailable> {

@@ -2,6 +2,8 @@
 //! client_id) is seen in a conversation it gets a fresh id and the next seq;
 //! every replay gets the same id, seq and time back, and the ingress entry
 //! that first took them, so a retry of that entry can be told from a re-send.
+//! A fresh seq also moves its sender's read marker there (`common::read`):
+//! one's own messages are never unread.
 
 use common::redis_conn::Redis;
 use common::{keys::Keys, redis_conn::LuaScript};
@@ -12,6 +14,7 @@ if d then return {0, d} end
 local seq = redis.call('INCR', KEYS[2])
 local rec = ARGV[1] .. '|' .. seq .. '|' .. ARGV[2] .. '|' .. ARGV[4]
 redis.call('SET', KEYS[1], rec, 'EX', ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[5], seq)
 return {1, rec}
 "#;
 
@@ -70,12 +73,14 @@ impl Sequencer {
                 &[
                     self.keys.dedup(r.conversation, r.sender, r.client_id),
                     self.keys.seq(r.conversation),
+                    self.keys.read_markers(r.conversation),
                 ],
                 &[
                     id,
                     now.to_string(),
                     self.dedup_ttl_secs.to_string(),
                     r.stream_id.to_owned(),
+                    r.sender.to_owned(),
                 ],
             );
         }

@@ -13,6 +13,7 @@ use common::{
     redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
+use common::{publish::Publisher, summary::Summaries};
 use proto::{
     history::internal::v1::history_internal_client::HistoryInternalClient,
     user::v1::user_service_client::UserServiceClient,
@@ -24,8 +25,8 @@ use crate::{
     members::Members,
     pipeline::{
         BatchProcessor, admit::Admit, deliver::Deliver, persist::Persist, sequence::Sequence,
+        targets::Targets,
     },
-    publish::Publisher,
     sequencer::Sequencer,
     worker::{GROUP, Worker},
 };
@@ -72,6 +73,11 @@ impl Application {
             admit: Admit {
                 keys: keys.clone(),
                 members: Members::new(users, Duration::from_millis(config.membership_ttl_ms)),
+                targets: Targets {
+                    history: history.clone(),
+                    edit_window_ms: (config.edit_window_secs > 0)
+                        .then(|| config.edit_window_secs as i64 * 1000),
+                },
             },
             sequence: Sequence {
                 keys: keys.clone(),
@@ -88,6 +94,8 @@ impl Application {
                 publisher: Publisher::new(keys.clone()),
                 history,
                 presence,
+                summaries: Summaries::new(keys.clone()),
+                dm_list_limit: config.dm_list_limit,
             },
             group: group.clone(),
         };

@@ -152,6 +152,26 @@ impl ConversationId {
     pub fn dm_has(&self, user: &str) -> bool {
         matches!(self.kind(), Conversation::Dm(a, b) if a == user || b == user)
     }
+
+    /// The target `user` writes to in this conversation: the room, or the
+    /// other party of a DM (None when `user` is not a party).
+    pub fn target_for(&self, user: &str) -> Option<Target> {
+        match self.kind() {
+            Conversation::Room(room) => Some(Target::Room(room.to_owned())),
+            Conversation::Dm(a, b) if a == user => Some(Target::User(b.to_owned())),
+            Conversation::Dm(a, b) if b == user => Some(Target::User(a.to_owned())),
+            Conversation::Dm(..) => None,
+        }
+    }
+
+    /// The other party of a DM `user` takes part in.
+    pub fn peer_of(&self, user: &str) -> Option<&str> {
+        match self.kind() {
+            Conversation::Dm(a, b) if a == user => Some(b),
+            Conversation::Dm(a, b) if b == user => Some(a),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for ConversationId {

@@ -37,6 +37,19 @@ impl Keys {
         )
     }
 
+    /// A conversation's summary for the conversation list: a hash of the
+    /// last message's seq (`seq`) and preview (`m`), and the time of the last
+    /// activity (`at`), kept by chat-service at O(1) per message.
+    pub fn last(&self, conversation: &str) -> String {
+        format!("{}{{{conversation}}}:last", self.prefix)
+    }
+
+    /// The read markers of a conversation: a hash of username → the highest
+    /// seq that user has read. Monotonic (see `common::read`).
+    pub fn read_markers(&self, conversation: &str) -> String {
+        format!("{}{{{conversation}}}:read", self.prefix)
+    }
+
     /// The recent window of a conversation: a sorted set, score = seq.
     pub fn recent(&self, conversation: &str) -> String {
         format!("{}{{{conversation}}}:recent", self.prefix)

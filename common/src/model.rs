@@ -52,6 +52,113 @@ pub struct ChatMessage {
     /// it took the seq): nothing to show, but the seq is not a gap.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tombstone: bool,
+    /// Set on an event: an edit or delete of the message at `target_seq`,
+    /// with a seq of its own so clients catch up on it by seq.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<EventKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_seq: Option<u64>,
+    /// On an edited message (history): when it was last edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    /// The seq of the last event applied to this message (history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_seq: Option<u64>,
+    /// A deleted message (history): `tombstone` is set and the body empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// What an event does to its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Edit,
+    Delete,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Edit => "edit",
+            Self::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "edit" => Some(Self::Edit),
+            "delete" => Some(Self::Delete),
+            _ => None,
+        }
+    }
+}
+
+impl ChatMessage {
+    /// A message (not an event) with no edit applied.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        conversation: ConversationId,
+        seq: u64,
+        from: String,
+        to: Target,
+        body: String,
+        ts: i64,
+        client_id: String,
+    ) -> Self {
+        Self {
+            id,
+            conversation,
+            seq,
+            from,
+            to,
+            body,
+            ts,
+            client_id,
+            tombstone: false,
+            kind: None,
+            target_seq: None,
+            edited_at: None,
+            edit_seq: None,
+            deleted: false,
+        }
+    }
+
+    /// Applies the event `event` to this message (its target), unless a
+    /// later or final one was applied already. Returns whether it changed.
+    pub fn apply(&mut self, event: &ChatMessage) -> bool {
+        let Some(kind) = event.kind else { return false };
+        if self.kind.is_some()
+            || self.deleted
+            || self.tombstone
+            || self.edit_seq.is_some_and(|s| s >= event.seq)
+        {
+            return false;
+        }
+        self.edit_seq = Some(event.seq);
+        match kind {
+            EventKind::Edit => {
+                self.body.clone_from(&event.body);
+                self.edited_at = Some(event.ts);
+            }
+            EventKind::Delete => {
+                self.body.clear();
+                self.deleted = true;
+                self.tombstone = true;
+            }
+        }
+        true
+    }
+
+    /// The event as history keeps it: without its body (the target holds
+    /// the current state, and a later delete must leave no copy).
+    pub fn stored_event(&self) -> ChatMessage {
+        let mut e = self.clone();
+        e.body.clear();
+        e
+    }
 }
 
 /// What an ingress entry asks for.
@@ -63,6 +170,28 @@ pub enum EntryKind {
     Send,
     /// A typing notice: delivered to online members, never stored.
     Typing,
+    /// An edit of the sender's message at `target_seq`: sequenced, stored
+    /// and delivered like a message.
+    Edit,
+    /// A delete of the message at `target_seq` (its sender's, or any in a
+    /// room the sender owns).
+    Delete,
+}
+
+impl EntryKind {
+    /// The event an entry of this kind makes, if it is one.
+    pub fn event(self) -> Option<EventKind> {
+        match self {
+            Self::Edit => Some(EventKind::Edit),
+            Self::Delete => Some(EventKind::Delete),
+            Self::Send | Self::Typing => None,
+        }
+    }
+
+    /// Whether it takes a seq and is stored.
+    pub fn is_stored(self) -> bool {
+        self != Self::Typing
+    }
 }
 
 /// A `send` or `typing` the gateway accepted and put on the ingress stream.
@@ -80,6 +209,9 @@ pub struct IngressEntry {
     pub client_id: String,
     pub to: Target,
     pub body: String,
+    /// For an edit or delete: the seq of the message it applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_seq: Option<u64>,
     /// When the gateway read the frame (ms since the epoch), for the
     /// send-to-sent and send-to-delivered latency histograms.
     #[serde(default, skip_serializing_if = "Option::is_none")]

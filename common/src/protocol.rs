@@ -48,11 +48,20 @@ impl ErrorCode {
 
 /// The `type` of every frame a client may send (the gateway's parser accepts
 /// exactly these).
-pub const CLIENT_FRAME_TYPES: [&str; 5] = ["send", "history", "offline_ack", "typing", "ping"];
+pub const CLIENT_FRAME_TYPES: [&str; 8] = [
+    "send",
+    "edit",
+    "delete",
+    "read",
+    "history",
+    "offline_ack",
+    "typing",
+    "ping",
+];
 
 /// The `type` of every frame the server sends (one per `ServerFrame` variant).
-pub const SERVER_FRAME_TYPES: [&str; 9] = [
-    "hello", "offline", "message", "sent", "history", "typing", "pong", "error", "resync",
+pub const SERVER_FRAME_TYPES: [&str; 10] = [
+    "hello", "offline", "message", "sent", "history", "typing", "read", "pong", "error", "resync",
 ];
 
 #[derive(Debug, Serialize)]
@@ -86,6 +95,12 @@ pub enum ServerFrame<'a> {
         from: &'a str,
         conversation: &'a str,
     },
+    /// The user's read marker in a conversation moved (on any device).
+    Read {
+        conversation: &'a str,
+        seq: u64,
+        unread: u64,
+    },
     Pong,
     /// This socket may have missed deliveries (the gateway's subscription
     /// dropped, or a gap showed in its delivery sequence): the client runs
@@ -117,17 +132,16 @@ mod tests {
 
     #[test]
     fn frames_have_the_protocol_field_names() {
-        let m = ChatMessage {
-            id: "i1".into(),
-            conversation: crate::ids::ConversationId::dm("alice", "bob"),
-            seq: 1,
-            from: "alice".into(),
-            to: crate::ids::Target::User("bob".into()),
-            body: "hi".into(),
-            ts: 5,
-            client_id: "c1".into(),
-            tombstone: false,
-        };
+        let m = ChatMessage::new(
+            "i1".into(),
+            crate::ids::ConversationId::dm("alice", "bob"),
+            1,
+            "alice".into(),
+            crate::ids::Target::User("bob".into()),
+            "hi".into(),
+            5,
+            "c1".into(),
+        );
         let v: serde_json::Value =
             serde_json::from_str(&ServerFrame::Message(&m).to_json()).unwrap();
         assert_eq!(v["type"], "message");

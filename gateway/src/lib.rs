@@ -11,6 +11,7 @@ pub mod hub;
 pub mod metrics;
 pub mod outbox;
 pub mod pubsub;
+pub mod reads;
 pub mod startup;
 pub mod state;
 pub mod ws;

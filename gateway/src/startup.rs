@@ -205,6 +205,8 @@ fn shared_state(p: Parts) -> Result<AppState, StartupError> {
             p.config.max_connections_per_ip,
         )),
         lookup: Lookup::new(p.keys.clone(), p.config.gateway_ttl_ms),
+        reads: crate::reads::Reads::new(p.keys.clone()),
+        summaries: common::summary::Summaries::new(p.keys.clone()),
         config: p.config,
         keys: p.keys,
         redis: p.redis,

@@ -50,8 +50,13 @@ pub struct Shared {
     /// Ingress entries waiting for chat-service, as last polled.
     pub ingress_backlog: Arc<AtomicU64>,
     pub presence: GatewayPresence,
-    /// Who is online anywhere (the REST view of a room's members).
+    /// Who is online anywhere (the REST view of a room's members, and
+    /// where a user's `read` frames go).
     pub lookup: Lookup,
+    /// Read markers, and the publisher that tells a user's other sockets.
+    pub reads: crate::reads::Reads,
+    /// The conversation list's per-conversation state.
+    pub summaries: common::summary::Summaries,
     pub shutdown: Shutdown,
     /// True while the delivery subscription is live.
     pub subscribed: watch::Receiver<bool>,

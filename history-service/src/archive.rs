@@ -4,6 +4,11 @@
 //! after MongoDB has it (duplicates count as done), and its conversation's
 //! recent window is trimmed only then. Several history-service instances share
 //! the backlog through a consumer group; a dead instance's entries are claimed.
+//!
+//! An edit or delete is archived as an event without its body, and applied
+//! to its target's document, after the target is archived: a target that is
+//! still on its way (in the recent window, not yet in MongoDB) fails the
+//! batch, which is retried.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -17,7 +22,7 @@ use redis::streams::StreamId;
 
 pub use crate::archive_status::ArchiveStatus;
 use crate::{
-    mongo::{Archive, MessageDoc},
+    mongo::{Applied, Archive, MessageDoc},
     store::{ARCHIVE_FIELD, RedisStore},
 };
 
@@ -88,6 +93,8 @@ type Dead = (String, String, &'static str);
 #[derive(Default)]
 struct Decoded {
     docs: Vec<MessageDoc>,
+    /// Edits and deletes, whole, to apply to their targets.
+    events: Vec<ChatMessage>,
     conversations: HashSet<ConversationId>,
     dead: Vec<Dead>,
 }
@@ -100,14 +107,47 @@ impl Archiver {
     ) -> Result<(), String> {
         let Decoded {
             docs,
+            mut events,
             conversations,
             mut dead,
         } = decode(entries);
         record_lag(entries);
         dead.extend(self.insert(&docs).await?);
+        events.sort_by_key(|e| e.seq);
+        self.apply_events(&events).await?;
         let trims = self.safe_trims(&conversations).await?;
         self.finish(consumer, entries, &dead, &trims).await?;
         record_done(entries);
+        Ok(())
+    }
+
+    /// Applies each event to its archived target. A target not archived yet
+    /// but still in the recent window is on its way: the batch fails and is
+    /// retried. One in neither place never was stored; nothing to change.
+    async fn apply_events(&self, events: &[ChatMessage]) -> Result<(), String> {
+        for event in events {
+            let applied = self
+                .archive
+                .apply_event(event)
+                .await
+                .map_err(|e| format!("mongodb: {e}"))?;
+            if applied == Applied::Done {
+                continue;
+            }
+            let target = event.target_seq.unwrap_or(0);
+            let in_window = self
+                .store
+                .at_seqs(&[(event.conversation.as_str(), target)])
+                .await
+                .map_err(|e| e.to_string())?;
+            if in_window.first().is_some_and(Option::is_some) {
+                return Err(format!(
+                    "{} seq {target}: the target of an event is not archived yet",
+                    event.conversation
+                ));
+            }
+            tracing::warn!(conversation = %event.conversation, seq = target, "an event's target is stored nowhere; skipped");
+        }
         Ok(())
     }
 
@@ -244,7 +284,12 @@ fn decode(entries: &[StreamId]) -> Decoded {
         match serde_json::from_str::<ArchiveEntry>(&raw) {
             Ok(ArchiveEntry { v, message }) if model::readable(v) => {
                 out.conversations.insert(message.conversation.clone());
-                out.docs.push(MessageDoc::from(&message));
+                if message.kind.is_some() {
+                    out.docs.push(MessageDoc::from(&message.stored_event()));
+                    out.events.push(message);
+                } else {
+                    out.docs.push(MessageDoc::from(&message));
+                }
             }
             _ => {
                 metrics::counter!("history_archive_corrupt_total").increment(1);

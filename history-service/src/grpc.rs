@@ -84,7 +84,11 @@ impl pb::history_service_server::HistoryService for HistoryApi {
 /// The writes. Served only behind the service-token interceptor.
 pub struct InternalApi {
     pub redis: RedisStore,
+    pub archive: Archive,
 }
+
+/// Most seqs one GetMessages call may name.
+pub const MAX_GET_MESSAGES: usize = 1000;
 
 /// Validates an Append or Enqueue request's items.
 fn items(req: ipb::AppendRequest) -> Result<Vec<AppendItem>, HistoryError> {
@@ -109,6 +113,39 @@ fn items(req: ipb::AppendRequest) -> Result<Vec<AppendItem>, HistoryError> {
         });
     }
     Ok(items)
+}
+
+impl InternalApi {
+    /// The window's copy where it has one (it is the newest state), else
+    /// the archive's.
+    async fn messages_at(
+        &self,
+        conversation: &ConversationId,
+        seqs: &[u64],
+    ) -> Result<Vec<ChatMessage>, HistoryError> {
+        let wanted: Vec<(&str, u64)> = seqs.iter().map(|s| (conversation.as_str(), *s)).collect();
+        let windowed = self.redis.at_seqs(&wanted).await?;
+        let missing: Vec<u64> = seqs
+            .iter()
+            .zip(&windowed)
+            .filter(|(_, m)| m.is_none())
+            .map(|(s, _)| *s)
+            .collect();
+        let mut out: Vec<ChatMessage> = windowed.into_iter().flatten().collect();
+        for doc in self
+            .archive
+            .at_seqs(conversation.as_str(), &missing)
+            .await?
+        {
+            let m = ChatMessage::try_from(doc).map_err(|e| {
+                HistoryError::Archive(
+                    std::io::Error::other(format!("archived message: {e}")).into(),
+                )
+            })?;
+            out.push(m);
+        }
+        Ok(out)
+    }
 }
 
 #[tonic::async_trait]
@@ -141,6 +178,25 @@ impl ipb::history_internal_server::HistoryInternal for InternalApi {
         self.redis.enqueue(&items).await?;
         metrics::counter!("history_enqueued_total").increment(items.len() as u64);
         Ok(Response::new(ipb::AppendResponse {}))
+    }
+
+    async fn get_messages(
+        &self,
+        request: Request<ipb::GetMessagesRequest>,
+    ) -> Result<Response<ipb::GetMessagesResponse>, Status> {
+        let req = request.into_inner();
+        let conversation = ConversationId::parse(&req.conversation_id)
+            .map_err(|e| HistoryError::InvalidArgument(format!("conversation_id: {e}")))?;
+        if req.seqs.len() > MAX_GET_MESSAGES || req.seqs.contains(&0) {
+            return Err(HistoryError::InvalidArgument(format!(
+                "1 to {MAX_GET_MESSAGES} seqs, each at least 1"
+            ))
+            .into());
+        }
+        let messages = self.messages_at(&conversation, &req.seqs).await?;
+        Ok(Response::new(ipb::GetMessagesResponse {
+            messages: messages.iter().map(to_pb).collect(),
+        }))
     }
 
     async fn ack_offline(

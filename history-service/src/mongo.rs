@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use common::{
     ids::{ConversationId, IdError, Target},
-    model::ChatMessage,
+    model::{ChatMessage, EventKind},
 };
 use futures::TryStreamExt;
 use mongodb::{
@@ -32,6 +32,17 @@ pub struct MessageDoc {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tombstone: bool,
+    /// "edit" or "delete" on an event (stored without its body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_seq: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<bson::DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_seq: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 impl From<&ChatMessage> for MessageDoc {
@@ -46,6 +57,11 @@ impl From<&ChatMessage> for MessageDoc {
             sent_at: bson::DateTime::from_millis(m.ts),
             client_id: m.client_id.clone(),
             tombstone: m.tombstone,
+            kind: m.kind.map(|k| k.as_str().to_owned()),
+            target_seq: m.target_seq.map(|s| s as i64),
+            edited_at: m.edited_at.map(bson::DateTime::from_millis),
+            edit_seq: m.edit_seq.map(|s| s as i64),
+            deleted: m.deleted,
         }
     }
 }
@@ -65,9 +81,26 @@ impl TryFrom<MessageDoc> for ChatMessage {
             ts: d.sent_at.timestamp_millis(),
             client_id: d.client_id,
             tombstone: d.tombstone,
+            kind: d.kind.as_deref().and_then(EventKind::parse),
+            target_seq: d.target_seq.map(|s| s.max(0) as u64),
+            edited_at: d.edited_at.map(|t| t.timestamp_millis()),
+            edit_seq: d.edit_seq.map(|s| s.max(0) as u64),
+            deleted: d.deleted,
         })
     }
 }
+
+/// What became of an event applied to the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Its target now shows it (or a later or final event already).
+    Done,
+    /// Its target is not archived.
+    Missing,
+}
+
+/// Attempts at applying one event while other writers change its target.
+const APPLY_ATTEMPTS: usize = 5;
 
 #[derive(Clone)]
 pub struct Archive {
@@ -133,17 +166,65 @@ impl Archive {
         conversation: &str,
         seqs: &[u64],
     ) -> mongodb::error::Result<std::collections::HashSet<u64>> {
+        Ok(self
+            .at_seqs(conversation, seqs)
+            .await?
+            .into_iter()
+            .map(|d| d.seq.max(0) as u64)
+            .collect())
+    }
+
+    /// The archived documents of `conversation` at `seqs`.
+    pub async fn at_seqs(
+        &self,
+        conversation: &str,
+        seqs: &[u64],
+    ) -> mongodb::error::Result<Vec<MessageDoc>> {
         if seqs.is_empty() {
-            return Ok(Default::default());
+            return Ok(Vec::new());
         }
         let wanted: Vec<i64> = seqs.iter().map(|s| *s as i64).collect();
-        let docs: Vec<MessageDoc> = self
-            .messages
+        self.messages
             .find(doc! {"conversation_id": conversation, "seq": {"$in": wanted}})
             .await?
             .try_collect()
-            .await?;
-        Ok(docs.into_iter().map(|d| d.seq.max(0) as u64).collect())
+            .await
+    }
+
+    /// Applies an edit or delete to its archived target. The update names
+    /// the target's state it was computed from, so two archivers applying
+    /// events to one message at once cannot lose one: the loser reads again.
+    pub async fn apply_event(&self, event: &ChatMessage) -> mongodb::error::Result<Applied> {
+        let Some(target) = event.target_seq else {
+            return Ok(Applied::Done);
+        };
+        let conversation = event.conversation.as_str();
+        for _ in 0..APPLY_ATTEMPTS {
+            let Some(doc) = self.at_seqs(conversation, &[target]).await?.pop() else {
+                return Ok(Applied::Missing);
+            };
+            let before = doc.edit_seq;
+            let Ok(mut m) = ChatMessage::try_from(doc.clone()) else {
+                return Ok(Applied::Done);
+            };
+            if !m.apply(event) {
+                return Ok(Applied::Done);
+            }
+            let filter = match before {
+                Some(seq) => doc! {"_id": &doc.id, "edit_seq": seq},
+                None => doc! {"_id": &doc.id, "edit_seq": {"$exists": false}},
+            };
+            // The whole document, so every field keeps the type an insert
+            // gives it.
+            let updated = self
+                .messages
+                .replace_one(filter, MessageDoc::from(&m))
+                .await?;
+            if updated.matched_count == 1 {
+                return Ok(Applied::Done);
+            }
+        }
+        Err(std::io::Error::other("the target kept changing while an event was applied").into())
     }
 
     /// Inserts a batch, unordered. Duplicates (code 11000) count as done, so a

@@ -73,10 +73,16 @@ pub async fn internal(
         .add_service(health().await)
         .add_service(internal_v1)
         .add_service(internal_v1alpha)
-        .add_service(HistoryServiceServer::with_interceptor(api, service.clone()))
+        .add_service(HistoryServiceServer::with_interceptor(
+            api.clone(),
+            service.clone(),
+        ))
         .add_service(InterceptedService::new(
-            HistoryInternalServer::new(InternalApi { redis: store })
-                .max_decoding_message_size(config.grpc_max_message_bytes),
+            HistoryInternalServer::new(InternalApi {
+                redis: store,
+                archive: api.archive,
+            })
+            .max_decoding_message_size(config.grpc_max_message_bytes),
             service,
         ))
         .serve_with_incoming_shutdown(common::grpc::incoming(listener), shutdown.clone().wait()))

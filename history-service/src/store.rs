@@ -51,6 +51,25 @@ end
 return removed
 "#;
 
+/// Puts ARGV[2], the new state of the message at seq ARGV[1], in the recent
+/// window (KEYS[1]) in place of what is there, unless it is not there (it was
+/// archived and trimmed: the archiver applies the event in MongoDB) or what
+/// is there is deleted or has an event at or after ARGV[3] applied already:
+/// events apply in seq order whatever order they arrive in.
+const REPLACE_TARGET: &str = r#"
+local items = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[1], 'BYSCORE')
+if #items == 0 then return 0 end
+for _, item in ipairs(items) do
+  local ok, m = pcall(cjson.decode, item)
+  if ok and type(m) == 'table' and (m.deleted == true or (tonumber(m.edit_seq) or 0) >= tonumber(ARGV[3])) then
+    return 0
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#;
+
 /// Field of the archive stream entry that holds the message JSON.
 pub const ARCHIVE_FIELD: &str = "m";
 
@@ -75,6 +94,7 @@ pub struct RedisStore {
     offline_ttl_secs: u64,
     offline_push: LuaScript,
     offline_ack: LuaScript,
+    replace_target: LuaScript,
 }
 
 impl RedisStore {
@@ -86,6 +106,7 @@ impl RedisStore {
             offline_ttl_secs,
             offline_push: LuaScript::new(OFFLINE_PUSH),
             offline_ack: LuaScript::new(OFFLINE_ACK),
+            replace_target: LuaScript::new(REPLACE_TARGET),
         }
     }
 
@@ -98,17 +119,25 @@ impl RedisStore {
     }
 
     /// Makes a batch durable in one pipeline: recent window, archive backlog,
-    /// offline queues. Replaying a batch changes nothing (ZADD of the same
-    /// member, LPOS check; a second archive entry is absorbed by MongoDB's `_id`).
+    /// offline queues; then applies its edits and deletes to their targets
+    /// in the window. Replaying a batch changes nothing (ZADD of the same
+    /// member, LPOS check; a second archive entry is absorbed by MongoDB's
+    /// `_id`; an event applies once). An event enters the window without its
+    /// body (its target holds the current state, and a later delete must
+    /// leave no copy); the offline queues and the archive backlog get it whole.
     pub async fn append(&self, items: &[AppendItem]) -> Result<(), HistoryError> {
         let mut pipe = redis::pipe();
         for item in items {
             let json = serde_json::to_string(&item.message)?;
             let conv = &item.message.conversation;
+            let windowed = match item.message.kind {
+                Some(_) => serde_json::to_string(&item.message.stored_event())?,
+                None => json.clone(),
+            };
             pipe.cmd("ZADD")
                 .arg(self.keys.recent(conv.as_str()))
                 .arg(item.message.seq)
-                .arg(&json)
+                .arg(windowed)
                 .ignore();
             pipe.cmd("XADD")
                 .arg(self.keys.archive())
@@ -120,7 +149,71 @@ impl RedisStore {
         }
         let mut conn = self.conn.clone();
         query_scripted::<()>(&mut conn, &pipe, &[&self.offline_push]).await?;
+        let events: Vec<&ChatMessage> = items
+            .iter()
+            .map(|i| &i.message)
+            .filter(|m| m.kind.is_some())
+            .collect();
+        self.apply_events(&events).await
+    }
+
+    /// Applies each event to its target in the recent window, if the target
+    /// is there (see REPLACE_TARGET).
+    async fn apply_events(&self, events: &[&ChatMessage]) -> Result<(), HistoryError> {
+        let mut wanted = Vec::new();
+        for e in events {
+            if let Some(target) = e.target_seq {
+                wanted.push((e.conversation.as_str(), target));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let found = self.at_seqs(&wanted).await?;
+        let mut pipe = redis::pipe();
+        for (event, target) in events.iter().zip(found) {
+            let Some(mut target) = target else { continue };
+            if !target.apply(event) {
+                continue;
+            }
+            self.replace_target.call(
+                &mut pipe,
+                &[self.keys.recent(event.conversation.as_str())],
+                &[
+                    target.seq.to_string(),
+                    serde_json::to_string(&target)?,
+                    event.seq.to_string(),
+                ],
+            );
+            pipe.ignore();
+        }
+        if pipe.cmd_iter().next().is_some() {
+            let mut conn = self.conn.clone();
+            query_scripted::<()>(&mut conn, &pipe, &[&self.replace_target]).await?;
+        }
         Ok(())
+    }
+
+    /// The messages at (conversation, seq) in the recent window, in their
+    /// current state; None where the window does not hold one.
+    pub async fn at_seqs(
+        &self,
+        wanted: &[(&str, u64)],
+    ) -> Result<Vec<Option<ChatMessage>>, HistoryError> {
+        let mut pipe = redis::pipe();
+        for (conversation, seq) in wanted {
+            pipe.cmd("ZRANGE")
+                .arg(self.keys.recent(conversation))
+                .arg(seq)
+                .arg(seq)
+                .arg("BYSCORE");
+        }
+        let mut conn = self.conn.clone();
+        let found: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
+        found
+            .into_iter()
+            .map(|items| Ok(current(parse_all(&items)?).pop()))
+            .collect()
     }
 
     /// Adds the offline push of `json` for each of `users` to `pipe` (sent
@@ -238,9 +331,38 @@ impl RedisStore {
     async fn range(&self, cmd: &redis::Cmd) -> Result<Vec<ChatMessage>, HistoryError> {
         let mut conn = self.conn.clone();
         let items: Vec<String> = cmd.query_async(&mut conn).await?;
-        Ok(items
-            .iter()
-            .map(|s| serde_json::from_str(s))
-            .collect::<Result<_, _>>()?)
+        Ok(current(parse_all(&items)?))
     }
+}
+
+fn parse_all(items: &[String]) -> Result<Vec<ChatMessage>, HistoryError> {
+    Ok(items
+        .iter()
+        .map(|s| serde_json::from_str(s))
+        .collect::<Result<_, _>>()?)
+}
+
+/// One message per seq, in the order given. A window can hold two versions
+/// of one seq for a moment (a retried append of a message an event already
+/// changed); the one with the later event applied is the current one.
+fn current(messages: Vec<ChatMessage>) -> Vec<ChatMessage> {
+    let mut out: Vec<ChatMessage> = Vec::with_capacity(messages.len());
+    for m in messages {
+        match out.last_mut() {
+            Some(last) if last.seq == m.seq => {
+                // On a tie the later one wins, as it did before events.
+                if rank(&m) >= rank(last) {
+                    *last = m;
+                }
+            }
+            _ => out.push(m),
+        }
+    }
+    out
+}
+
+/// How far a message's state has come: deleted beats any edit, a later
+/// edit beats an earlier one.
+fn rank(m: &ChatMessage) -> (bool, u64) {
+    (m.deleted, m.edit_seq.unwrap_or(0))
 }

@@ -93,14 +93,29 @@ impl Recovery {
     pub async fn recover(&mut self) -> Vec<String> {
         self.resyncs += 1;
         let mut found = Vec::new();
-        let Some(list) = self.get("/api/conversations").await else {
-            return found;
-        };
-        for c in list["conversations"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-        {
+        let mut conversations = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            // Cursors hold only characters a query string takes as they are.
+            let path = match &cursor {
+                Some(c) => format!("/api/conversations?limit=200&cursor={c}"),
+                None => "/api/conversations?limit=200".to_owned(),
+            };
+            let Some(list) = self.get(&path).await else {
+                return found;
+            };
+            conversations.extend(
+                list["conversations"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            match list["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        for c in conversations {
             let (Some(id), Some(last)) = (c["id"].as_str(), c["last_seq"].as_u64()) else {
                 continue;
             };

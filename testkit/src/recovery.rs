@@ -68,13 +68,28 @@ impl Inbox {
         base: &str,
         token: &str,
     ) -> Result<usize, String> {
-        let list: Value = get(http, &format!("{base}/api/conversations"), token).await?;
+        let mut conversations = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            // Cursors hold only characters a query string takes as they are.
+            let url = match &cursor {
+                Some(c) => format!("{base}/api/conversations?limit=200&cursor={c}"),
+                None => format!("{base}/api/conversations?limit=200"),
+            };
+            let list: Value = get(http, &url, token).await?;
+            conversations.extend(
+                list["conversations"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            match list["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
         let mut found = 0;
-        for c in list["conversations"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-        {
+        for c in conversations {
             let (Some(id), Some(last)) = (c["id"].as_str(), c["last_seq"].as_u64()) else {
                 continue;
             };

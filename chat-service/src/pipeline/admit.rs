@@ -2,6 +2,9 @@
 //! recipients. Unreadable entries (corrupt, or of an unknown format version)
 //! are set aside for the dead-letter stream; refused ones get an error frame.
 //!
+//! Edits and deletes are checked against their target message (see
+//! `targets.rs`), fetched once per conversation of the batch.
+//!
 //! Admission is decided once: a refused send that already holds a seq (a
 //! retried batch after a membership change) is let through; see
 //! [`Admit::readmit`].
@@ -12,12 +15,13 @@ use common::{
     ids::{Conversation, ConversationId, Target},
     keys::Keys,
     limits::{MAX_BODY, MAX_CLIENT_ID},
-    model::{self, EntryKind, INGRESS_FIELD, IngressEntry},
+    model::{self, ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
     protocol::ErrorCode,
     redis_conn::Redis,
 };
 use redis::streams::StreamId;
 
+use super::targets::{self, Targets};
 use crate::{
     error::BatchError,
     members::{Members, Version},
@@ -29,6 +33,9 @@ pub(crate) struct Accepted {
     pub entry: IngressEntry,
     pub conversation: ConversationId,
     pub recipients: Arc<[String]>,
+    /// For an edit or delete: its target, as stored before it (None for a
+    /// message, and for an event let through by [`Admit::readmit`]).
+    pub target: Option<ChatMessage>,
 }
 
 /// An entry refused with an error frame to its sender.
@@ -61,6 +68,7 @@ enum Admission {
 pub struct Admit {
     pub keys: Keys,
     pub members: Members,
+    pub targets: Targets,
 }
 
 impl Admit {
@@ -88,10 +96,11 @@ impl Admit {
                         entry,
                         conversation,
                         recipients,
+                        target: None,
                     };
                     match a.entry.kind {
                         EntryKind::Typing => out.typing.push(a),
-                        EntryKind::Send => out.sends.push(a),
+                        _ => out.sends.push(a),
                     }
                 }
                 Admission::Refused(code, message) => refused.push(Rejected {
@@ -102,10 +111,74 @@ impl Admit {
                 }),
             }
         }
+        out.sends = self
+            .check_events(out.sends, &versions, &mut refused)
+            .await?;
         out.rejected = self
             .readmit(conn, refused, &versions, &mut out.sends)
             .await?;
         Ok(out)
+    }
+
+    /// Checks each edit and delete against its target; refused ones move to
+    /// `refused`. One history-service call per conversation with events.
+    async fn check_events(
+        &self,
+        sends: Vec<Accepted>,
+        versions: &HashMap<String, Version>,
+        refused: &mut Vec<Rejected>,
+    ) -> Result<Vec<Accepted>, BatchError> {
+        let mut wanted: HashMap<ConversationId, Vec<u64>> = HashMap::new();
+        for a in sends.iter().filter(|a| a.entry.kind.event().is_some()) {
+            let seqs = wanted.entry(a.conversation.clone()).or_default();
+            seqs.extend(a.entry.target_seq);
+        }
+        if wanted.is_empty() {
+            return Ok(sends);
+        }
+        let mut found = HashMap::new();
+        for (conversation, seqs) in wanted {
+            let messages = self.targets.fetch(&conversation, seqs).await?;
+            found.insert(conversation, messages);
+        }
+        let now = common::time::now_ms();
+        let mut kept = Vec::with_capacity(sends.len());
+        for mut a in sends {
+            let (Some(kind), Some(seq)) = (a.entry.kind.event(), a.entry.target_seq) else {
+                kept.push(a);
+                continue;
+            };
+            let target = found.get(&a.conversation).and_then(|m| m.get(&seq));
+            let owner = match (kind, a.conversation.kind(), target) {
+                (model::EventKind::Delete, Conversation::Room(room), Some(t))
+                    if t.from != a.entry.user =>
+                {
+                    let version = versions.get(room).copied().flatten();
+                    self.members.is_owner(room, version, &a.entry.user).await?
+                }
+                _ => false,
+            };
+            match targets::judge(
+                kind,
+                &a.entry.user,
+                target,
+                owner,
+                now,
+                self.targets.edit_window_ms,
+            ) {
+                Ok(()) => {
+                    a.target = target.cloned();
+                    kept.push(a);
+                }
+                Err((code, message)) => refused.push(Rejected {
+                    stream_id: a.stream_id,
+                    entry: a.entry,
+                    code,
+                    message,
+                }),
+            }
+        }
+        Ok(kept)
     }
 
     /// Validates an entry and finds its conversation and recipients. An
@@ -164,7 +237,7 @@ impl Admit {
             .iter()
             .enumerate()
             .filter(|(_, r)| {
-                r.entry.kind == EntryKind::Send
+                r.entry.kind.is_stored()
                     && matches!(r.code, ErrorCode::Forbidden | ErrorCode::NotFound)
             })
             .map(|(i, r)| (i, r.entry.to.conversation(&r.entry.user)))
@@ -206,6 +279,7 @@ impl Admit {
                         entry: r.entry,
                         conversation,
                         recipients,
+                        target: None,
                     });
                 }
                 None => still.push(r),
@@ -244,7 +318,7 @@ impl Admit {
 /// The checks that need nothing but the entry (the stream is not trusted:
 /// the gateway checked them too).
 fn check_fields(entry: &IngressEntry) -> Option<Admission> {
-    if entry.kind != EntryKind::Send {
+    if !entry.kind.is_stored() {
         return None;
     }
     if entry.client_id.is_empty() || entry.client_id.len() > MAX_CLIENT_ID {
@@ -252,6 +326,15 @@ fn check_fields(entry: &IngressEntry) -> Option<Admission> {
             ErrorCode::BadRequest,
             "client_id must be 1 to 64 characters".into(),
         ));
+    }
+    if entry.kind.event().is_some() != entry.target_seq.is_some_and(|s| s > 0) {
+        return Some(Admission::Refused(
+            ErrorCode::BadRequest,
+            "an edit or delete names the seq (at least 1) of a message; a send names none".into(),
+        ));
+    }
+    if entry.kind == EntryKind::Delete {
+        return None;
     }
     if entry.body.is_empty() || entry.body.len() > MAX_BODY {
         return Some(Admission::Refused(

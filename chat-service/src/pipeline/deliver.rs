@@ -1,6 +1,7 @@
 //! Stage 4, deliver: one publish per gateway with something to receive (see
 //! `payloads.rs` for what and `publish.rs` for how a lost one is noticed),
-//! the DM index of each party's conversation list, and a reroute of what no
+//! the conversation list's state (each party's DM index, each
+//! conversation's summary: `common::summary`), and a reroute of what no
 //! gateway heard.
 
 use std::collections::HashMap;
@@ -15,8 +16,11 @@ use common::{
 };
 use proto::history::internal::v1::{self as hpb, history_internal_client::HistoryInternalClient};
 
+use common::{publish::Publisher, summary::Summaries};
+
 use super::payloads::{self, Outcome};
-use crate::{error::BatchError, publish::Publisher};
+
+use crate::error::BatchError;
 
 pub struct Deliver {
     pub keys: Keys,
@@ -24,6 +28,10 @@ pub struct Deliver {
     /// For rerouting: offline queues of the unheard, and where they are now.
     pub history: HistoryInternalClient<InternalChannel>,
     pub presence: Lookup,
+    pub summaries: Summaries,
+    /// The most DMs a user's list keeps (DM_LIST_LIMIT): the least recently
+    /// active beyond it are dropped from the list (not from history).
+    pub dm_list_limit: usize,
 }
 
 impl Deliver {
@@ -36,33 +44,59 @@ impl Deliver {
         let payloads = payloads::payloads(outcome, online);
         let mut pipe = redis::pipe();
         self.index_dms(&mut pipe, outcome.messages);
+        self.summarize(&mut pipe, outcome);
         self.publisher.add(&mut pipe, &payloads);
-        let heard: Vec<i64> = if !payloads.is_empty() {
-            query_scripted(conn, &pipe, &[self.publisher.script()]).await?
+        let heard: Vec<i64> = if pipe.cmd_iter().next().is_some() {
+            let scripts = [self.publisher.script(), self.summaries.script()];
+            query_scripted(conn, &pipe, &scripts).await?
         } else {
-            if pipe.cmd_iter().next().is_some() {
-                pipe.query_async::<()>(conn).await?;
-            }
             Vec::new()
         };
-        let unheard = crate::publish::unheard(&payloads, &heard);
+        let unheard = common::publish::unheard(&payloads, &heard);
         if !unheard.is_empty() {
+            metrics::counter!("chat_unheard_deliveries_total").increment(unheard.len() as u64);
             self.reroute(conn, outcome, online, &unheard).await?;
         }
         Ok(())
     }
 
     /// Every DM message puts its conversation at the top of both parties'
-    /// lists (one ZADD each, replies ignored), so a client that resyncs finds
-    /// a DM it has never seen.
+    /// lists (one ZADD each, and a trim to DM_LIST_LIMIT; replies ignored),
+    /// so a client that resyncs finds a DM it has never seen.
     fn index_dms(&self, pipe: &mut redis::Pipeline, messages: &[ChatMessage]) {
+        let beyond = -(self.dm_list_limit as isize) - 1;
         for m in messages {
             if let Conversation::Dm(a, b) = m.conversation.kind() {
                 for party in [a, b] {
-                    pipe.zadd(self.keys.user_dms(party), m.conversation.as_str(), m.ts)
-                        .ignore();
+                    let key = self.keys.user_dms(party);
+                    pipe.zadd(&key, m.conversation.as_str(), m.ts).ignore();
+                    pipe.zremrangebyrank(&key, 0, beyond).ignore();
                 }
             }
+        }
+    }
+
+    /// Each conversation's summary: its newest message of the batch (older
+    /// ones would not change it) and every event.
+    fn summarize(&self, pipe: &mut redis::Pipeline, outcome: &Outcome<'_>) {
+        let mut newest: HashMap<&str, &ChatMessage> = HashMap::new();
+        for (a, m) in outcome.accepted.iter().zip(outcome.messages) {
+            if m.kind.is_some() {
+                let target = a.target.as_ref().map(|t| {
+                    let mut t = t.clone();
+                    t.apply(m);
+                    t
+                });
+                self.summaries.add(pipe, m, target.as_ref());
+                continue;
+            }
+            let slot = newest.entry(m.conversation.as_str()).or_insert(m);
+            if m.seq > slot.seq {
+                *slot = m;
+            }
+        }
+        for m in newest.into_values() {
+            self.summaries.add(pipe, m, None);
         }
     }
 

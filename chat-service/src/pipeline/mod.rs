@@ -1,7 +1,8 @@
 //! One batch of ingress entries, start to finish, as a pipeline of stages,
 //! each a file, each importing only the ones before it:
 //!
-//! admit → sequence → (presence) → persist → deliver → ack
+//! admit (with targets, for edits and deletes) → sequence → (presence) →
+//! persist → deliver → ack
 //!
 //! A transient failure returns an error before anything is acknowledged, so
 //! the whole batch is retried; every stage is idempotent, so a retry yields
@@ -14,6 +15,7 @@ mod payloads;
 pub mod persist;
 pub mod sequence;
 mod spans;
+pub mod targets;
 
 use std::collections::HashMap;
 

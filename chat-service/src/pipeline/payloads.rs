@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use common::{
-    model::{ChatMessage, Delivery, DeliveryFrame, EntryKind, FORMAT_VERSION, Name},
+    model::{ChatMessage, Delivery, DeliveryFrame, FORMAT_VERSION, Name},
     protocol::ServerFrame,
 };
 use serde_json::value::RawValue;
@@ -147,7 +147,11 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
         frames.push(raw(ServerFrame::Error {
             code: r.code,
             message: &r.message,
-            reference: (r.entry.kind == EntryKind::Send).then_some(r.entry.client_id.as_str()),
+            reference: r
+                .entry
+                .kind
+                .is_stored()
+                .then_some(r.entry.client_id.as_str()),
             retry_after_ms: None,
         }
         .to_json()));

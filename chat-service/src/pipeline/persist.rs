@@ -95,17 +95,17 @@ impl Persist {
         let Some(Ok(s)) = record.map(|r| crate::sequencer::parse_record(false, &r)) else {
             return Ok(());
         };
-        let tombstone = ChatMessage {
-            id: s.id,
+        let mut tombstone = ChatMessage::new(
+            s.id,
             conversation,
-            seq: s.seq,
-            from: entry.user,
-            to: entry.to,
-            body: String::new(),
-            ts: s.ts,
-            client_id: entry.client_id,
-            tombstone: true,
-        };
+            s.seq,
+            entry.user,
+            entry.to,
+            String::new(),
+            s.ts,
+            entry.client_id,
+        );
+        tombstone.tombstone = true;
         let item = hpb::AppendItem {
             message: Some(common::convert::to_pb(&tombstone)),
             offline_recipients: Vec::new(),

@@ -66,17 +66,23 @@ impl Sequence {
             let resend = is_resend(&a, &d);
             let original = d.origin.as_ref().and_then(|o| originals.get(o));
             let body = original.map_or(&a.entry.body, |o| &o.body).clone();
-            let m = ChatMessage {
-                id: d.id,
-                conversation: a.conversation.clone(),
-                seq: d.seq,
-                from: a.entry.user.clone(),
-                to: a.entry.to.clone(),
+            let mut m = ChatMessage::new(
+                d.id,
+                a.conversation.clone(),
+                d.seq,
+                a.entry.user.clone(),
+                a.entry.to.clone(),
                 body,
-                ts: d.ts,
-                client_id: a.entry.client_id.clone(),
-                tombstone: false,
-            };
+                d.ts,
+                a.entry.client_id.clone(),
+            );
+            // What the seq was first taken for decides what it is.
+            let first = original.map_or(&a.entry, |o| o);
+            m.kind = first.kind.event();
+            m.target_seq = m.kind.and(first.target_seq);
+            if m.kind == Some(common::model::EventKind::Delete) {
+                m.body.clear();
+            }
             if resend && original.is_none() {
                 // The original is stored and delivered: this is a pure ack.
                 out.resent.push((a, m));

@@ -74,6 +74,8 @@ impl TestEnv {
             claim_idle_ms: 30_000,
             max_deliveries: 3,
             dedup_ttl_secs: 3600,
+            edit_window_secs: 86_400,
+            dm_list_limit: 1000,
             membership_ttl_ms: 100,
             gateway_ttl_ms: 15_000,
             stall_timeout_ms: 60_000,
@@ -198,6 +200,7 @@ impl TestEnv {
             client_id: client_id.into(),
             to: Target::parse(to).expect("a valid target"),
             body: body.into(),
+            target_seq: None,
             at: None,
             trace: None,
         };

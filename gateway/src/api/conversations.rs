@@ -1,18 +1,20 @@
-//! History over HTTP, members only.
+//! The caller's conversations over HTTP: the list, one summary, the read
+//! marker, and history pages (members only).
 
 use axum::{
     Json,
     extract::{Path, State},
 };
 use common::{ids::ConversationId, paging::PageQuery};
-use proto::user::v1 as upb;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{
+    access::check_can_read,
     error::ApiError,
-    extract::{ApiQuery, AuthUser},
-    schema::{ConversationSummary, Conversations, ErrorBody, Page},
+    extract::{ApiJson, ApiQuery, AuthUser},
+    listing::{self, Cursor},
+    schema::{ConversationSummary, Conversations, ErrorBody, Page, ReadBody, ReadMarker},
 };
 use crate::state::AppState;
 
@@ -55,8 +57,7 @@ pub async fn messages(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> Result<Json<Page>, ApiError> {
-    let conversation = ConversationId::parse(&id)
-        .map_err(|e| ApiError::BadRequest(format!("conversation: {e}")))?;
+    let conversation = parse(&id)?;
     let page = PageQuery::new(q.before, q.after, q.limit)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let (messages, has_more) = crate::history::page(&state, &user, &conversation, page).await?;
@@ -67,22 +68,33 @@ pub async fn messages(
     }))
 }
 
-/// The most DMs `GET /api/conversations` lists (the most recently active).
-pub const MAX_LISTED_DMS: isize = 1000;
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// 1 to 200 conversations; 50 by default.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
 
-/// The caller's rooms and DMs with each one's last seq.
+/// The caller's rooms and DMs, most recently active first, a page at a time.
 ///
-/// DMs come first, by last activity (the most recent 1,000), then rooms. A
-/// client recovers after a `resync` (or any reconnect) by fetching, for each
-/// conversation whose `last_seq` is above what it has, the history after
-/// its own last seq.
+/// Each comes with its last seq, the caller's read marker and unread count,
+/// and a preview of its last message. A DM is listed for both parties from
+/// its first message (the 1,000 most recently active, DM_LIST_LIMIT). A
+/// client recovers after a `resync` (or any reconnect) by fetching, for
+/// each conversation whose `last_seq` is above what it has, the history
+/// after its own last seq.
 #[utoipa::path(
     get,
     path = "/api/conversations",
     tag = "conversations",
     security(("bearer" = [])),
+    params(ListParams),
     responses(
-        (status = 200, description = "The caller's conversations", body = Conversations),
+        (status = 200, description = "A page of the caller's conversations", body = Conversations),
+        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
         (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
         (status = 503, description = "A dependency is down", body = ErrorBody),
     )
@@ -90,51 +102,92 @@ pub const MAX_LISTED_DMS: isize = 1000;
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
+    ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<Conversations>, ApiError> {
-    let rooms = state
-        .users
-        .clone()
-        .list_user_rooms(upb::ListUserRoomsRequest {
-            username: user.clone(),
-        })
-        .await?
-        .into_inner()
-        .rooms;
-    let mut redis = state.redis.clone();
-    let dms: Vec<(String, i64)> = redis::cmd("ZRANGE")
-        .arg(state.keys.user_dms(&user))
-        .arg(0)
-        .arg(MAX_LISTED_DMS - 1)
-        .arg("REV")
-        .arg("WITHSCORES")
-        .query_async(&mut redis)
-        .await?;
-    let ids: Vec<(String, Option<i64>)> = dms
-        .into_iter()
-        .map(|(id, ts)| (id, Some(ts)))
-        .chain(
-            rooms
-                .into_iter()
-                .map(|r| (format!("room:{}", r.name), None)),
-        )
-        .collect();
-    let mut pipe = redis::pipe();
-    for (id, _) in &ids {
-        pipe.get(state.keys.seq(id));
-    }
-    let seqs: Vec<Option<u64>> = if ids.is_empty() {
-        Vec::new()
-    } else {
-        pipe.query_async(&mut redis).await?
+    let limit = match q.limit {
+        None => listing::DEFAULT_PAGE,
+        Some(n @ 1..=200) => n as usize,
+        Some(_) => return Err(ApiError::BadRequest("limit must be 1 to 200".into())),
     };
-    let conversations = ids
-        .into_iter()
-        .zip(seqs)
-        .map(|((id, last_activity), seq)| ConversationSummary {
-            id,
-            last_seq: seq.unwrap_or(0),
-            last_activity,
-        })
-        .collect();
-    Ok(Json(Conversations { conversations }))
+    let cursor = q.cursor.as_deref().map(Cursor::parse).transpose()?;
+    let ids = listing::all_ids(&state, &user).await?;
+    let all = listing::summaries(&state, &user, &ids).await?;
+    let (conversations, next) = listing::page(all, cursor.as_ref(), limit);
+    Ok(Json(Conversations {
+        conversations,
+        next_cursor: next.map(|c| c.encode()),
+    }))
+}
+
+/// One of the caller's conversations, as the list shows it.
+#[utoipa::path(
+    get,
+    path = "/api/conversations/{id}",
+    tag = "conversations",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "`room:<name>` or `dm:<a>:<b>` (a < b)",
+            pattern = "^(room:[a-z0-9_-]{1,32}|dm:[a-z0-9_]{3,32}:[a-z0-9_]{3,32})$"),
+    ),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationSummary),
+        (status = 400, description = "Bad conversation id", body = ErrorBody),
+        (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
+        (status = 403, description = "Not a party or member", body = ErrorBody),
+        (status = 404, description = "No such room", body = ErrorBody),
+        (status = 503, description = "A dependency is down", body = ErrorBody),
+    )
+)]
+pub async fn one(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationSummary>, ApiError> {
+    let conversation = parse(&id)?;
+    check_can_read(&state, &user, &conversation).await?;
+    let mut found = listing::summaries(&state, &user, &[conversation]).await?;
+    found
+        .pop()
+        .map(Json)
+        .ok_or_else(|| ApiError::Internal("no summary".into()))
+}
+
+/// Moves the caller's read marker forward (never back). The caller's other
+/// sockets get a `read` frame.
+#[utoipa::path(
+    put,
+    path = "/api/conversations/{id}/read",
+    tag = "conversations",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "`room:<name>` or `dm:<a>:<b>` (a < b)",
+            pattern = "^(room:[a-z0-9_-]{1,32}|dm:[a-z0-9_]{3,32}:[a-z0-9_]{3,32})$"),
+    ),
+    request_body = ReadBody,
+    responses(
+        (status = 200, description = "The marker after the call", body = ReadMarker),
+        (status = 400, description = "Bad id, body, or a seq beyond the conversation's last", body = ErrorBody),
+        (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
+        (status = 403, description = "Not a party or member", body = ErrorBody),
+        (status = 404, description = "No such room", body = ErrorBody),
+        (status = 503, description = "A dependency is down", body = ErrorBody),
+    )
+)]
+pub async fn read(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReadBody>,
+) -> Result<Json<ReadMarker>, ApiError> {
+    let conversation = parse(&id)?;
+    let marker = crate::reads::mark(&state, &user, &conversation, body.seq).await?;
+    Ok(Json(ReadMarker {
+        conversation: id,
+        read_seq: marker.seq,
+        unread: marker.unread,
+    }))
+}
+
+fn parse(id: &str) -> Result<ConversationId, ApiError> {
+    ConversationId::parse(id).map_err(|e| ApiError::BadRequest(format!("conversation: {e}")))
 }

@@ -13,6 +13,7 @@ pub mod conversations;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod listing;
 pub mod rooms;
 pub mod schema;
 pub mod site;
@@ -95,6 +96,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rooms::leave))
         .routes(routes!(rooms::members))
         .routes(routes!(conversations::list))
+        .routes(routes!(conversations::one))
+        .routes(routes!(conversations::read))
         .routes(routes!(conversations::messages))
         .routes(routes!(ws::upgrade))
         .routes(routes!(site::index))

@@ -2,9 +2,9 @@
 //! the OpenAPI document (`/api/openapi.json`) describes them from the same
 //! definitions, so the two cannot drift.
 
-use common::model::ChatMessage;
+use common::{model::ChatMessage, summary::Preview};
 use proto::user::v1 as pb;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A protobuf timestamp as Unix milliseconds, the protocol's time unit.
@@ -104,20 +104,49 @@ pub struct Members {
 }
 
 /// One of the caller's conversations.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationSummary {
     /// `room:<name>` or `dm:<a>:<b>`.
     pub id: String,
-    /// The seq of its newest message (0: none yet).
+    /// `room` or `dm`.
+    pub kind: String,
+    /// For a DM: the other party.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// The conversation's last seq, events included (0: nothing yet).
     pub last_seq: u64,
-    /// Unix milliseconds of its last message, for DMs; null for rooms.
+    /// The caller's read marker (0: nothing read).
+    pub read_seq: u64,
+    /// `last_seq − read_seq`.
+    pub unread: u64,
+    /// Unix milliseconds of its last message or event; null before any.
     pub last_activity: Option<i64>,
+    /// Its newest message (not event), as it is now; null before any.
+    pub last_message: Option<Preview>,
 }
 
-/// The caller's conversations: DMs by last activity, then rooms.
+/// A page of the caller's conversations, most recently active first.
 #[derive(Serialize, ToSchema)]
 pub struct Conversations {
     pub conversations: Vec<ConversationSummary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A read marker to set.
+#[derive(Deserialize, ToSchema)]
+pub struct ReadBody {
+    /// The highest seq read: 1 to the conversation's last seq.
+    #[schema(minimum = 1)]
+    pub seq: u64,
+}
+
+/// The caller's read marker in a conversation, after the call.
+#[derive(Serialize, ToSchema)]
+pub struct ReadMarker {
+    pub conversation: String,
+    pub read_seq: u64,
+    pub unread: u64,
 }
 
 /// A page of a conversation's history.

@@ -17,6 +17,17 @@ pub enum ClientFrame {
         to: Target,
         body: String,
     },
+    /// An edit (`body` set) or a delete of the message at `seq`.
+    Change {
+        client_id: String,
+        conversation: ConversationId,
+        seq: u64,
+        body: Option<String>,
+    },
+    Read {
+        conversation: ConversationId,
+        seq: u64,
+    },
     History {
         reference: String,
         conversation: ConversationId,
@@ -56,9 +67,10 @@ pub fn parse(text: &str, max_body: usize) -> Result<ClientFrame, FrameError> {
         return Err(FrameError::bad("a frame is a JSON object", None));
     };
     let kind = obj.get("type").and_then(Value::as_str);
-    // The ref an error answers: client_id for `send`, ref for `history`.
+    // The ref an error answers: client_id for `send`, `edit` and `delete`,
+    // ref for `history`.
     let reference = match kind {
-        Some("send") => obj.get("client_id"),
+        Some("send" | "edit" | "delete") => obj.get("client_id"),
         _ => obj.get("ref"),
     }
     .and_then(Value::as_str)
@@ -70,33 +82,27 @@ pub fn parse(text: &str, max_body: usize) -> Result<ClientFrame, FrameError> {
     };
     match kind {
         None => Err(FrameError::bad("missing field: type", None)),
-        Some("send") => {
-            let client_id = field.string("client_id")?;
-            if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
-                return Err(field.bad("client_id must be 1 to 64 characters"));
-            }
-            let to = field.target("to")?;
-            let body = field.string("body")?;
-            if body.is_empty() {
-                return Err(field.bad("body must not be empty"));
-            }
-            if body.len() > max_body {
-                return Err(FrameError {
-                    code: ErrorCode::TooLarge,
-                    message: format!("body is over {max_body} bytes"),
-                    reference,
-                });
-            }
-            Ok(ClientFrame::Send {
-                client_id,
-                to,
-                body,
-            })
-        }
+        Some("send") => Ok(ClientFrame::Send {
+            client_id: field.client_id()?,
+            to: field.target("to")?,
+            body: field.body(max_body)?,
+        }),
+        Some(kind @ ("edit" | "delete")) => Ok(ClientFrame::Change {
+            client_id: field.client_id()?,
+            conversation: field.conversation()?,
+            seq: field.seq()?,
+            body: match kind {
+                "edit" => Some(field.body(max_body)?),
+                _ => None,
+            },
+        }),
+        Some("read") => Ok(ClientFrame::Read {
+            conversation: field.conversation()?,
+            seq: field.seq()?,
+        }),
         Some("history") => {
             let reference = field.string("ref")?;
-            let conversation = ConversationId::parse(&field.string("conversation")?)
-                .map_err(|e| field.bad(format!("conversation: {e}")))?;
+            let conversation = field.conversation()?;
             let page = PageQuery::new(
                 field.opt_u64("before")?,
                 field.opt_u64("after")?,
@@ -152,6 +158,42 @@ impl Fields<'_> {
     fn target(&self, name: &str) -> Result<Target, FrameError> {
         Target::parse(&self.string(name)?).map_err(|e| self.bad(format!("{name}: {e}")))
     }
+
+    fn conversation(&self) -> Result<ConversationId, FrameError> {
+        ConversationId::parse(&self.string("conversation")?)
+            .map_err(|e| self.bad(format!("conversation: {e}")))
+    }
+
+    fn client_id(&self) -> Result<String, FrameError> {
+        let client_id = self.string("client_id")?;
+        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
+            return Err(self.bad("client_id must be 1 to 64 characters"));
+        }
+        Ok(client_id)
+    }
+
+    fn seq(&self) -> Result<u64, FrameError> {
+        match self.opt_u64("seq")? {
+            Some(seq) if seq > 0 => Ok(seq),
+            Some(_) => Err(self.bad("seq must be at least 1")),
+            None => Err(self.bad("missing field: seq")),
+        }
+    }
+
+    fn body(&self, max_body: usize) -> Result<String, FrameError> {
+        let body = self.string("body")?;
+        if body.is_empty() {
+            return Err(self.bad("body must not be empty"));
+        }
+        if body.len() > max_body {
+            return Err(FrameError {
+                code: ErrorCode::TooLarge,
+                message: format!("body is over {max_body} bytes"),
+                reference: self.reference.clone(),
+            });
+        }
+        Ok(body)
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +218,32 @@ mod tests {
             })
         );
         assert_eq!(parse(r#"{"type":"ping"}"#, 4096), Ok(ClientFrame::Ping));
+        assert_eq!(
+            parse(
+                r#"{"type":"edit","client_id":"e1","conversation":"room:a","seq":3,"body":"b"}"#,
+                4096
+            ),
+            Ok(ClientFrame::Change {
+                client_id: "e1".into(),
+                conversation: ConversationId::room("a"),
+                seq: 3,
+                body: Some("b".into()),
+            })
+        );
+        assert!(matches!(
+            parse(
+                r#"{"type":"delete","client_id":"d1","conversation":"room:a","seq":3}"#,
+                4096
+            ),
+            Ok(ClientFrame::Change { body: None, .. })
+        ));
+        assert!(matches!(
+            parse(
+                r#"{"type":"read","conversation":"dm:alice:bob","seq":9}"#,
+                4096
+            ),
+            Ok(ClientFrame::Read { seq: 9, .. })
+        ));
         assert_eq!(
             parse(r#"{"type":"offline_ack"}"#, 4096),
             Ok(ClientFrame::OfflineAck)
@@ -218,6 +286,16 @@ mod tests {
             (e.code, e.reference.as_deref()),
             (ErrorCode::TooLarge, Some("c4"))
         );
+        let e =
+            err(r#"{"type":"edit","client_id":"e2","conversation":"room:a","seq":0,"body":"x"}"#);
+        assert_eq!(
+            (e.code, e.reference.as_deref()),
+            (ErrorCode::BadRequest, Some("e2"))
+        );
+        let e = err(r#"{"type":"edit","client_id":"e3","conversation":"room:a","seq":2}"#);
+        assert!(e.message.contains("body"), "{}", e.message);
+        let e = err(r#"{"type":"read","conversation":"room:a"}"#);
+        assert!(e.message.contains("seq"), "{}", e.message);
         let e = err(r#"{"type":"history","ref":"r","conversation":"room:a","before":1,"after":2}"#);
         assert_eq!(e.reference.as_deref(), Some("r"));
         assert!(

@@ -1,4 +1,4 @@
-//! The ingress producer: a client's `send` or `typing` becomes an entry of
+//! The ingress producer: a client's `send`, `edit`, `delete` or `typing` becomes an entry of
 //! the ingress stream (the current format version), for chat-service.
 
 use common::{
@@ -30,6 +30,8 @@ pub struct Item {
     pub client_id: String,
     pub to: Target,
     pub body: String,
+    /// For an edit or delete: the seq it changes.
+    pub target_seq: Option<u64>,
     /// The traceparent of its `send` span, when spans are exported.
     pub trace: Option<String>,
 }
@@ -41,12 +43,12 @@ pub async fn produce(state: &AppState, user: &str, conn: u64, item: Item) -> Pro
     if backpressure::over_limit(&state.ingress_backlog, state.config.ingress_backlog_limit) {
         metrics::counter!("gateway_backpressure_total").increment(1);
         return match item.kind {
-            EntryKind::Send => Produced::Refused {
+            EntryKind::Typing => Produced::Dropped,
+            _ => Produced::Refused {
                 code: ErrorCode::Unavailable,
                 message: "the system is busy; retry with the same client_id",
                 retry_after_ms: Some(backpressure::RETRY_AFTER_MS),
             },
-            EntryKind::Typing => Produced::Dropped,
         };
     }
     let entry = IngressEntry {
@@ -58,6 +60,7 @@ pub async fn produce(state: &AppState, user: &str, conn: u64, item: Item) -> Pro
         client_id: item.client_id,
         to: item.to,
         body: item.body,
+        target_seq: item.target_seq,
         at: Some(common::time::now_ms()),
         trace: item.trace,
     };

@@ -8,6 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use common::{
+    ids::ConversationId,
     model::EntryKind,
     protocol::{ErrorCode, ServerFrame},
 };
@@ -272,10 +273,24 @@ impl Session {
                     client_id,
                     to,
                     body,
+                    target_seq: None,
                     trace,
                 })
                 .instrument(span)
                 .await;
+            }
+            ClientFrame::Change {
+                client_id,
+                conversation,
+                seq,
+                body,
+            } => self.change(client_id, conversation, seq, body).await,
+            ClientFrame::Read { conversation, seq } => {
+                if let Err(e) =
+                    crate::reads::mark(&self.state, &self.user, &conversation, seq).await
+                {
+                    self.error(e.ws_code(), &e.to_string(), None);
+                }
             }
             ClientFrame::Typing { to } => {
                 self.produce(Item {
@@ -283,6 +298,7 @@ impl Session {
                     client_id: String::new(),
                     to,
                     body: String::new(),
+                    target_seq: None,
                     trace: None,
                 })
                 .await;
@@ -305,10 +321,43 @@ impl Session {
         }
     }
 
-    /// Hands a send or typing notice to the ingress producer; a refusal is
-    /// an error frame referring to the send.
+    /// An edit (with a body) or delete of the message at `seq`: to the
+    /// ingress like a send, in the conversation the user takes part in.
+    async fn change(
+        &mut self,
+        client_id: String,
+        conversation: ConversationId,
+        seq: u64,
+        body: Option<String>,
+    ) {
+        let Some(to) = conversation.target_for(&self.user) else {
+            let message = "not a party to this conversation";
+            self.error(ErrorCode::Forbidden, message, Some(&client_id));
+            return;
+        };
+        let kind = if body.is_some() {
+            EntryKind::Edit
+        } else {
+            EntryKind::Delete
+        };
+        let span = tracing::info_span!("send", to = %to);
+        let trace = common::trace::traceparent(&span);
+        self.produce(Item {
+            kind,
+            client_id,
+            to,
+            body: body.unwrap_or_default(),
+            target_seq: Some(seq),
+            trace,
+        })
+        .instrument(span)
+        .await;
+    }
+
+    /// Hands a send, edit, delete or typing notice to the ingress producer;
+    /// a refusal is an error frame referring to it.
     async fn produce(&mut self, item: Item) {
-        let reference = (item.kind == EntryKind::Send).then(|| item.client_id.clone());
+        let reference = item.kind.is_stored().then(|| item.client_id.clone());
         if let Produced::Refused {
             code,
             message,

@@ -41,6 +41,10 @@ pub struct StackOptions {
     pub max_connections: usize,
     /// Start a chat-service worker (false: sends stay on the stream).
     pub chat_worker: bool,
+    /// chat-service's EDIT_WINDOW_SECS.
+    pub edit_window_secs: u64,
+    /// chat-service's DM_LIST_LIMIT.
+    pub dm_list_limit: usize,
 }
 
 impl Default for StackOptions {
@@ -66,6 +70,8 @@ impl Default for StackOptions {
             heartbeat_ms: 25_000,
             idle_timeout_ms: 60_000,
             max_connections: 1000,
+            edit_window_secs: 86_400,
+            dm_list_limit: 1000,
         }
     }
 }
@@ -96,6 +102,8 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
             claim_idle_ms: 30_000,
             max_deliveries: 5,
             dedup_ttl_secs: 3600,
+            edit_window_secs: options.edit_window_secs,
+            dm_list_limit: options.dm_list_limit,
             membership_ttl_ms: options.membership_ttl_ms,
             gateway_ttl_ms: 15_000,
             stall_timeout_ms: 60_000,
@@ -195,6 +203,19 @@ impl TestStack {
             req = req.bearer_auth(t);
         }
         let r = req.send().await.expect("request");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .put(self.url(path))
+            .json(&body)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }

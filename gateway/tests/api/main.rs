@@ -2,6 +2,8 @@
 //! chat-service started in-process on port 0), real Redis, PostgreSQL and
 //! MongoDB-wire storage, driven over real HTTP and WebSocket connections.
 
+mod conversations;
+mod edits;
 mod helpers;
 mod http_accounts;
 mod http_login_limits;

@@ -39,6 +39,7 @@ async fn every_route_is_described_with_its_responses() {
         [
             "get /",
             "get /api/conversations",
+            "get /api/conversations/{id}",
             "get /api/conversations/{id}/messages",
             "get /api/me",
             "get /api/openapi.json",
@@ -52,6 +53,7 @@ async fn every_route_is_described_with_its_responses() {
             "post /api/rooms/{name}/join",
             "post /api/rooms/{name}/leave",
             "post /api/ws-ticket",
+            "put /api/conversations/{id}/read",
         ]
     );
     for (method, path, op) in &ops {

@@ -91,25 +91,21 @@ pub async fn spawn_with(options: Options) -> TestApp {
 }
 
 pub fn message(conversation: &str, seq: u64, from: &str) -> ChatMessage {
-    ChatMessage {
-        id: format!("{conversation}-{seq}"),
-        conversation: common::ids::ConversationId::parse(conversation).expect("a valid id"),
+    let target = if conversation.starts_with("room:") {
+        conversation.to_owned()
+    } else {
+        "user:bob".to_owned()
+    };
+    ChatMessage::new(
+        format!("{conversation}-{seq}"),
+        common::ids::ConversationId::parse(conversation).expect("a valid id"),
         seq,
-        from: from.to_owned(),
-        to: common::ids::Target::parse(
-            if conversation.starts_with("room:") {
-                conversation.to_owned()
-            } else {
-                "user:bob".to_owned()
-            }
-            .as_str(),
-        )
-        .expect("a valid target"),
-        body: format!("message {seq}"),
-        ts: 1_700_000_000_000 + seq as i64,
-        client_id: format!("c{seq}"),
-        tombstone: false,
-    }
+        from.to_owned(),
+        common::ids::Target::parse(&target).expect("a valid target"),
+        format!("message {seq}"),
+        1_700_000_000_000 + seq as i64,
+        format!("c{seq}"),
+    )
 }
 
 impl TestApp {

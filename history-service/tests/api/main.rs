@@ -2,6 +2,7 @@
 //! its real gRPC API.
 
 mod archive;
+mod events;
 mod helpers;
 mod history;
 mod offline;

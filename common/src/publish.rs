@@ -8,8 +8,10 @@
 //! kept: zero means the gateway is not listening (its subscription dropped or
 //! it died), and the batch reroutes those recipients' messages.
 
-use common::redis_conn::Redis;
-use common::{keys::Keys, redis_conn::LuaScript};
+use crate::{
+    keys::Keys,
+    redis_conn::{LuaScript, Redis},
+};
 
 /// KEYS[1]: the gateway's delivery counter; ARGV[1]: its channel; ARGV[2]:
 /// the payload. Returns the number of subscribers that received it. The
@@ -36,7 +38,7 @@ impl Publisher {
     }
 
     /// Adds one call per payload to `pipe` (send it with
-    /// [`common::redis_conn::query_scripted`] and [`Self::script`]); the
+    /// [`crate::redis_conn::query_scripted`] and [`Self::script`]); the
     /// calls' replies come back in `payloads`' order.
     pub fn add(&self, pipe: &mut redis::Pipeline, payloads: &[(String, String)]) {
         for (gw, payload) in payloads {
@@ -60,7 +62,7 @@ impl Publisher {
         let mut pipe = redis::pipe();
         self.add(&mut pipe, payloads);
         let heard: Vec<i64> =
-            common::redis_conn::query_scripted(conn, &pipe, &[self.script()]).await?;
+            crate::redis_conn::query_scripted(conn, &pipe, &[self.script()]).await?;
         Ok(unheard(payloads, &heard))
     }
 
@@ -72,16 +74,12 @@ impl Publisher {
 
 /// The gateways whose payload reached no subscriber.
 pub fn unheard(payloads: &[(String, String)], heard: &[i64]) -> Vec<String> {
-    let unheard: Vec<String> = payloads
+    payloads
         .iter()
         .zip(heard)
         .filter(|(_, n)| **n == 0)
         .map(|((gw, _), _)| gw.clone())
-        .collect();
-    if !unheard.is_empty() {
-        metrics::counter!("chat_unheard_deliveries_total").increment(unheard.len() as u64);
-    }
-    unheard
+        .collect()
 }
 
 #[cfg(test)]
