@@ -29,6 +29,8 @@ pub enum Scenario {
     /// N clients, each sending DMs to a random other client: nearly every
     /// message opens a new conversation.
     Random(RandomArgs),
+    /// One user with many conversations: `GET /api/conversations` latency.
+    List(ListArgs),
     /// Opens idle sockets and reports the gateway's resident memory per socket.
     Idle(IdleArgs),
 }
@@ -70,6 +72,20 @@ pub struct DmArgs {
     pub rate: u32,
     #[arg(long, default_value_t = 15)]
     pub duration: u64,
+    /// Each receiver sends a `read` frame for every message it gets, as a
+    /// client with the conversation open does.
+    #[arg(long)]
+    pub read: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Conversations of the one user (rooms, each with one message).
+    #[arg(long, default_value_t = 1000)]
+    pub conversations: usize,
+    /// Timed requests per page size.
+    #[arg(long, default_value_t = 300)]
+    pub requests: usize,
 }
 
 #[derive(Args, Debug)]

@@ -35,7 +35,8 @@ pub async fn run(cli: &Cli, args: &DmArgs) -> anyhow::Result<String> {
         let b = client::connect(&setup::ws_url(gw_b, &tokens[2 * p + 1])).await?;
         let to = format!("user:{}", names[2 * p + 1]);
         let (mut a_sink, mut a_stream) = a.split();
-        let (_b_sink, mut b_stream) = b.split();
+        let (mut b_sink, mut b_stream) = b.split();
+        let read = args.read;
         // Sender.
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_pair));
@@ -88,6 +89,9 @@ pub async fn run(cli: &Cli, args: &DmArgs) -> anyhow::Result<String> {
                     if let Some(stamp) = stamp_of(t) {
                         deliveries.record(now_micros().saturating_sub(stamp));
                     }
+                    if read && let Some(frame) = read_frame(t) {
+                        let _ = b_sink.send(Message::text(frame)).await;
+                    }
                 } else if t.starts_with("{\"type\":\"resync\"") {
                     for body in recovery.recover().await {
                         if let Some(stamp) = body.split(' ').next().and_then(|s| s.parse().ok()) {
@@ -115,15 +119,24 @@ pub async fn run(cli: &Cli, args: &DmArgs) -> anyhow::Result<String> {
     crate::hook::phase(&format!("end {}", acks.len()));
     let window = started.elapsed().as_secs_f64() - quiet.as_secs_f64();
     Ok(format!(
-        "dm: pairs={} rate={}/s duration={}s gateways={}\n  sent={sent} acked={} delivered={} acked/s={:.0} resyncs={resyncs} recovered={recovered}\n  sent-ack latency: {}\n  delivery latency: {}",
+        "dm: pairs={} rate={}/s duration={}s gateways={} read-markers={}\n  sent={sent} acked={} delivered={} acked/s={:.0} resyncs={resyncs} recovered={recovered}\n  sent-ack latency: {}\n  delivery latency: {}",
         args.pairs,
         args.rate,
         args.duration,
         cli.gateways.len(),
+        if args.read { "on" } else { "off" },
         acks.len(),
         deliveries.len(),
         acks.len() as f64 / window.max(0.001),
         acks.summary(),
         deliveries.summary()
     ))
+}
+
+/// The `read` frame a client with the conversation open sends for `message`.
+fn read_frame(message: &str) -> Option<String> {
+    let m: serde_json::Value = serde_json::from_str(message).ok()?;
+    let frame =
+        serde_json::json!({"type": "read", "conversation": m["conversation"], "seq": m["seq"]});
+    Some(frame.to_string())
 }

@@ -4,6 +4,8 @@
 //!   loadgen fanout --members 500 --senders 5 --rate 200 --duration 20
 //!   loadgen dm --pairs 100 --rate 1000 --duration 20
 //!   loadgen random --clients 1000 --rate 2000 --duration 20
+//!   loadgen dm --pairs 100 --rate 1000 --duration 20 --read
+//!   loadgen list --conversations 1000 --requests 300
 //!   loadgen idle --connections 10000 --gateway-pid 1234
 
 mod cli;
@@ -12,6 +14,7 @@ mod dm;
 mod fanout;
 mod hook;
 mod idle;
+mod list;
 mod random;
 mod recovery;
 mod setup;
@@ -26,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         cli::Scenario::Fanout(args) => fanout::run(&cli, args).await?,
         cli::Scenario::Dm(args) => dm::run(&cli, args).await?,
         cli::Scenario::Random(args) => random::run(&cli, args).await?,
+        cli::Scenario::List(args) => list::run(&cli, args).await?,
         cli::Scenario::Idle(args) => idle::run(&cli, args).await?,
     };
     println!("{report}");

@@ -251,11 +251,12 @@ async fn the_conversation_list_has_rooms_and_dms_with_their_last_seq() {
                 .collect::<Vec<_>>()
         }
     };
+    // Most recently active first: the room's message came last.
     assert_eq!(
         list(alice).await,
         [
-            ("dm:alice:bob".to_owned(), 2),
-            ("room:general".to_owned(), 1)
+            ("room:general".to_owned(), 1),
+            ("dm:alice:bob".to_owned(), 2)
         ]
     );
     // The DM is bob's from its first message, though he never sent one.
