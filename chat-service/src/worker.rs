@@ -17,7 +17,7 @@ use crate::{
     progress::Progress,
 };
 
-pub const GROUP: &str = "chat-service";
+pub const GROUP: &str = common::model::INGRESS_GROUP;
 
 /// Online recipients per message from which a batch counts as a wide fan-out.
 /// After one, a short read lingers (BATCH_LINGER_MS): each gateway then gets

@@ -249,6 +249,9 @@ impl ArchiveEntry {
 /// Field name of the JSON entry inside an ingress stream entry.
 pub const INGRESS_FIELD: &str = "e";
 
+/// The consumer group of chat-service's workers on the ingress stream.
+pub const INGRESS_GROUP: &str = "chat-service";
+
 /// Frames for some sockets of one gateway. A gateway channel carries a JSON
 /// array of these. chat-service puts a batch's frames of one conversation in
 /// one delivery, in seq order, so a gateway resolves a room's sockets once per

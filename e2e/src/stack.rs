@@ -145,6 +145,10 @@ impl Stack {
             // Tests register many users from one address; a test of the
             // limit itself overrides this.
             e.push(("REGISTRATIONS_PER_IP", "10000".into()));
+            // Debug builds sharing two cores with parallel tests can queue
+            // for a second; shedding then would fail unrelated tests (its
+            // own test sets a short wait).
+            e.push(("INGRESS_MAX_WAIT_MS", "30000".into()));
             if let Some(url) = options.gateway_redis.get(i) {
                 e.push(("REDIS_URL", url.clone()));
             }

@@ -1,32 +1,54 @@
-//! Ingress backpressure. chat-service XDELs what it has handled, so the ingress
-//! stream's length is its backlog. A gateway polls it a few times a second
-//! (one XLEN, not one per send) and refuses new sends with `unavailable` and a
-//! retry hint while it is over INGRESS_BACKLOG_LIMIT, so a stalled or
-//! overloaded worker tier makes clients wait instead of growing Redis without
-//! bound.
+//! Ingress backpressure. A gateway polls the ingress stream a few times a
+//! second (not once per send) for two things, and refuses new sends with
+//! `unavailable` and a retry hint while either is over its limit:
+//!
+//! - its length (chat-service XDELs what it has handled, so the length is
+//!   the backlog), over INGRESS_BACKLOG_LIMIT: a stalled worker tier makes
+//!   clients wait instead of growing Redis without bound;
+//! - how long its oldest entry no worker has read yet has waited, over
+//!   INGRESS_MAX_WAIT_MS: past saturation the queue, not the workers, sets
+//!   the latency, so admitting more only makes every accepted message
+//!   later. Shedding at the edge keeps the `sent` latency of what is
+//!   accepted near that wait. Entries already read and being retried, or
+//!   left by a dead worker until they are claimed, do not count: they say
+//!   nothing about the tier's capacity.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
-use common::redis_conn::Redis;
-use common::shutdown::Shutdown;
+use common::{model::INGRESS_GROUP, redis_conn::Redis, shutdown::Shutdown};
+use redis::streams::{StreamInfoGroupsReply, StreamRangeReply};
 
 /// How often the backlog is read.
 pub const POLL: Duration = Duration::from_millis(200);
 /// The retry hint given to a refused send.
 pub const RETRY_AFTER_MS: u64 = 1_000;
 
-/// Keeps `backlog` at the ingress stream's length until shutdown. A failed
-/// read keeps the last value: XADD failing says the same thing louder.
-pub async fn poll_backlog(
+/// The ingress stream as last polled.
+#[derive(Debug, Default)]
+pub struct Ingress {
+    /// Entries not handled yet.
+    pub backlog: AtomicU64,
+    /// How long the oldest entry not read by any worker has waited (ms).
+    pub wait_ms: AtomicU64,
+}
+
+impl Ingress {
+    /// True when sends should be refused.
+    pub fn over_limit(&self, backlog_limit: u64, max_wait_ms: u64) -> bool {
+        self.backlog.load(Ordering::Relaxed) >= backlog_limit
+            || (max_wait_ms > 0 && self.wait_ms.load(Ordering::Relaxed) >= max_wait_ms)
+    }
+}
+
+/// Keeps `ingress` up to date until shutdown. A failed read keeps the last
+/// values: XADD failing says the same thing louder.
+pub async fn poll(
     mut redis: Redis,
     stream: String,
-    backlog: Arc<AtomicU64>,
+    ingress: std::sync::Arc<Ingress>,
     shutdown: Shutdown,
 ) {
     let mut tick = tokio::time::interval(POLL);
@@ -42,14 +64,46 @@ pub async fn poll_backlog(
             .arg(&stream)
             .query_async(&mut redis)
             .await;
-        if let Ok(len) = len {
-            backlog.store(len, Ordering::Relaxed);
-            metrics::gauge!("gateway_ingress_backlog").set(len as f64);
+        let Ok(len) = len else { continue };
+        ingress.backlog.store(len, Ordering::Relaxed);
+        metrics::gauge!("gateway_ingress_backlog").set(len as f64);
+        let wait = if len == 0 {
+            Ok(0)
+        } else {
+            oldest_unread_wait(&mut redis, &stream).await
+        };
+        if let Ok(wait) = wait {
+            ingress.wait_ms.store(wait, Ordering::Relaxed);
+            metrics::gauge!("gateway_ingress_wait_seconds").set(wait as f64 / 1000.0);
         }
     }
 }
 
-/// True when sends should be refused.
-pub fn over_limit(backlog: &AtomicU64, limit: u64) -> bool {
-    backlog.load(Ordering::Relaxed) >= limit
+/// How long the first entry after the workers' group's last read has been
+/// on the stream (its id holds the time it was added), or 0.
+async fn oldest_unread_wait(redis: &mut Redis, stream: &str) -> redis::RedisResult<u64> {
+    let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query_async(redis)
+        .await?;
+    let start = groups
+        .groups
+        .iter()
+        .find(|g| g.name == INGRESS_GROUP)
+        .map_or_else(|| "-".to_owned(), |g| format!("({}", g.last_delivered_id));
+    let first: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg(start)
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(redis)
+        .await?;
+    let added = first
+        .ids
+        .first()
+        .and_then(|e| e.id.split('-').next())
+        .and_then(|ms| ms.parse::<i64>().ok());
+    Ok(added.map_or(0, |ms| (common::time::now_ms() - ms).max(0) as u64))
 }

@@ -78,6 +78,12 @@ pub struct Config {
     /// refused with `unavailable` and a retry hint.
     #[arg(long, env = "INGRESS_BACKLOG_LIMIT", default_value_t = 100_000)]
     pub ingress_backlog_limit: u64,
+    /// How long the oldest ingress entry no worker has read yet may wait
+    /// (ms) before `send` is refused with `unavailable` and a retry hint:
+    /// past saturation, load is shed at the edge so what is accepted stays
+    /// fast. 0 = never on this ground.
+    #[arg(long, env = "INGRESS_MAX_WAIT_MS", default_value_t = 1_000)]
+    pub ingress_max_wait_ms: u64,
     /// How long shutdown waits for sockets to close (ms).
     #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 8_000)]
     pub shutdown_grace_ms: u64,
@@ -168,6 +174,7 @@ impl config::ServiceConfig for Config {
             self.ingress_backlog_limit,
             100..=1_000_000_000,
         )?;
+        config::check_range("INGRESS_MAX_WAIT_MS", self.ingress_max_wait_ms, 0..=600_000)?;
         config::check_range("SHUTDOWN_GRACE_MS", self.shutdown_grace_ms, 0..=60_000)?;
         config::check_range(
             "LOGIN_FAILURES_PER_CLIENT",

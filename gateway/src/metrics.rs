@@ -31,9 +31,17 @@ pub fn catalog() -> Vec<Metric> {
             "gateway_ingress_backlog",
             "length of the ingress stream, as last polled",
         ),
+        Metric::gauge(
+            "gateway_ingress_wait_seconds",
+            "how long the oldest ingress entry no worker has read has waited, as last polled",
+        ),
         Metric::counter(
             "gateway_backpressure_total",
-            "sends refused (and typing notices dropped) over INGRESS_BACKLOG_LIMIT",
+            "sends refused (and typing notices dropped) over INGRESS_BACKLOG_LIMIT or INGRESS_MAX_WAIT_MS",
+        ),
+        Metric::counter(
+            "gateway_read_markers_moved_total",
+            "read markers moved forward by a read frame or PUT .../read",
         ),
         Metric::counter("gateway_error_frames_total", "error frames sent to clients")
             .by("code", &codes),

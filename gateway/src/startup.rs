@@ -2,10 +2,7 @@
 //! HTTP and WebSocket until shutdown, then closes sockets with 1012 and drains
 //! within SHUTDOWN_GRACE_MS.
 
-use std::{
-    sync::{Arc, atomic::AtomicU64},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::DefaultBodyLimit, serve::ListenerExt};
 use common::{
@@ -192,11 +189,11 @@ fn shared_state(p: Parts) -> Result<AppState, StartupError> {
     let token = p.config.service_token.get();
     let user_channel = internal_channel(&p.config.user_service_url, token)?;
     let history_channel = internal_channel(&p.config.history_service_url, token)?;
-    let ingress_backlog = Arc::new(AtomicU64::new(0));
-    tokio::spawn(backpressure::poll_backlog(
+    let ingress = Arc::new(backpressure::Ingress::default());
+    tokio::spawn(backpressure::poll(
         p.redis.clone(),
         p.keys.ingress(),
-        ingress_backlog.clone(),
+        ingress.clone(),
         p.shutdown.clone(),
     ));
     Ok(AppState::new(Shared {
@@ -216,7 +213,7 @@ fn shared_state(p: Parts) -> Result<AppState, StartupError> {
         user_channel,
         history_channel,
         hub: p.hub,
-        ingress_backlog,
+        ingress,
         presence: p.presence,
         shutdown: p.shutdown,
         subscribed: p.subscribed,

@@ -1,6 +1,6 @@
 //! What every handler shares.
 
-use std::sync::{Arc, atomic::AtomicU64};
+use std::sync::Arc;
 
 use common::redis_conn::Redis;
 use common::{auth::InternalChannel, keys::Keys, shutdown::Shutdown};
@@ -48,7 +48,7 @@ pub struct Shared {
     pub hub: Arc<Hub>,
     pub caps: Arc<ConnCaps>,
     /// Ingress entries waiting for chat-service, as last polled.
-    pub ingress_backlog: Arc<AtomicU64>,
+    pub ingress: Arc<crate::backpressure::Ingress>,
     pub presence: GatewayPresence,
     /// Who is online anywhere (the REST view of a room's members, and
     /// where a user's `read` frames go).

@@ -79,6 +79,8 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
         // Receiver: its own acks and the DMs others send it.
         let receiver = tokio::spawn(async move {
             let (mut acks, mut deliveries) = (Latencies::default(), Latencies::default());
+            // Sends the gateway shed (`unavailable`), and other errors.
+            let (mut shed, mut errors) = (0_u64, 0_u64);
             while let Ok(Some(Ok(m))) = tokio::time::timeout(
                 deadline.saturating_duration_since(Instant::now()) + quiet,
                 stream.next(),
@@ -95,23 +97,32 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
                     && let Some(stamp) = stamp_of(t)
                 {
                     deliveries.record(now_micros().saturating_sub(stamp));
+                } else if t.starts_with("{\"type\":\"error\"") {
+                    if t.contains("\"code\":\"unavailable\"") {
+                        shed += 1;
+                    } else {
+                        errors += 1;
+                    }
                 }
             }
-            (acks, deliveries)
+            (acks, deliveries, shed, errors)
         });
         tasks.push((sender, receiver));
     }
     let (mut acks, mut deliveries, mut sent) = (Latencies::default(), Latencies::default(), 0);
+    let (mut shed, mut errors) = (0, 0);
     for (sender, receiver) in tasks {
         sent += sender.await?;
-        let (a, d) = receiver.await?;
+        let (a, d, s, e) = receiver.await?;
         acks.extend(a);
         deliveries.extend(d);
+        shed += s;
+        errors += e;
     }
     crate::hook::phase(&format!("end {}", acks.len()));
     let window = started.elapsed().as_secs_f64() - quiet.as_secs_f64();
     Ok(format!(
-        "random: clients={} rate={}/s duration={}s gateways={} seed={}\n  sent={sent} acked={} delivered={} acked/s={:.0}\n  sent-ack latency: {}\n  delivery latency: {}",
+        "random: clients={} rate={}/s duration={}s gateways={} seed={}\n  sent={sent} acked={} shed={shed} errors={errors} delivered={} acked/s={:.0}\n  sent-ack latency: {}\n  delivery latency: {}",
         args.clients,
         args.rate,
         args.duration,

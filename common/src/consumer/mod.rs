@@ -90,11 +90,31 @@ impl Group {
 pub struct Consumer {
     pub group: Group,
     pub conn: Redis,
+    /// Entries per read now (at most `group.batch`).
+    limit: usize,
 }
 
 impl Consumer {
     pub fn new(group: Group, conn: Redis) -> Self {
-        Self { group, conn }
+        let limit = group.batch;
+        Self { group, conn, limit }
+    }
+
+    /// How many entries the next read takes: `Group::batch`, less after a
+    /// failed batch (see the runtime), so a batch too big to finish in time
+    /// is split instead of failing the same way again.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A batch of `size` failed: the next reads take half of it.
+    pub fn shrink(&mut self, size: usize) {
+        self.limit = (size / 2).max(1);
+    }
+
+    /// A batch succeeded: the limit grows back by a quarter, up to the batch.
+    pub fn grow(&mut self) {
+        self.limit = (self.limit + self.limit.div_ceil(4)).min(self.group.batch);
     }
 
     /// Creates the group (and the stream) if missing.
@@ -121,16 +141,13 @@ impl Consumer {
         pending: bool,
         linger: Duration,
     ) -> redis::RedisResult<Vec<StreamId>> {
-        let mut entries = self.read_once(pending, self.group.batch).await?;
-        if !pending && !linger.is_zero() && !entries.is_empty() && entries.len() < self.group.batch
-        {
+        let limit = self.limit;
+        let mut entries = self.read_once(pending, limit).await?;
+        if !pending && !linger.is_zero() && !entries.is_empty() && entries.len() < limit {
             tokio::time::sleep(linger).await;
             // The first read's entries are ours now: they are handled
             // whatever becomes of the second read.
-            match self
-                .read_once(false, self.group.batch - entries.len())
-                .await
-            {
+            match self.read_once(false, limit - entries.len()).await {
                 Ok(more) => entries.extend(more),
                 Err(e) => tracing::warn!(error = %e, "lingering read failed"),
             }
@@ -172,7 +189,7 @@ impl Consumer {
                 &self.group.consumer,
                 self.group.claim_idle.as_millis() as u64,
                 "0",
-                StreamAutoClaimOptions::default().count(self.group.batch),
+                StreamAutoClaimOptions::default().count(self.limit),
             )
             .await?;
         Ok(reply.claimed)

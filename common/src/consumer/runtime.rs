@@ -157,10 +157,18 @@ async fn step<H: Handler>(
         Ok(()) => {
             state.backoff.reset();
             state.retrying.clear();
+            consumer.grow();
             Ok(())
         }
         Err(e) => {
             handler.failed(&e);
+            // A batch that failed (a timeout, most often, when the system is
+            // overloaded) is retried in halves: never the same big batch
+            // failing the same way again.
+            if entries.len() > 1 {
+                consumer.shrink(entries.len());
+                tracing::warn!(stream = %consumer.group.stream, limit = consumer.limit(), "batch failed; reading fewer entries");
+            }
             state.retrying = entries.iter().map(|e| e.id.clone()).collect();
             // What stayed pending is read again, in order.
             state.read_pending = true;

@@ -23,6 +23,9 @@ struct Recorder {
     failing: Arc<Mutex<bool>>,
     attempts: Arc<Mutex<usize>>,
     before_dead: Arc<Mutex<Vec<String>>>,
+    /// Batches bigger than this fail (a downstream that times out on them).
+    most: Arc<Mutex<Option<usize>>>,
+    sizes: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Recorder {
@@ -40,8 +43,12 @@ impl Handler for Recorder {
         entries: &[StreamId],
     ) -> Result<(), String> {
         *self.attempts.lock().unwrap() += 1;
+        self.sizes.lock().unwrap().push(entries.len());
         if *self.failing.lock().unwrap() {
             return Err("downstream unavailable".into());
+        }
+        if self.most.lock().unwrap().is_some_and(|m| entries.len() > m) {
+            return Err("timed out".into());
         }
         let mut pipe = redis::pipe();
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
@@ -174,6 +181,46 @@ async fn a_failed_batch_is_retried_and_never_dead_lettered_in_process() {
         async move { (r.payloads() == ["x"]).then_some(()) }
     })
     .await;
+    let dead: usize = redis.xlen(storage.key("stream:dead")).await.unwrap();
+    assert_eq!(dead, 0);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_too_big_to_finish_is_split_until_it_fits_and_nothing_is_dead_lettered() {
+    let storage = Storage::new();
+    let mut redis = storage.redis().await;
+    let recorder = Recorder::default();
+    *recorder.most.lock().unwrap() = Some(2);
+    let stream = storage.key("stream");
+    make_group(&mut redis, &stream).await;
+    let payloads: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    for p in &payloads {
+        add(&mut redis, &stream, p).await;
+    }
+    // Two deliveries allowed: the retries of its own failed batch never count.
+    let running = start(group(&storage, "c1", Some(2)), recorder.clone()).await;
+    // Once each (the order of retried entries may change: with this test's
+    // short claim_idle, the consumer also claims its own waiting entries).
+    eventually("every entry handled once", DEADLINE, || {
+        let r = recorder.clone();
+        let want = payloads.clone();
+        async move {
+            let mut seen = r.payloads();
+            seen.sort();
+            (seen == want).then_some(())
+        }
+    })
+    .await;
+    let sizes = recorder.sizes.lock().unwrap().clone();
+    assert_eq!(
+        sizes[0], 10,
+        "the first read takes a whole batch: {sizes:?}"
+    );
+    assert!(
+        sizes.windows(2).all(|w| w[0] <= 2 || w[1] <= w[0] / 2),
+        "each failed batch is followed by one half its size or less: {sizes:?}"
+    );
     let dead: usize = redis.xlen(storage.key("stream:dead")).await.unwrap();
     assert_eq!(dead, 0);
     running.stop().await;

@@ -40,7 +40,10 @@ pub struct Item {
 /// its limit: then a send is refused with a retry hint and a typing notice
 /// is dropped.
 pub async fn produce(state: &AppState, user: &str, conn: u64, item: Item) -> Produced {
-    if backpressure::over_limit(&state.ingress_backlog, state.config.ingress_backlog_limit) {
+    if state.ingress.over_limit(
+        state.config.ingress_backlog_limit,
+        state.config.ingress_max_wait_ms,
+    ) {
         metrics::counter!("gateway_backpressure_total").increment(1);
         return match item.kind {
             EntryKind::Typing => Produced::Dropped,

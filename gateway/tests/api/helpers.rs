@@ -34,6 +34,8 @@ pub struct StackOptions {
     pub max_connections_per_user: u32,
     pub max_connections_per_ip: u32,
     pub ingress_backlog_limit: u64,
+    /// INGRESS_MAX_WAIT_MS (0: off, so a loaded test machine never sheds).
+    pub ingress_max_wait_ms: u64,
     /// chat-service's member-list cache lifetime.
     pub membership_ttl_ms: u64,
     pub heartbeat_ms: u64,
@@ -66,6 +68,7 @@ impl Default for StackOptions {
             chat_worker: true,
             max_connections_per_ip: 10_000,
             ingress_backlog_limit: 1_000_000,
+            ingress_max_wait_ms: 0,
             membership_ttl_ms: 200,
             heartbeat_ms: 25_000,
             idle_timeout_ms: 60_000,
@@ -174,6 +177,7 @@ pub fn gateway_config(
         max_connections_per_user: options.max_connections_per_user,
         max_connections_per_ip: options.max_connections_per_ip,
         ingress_backlog_limit: options.ingress_backlog_limit,
+        ingress_max_wait_ms: options.ingress_max_wait_ms,
         shutdown_grace_ms: 2000,
         login_failures_per_client: options.login_failures_per_client,
         login_failures_per_user: options.login_failures_per_user,

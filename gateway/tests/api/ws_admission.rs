@@ -168,3 +168,89 @@ async fn a_long_ingress_backlog_refuses_sends_with_a_retry_hint() {
         .unwrap();
     assert_eq!(len, 120 + accepted, "the refused send added nothing");
 }
+
+#[tokio::test]
+async fn sends_are_shed_while_unread_entries_wait_too_long_but_not_for_a_dead_workers_pending_ones()
+{
+    let stack = spawn_stack_with(StackOptions {
+        chat_worker: false,
+        ingress_max_wait_ms: 300,
+        ..StackOptions::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    stack.user("bob").await;
+    let (mut a, _) = stack.connect(0, &alice).await;
+
+    // A worker read an entry and died: it stays pending until claimed, and
+    // says nothing about how busy the workers are.
+    let mut redis = stack._storage.redis().await;
+    let stream = stack._storage.key("ingress");
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg(common::model::INGRESS_GROUP)
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let added: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("filler")
+        .arg(1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(common::model::INGRESS_GROUP)
+        .arg("dead-worker")
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    // Let it grow older than the limit, and the gateway poll meanwhile.
+    let added_ms: i64 = added.split('-').next().unwrap().parse().unwrap();
+    let wait = added_ms + 800 - common::time::now_ms();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    }
+    a.send_json(&send("c0", "user:bob", "hi")).await;
+    assert!(
+        a.next_frame(Duration::from_millis(250)).await.is_err(),
+        "a send was refused for an entry a worker already holds"
+    );
+
+    // No worker reads: c0 and what follows wait, and past 300 ms the
+    // gateway sheds.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut accepted = 1;
+    let (refused, client_id): (Value, String) = loop {
+        assert!(tokio::time::Instant::now() < deadline, "no shedding");
+        let client_id = format!("c{accepted}");
+        a.send_json(&send(&client_id, "user:bob", "hi")).await;
+        match a.next_frame(Duration::from_millis(100)).await {
+            Ok(frame) => break (frame, client_id),
+            Err(_) => accepted += 1,
+        }
+    };
+    assert_eq!(
+        (
+            &refused["code"],
+            &refused["ref"],
+            &refused["retry_after_ms"]
+        ),
+        (&json!("unavailable"), &json!(client_id), &json!(1000)),
+        "{refused}"
+    );
+    let len: u64 = redis::cmd("XLEN")
+        .arg(&stream)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(len, 1 + accepted, "the refused send added nothing");
+}
