@@ -99,6 +99,11 @@ pub struct IdleArgs {
     /// needs registering (idle sockets need only a valid token).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,
+    /// Local addresses to connect from, round-robin (e.g.
+    /// 127.0.0.2,127.0.0.3): each gives another ~28,000 ephemeral ports
+    /// towards the gateway. Default: any.
+    #[arg(long, value_delimiter = ',')]
+    pub sources: Vec<std::net::IpAddr>,
 }
 
 fn default_run_id() -> String {

@@ -1,6 +1,10 @@
-//! Idle sockets: resident memory of the gateway per open connection.
+//! Idle sockets: resident memory of the gateway per open connection, and the
+//! kernel's memory per socket beside it. Connections can come from several
+//! loopback source addresses (`--sources 127.0.0.2,127.0.0.3,…`), each good
+//! for one ephemeral-port range towards the gateway's port, to get past
+//! ~28,000 connections from one address.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use futures::{StreamExt, stream};
 
@@ -18,32 +22,82 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
 }
 
+/// The kernel memory TCP sockets hold, in bytes: buffer pages from
+/// /proc/net/sockstat, and the slab objects every socket needs (the socket,
+/// its inode, file and dentry) from /proc/slabinfo where it is readable.
+fn kernel_socket_bytes() -> (u64, Option<u64>) {
+    let pages = std::fs::read_to_string("/proc/net/sockstat")
+        .ok()
+        .and_then(|s| {
+            let tcp = s.lines().find(|l| l.starts_with("TCP:"))?.to_owned();
+            let mut words = tcp.split_whitespace();
+            words.position(|w| w == "mem")?;
+            words.next()?.parse::<u64>().ok()
+        })
+        .unwrap_or(0);
+    let slab = std::fs::read_to_string("/proc/slabinfo").ok().map(|s| {
+        s.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let wanted = ["TCP", "sock_inode_cache", "filp", "dentry"];
+                if f.len() > 3 && wanted.contains(&f[0]) {
+                    Some(f[1].parse::<u64>().ok()? * f[3].parse::<u64>().ok()?)
+                } else {
+                    None
+                }
+            })
+            .sum()
+    });
+    (pages * 4096, slab)
+}
+
 pub async fn run(cli: &Cli, args: &IdleArgs) -> anyhow::Result<String> {
     let gateway = &cli.gateways[0];
     let before = rss_kib(args.gateway_pid)?;
-    let urls: Vec<String> = (0..args.connections)
+    let (buffers_before, slab_before) = kernel_socket_bytes();
+    let sources: Vec<Option<IpAddr>> = if args.sources.is_empty() {
+        vec![None]
+    } else {
+        args.sources.iter().copied().map(Some).collect()
+    };
+    let targets: Vec<(String, Option<IpAddr>)> = (0..args.connections)
         .map(|i| {
             let (token, _) =
                 common::jwt::issue(&args.jwt_secret, &format!("{}_{i}", cli.run), 3600)
                     .expect("mint token");
-            setup::ws_url(gateway, &token)
+            (setup::ws_url(gateway, &token), sources[i % sources.len()])
         })
         .collect();
-    let sockets: Vec<_> = stream::iter(urls)
-        .map(|url| async move { client::connect(&url).await })
+    let sockets: Vec<_> = stream::iter(targets)
+        .map(|(url, source)| async move { client::connect_from(&url, source).await })
         .buffer_unordered(64)
         .collect()
         .await;
     let open = sockets.iter().filter(|s| s.is_ok()).count();
     if let Some(Err(e)) = sockets.iter().find(|s| s.is_err()) {
-        eprintln!("some connections failed: {e}");
+        eprintln!("some connections failed: {e:#}");
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_kib(args.gateway_pid)?;
+    let (buffers_after, slab_after) = kernel_socket_bytes();
     drop(sockets);
+    // Both ends of every connection live in this kernel.
+    let ends = (2 * open.max(1)) as f64;
+    let kernel = match (slab_before, slab_after) {
+        (Some(b), Some(a)) => format!(
+            "{:.2} KiB slab + {:.2} KiB buffers",
+            a.saturating_sub(b) as f64 / ends / 1024.0,
+            buffers_after.saturating_sub(buffers_before) as f64 / ends / 1024.0
+        ),
+        _ => format!(
+            "{:.2} KiB buffers (slab not readable)",
+            buffers_after.saturating_sub(buffers_before) as f64 / ends / 1024.0
+        ),
+    };
     Ok(format!(
-        "idle: connections={open}/{} gateway RSS {before} KiB -> {after} KiB: {:.2} KiB per connection",
+        "idle: connections={open}/{} from {} source address(es): gateway RSS {before} KiB -> {after} KiB: {:.2} KiB per connection; kernel per socket: {kernel}",
         args.connections,
+        sources.len(),
         (after.saturating_sub(before)) as f64 / open.max(1) as f64
     ))
 }
