@@ -39,6 +39,11 @@ struct State {
     close: Option<Close>,
     finished: bool,
     overflowed: bool,
+    /// While the session greets (`hello`, `offline`), only greeting frames
+    /// are written: a live delivery that arrives meanwhile waits behind them.
+    greeting: bool,
+    /// Greeting frames at the head of `frames`.
+    greeting_queued: usize,
 }
 
 /// Queues that grew past this are freed once empty.
@@ -106,6 +111,31 @@ impl Outbox {
         queued
     }
 
+    /// From now until [`Self::end_greeting`], frames pushed with
+    /// [`Self::push_greeting`] go out first and nothing else is written, so
+    /// the protocol's first two frames are `hello` and `offline` even when a
+    /// live delivery reaches the socket between them.
+    pub fn begin_greeting(&self) {
+        self.state().greeting = true;
+    }
+
+    /// Queues a greeting frame ahead of every frame pushed meanwhile.
+    pub fn push_greeting(&self, frame: Utf8Bytes) {
+        let mut state = self.state();
+        let at = state.greeting_queued;
+        state.bytes += frame.len();
+        state.frames.insert(at, frame);
+        state.greeting_queued += 1;
+        drop(state);
+        self.ready.notify_one();
+    }
+
+    /// The greeting is queued: everything else may follow.
+    pub fn end_greeting(&self) {
+        self.state().greeting = false;
+        self.ready.notify_one();
+    }
+
     /// Asks the writer to close with `close` after the frames already queued.
     pub fn close(&self, close: Close) {
         self.state().close.get_or_insert(close);
@@ -121,6 +151,10 @@ impl Outbox {
     /// The next thing to write, if any is waiting.
     pub fn try_next(&self) -> Option<Next> {
         let mut state = self.state();
+        if state.greeting && state.greeting_queued == 0 && state.close.is_none() {
+            return None;
+        }
+        state.greeting_queued = state.greeting_queued.saturating_sub(1);
         if let Some(frame) = state.frames.pop_front() {
             state.bytes -= frame.len();
             if state.frames.is_empty() && state.frames.capacity() > KEEP_CAPACITY {
@@ -235,6 +269,21 @@ mod tests {
         }
         while o.try_next().is_some() {}
         assert!(o.state().frames.capacity() <= KEEP_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn greeting_frames_go_first_and_hold_the_rest_until_done() {
+        let o = Outbox::new(8);
+        o.begin_greeting();
+        o.push_greeting(frame("hello"));
+        o.push(frame("live"));
+        assert!(matches!(o.try_next(), Some(Next::Frame(f)) if f.as_str() == "hello"));
+        assert!(o.try_next().is_none(), "a delivery waits for the greeting");
+        o.push_greeting(frame("offline"));
+        assert!(matches!(o.try_next(), Some(Next::Frame(f)) if f.as_str() == "offline"));
+        assert!(o.try_next().is_none());
+        o.end_greeting();
+        assert!(matches!(o.try_next(), Some(Next::Frame(f)) if f.as_str() == "live"));
     }
 
     #[tokio::test]

@@ -36,6 +36,9 @@ pub async fn run(socket: WebSocket, state: AppState, user: String, _permit: Conn
         state.config.outbound_queue,
         state.config.outbound_queue_bytes,
     ));
+    // Registered before the offline queue is read, so nothing falls between
+    // the two; what arrives live meanwhile waits behind the greeting.
+    outbox.begin_greeting();
     let reg = state.hub.register(&user, outbox.clone());
     metrics::counter!("gateway_sessions_total").increment(1);
     state.presence.changed(&user).await;
@@ -139,28 +142,33 @@ impl Session {
         });
     }
 
-    /// `hello`, then always `offline` (possibly empty).
+    /// `hello`, then always `offline` (possibly empty), ahead of anything
+    /// delivered live meanwhile.
     async fn greet(&mut self) {
         let config = &self.state.config;
-        self.frame(&ServerFrame::Hello {
+        let greeting = |frame: &ServerFrame<'_>| Utf8Bytes::from(frame.to_json());
+        self.outbox.push_greeting(greeting(&ServerFrame::Hello {
             user: &self.user,
             gateway: &config.gateway_id,
             heartbeat_ms: config.heartbeat_ms,
-        });
-        match offline::fetch(&self.state, &self.user).await {
+        }));
+        let fetched = offline::fetch(&self.state, &self.user).await;
+        match fetched {
             Ok(queued) => {
                 self.offline = queued.sent;
-                self.frame(&ServerFrame::Offline {
+                self.outbox.push_greeting(greeting(&ServerFrame::Offline {
                     messages: &queued.messages,
                     truncated: queued.truncated,
-                });
+                }));
+                self.outbox.end_greeting();
             }
             Err(status) => {
                 tracing::warn!(error = %status, "offline queue unavailable");
-                self.frame(&ServerFrame::Offline {
+                self.outbox.push_greeting(greeting(&ServerFrame::Offline {
                     messages: &[],
                     truncated: false,
-                });
+                }));
+                self.outbox.end_greeting();
                 self.error(
                     ErrorCode::Unavailable,
                     "offline messages are unavailable now; they stay queued for the next connect",
