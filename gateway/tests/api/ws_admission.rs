@@ -146,17 +146,8 @@ async fn a_long_ingress_backlog_refuses_sends_with_a_retry_hint() {
     }
     // The gateway reads the backlog a few times a second: a send before it
     // noticed is still taken (no worker, so no `sent`), the next is refused.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut accepted = 0;
-    let (refused, client_id): (Value, String) = loop {
-        assert!(tokio::time::Instant::now() < deadline, "no backpressure");
-        let client_id = format!("c{accepted}");
-        a.send_json(&send(&client_id, "user:bob", "hi")).await;
-        match a.next_frame(Duration::from_millis(500)).await {
-            Ok(frame) => break (frame, client_id),
-            Err(_) => accepted += 1,
-        }
-    };
+    let (refused, client_id, accepted) =
+        send_until_refused(&mut a, 0, Duration::from_millis(500)).await;
     assert_eq!(refused["type"], "error", "{refused}");
     assert_eq!(refused["code"], "unavailable", "{refused}");
     assert_eq!(refused["ref"], client_id.as_str());
@@ -227,17 +218,8 @@ async fn sends_are_shed_while_unread_entries_wait_too_long_but_not_for_a_dead_wo
 
     // No worker reads: c0 and what follows wait, and past 300 ms the
     // gateway sheds.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut accepted = 1;
-    let (refused, client_id): (Value, String) = loop {
-        assert!(tokio::time::Instant::now() < deadline, "no shedding");
-        let client_id = format!("c{accepted}");
-        a.send_json(&send(&client_id, "user:bob", "hi")).await;
-        match a.next_frame(Duration::from_millis(100)).await {
-            Ok(frame) => break (frame, client_id),
-            Err(_) => accepted += 1,
-        }
-    };
+    let (refused, client_id, accepted) =
+        send_until_refused(&mut a, 1, Duration::from_millis(100)).await;
     assert_eq!(
         (
             &refused["code"],
@@ -253,4 +235,25 @@ async fn sends_are_shed_while_unread_entries_wait_too_long_but_not_for_a_dead_wo
         .await
         .unwrap();
     assert_eq!(len, 1 + accepted, "the refused send added nothing");
+}
+
+/// Sends DMs to bob (client ids `c<first>`, `c<first + 1>`, …) until one is
+/// answered, within 10 s; a send unanswered for `quiet` counts as taken
+/// (there is no worker, so no `sent`). Returns the answer, the client_id it
+/// answers and how many were taken before it, `first` included.
+async fn send_until_refused(a: &mut WsClient, first: u64, quiet: Duration) -> (Value, String, u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut accepted = first;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no send was refused"
+        );
+        let client_id = format!("c{accepted}");
+        a.send_json(&send(&client_id, "user:bob", "hi")).await;
+        match a.next_frame(quiet).await {
+            Ok(frame) => return (frame, client_id, accepted),
+            Err(_) => accepted += 1,
+        }
+    }
 }
