@@ -16,7 +16,8 @@ use crate::{
 pub const PREVIEW_CHARS: usize = 200;
 
 /// KEYS[1]: the summary hash. ARGV: seq, ts, what ('m' a message, 'e' an
-/// edit, 'd' a delete), the event's target seq, the preview JSON. Batches
+/// edit, 'd' a delete, 't' an event whose target is not known: activity
+/// only), the event's target seq, the preview JSON. Batches
 /// of one conversation may be stored out of order by different workers, so
 /// every field only moves forward: a message replaces the preview only if
 /// it is newer, an event only if it targets the previewed message and is
@@ -33,6 +34,7 @@ if ARGV[3] == 'm' then
   end
   return 1
 end
+if ARGV[3] == 't' then return 0 end
 if tonumber(ARGV[4]) ~= cur or redis.call('HGET', KEYS[1], 'd') then return 0 end
 if seq <= tonumber(redis.call('HGET', KEYS[1], 'e') or '0') then return 0 end
 redis.call('HSET', KEYS[1], 'm', ARGV[5], 'e', seq)

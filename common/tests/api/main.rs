@@ -5,3 +5,4 @@ mod consumer_group;
 mod formats;
 mod protocol_doc;
 mod scripts;
+mod summary;

@@ -1,0 +1,102 @@
+//! The conversation summary script (`common::summary`) against a real Redis:
+//! every field only moves forward, whatever order batches are stored in.
+
+use common::{
+    ids::{ConversationId, Target},
+    keys::Keys,
+    model::{ChatMessage, EventKind},
+    redis_conn::{self, query_scripted},
+    summary::{Summaries, Summary},
+};
+use testkit::storage::Storage;
+
+fn message(seq: u64, body: &str) -> ChatMessage {
+    ChatMessage::new(
+        format!("id{seq}"),
+        ConversationId::room("r"),
+        seq,
+        "alice".into(),
+        Target::Room("r".into()),
+        body.into(),
+        1_000 + seq as i64,
+        format!("c{seq}"),
+    )
+}
+
+fn event(seq: u64, kind: EventKind, target: u64, body: &str) -> ChatMessage {
+    let mut e = message(seq, body);
+    e.kind = Some(kind);
+    e.target_seq = Some(target);
+    e
+}
+
+#[tokio::test]
+async fn previews_move_forward_and_events_change_only_the_previewed_message() {
+    let storage = Storage::new();
+    let conn = redis_conn::connect(&testkit::storage::redis_url())
+        .await
+        .expect("redis");
+    let summaries = Summaries::new(Keys::new(storage.redis_prefix.clone()));
+    let store = |m: ChatMessage, target: Option<ChatMessage>| {
+        let summaries = summaries.clone();
+        let mut conn = conn.clone();
+        async move {
+            let mut pipe = redis::pipe();
+            summaries.add(&mut pipe, &m, target.as_ref());
+            query_scripted::<()>(&mut conn, &pipe, &[summaries.script()])
+                .await
+                .unwrap();
+        }
+    };
+    let read = || {
+        let summaries = summaries.clone();
+        let mut conn = conn.clone();
+        async move {
+            let mut pipe = redis::pipe();
+            summaries.read(&mut pipe, "room:r");
+            let ((at, m),): ((Option<i64>, Option<String>),) =
+                pipe.query_async(&mut conn).await.unwrap();
+            Summary::from_fields(at, m)
+        }
+    };
+
+    store(message(2, "second"), None).await;
+    store(message(1, "first, stored late"), None).await;
+    let s = read().await;
+    assert_eq!(s.last_message.as_ref().unwrap().body, "second");
+    assert_eq!(s.last_activity, Some(1_002));
+
+    // An event whose target is unknown (let through on a retry) moves the
+    // activity time only.
+    store(event(3, EventKind::Edit, 2, "not applied"), None).await;
+    let s = read().await;
+    assert_eq!(s.last_message.as_ref().unwrap().body, "second");
+    assert_eq!(s.last_activity, Some(1_003));
+
+    // An edit of an older message leaves the preview; one of the previewed
+    // message changes it; a delete is final.
+    let mut older = message(1, "first");
+    older.apply(&event(4, EventKind::Edit, 1, "x"));
+    store(event(4, EventKind::Edit, 1, "x"), Some(older)).await;
+    assert_eq!(read().await.last_message.unwrap().body, "second");
+    let mut edited = message(2, "second");
+    edited.apply(&event(5, EventKind::Edit, 2, "second, fixed"));
+    store(event(5, EventKind::Edit, 2, "second, fixed"), Some(edited)).await;
+    let s = read().await.last_message.unwrap();
+    assert_eq!(
+        (s.body.as_str(), s.edited_at),
+        ("second, fixed", Some(1_005))
+    );
+    let mut deleted = message(2, "second");
+    deleted.apply(&event(6, EventKind::Delete, 2, ""));
+    store(event(6, EventKind::Delete, 2, ""), Some(deleted)).await;
+    let mut late = message(2, "second");
+    late.apply(&event(7, EventKind::Edit, 2, "back"));
+    store(event(7, EventKind::Edit, 2, "back"), Some(late)).await;
+    let s = read().await.last_message.unwrap();
+    assert!(s.deleted && s.body.is_empty(), "{s:?}");
+
+    // A newer message replaces the preview.
+    store(message(8, "eighth"), None).await;
+    assert_eq!(read().await.last_message.unwrap().body, "eighth");
+}
