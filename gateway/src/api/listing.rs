@@ -127,7 +127,6 @@ pub fn page(
     limit: usize,
 ) -> (Vec<ConversationSummary>, Option<Cursor>) {
     all.sort_by(|a, b| order((a.last_activity, &a.id), (b.last_activity, &b.id)));
-    all.dedup_by(|a, b| a.id == b.id);
     let start = cursor.map_or(0, |c| {
         all.partition_point(|s| order((s.last_activity, &s.id), (c.at, &c.id)) != Ordering::Greater)
     });
