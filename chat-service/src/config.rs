@@ -8,8 +8,8 @@ use common::{config, telemetry::LogFormat};
 #[derive(Parser, Debug, Clone)]
 #[command(name = "chat-service", version, about = "Ingress stream worker")]
 pub struct Config {
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: String,
+    #[command(flatten)]
+    pub redis: config::RedisArgs,
     /// Every Redis key and channel starts with this.
     #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,
@@ -31,6 +31,12 @@ pub struct Config {
     /// This worker's stable consumer name in the group (default: host name).
     #[arg(long, env = "CONSUMER_NAME", default_value_t = config::default_instance_id())]
     pub consumer_name: String,
+    /// Ingress stream partitions: a conversation's sends always go to one
+    /// of them (its slot modulo the count), so each is one Redis Cluster
+    /// slot. The same on every gateway and chat-service; change it only on
+    /// a drained system (docs/scaling.md).
+    #[arg(long, env = "INGRESS_PARTITIONS", default_value_t = 1)]
+    pub ingress_partitions: usize,
     /// Entries read per XREADGROUP.
     #[arg(long, env = "BATCH_SIZE", default_value_t = 200)]
     pub batch_size: u32,
@@ -84,11 +90,16 @@ impl config::ServiceConfig for Config {
 
     fn validate(&self) -> Result<(), config::ConfigError> {
         self.service_token.validate()?;
-        config::check_redis_url("REDIS_URL", &self.redis_url)?;
+        self.redis.validate()?;
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         config::check_http_url("USER_SERVICE_URL", &self.user_service_url)?;
         config::check_http_url("HISTORY_SERVICE_URL", &self.history_service_url)?;
         config::check_instance_name("CONSUMER_NAME", &self.consumer_name)?;
+        config::check_range(
+            "INGRESS_PARTITIONS",
+            self.ingress_partitions,
+            1..=common::keys::MAX_PARTITIONS,
+        )?;
         config::check_range("BATCH_SIZE", self.batch_size, 1..=5_000)?;
         config::check_range("BATCH_LINGER_MS", self.batch_linger_ms, 0..=100)?;
         config::check_range("CLAIM_IDLE_MS", self.claim_idle_ms, 1_000..=3_600_000)?;

@@ -70,11 +70,9 @@ impl Sequencer {
             let id = uuid::Uuid::now_v7().to_string();
             self.script.call(
                 &mut pipe,
-                &[
-                    self.keys.dedup(r.conversation, r.sender, r.client_id),
-                    self.keys.seq(r.conversation),
-                    self.keys.read_markers(r.conversation),
-                ],
+                &self
+                    .keys
+                    .sequence_script(r.conversation, r.sender, r.client_id),
                 &[
                     id,
                     now.to_string(),

@@ -47,8 +47,8 @@ pub enum StartupError {
 
 pub struct Application {
     ops_listener: TcpListener,
-    worker: Worker,
-    consumer: Consumer,
+    /// One consumer and worker per ingress partition.
+    partitions: Vec<(Consumer, Worker)>,
     redis: common::redis_conn::Redis,
     stall_timeout_ms: i64,
     ready_file: Option<std::path::PathBuf>,
@@ -58,15 +58,13 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         common::metrics_catalog::register(&crate::metrics::catalog());
         let conn =
-            redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
-        let reader = redis_conn::connect(&config.redis_url).await?;
+            redis_conn::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
         let keys = Keys::new(config.redis_prefix.clone());
         let token = config.service_token.get();
         let users = UserServiceClient::new(internal_channel(&config.user_service_url, token)?);
         let history =
             HistoryInternalClient::new(internal_channel(&config.history_service_url, token)?)
                 .max_encoding_message_size(config.grpc_max_message_bytes);
-        let group = ingress_group(&config, &keys);
         let presence = Lookup::new(keys.clone(), config.gateway_ttl_ms);
         let processor = BatchProcessor {
             conn: conn.clone(),
@@ -82,6 +80,7 @@ impl Application {
             sequence: Sequence {
                 keys: keys.clone(),
                 sequencer: Sequencer::new(keys.clone(), config.dedup_ttl_secs),
+                partitions: config.ingress_partitions,
             },
             presence: presence.clone(),
             persist: Persist {
@@ -97,20 +96,29 @@ impl Application {
                 summaries: Summaries::new(keys.clone()),
                 dm_list_limit: config.dm_list_limit,
             },
-            group: group.clone(),
+            group: ingress_group(&config, &keys, 0),
         };
-        let worker = Worker {
-            processor,
-            linger: Duration::from_millis(config.batch_linger_ms),
-            wide: false,
-            progress: Arc::default(),
-        };
-        let consumer = Consumer::new(group, reader);
+        // Every worker reads every partition, each on a blocking connection
+        // of its own (a blocking read would stall a shared one).
+        let mut partitions = Vec::with_capacity(config.ingress_partitions);
+        for partition in 0..config.ingress_partitions {
+            let group = ingress_group(&config, &keys, partition);
+            let reader = redis_conn::connect(&config.redis.target()).await?;
+            let worker = Worker {
+                processor: BatchProcessor {
+                    group: group.clone(),
+                    ..processor.clone()
+                },
+                linger: Duration::from_millis(config.batch_linger_ms),
+                wide: false,
+                progress: Arc::default(),
+            };
+            partitions.push((Consumer::new(group, reader), worker));
+        }
         let ops_listener = ops::bind(config.ops_addr).await?;
         Ok(Self {
             ops_listener,
-            worker,
-            consumer,
+            partitions,
             redis: conn,
             stall_timeout_ms: config.stall_timeout_ms as i64,
             ready_file: config.ready_file.clone(),
@@ -131,7 +139,8 @@ impl Application {
     ) -> Result<(), StartupError> {
         let shutdown = Shutdown::new(signal);
         tracing::info!(
-            consumer = %self.consumer.group.consumer,
+            consumer = %self.partitions[0].0.group.consumer,
+            partitions = self.partitions.len(),
             ops = %self.ops_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "chat-service worker starting"
         );
@@ -141,8 +150,18 @@ impl Application {
             &[("ops", self.ops_listener.local_addr())],
         )
         .map_err(StartupError::ReadyFile)?;
-        let progress = self.worker.progress.clone();
-        let worker = tokio::spawn(consumer::run(self.consumer, self.worker, shutdown.clone()));
+        let progress: Vec<_> = self
+            .partitions
+            .iter()
+            .map(|(_, w)| w.progress.clone())
+            .collect();
+        let workers: Vec<_> = self
+            .partitions
+            .into_iter()
+            .map(|(consumer, worker)| {
+                tokio::spawn(consumer::run(consumer, worker, shutdown.clone()))
+            })
+            .collect();
         let redis_ready = ops::redis_readiness(self.redis);
         let stall = self.stall_timeout_ms;
         // Ready when Redis answers and the worker is not stuck on its work.
@@ -150,7 +169,7 @@ impl Application {
             let redis_ready = redis_ready.clone();
             let progress = progress.clone();
             Box::pin(async move {
-                if let Some(ms) = progress.stalled_for(stall) {
+                if let Some(ms) = progress.iter().find_map(|p| p.stalled_for(stall)) {
                     return Readiness::Unavailable(format!(
                         "no progress on pending entries for {} s",
                         ms / 1000
@@ -160,23 +179,25 @@ impl Application {
             })
         });
         let served = ops::serve(self.ops_listener, ops::router(ready), shutdown.wait()).await;
-        let _ = worker.await;
+        for worker in workers {
+            let _ = worker.await;
+        }
         served.map_err(|e| StartupError::Serve(e.to_string()))?;
         tracing::info!("chat-service stopped");
         Ok(())
     }
 }
 
-/// The ingress stream's consumer group, as this worker works it.
-fn ingress_group(config: &Config, keys: &Keys) -> Group {
+/// Ingress partition `partition`'s consumer group, as this worker works it.
+fn ingress_group(config: &Config, keys: &Keys, partition: usize) -> Group {
     Group {
-        stream: keys.ingress(),
+        stream: keys.ingress(partition),
         group: GROUP.to_owned(),
         consumer: config.consumer_name.clone(),
         batch: config.batch_size as usize,
         claim_idle: Duration::from_millis(config.claim_idle_ms),
         max_deliveries: Some(config.max_deliveries as usize),
-        dead_letter: keys.dead_letter(),
+        dead_letter: keys.dead_letter(partition),
         field: common::model::INGRESS_FIELD,
     }
 }

@@ -2,6 +2,17 @@
 //! Keys of one conversation share the hash tag `{<conversation>}` and keys of one
 //! user share `{user:<name>}`, so each Lua script touches one Redis Cluster slot.
 
+/// The partition of `partitions` that `conversation`'s stream entries go
+/// to: its cluster slot modulo the count, so it never changes while the
+/// count does not, and every language can compute it (CRC16, as Redis).
+pub fn partition(conversation: &str, partitions: usize) -> usize {
+    usize::from(crate::redis_conn::slots::slot(conversation.as_bytes())) % partitions.max(1)
+}
+
+/// The most stream partitions a deployment may have (INGRESS_PARTITIONS,
+/// ARCHIVE_PARTITIONS): each costs every worker a blocking connection.
+pub const MAX_PARTITIONS: usize = 256;
+
 #[derive(Clone, Debug)]
 pub struct Keys {
     prefix: String,
@@ -14,14 +25,17 @@ impl Keys {
         }
     }
 
-    /// The ingress stream gateways XADD to and chat-service consumes.
-    pub fn ingress(&self) -> String {
-        format!("{}ingress", self.prefix)
+    /// Ingress stream `partition` (of INGRESS_PARTITIONS): gateways XADD a
+    /// send to its conversation's partition ([`partition`]), chat-service
+    /// consumes them all. Each partition is its own cluster slot.
+    pub fn ingress(&self, partition: usize) -> String {
+        format!("{}{{ingress:{partition}}}", self.prefix)
     }
 
-    /// Where entries that failed too often go.
-    pub fn dead_letter(&self) -> String {
-        format!("{}ingress:dead", self.prefix)
+    /// Where entries of ingress `partition` that failed too often go (in the
+    /// partition's slot, so a dead-lettering is one single-slot pipeline).
+    pub fn dead_letter(&self, partition: usize) -> String {
+        format!("{}{{ingress:{partition}}}:dead", self.prefix)
     }
 
     /// Per-conversation seq counter.
@@ -65,15 +79,17 @@ impl Keys {
         format!("{}{{user:{user}}}:offline:dropped", self.prefix)
     }
 
-    /// Archive entries that could not be archived as they are: a (conversation,
-    /// seq) already holding another message, or an unreadable entry.
-    pub fn archive_dead_letter(&self) -> String {
-        format!("{}archive:dead", self.prefix)
+    /// Archive entries of `partition` that could not be archived as they
+    /// are: a (conversation, seq) already holding another message, or an
+    /// unreadable entry.
+    pub fn archive_dead_letter(&self, partition: usize) -> String {
+        format!("{}{{archive:{partition}}}:dead", self.prefix)
     }
 
-    /// The archive backlog: a stream of messages not yet in MongoDB.
-    pub fn archive(&self) -> String {
-        format!("{}archive", self.prefix)
+    /// Archive backlog `partition` (of ARCHIVE_PARTITIONS): a stream of
+    /// messages not yet in MongoDB, a conversation's always in one partition.
+    pub fn archive(&self, partition: usize) -> String {
+        format!("{}{{archive:{partition}}}", self.prefix)
     }
 
     /// A room's membership version: user-service bumps it on every join and
@@ -121,13 +137,13 @@ impl Keys {
 
     /// Hash of username → live socket count on a gateway.
     pub fn gateway_users(&self, gateway: &str) -> String {
-        format!("{}gw:{gateway}:users", self.prefix)
+        format!("{}{{gw:{gateway}}}:users", self.prefix)
     }
 
     /// The counter of deliveries published to a gateway's channel: each
     /// payload carries the next value, so the gateway can tell a gap.
     pub fn gateway_delivery_seq(&self, gateway: &str) -> String {
-        format!("{}gw:{gateway}:dseq", self.prefix)
+        format!("{}{{gw:{gateway}}}:dseq", self.prefix)
     }
 
     /// A user's DM conversations, scored by last activity (Unix ms): what
@@ -136,9 +152,69 @@ impl Keys {
         format!("{}{{user:{user}}}:dms", self.prefix)
     }
 
-    /// The pub/sub channel a gateway reads its deliveries from.
+    /// The sharded pub/sub channel (SSUBSCRIBE) a gateway reads its
+    /// deliveries from: in its delivery counter's slot, so one script
+    /// numbers and publishes a payload.
     pub fn gateway_channel(&self, gateway: &str) -> String {
-        format!("{}gw:{gateway}:deliver", self.prefix)
+        format!("{}{{gw:{gateway}}}:deliver", self.prefix)
+    }
+}
+
+/// The key set of every Lua script of the system, built here so that the
+/// scripts' callers and the test that checks each set stays in one Redis
+/// Cluster slot (`common/tests/api/slots.rs`) use the same sets.
+impl Keys {
+    /// chat-service's dedup-and-seq script (`sequencer.rs`).
+    pub fn sequence_script(
+        &self,
+        conversation: &str,
+        sender: &str,
+        client_id: &str,
+    ) -> [String; 3] {
+        [
+            self.dedup(conversation, sender, client_id),
+            self.seq(conversation),
+            self.read_markers(conversation),
+        ]
+    }
+
+    /// The read-marker script (`read.rs`).
+    pub fn read_script(&self, conversation: &str) -> [String; 2] {
+        [self.seq(conversation), self.read_markers(conversation)]
+    }
+
+    /// The conversation-summary script (`summary.rs`).
+    pub fn summary_script(&self, conversation: &str) -> [String; 1] {
+        [self.last(conversation)]
+    }
+
+    /// The numbered-publish script (`publish.rs`): its key, and the sharded
+    /// channel it publishes to, which must be in the key's slot too.
+    pub fn publish_script(&self, gateway: &str) -> ([String; 1], String) {
+        (
+            [self.gateway_delivery_seq(gateway)],
+            self.gateway_channel(gateway),
+        )
+    }
+
+    /// history-service's offline push and ack scripts.
+    pub fn offline_script(&self, user: &str) -> [String; 2] {
+        [self.offline(user), self.offline_dropped(user)]
+    }
+
+    /// history-service's script that applies an edit or delete in the window.
+    pub fn window_script(&self, conversation: &str) -> [String; 1] {
+        [self.recent(conversation)]
+    }
+
+    /// The gateway's login counters script (all under `{login}`), from the
+    /// per-client, per-user and per-address counters it may take.
+    pub fn login_script(&self, username: &str, ip: &str) -> [String; 3] {
+        [
+            self.login_client(username, ip),
+            self.login_user(username),
+            self.login_ip(ip),
+        ]
     }
 }
 
@@ -152,6 +228,20 @@ mod tests {
         assert_eq!(k.seq("room:general"), "t1:{room:general}:seq");
         assert_eq!(k.dedup("dm:a:b", "a", "c1"), "t1:{dm:a:b}:dedup:a:c1");
         assert_eq!(k.offline("bob"), "t1:{user:bob}:offline");
-        assert!(k.gateway_channel("g").starts_with("t1:"));
+        assert_eq!(k.gateway_channel("g"), "t1:{gw:g}:deliver");
+        assert_eq!(k.ingress(3), "t1:{ingress:3}");
+    }
+
+    #[test]
+    fn a_conversation_keeps_its_partition() {
+        assert_eq!(partition("dm:a:b", 1), 0);
+        let p = partition("room:general", 8);
+        assert!(p < 8);
+        assert_eq!(p, partition("room:general", 8));
+        // Conversations spread over the partitions.
+        let used: std::collections::HashSet<usize> = (0..200)
+            .map(|i| partition(&format!("room:r{i}"), 8))
+            .collect();
+        assert_eq!(used.len(), 8);
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! Each payload to a gateway's channel goes out as `<n> <json>`, where `n`
 //! comes from that channel's delivery counter, incremented in the same script
-//! as the PUBLISH: two workers publishing to one gateway cannot reorder their
+//! as the SPUBLISH: two workers publishing to one gateway cannot reorder their
 //! numbers, so a gateway that sees `n` jump knows it missed something and asks
-//! its clients to resync. PUBLISH's answer (how many subscribers got it) is
+//! its clients to resync. SPUBLISH's answer (how many subscribers got it) is
 //! kept: zero means the gateway is not listening (its subscription dropped or
 //! it died), and the batch reroutes those recipients' messages.
 
@@ -13,14 +13,15 @@ use crate::{
     redis_conn::{LuaScript, Redis},
 };
 
-/// KEYS[1]: the gateway's delivery counter; ARGV[1]: its channel; ARGV[2]:
-/// the payload. Returns the number of subscribers that received it. The
+/// KEYS[1]: the gateway's delivery counter; ARGV[1]: its channel, a sharded
+/// one in the counter's slot (Redis Cluster routes SPUBLISH by the channel,
+/// and the script runs on the counter's node); ARGV[2]: the payload. Returns the number of subscribers that received it. The
 /// counter expires a day after the gateway's last delivery (gateways come
 /// and go with their host names).
 const PUBLISH: &str = r"
 local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], 86400)
-return redis.call('PUBLISH', ARGV[1], n .. ' ' .. ARGV[2])
+return redis.call('SPUBLISH', ARGV[1], n .. ' ' .. ARGV[2])
 ";
 
 #[derive(Clone)]
@@ -42,11 +43,9 @@ impl Publisher {
     /// calls' replies come back in `payloads`' order.
     pub fn add(&self, pipe: &mut redis::Pipeline, payloads: &[(String, String)]) {
         for (gw, payload) in payloads {
-            self.script.call(
-                pipe,
-                &[self.keys.gateway_delivery_seq(gw)],
-                &[self.keys.gateway_channel(gw).as_str(), payload.as_str()],
-            );
+            let (keys, channel) = self.keys.publish_script(gw);
+            self.script
+                .call(pipe, &keys, &[channel.as_str(), payload.as_str()]);
         }
     }
 

@@ -61,10 +61,7 @@ impl ReadMarkers {
         let mut pipe = redis::pipe();
         self.script.call(
             &mut pipe,
-            &[
-                self.keys.seq(conversation),
-                self.keys.read_markers(conversation),
-            ],
+            &self.keys.read_script(conversation),
             &[user, &seq.to_string()],
         );
         let ((moved, marker, last),): ((i64, u64, u64),) =

@@ -118,10 +118,9 @@ impl Summaries {
             (Some(_), None) => ("t", m),
         };
         let preview = serde_json::to_string(&Preview::of(shown)).unwrap_or_default();
-        let key = self.keys.last(m.conversation.as_str());
         self.script.call(
             pipe,
-            &[key],
+            &self.keys.summary_script(m.conversation.as_str()),
             &[
                 m.seq.to_string(),
                 m.ts.to_string(),

@@ -53,6 +53,9 @@ pub struct Stack {
     pub ops_ports: Vec<(String, u16)>,
 }
 
+/// INGRESS_PARTITIONS and ARCHIVE_PARTITIONS of every stack.
+pub const PARTITIONS: usize = 3;
+
 /// The operator credential the stack's history-service accepts.
 pub const OPERATOR_TOKEN: &str = "e2e-operator-token-0123456789abcdef";
 
@@ -63,7 +66,16 @@ impl Stack {
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let common = vec![
             ("REDIS_URL".to_owned(), testkit::redis_url()),
+            (
+                "REDIS_CLUSTER".to_owned(),
+                testkit::redis_cluster().to_string(),
+            ),
             ("REDIS_PREFIX".to_owned(), storage.redis_prefix.clone()),
+            // Several partitions, so every end-to-end test also runs sends
+            // and the archive through partitioned streams (harmless where
+            // a service does not read one of the two).
+            ("INGRESS_PARTITIONS".to_owned(), PARTITIONS.to_string()),
+            ("ARCHIVE_PARTITIONS".to_owned(), PARTITIONS.to_string()),
             ("JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
             ("SERVICE_TOKEN".to_owned(), SERVICE_TOKEN.to_owned()),
             ("LOG_FORMAT".to_owned(), "json".to_owned()),
@@ -238,82 +250,86 @@ impl Stack {
         all
     }
 
-    /// The Redis client addresses (`ip:port`) of `service`'s connections.
-    fn redis_addrs(service: &Service) -> Vec<String> {
-        let pid = format!("pid={},", service.pid());
+    /// The Redis client addresses (`ip:port`) of the connections of the
+    /// processes `pids` to Redis node `node` (its URL).
+    fn redis_addrs(pids: &[u32], node: &str) -> Vec<String> {
+        let port = node
+            .rsplit(':')
+            .next()
+            .unwrap_or("6379")
+            .trim_end_matches('/');
         let out = std::process::Command::new("ss")
-            .args(["-Htnp", "state", "established", "( dport = :6379 )"])
+            .args([
+                "-Htnp",
+                "state",
+                "established",
+                &format!("( dport = :{port} )"),
+            ])
             .output()
             .expect("ss (iproute2) is needed for this test");
+        let pids: Vec<String> = pids.iter().map(|p| format!("pid={p},")).collect();
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter(|line| line.contains(&pid))
+            .filter(|line| pids.iter().any(|p| line.contains(p.as_str())))
             .filter_map(|line| line.split_whitespace().nth(2).map(str::to_owned))
             .collect()
     }
 
     /// Kills only gateway `index`'s pub/sub connection (CLIENT KILL ID of
-    /// the one client of that process with a subscription). Returns whether
-    /// one was found.
+    /// the one client of that process with a subscription, on whichever
+    /// node holds it). Returns whether one was found.
     pub async fn kill_pubsub_connection(&self, index: usize) -> bool {
-        let addrs = Self::redis_addrs(&self.gateways[index]);
-        let mut redis = self.storage.redis().await;
-        let clients: String = redis::cmd("CLIENT")
-            .arg("LIST")
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        let field = |line: &str, name: &str| {
-            line.split(' ')
-                .find_map(|kv| kv.strip_prefix(name))
-                .map(str::to_owned)
-        };
-        for line in clients.lines() {
-            let subscribed = field(line, "sub=").is_some_and(|n| n != "0");
-            let ours = field(line, "addr=").is_some_and(|a| addrs.contains(&a));
-            if subscribed && ours {
-                let id = field(line, "id=").unwrap_or_default();
-                let killed: redis::RedisResult<i64> = redis::cmd("CLIENT")
-                    .arg("KILL")
-                    .arg("ID")
-                    .arg(&id)
-                    .query_async(&mut redis)
-                    .await;
-                return killed.is_ok_and(|n| n == 1);
+        let pid = self.gateways[index].pid();
+        for node in testkit::redis::redis_nodes().await {
+            let addrs = Self::redis_addrs(&[pid], &node);
+            let mut redis = testkit::redis::node_connection(&node).await;
+            let clients: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            let field = |line: &str, name: &str| {
+                line.split(' ')
+                    .find_map(|kv| kv.strip_prefix(name))
+                    .map(str::to_owned)
+            };
+            for line in clients.lines() {
+                let subscribed = ["sub=", "ssub="]
+                    .iter()
+                    .any(|f| field(line, f).is_some_and(|n| n != "0"));
+                let ours = field(line, "addr=").is_some_and(|a| addrs.contains(&a));
+                if subscribed && ours {
+                    let id = field(line, "id=").unwrap_or_default();
+                    let killed: redis::RedisResult<i64> = redis::cmd("CLIENT")
+                        .arg("KILL")
+                        .arg("ID")
+                        .arg(&id)
+                        .query_async(&mut redis)
+                        .await;
+                    return killed.is_ok_and(|n| n == 1);
+                }
             }
         }
         false
     }
 
     /// Drops every Redis connection of this stack's processes (CLIENT KILL by
-    /// address; the addresses come from `ss`), leaving other Redis clients be.
-    /// Returns how many were killed.
+    /// address, on every node; the addresses come from `ss`), leaving other
+    /// Redis clients be. Returns how many were killed.
     pub async fn kill_redis_connections(&self) -> usize {
-        let pids: Vec<String> = self
-            .services()
-            .iter()
-            .map(|s| format!("pid={},", s.pid()))
-            .collect();
-        let out = std::process::Command::new("ss")
-            .args(["-Htnp", "state", "established", "( dport = :6379 )"])
-            .output()
-            .expect("ss (iproute2) is needed for this test");
-        let listing = String::from_utf8_lossy(&out.stdout);
-        let addrs: Vec<String> = listing
-            .lines()
-            .filter(|line| pids.iter().any(|p| line.contains(p.as_str())))
-            .filter_map(|line| line.split_whitespace().nth(2).map(str::to_owned))
-            .collect();
-        let mut redis = self.storage.redis().await;
+        let pids: Vec<u32> = self.services().iter().map(|s| s.pid()).collect();
         let mut killed = 0;
-        for addr in addrs {
-            let r: redis::RedisResult<()> = redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg(&addr)
-                .query_async(&mut redis)
-                .await;
-            if r.is_ok() {
-                killed += 1;
+        for node in testkit::redis::redis_nodes().await {
+            let mut redis = testkit::redis::node_connection(&node).await;
+            for addr in Self::redis_addrs(&pids, &node) {
+                let r: redis::RedisResult<()> = redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg(&addr)
+                    .query_async(&mut redis)
+                    .await;
+                if r.is_ok() {
+                    killed += 1;
+                }
             }
         }
         killed

@@ -1,11 +1,14 @@
-//! Ingress backpressure. A gateway polls the ingress stream a few times a
-//! second (not once per send) for two things, and refuses new sends with
-//! `unavailable` and a retry hint while either is over its limit:
+//! Ingress backpressure. A gateway polls the ingress streams (every
+//! partition) a few times a second (not once per send) for two things, and
+//! refuses new sends with `unavailable` and a retry hint while either is
+//! over its limit:
 //!
-//! - its length (chat-service XDELs what it has handled, so the length is
-//!   the backlog), over INGRESS_BACKLOG_LIMIT: a stalled worker tier makes
-//!   clients wait instead of growing Redis without bound;
-//! - how long its oldest entry no worker has read yet has waited, over
+//! - their total length (chat-service XDELs what it has handled, so the
+//!   length is the backlog), over INGRESS_BACKLOG_LIMIT: a stalled worker
+//!   tier makes clients wait instead of growing Redis without bound;
+//! - how long the oldest entry no worker has read yet, in any partition, has
+//!   waited (every worker reads every partition, so one slow partition
+//!   means the tier is behind), over
 //!   INGRESS_MAX_WAIT_MS: past saturation the queue, not the workers, sets
 //!   the latency, so admitting more only makes every accepted message
 //!   later. Shedding at the edge keeps the `sent` latency of what is
@@ -47,7 +50,7 @@ impl Ingress {
 /// values: XADD failing says the same thing louder.
 pub async fn poll(
     mut redis: Redis,
-    stream: String,
+    streams: Vec<String>,
     ingress: std::sync::Arc<Ingress>,
     shutdown: Shutdown,
 ) {
@@ -60,18 +63,24 @@ pub async fn poll(
             () = &mut stop => return,
             _ = tick.tick() => {}
         }
-        let len: redis::RedisResult<u64> = redis::cmd("XLEN")
-            .arg(&stream)
-            .query_async(&mut redis)
-            .await;
-        let Ok(len) = len else { continue };
-        ingress.backlog.store(len, Ordering::Relaxed);
-        metrics::gauge!("gateway_ingress_backlog").set(len as f64);
-        let wait = if len == 0 {
-            Ok(0)
-        } else {
-            oldest_unread_wait(&mut redis, &stream).await
-        };
+        let mut pipe = redis::pipe();
+        for stream in &streams {
+            pipe.cmd("XLEN").arg(stream);
+        }
+        let lens: redis::RedisResult<Vec<u64>> = pipe.query_async(&mut redis).await;
+        let Ok(lens) = lens else { continue };
+        let backlog = lens.iter().sum();
+        ingress.backlog.store(backlog, Ordering::Relaxed);
+        metrics::gauge!("gateway_ingress_backlog").set(backlog as f64);
+        let mut wait = Ok(0);
+        for (stream, len) in streams.iter().zip(lens) {
+            if len > 0 {
+                match oldest_unread_wait(&mut redis, stream).await {
+                    Ok(w) => wait = wait.map(|max: u64| max.max(w)),
+                    Err(e) => wait = Err(e),
+                }
+            }
+        }
         if let Ok(wait) = wait {
             ingress.wait_ms.store(wait, Ordering::Relaxed);
             metrics::gauge!("gateway_ingress_wait_seconds").set(wait as f64 / 1000.0);

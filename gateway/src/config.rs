@@ -8,8 +8,8 @@ use common::{config, telemetry::LogFormat};
 #[derive(Parser, Debug, Clone)]
 #[command(name = "gateway", version, about = "WebSocket and HTTP edge")]
 pub struct Config {
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: String,
+    #[command(flatten)]
+    pub redis: config::RedisArgs,
     /// Every Redis key and channel starts with this.
     #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,
@@ -78,6 +78,12 @@ pub struct Config {
     /// refused with `unavailable` and a retry hint.
     #[arg(long, env = "INGRESS_BACKLOG_LIMIT", default_value_t = 100_000)]
     pub ingress_backlog_limit: u64,
+    /// Ingress stream partitions: a conversation's sends always go to one
+    /// of them (its slot modulo the count), so each is one Redis Cluster
+    /// slot. The same on every gateway and chat-service; change it only on
+    /// a drained system (docs/scaling.md).
+    #[arg(long, env = "INGRESS_PARTITIONS", default_value_t = 1)]
+    pub ingress_partitions: usize,
     /// How long the oldest ingress entry no worker has read yet may wait
     /// (ms) before `send` is refused with `unavailable` and a retry hint:
     /// past saturation, load is shed at the edge so what is accepted stays
@@ -127,7 +133,7 @@ impl config::ServiceConfig for Config {
     /// because the gateway has many settings, and kept flat so each rule is
     /// one line next to its neighbours.
     fn validate(&self) -> Result<(), config::ConfigError> {
-        config::check_redis_url("REDIS_URL", &self.redis_url)?;
+        self.redis.validate()?;
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         self.jwt.validate()?;
         self.service_token.validate()?;
@@ -173,6 +179,11 @@ impl config::ServiceConfig for Config {
             "INGRESS_BACKLOG_LIMIT",
             self.ingress_backlog_limit,
             100..=1_000_000_000,
+        )?;
+        config::check_range(
+            "INGRESS_PARTITIONS",
+            self.ingress_partitions,
+            1..=common::keys::MAX_PARTITIONS,
         )?;
         config::check_range("INGRESS_MAX_WAIT_MS", self.ingress_max_wait_ms, 0..=600_000)?;
         config::check_range("SHUTDOWN_GRACE_MS", self.shutdown_grace_ms, 0..=60_000)?;

@@ -1,12 +1,18 @@
-//! The gateway's one Redis pub/sub subscription: its own delivery channel.
-//! Each message is a JSON array of deliveries; every frame is turned into a
+//! The gateway's one Redis subscription: its own delivery channel, a sharded
+//! channel (SSUBSCRIBE) on a single Redis and on a Redis Cluster alike. Each
+//! message is a JSON array of deliveries; every frame is turned into a
 //! shared buffer once and offered to the target sockets without blocking.
 //!
-//! Deliveries can be missed in three ways, and each is noticed:
-//! - the connection drops: it reconnects and re-subscribes by itself;
+//! Deliveries can be missed in four ways, and each is noticed:
+//! - the connection drops: the library reports it, and the subscription is
+//!   made again on a fresh connection;
 //! - the connection is dead but not closed (half-open, a paused Redis): a
-//!   PING every second that is not answered within two seconds counts as a
-//!   drop, so a dead subscription is noticed within about three seconds;
+//!   probe every second that is not answered within two seconds counts as a
+//!   drop, so a dead subscription is noticed within about three seconds. On
+//!   a cluster the probe is a command in the channel's slot, so it goes to
+//!   the node that holds the subscription;
+//! - the cluster moves the channel's slot (a failover, a resharding): the
+//!   node unsubscribes us (`sunsubscribe`), which counts as a drop;
 //! - a payload is lost on the way: each carries the channel's delivery number
 //!   (`<n> <json>`), and a jump in `n` is a gap.
 //!
@@ -21,22 +27,33 @@ use axum::extract::ws::Utf8Bytes;
 use common::{
     backoff::Backoff,
     model::{self, Delivery, open_envelope},
+    redis_conn::Target,
     shutdown::Shutdown,
 };
-use futures::StreamExt;
-use tokio::sync::watch;
+use redis::{
+    AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value,
+    aio::ConnectionLike,
+};
+use tokio::sync::{mpsc, watch};
 
 use crate::hub::{Hub, Outgoing};
 
-/// How often the subscription is pinged.
+/// How often the subscription is probed.
 pub const PING_EVERY: Duration = Duration::from_secs(1);
-/// How long a ping may take before the connection counts as dead.
+/// How long a probe may take before the connection counts as dead.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the gateway subscribes to: its channel, and a key in the channel's
+/// slot to probe the node that holds it.
+pub struct Channel {
+    pub name: String,
+    pub probe_key: String,
+}
 
 /// Runs until shutdown. `subscribed` is true while the subscription is live.
 pub async fn run(
-    redis_url: String,
-    channel: String,
+    target: Target,
+    channel: Channel,
     hub: Arc<Hub>,
     subscribed: watch::Sender<bool>,
     shutdown: Shutdown,
@@ -45,21 +62,21 @@ pub async fn run(
     // the default and never waits more than 3 s.
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(3));
     while !shutdown.is_triggered() {
-        match subscribe(&redis_url, &channel).await {
-            Ok(pubsub) => {
+        match subscribe(&target, &channel.name).await {
+            Ok((conn, pushes)) => {
                 backoff.reset();
                 let _ = subscribed.send(true);
-                tracing::info!(%channel, "subscribed");
+                tracing::info!(channel = %channel.name, "subscribed");
                 // Whatever was published while we were not listening reached
                 // nobody here: every socket recovers.
                 hub.resync_all("subscribed");
-                let ended = listen(pubsub, &hub, &shutdown).await;
+                let ended = listen(conn, pushes, &channel, &hub, &shutdown).await;
                 let _ = subscribed.send(false);
                 match ended {
                     Ended::Shutdown => return,
                     Ended::Lost(why) => {
                         metrics::counter!("gateway_pubsub_reconnects_total").increment(1);
-                        tracing::warn!(why, "pub/sub connection lost; reconnecting");
+                        tracing::warn!(why, "pub/sub subscription lost; subscribing again");
                     }
                 }
             }
@@ -76,55 +93,121 @@ enum Ended {
     Lost(&'static str),
 }
 
-/// Dispatches deliveries until the connection ends, stops answering pings,
-/// or shutdown.
-async fn listen(pubsub: redis::aio::PubSub, hub: &Hub, shutdown: &Shutdown) -> Ended {
+/// A subscribed connection: its pushes arrive on the channel `subscribe`
+/// returned, and commands (the probe) go through it.
+enum Subscription {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Subscription {
+    async fn probe(&mut self, key: &str) -> redis::RedisResult<()> {
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(key);
+        match self {
+            Self::Single(c) => c.req_packed_command(&cmd).await.map(drop),
+            Self::Cluster(c) => c.req_packed_command(&cmd).await.map(drop),
+        }
+    }
+}
+
+/// Dispatches deliveries until the subscription ends, stops answering
+/// probes, or shutdown.
+async fn listen(
+    mut conn: Subscription,
+    mut pushes: mpsc::UnboundedReceiver<PushInfo>,
+    channel: &Channel,
+    hub: &Hub,
+    shutdown: &Shutdown,
+) -> Ended {
     let stop = shutdown.clone().wait();
     tokio::pin!(stop);
-    let (mut sink, mut messages) = pubsub.split();
-    let pinger = async move {
+    let probe_key = channel.probe_key.clone();
+    let prober = async move {
         let mut tick = tokio::time::interval(PING_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match tokio::time::timeout(PING_TIMEOUT, sink.ping::<()>()).await {
+            match tokio::time::timeout(PING_TIMEOUT, conn.probe(&probe_key)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => return "ping failed",
-                Err(_) => return "ping timed out",
+                Ok(Err(_)) => return "probe failed",
+                Err(_) => return "probe timed out",
             }
         }
     };
-    tokio::pin!(pinger);
+    tokio::pin!(prober);
     let mut sequence = Sequence::default();
     loop {
         tokio::select! {
-            msg = messages.next() => match msg {
-                Some(msg) => {
-                    let (n, deliveries) = open_envelope(msg.get_payload_bytes());
-                    if let Some(n) = n
-                        && sequence.gap(n)
-                    {
-                        metrics::counter!("gateway_delivery_gaps_total").increment(1);
-                        tracing::warn!(n, "gap in the delivery sequence; clients resync");
-                        hub.resync_all("gap");
+            push = pushes.recv() => match push {
+                Some(push) => match push.kind {
+                    PushKind::SMessage | PushKind::Message => {
+                        let Some(Value::BulkString(payload)) = push.data.get(1) else {
+                            continue;
+                        };
+                        let (n, deliveries) = open_envelope(payload);
+                        if let Some(n) = n
+                            && sequence.gap(n)
+                        {
+                            metrics::counter!("gateway_delivery_gaps_total").increment(1);
+                            tracing::warn!(n, "gap in the delivery sequence; clients resync");
+                            hub.resync_all("gap");
+                        }
+                        dispatch(hub, deliveries);
                     }
-                    dispatch(hub, deliveries);
-                }
+                    PushKind::Disconnection => return Ended::Lost("connection closed"),
+                    PushKind::SUnsubscribe | PushKind::Unsubscribe => {
+                        return Ended::Lost("unsubscribed by the server (slot moved)");
+                    }
+                    _ => {}
+                },
                 None => return Ended::Lost("connection closed"),
             },
-            why = &mut pinger => return Ended::Lost(why),
+            why = &mut prober => return Ended::Lost(why),
             () = &mut stop => return Ended::Shutdown,
         }
     }
 }
 
-async fn subscribe(url: &str, channel: &str) -> redis::RedisResult<redis::aio::PubSub> {
-    let client = redis::Client::open(url)?;
-    let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
+/// A fresh RESP3 connection with `channel` subscribed (sharded); its pushes
+/// come on the receiver.
+async fn subscribe(
+    target: &Target,
+    channel: &str,
+) -> redis::RedisResult<(Subscription, mpsc::UnboundedReceiver<PushInfo>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let connect = async {
+        if target.cluster {
+            let client = redis::cluster::ClusterClientBuilder::new(target.urls.clone())
+                .use_protocol(ProtocolVersion::RESP3)
+                .push_sender(tx)
+                .connection_timeout(Duration::from_secs(3))
+                .response_timeout(PING_TIMEOUT)
+                .build()?;
+            let mut conn = client.get_async_connection().await?;
+            conn.ssubscribe(channel).await?;
+            Ok::<_, redis::RedisError>(Subscription::Cluster(conn))
+        } else {
+            let mut info = target.first().into_connection_info()?;
+            info.redis.protocol = ProtocolVersion::RESP3;
+            let config = AsyncConnectionConfig::new()
+                .set_push_sender(tx)
+                .set_connection_timeout(Duration::from_secs(3))
+                .set_response_timeout(PING_TIMEOUT);
+            let mut conn = redis::Client::open(info)?
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("SSUBSCRIBE")
+                .arg(channel)
+                .exec_async(&mut conn)
+                .await?;
+            Ok(Subscription::Single(conn))
+        }
+    };
+    let conn = tokio::time::timeout(Duration::from_secs(5), connect)
         .await
         .map_err(|_| redis::RedisError::from((redis::ErrorKind::IoError, "connect timed out")))??;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
+    Ok((conn, rx))
 }
 
 /// The delivery numbers seen on one subscription.

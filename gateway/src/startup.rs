@@ -63,7 +63,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         common::metrics_catalog::register(&crate::metrics::catalog());
         let redis =
-            redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
+            redis_conn::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
         let listener = ops::bind(config.listen_addr).await?;
         let ops_listener = ops::bind(config.ops_addr).await?;
         Ok(Self {
@@ -121,8 +121,11 @@ impl Application {
         presence.start().await?;
         let (subscribed_tx, subscribed) = watch::channel(false);
         let pubsub = tokio::spawn(pubsub::run(
-            config.redis_url.clone(),
-            keys.gateway_channel(&config.gateway_id),
+            config.redis.target(),
+            pubsub::Channel {
+                name: keys.gateway_channel(&config.gateway_id),
+                probe_key: keys.gateway_delivery_seq(&config.gateway_id),
+            },
             hub.clone(),
             subscribed_tx,
             shutdown.clone(),
@@ -192,7 +195,9 @@ fn shared_state(p: Parts) -> Result<AppState, StartupError> {
     let ingress = Arc::new(backpressure::Ingress::default());
     tokio::spawn(backpressure::poll(
         p.redis.clone(),
-        p.keys.ingress(),
+        (0..p.config.ingress_partitions)
+            .map(|i| p.keys.ingress(i))
+            .collect(),
         ingress.clone(),
         p.shutdown.clone(),
     ));

@@ -35,21 +35,23 @@ pub struct Archiver {
     pub archive: Archive,
     pub recent_limit: u32,
     pub status: Arc<ArchiveStatus>,
+    /// Which archive partition this archiver works (a metrics label).
+    pub partition: String,
 }
 
 /// The archive backlog's consumer group; a dead instance's entries are
 /// claimed after a minute. Nothing is dead-lettered for its delivery count:
 /// MongoDB being down is the only reason a batch fails twice, and unreadable
 /// entries are dead-lettered as they are read.
-pub fn group(store: &RedisStore, consumer: String, batch: usize) -> Group {
+pub fn group(store: &RedisStore, partition: usize, consumer: String, batch: usize) -> Group {
     Group {
-        stream: store.keys().archive(),
+        stream: store.keys().archive(partition),
         group: GROUP.to_owned(),
         consumer,
         batch,
         claim_idle: CLAIM_IDLE,
         max_deliveries: None,
-        dead_letter: store.keys().archive_dead_letter(),
+        dead_letter: store.keys().archive_dead_letter(partition),
         field: ARCHIVE_FIELD,
     }
 }
@@ -111,7 +113,7 @@ impl Archiver {
             conversations,
             mut dead,
         } = decode(entries);
-        record_lag(entries);
+        record_lag(&self.partition, entries);
         dead.extend(self.insert(&docs).await?);
         events.sort_by_key(|e| e.seq);
         self.apply_events(&events).await?;
@@ -218,14 +220,16 @@ impl Archiver {
                 .arg(format!("({below}"))
                 .ignore();
         }
-        pipe.cmd("XLEN").arg(keys.archive());
+        pipe.cmd("XLEN").arg(&consumer.group.stream);
         let (backlog,): (u64,) = pipe
             .query_async(&mut consumer.conn)
             .await
             .map_err(|e| format!("redis: {e}"))?;
-        metrics::gauge!("history_archive_backlog").set(backlog as f64);
+        let partition = self.partition.clone();
+        metrics::gauge!("history_archive_backlog", "partition" => partition.clone())
+            .set(backlog as f64);
         if backlog == 0 {
-            metrics::gauge!("history_archive_lag_seconds").set(0.0);
+            metrics::gauge!("history_archive_lag_seconds", "partition" => partition).set(0.0);
         }
         Ok(())
     }
@@ -312,9 +316,9 @@ fn added_ms(entry: &StreamId) -> i64 {
 }
 
 /// The archive lag: how old the batch's first entry is.
-fn record_lag(entries: &[StreamId]) {
+fn record_lag(partition: &str, entries: &[StreamId]) {
     if let Some(first) = entries.first() {
-        metrics::gauge!("history_archive_lag_seconds")
+        metrics::gauge!("history_archive_lag_seconds", "partition" => partition.to_owned())
             .set((now_ms() - added_ms(first)).max(0) as f64 / 1000.0);
     }
 }

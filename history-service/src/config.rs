@@ -12,8 +12,8 @@ use common::{config, telemetry::LogFormat};
     about = "Message storage (public gRPC)"
 )]
 pub struct Config {
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: String,
+    #[command(flatten)]
+    pub redis: config::RedisArgs,
     /// MongoDB connection string; the database is MONGODB_DATABASE.
     #[arg(long, env = "MONGODB_URI")]
     pub mongodb_uri: String,
@@ -67,6 +67,12 @@ pub struct Config {
     /// Archived messages kept per conversation in the Redis recent window.
     #[arg(long, env = "RECENT_LIMIT", default_value_t = 500)]
     pub recent_limit: u32,
+    /// Archive stream partitions: a conversation's messages always go to one
+    /// of them, so each is one Redis Cluster slot; every instance's
+    /// archiver works them all. Change it only on a drained archive
+    /// (docs/scaling.md).
+    #[arg(long, env = "ARCHIVE_PARTITIONS", default_value_t = 1)]
+    pub archive_partitions: usize,
     /// Messages per MongoDB insert_many.
     #[arg(long, env = "ARCHIVE_BATCH", default_value_t = 500)]
     pub archive_batch: u32,
@@ -94,7 +100,7 @@ impl config::ServiceConfig for Config {
     }
 
     fn validate(&self) -> Result<(), config::ConfigError> {
-        config::check_redis_url("REDIS_URL", &self.redis_url)?;
+        self.redis.validate()?;
         self.jwt.validate()?;
         self.service_token.validate()?;
         config::check_optional_secret(
@@ -133,6 +139,11 @@ impl config::ServiceConfig for Config {
         config::check_range("OFFLINE_LIMIT", self.offline_limit, 1..=10_000)?;
         config::check_range("OFFLINE_TTL_SECS", self.offline_ttl_secs, 60..=365 * 86_400)?;
         config::check_range("RECENT_LIMIT", self.recent_limit, 1..=100_000)?;
+        config::check_range(
+            "ARCHIVE_PARTITIONS",
+            self.archive_partitions,
+            1..=common::keys::MAX_PARTITIONS,
+        )?;
         config::check_range("ARCHIVE_BATCH", self.archive_batch, 1..=10_000)?;
         config::check_range(
             "GRPC_MAX_MESSAGE_BYTES",

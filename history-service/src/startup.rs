@@ -48,7 +48,6 @@ pub struct Application {
     internal_listener: TcpListener,
     ops_listener: TcpListener,
     store: RedisStore,
-    reader: common::redis_conn::Redis,
     archive: Archive,
     config: Config,
 }
@@ -57,14 +56,14 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         common::metrics_catalog::register(&crate::metrics::catalog());
         let conn =
-            redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
-        let reader = redis_conn::connect(&config.redis_url).await?;
+            redis_conn::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
         let store = RedisStore::new(
             conn,
             Keys::new(config.redis_prefix.clone()),
             config.offline_limit,
             config.offline_ttl_secs,
-        );
+        )
+        .with_archive_partitions(config.archive_partitions);
         let archive = Archive::new(&config.mongodb_uri, &config.mongodb_database).await?;
         let grpc_listener = ops::bind(config.listen_addr).await?;
         let internal_listener = ops::bind(config.internal_addr).await?;
@@ -74,7 +73,6 @@ impl Application {
             internal_listener,
             ops_listener,
             store,
-            reader,
             archive,
             config,
         })
@@ -126,22 +124,30 @@ impl Application {
         let shutdown = Shutdown::new(signal);
         let _ready = self.announce()?;
         let status = Arc::new(ArchiveStatus::default());
-        let archiver = Archiver {
-            store: self.store.clone(),
-            archive: self.archive.clone(),
-            recent_limit: self.config.recent_limit,
-            status: status.clone(),
-        };
-        let group = archive::group(
-            &self.store,
-            self.config.instance_id.clone(),
-            self.config.archive_batch as usize,
-        );
-        let archiver = tokio::spawn(consumer::run(
-            Consumer::new(group, self.reader),
-            archiver,
-            shutdown.clone(),
-        ));
+        // Every instance works every archive partition, each on a blocking
+        // connection of its own.
+        let mut archivers = Vec::new();
+        for partition in 0..self.store.archive_partitions() {
+            let archiver = Archiver {
+                store: self.store.clone(),
+                archive: self.archive.clone(),
+                recent_limit: self.config.recent_limit,
+                status: status.clone(),
+                partition: partition.to_string(),
+            };
+            let group = archive::group(
+                &self.store,
+                partition,
+                self.config.instance_id.clone(),
+                self.config.archive_batch as usize,
+            );
+            let reader = redis_conn::connect(&self.config.redis.target()).await?;
+            archivers.push(tokio::spawn(consumer::run(
+                Consumer::new(group, reader),
+                archiver,
+                shutdown.clone(),
+            )));
+        }
 
         let users = UserServiceClient::new(internal_channel(
             &self.config.user_service_url,
@@ -169,7 +175,9 @@ impl Application {
         );
         let (ops_result, public_result, internal_result) =
             tokio::join!(ops_server, public_server, internal_server);
-        let _ = archiver.await;
+        for archiver in archivers {
+            let _ = archiver.await;
+        }
         ops_result.map_err(|e| StartupError::Serve(e.to_string()))?;
         public_result.map_err(|e| StartupError::Serve(e.to_string()))?;
         internal_result.map_err(|e| StartupError::Serve(e.to_string()))?;

@@ -92,6 +92,8 @@ pub struct RedisStore {
     /// OFFLINE_LIMIT and OFFLINE_TTL_SECS, as the push script's arguments.
     offline_args: [String; 2],
     offline_ttl_secs: u64,
+    /// ARCHIVE_PARTITIONS: the archive stream a conversation's messages go to.
+    archive_partitions: usize,
     offline_push: LuaScript,
     offline_ack: LuaScript,
     replace_target: LuaScript,
@@ -104,10 +106,21 @@ impl RedisStore {
             keys,
             offline_args: [offline_limit.to_string(), offline_ttl_secs.to_string()],
             offline_ttl_secs,
+            archive_partitions: 1,
             offline_push: LuaScript::new(OFFLINE_PUSH),
             offline_ack: LuaScript::new(OFFLINE_ACK),
             replace_target: LuaScript::new(REPLACE_TARGET),
         }
+    }
+
+    /// Spreads the archive backlog over `partitions` streams.
+    pub fn with_archive_partitions(mut self, partitions: usize) -> Self {
+        self.archive_partitions = partitions.max(1);
+        self
+    }
+
+    pub fn archive_partitions(&self) -> usize {
+        self.archive_partitions
     }
 
     pub fn keys(&self) -> &Keys {
@@ -139,8 +152,9 @@ impl RedisStore {
                 .arg(item.message.seq)
                 .arg(windowed)
                 .ignore();
+            let partition = common::keys::partition(conv.as_str(), self.archive_partitions);
             pipe.cmd("XADD")
-                .arg(self.keys.archive())
+                .arg(self.keys.archive(partition))
                 .arg("*")
                 .arg(ARCHIVE_FIELD)
                 .arg(ArchiveEntry::json(&item.message)?)
@@ -178,7 +192,7 @@ impl RedisStore {
             }
             self.replace_target.call(
                 &mut pipe,
-                &[self.keys.recent(event.conversation.as_str())],
+                &self.keys.window_script(event.conversation.as_str()),
                 &[
                     target.seq.to_string(),
                     serde_json::to_string(&target)?,
@@ -223,7 +237,7 @@ impl RedisStore {
         for user in users {
             self.offline_push.call(
                 pipe,
-                &[self.keys.offline(user), self.keys.offline_dropped(user)],
+                &self.keys.offline_script(user),
                 &[json, limit.as_str(), ttl.as_str()],
             );
             pipe.ignore();
@@ -278,7 +292,7 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         self.offline_ack.call(
             &mut pipe,
-            &[self.keys.offline(user), self.keys.offline_dropped(user)],
+            &self.keys.offline_script(user),
             &[last_id, &dropped.to_string()],
         );
         let mut conn = self.conn.clone();

@@ -165,9 +165,17 @@ _srv_redis_writes() {
   [[ "$(redis-cli -h 127.0.0.1 -p 6379 set servers:probe 1 EX 10 2>/dev/null)" == OK ]]
 }
 
+# Sharded pub/sub (SPUBLISH/SSUBSCRIBE) needs Redis 7.
+_srv_redis_7() {
+  local v
+  v="$(redis-cli -h 127.0.0.1 -p 6379 info server 2>/dev/null | sed -n 's/^redis_version:\([0-9]*\).*/\1/p')"
+  [[ -n "$v" && "$v" -ge 7 ]]
+}
+
 ensure_redis() {
   if _srv_redis_ping; then
     _srv_redis_writes || { _srv_die "redis on 127.0.0.1:6379 answers PING but refuses a write (read-only replica? out of memory?)"; return 1; }
+    _srv_redis_7 || { _srv_die "redis on 127.0.0.1:6379 is older than 7.0 (sharded pub/sub is needed); stop it and rerun to start a newer one"; return 1; }
     _srv_log "redis ok (127.0.0.1:6379)"; return 0
   fi
   if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then

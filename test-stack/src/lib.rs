@@ -15,7 +15,7 @@ fn local() -> std::net::SocketAddr {
 pub async fn user_service(storage: &Storage) -> String {
     let app = user_service::startup::Application::build(user_service::config::Config {
         database_url: storage.database_url(),
-        redis_url: testkit::redis_url(),
+        redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
         redis_prefix: storage.redis_prefix.clone(),
         database_password_file: None,
         jwt: JwtSecretArg::inline(JWT_SECRET),
@@ -50,7 +50,7 @@ pub async fn history_service_with(
     max_message_bytes: usize,
 ) -> String {
     let app = history_service::startup::Application::build(history_service::config::Config {
-        redis_url: testkit::redis_url(),
+        redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
         mongodb_uri: testkit::mongodb_uri(),
         mongodb_database: storage.mongodb_database.clone(),
         redis_prefix: storage.redis_prefix.clone(),
@@ -67,6 +67,7 @@ pub async fn history_service_with(
         offline_ttl_secs: 30 * 86_400,
         recent_limit: 500,
         archive_batch: 200,
+        archive_partitions: 1,
         instance_id: format!("history-{}", storage.id),
         grpc_max_message_bytes: max_message_bytes,
         log_format: LogFormat::Pretty,

@@ -9,12 +9,14 @@ pub mod otlp;
 pub mod ports;
 pub mod proxy;
 pub mod recovery;
+pub mod redis;
 pub mod storage;
 pub mod wait;
 pub mod ws;
 
 pub use ports::free_port;
-pub use storage::{Storage, mongodb_uri, redis_url};
+pub use redis::{redis_cluster, redis_url};
+pub use storage::{Storage, mongodb_uri};
 pub use wait::{eventually, within};
 pub use ws::WsClient;
 

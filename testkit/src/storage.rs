@@ -4,9 +4,8 @@
 
 use sqlx::{Connection, PgConnection};
 
-pub fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+use crate::redis::TestRedis;
+pub use crate::redis::{redis_cluster, redis_url};
 
 pub fn mongodb_uri() -> String {
     std::env::var("TEST_MONGODB_URI")
@@ -63,13 +62,10 @@ impl Storage {
             .expect("storage made without PostgreSQL")
     }
 
-    /// A Redis connection for looking at this test's keys.
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to Redis")
+    /// A Redis connection for looking at this test's keys (single node or
+    /// cluster).
+    pub async fn redis(&self) -> TestRedis {
+        TestRedis::connect().await
     }
 
     /// A Redis key of this test, e.g. `key("ingress")`.

@@ -18,9 +18,8 @@ pub struct Config {
     /// File holding the PostgreSQL password; it replaces the one in DATABASE_URL.
     #[arg(long, env = "DATABASE_PASSWORD_FILE")]
     pub database_password_file: Option<PathBuf>,
-    /// Redis, where membership changes are announced to chat-service.
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: String,
+    #[command(flatten)]
+    pub redis: config::RedisArgs,
     /// Every Redis key and channel starts with this.
     #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,
@@ -82,7 +81,7 @@ impl config::ServiceConfig for Config {
                 "must start with postgres:// or postgresql://",
             ));
         }
-        config::check_redis_url("REDIS_URL", &self.redis_url)?;
+        self.redis.validate()?;
         config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         self.jwt.validate()?;
         self.service_token.validate()?;

@@ -58,7 +58,7 @@ impl Application {
             .await?;
         MIGRATOR.run(&pool).await?;
         let redis =
-            redis_conn::connect_with_retry(&config.redis_url, Duration::from_secs(30)).await?;
+            redis_conn::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
         let events = MembershipEvents::new(redis, Keys::new(config.redis_prefix.clone()));
         let grpc_listener = ops::bind(config.listen_addr).await?;
         let ops_listener = ops::bind(config.ops_addr).await?;

@@ -65,6 +65,7 @@ enum Admission {
     Refused(ErrorCode, String),
 }
 
+#[derive(Clone)]
 pub struct Admit {
     pub keys: Keys,
     pub members: Members,

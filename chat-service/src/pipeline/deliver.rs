@@ -22,6 +22,7 @@ use super::payloads::{self, Outcome};
 
 use crate::error::BatchError;
 
+#[derive(Clone)]
 pub struct Deliver {
     pub keys: Keys,
     pub publisher: Publisher,

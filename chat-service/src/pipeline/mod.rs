@@ -27,6 +27,7 @@ use self::{
 };
 use crate::error::BatchError;
 
+#[derive(Clone)]
 pub struct BatchProcessor {
     pub conn: Redis,
     pub admit: Admit,

@@ -15,6 +15,7 @@ use proto::history::internal::v1::{self as hpb, history_internal_client::History
 use super::admit::Accepted;
 use crate::error::BatchError;
 
+#[derive(Clone)]
 pub struct Persist {
     pub keys: Keys,
     pub history: HistoryInternalClient<InternalChannel>,

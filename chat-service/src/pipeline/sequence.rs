@@ -34,9 +34,12 @@ pub(crate) struct Sequenced {
     pub replayed: usize,
 }
 
+#[derive(Clone)]
 pub struct Sequence {
     pub keys: Keys,
     pub sequencer: Sequencer,
+    /// INGRESS_PARTITIONS: where a conversation's entries are.
+    pub partitions: usize,
 }
 
 impl Sequence {
@@ -103,11 +106,12 @@ impl Sequence {
         sends: &[Accepted],
         decisions: &[Decision],
     ) -> Result<HashMap<String, IngressEntry>, BatchError> {
-        let mut origins: Vec<&str> = sends
+        // An original is on its conversation's partition, like its re-send.
+        let mut origins: Vec<(&str, &str)> = sends
             .iter()
             .zip(decisions)
             .filter(|(a, d)| is_resend(a, d))
-            .filter_map(|(_, d)| d.origin.as_deref())
+            .filter_map(|(a, d)| Some((d.origin.as_deref()?, a.conversation.as_str())))
             .collect();
         origins.sort_unstable();
         origins.dedup();
@@ -115,9 +119,10 @@ impl Sequence {
             return Ok(HashMap::new());
         }
         let mut pipe = redis::pipe();
-        for origin in &origins {
+        for (origin, conversation) in &origins {
+            let partition = common::keys::partition(conversation, self.partitions);
             pipe.cmd("XRANGE")
-                .arg(self.keys.ingress())
+                .arg(self.keys.ingress(partition))
                 .arg(*origin)
                 .arg(*origin);
         }

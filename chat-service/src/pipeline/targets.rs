@@ -14,6 +14,7 @@ use proto::history::internal::v1::{self as hpb, history_internal_client::History
 
 use crate::error::BatchError;
 
+#[derive(Clone)]
 pub struct Targets {
     pub history: HistoryInternalClient<InternalChannel>,
     /// How long after its `ts` a message may be edited (None: always).

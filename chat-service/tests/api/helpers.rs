@@ -14,7 +14,6 @@ use common::{
     model::{EntryKind, INGRESS_FIELD, IngressEntry},
     telemetry::LogFormat,
 };
-use futures::StreamExt;
 use proto::{
     history::v1::{self as hpb, history_service_client::HistoryServiceClient},
     user::v1::{self as upb, user_service_client::UserServiceClient},
@@ -61,7 +60,7 @@ pub async fn spawn_env_with(max_message_bytes: usize) -> TestEnv {
 impl TestEnv {
     pub fn worker_config(&self, consumer: &str) -> Config {
         Config {
-            redis_url: testkit::redis_url(),
+            redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
             redis_prefix: self.storage.redis_prefix.clone(),
             user_service_url: self.user_url.clone(),
             history_service_url: self.history_url.clone(),
@@ -69,6 +68,7 @@ impl TestEnv {
             ops_addr: "127.0.0.1:0".parse().unwrap(),
             ready_file: None,
             consumer_name: consumer.into(),
+            ingress_partitions: 1,
             batch_size: 50,
             batch_linger_ms: 0,
             claim_idle_ms: 30_000,
@@ -154,18 +154,13 @@ impl TestEnv {
     /// receiver with its routing fields alongside, numbered by pub/sub
     /// message (`payload`) and by delivery within it (`delivery`).
     pub async fn subscribe(&self) -> mpsc::UnboundedReceiver<Value> {
-        let client = redis::Client::open(testkit::redis_url()).unwrap();
-        let mut pubsub = client.get_async_pubsub().await.unwrap();
-        pubsub
-            .subscribe(self.keys.gateway_channel(GATEWAY))
-            .await
-            .unwrap();
+        let mut messages =
+            testkit::redis::subscribe_sharded(&self.keys.gateway_channel(GATEWAY)).await;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            let mut messages = pubsub.into_on_message();
             let mut payload = 0_u64;
-            while let Some(msg) = messages.next().await {
-                let (_, json) = common::model::open_envelope(msg.get_payload_bytes());
+            while let Some(msg) = messages.recv().await {
+                let (_, json) = common::model::open_envelope(&msg);
                 let deliveries: Vec<Value> = serde_json::from_slice(json).unwrap();
                 // One item per frame, with the routing fields beside it, so
                 // tests look at frames, whichever delivery grouped them.
@@ -210,7 +205,7 @@ impl TestEnv {
     pub async fn xadd_raw(&self, field: &str) {
         let mut redis = self.storage.redis().await;
         let _: String = redis
-            .xadd(self.keys.ingress(), "*", &[(INGRESS_FIELD, field)])
+            .xadd(self.keys.ingress(0), "*", &[(INGRESS_FIELD, field)])
             .await
             .unwrap();
     }
@@ -221,7 +216,7 @@ impl TestEnv {
     pub async fn orphan(&self, consumer: &str, user: &str, client_id: &str, body: &str) -> String {
         let mut redis = self.storage.redis().await;
         let created: redis::RedisResult<()> = redis
-            .xgroup_create_mkstream(self.keys.ingress(), "chat-service", "0")
+            .xgroup_create_mkstream(self.keys.ingress(0), "chat-service", "0")
             .await;
         if let Err(e) = created {
             assert_eq!(e.code(), Some("BUSYGROUP"), "{e}");
@@ -229,7 +224,7 @@ impl TestEnv {
         self.xadd(user, 3, client_id, "user:bob", body).await;
         let read: redis::streams::StreamReadReply = redis
             .xread_options(
-                &[self.keys.ingress()],
+                &[self.keys.ingress(0)],
                 &[">"],
                 &redis::streams::StreamReadOptions::default().group("chat-service", consumer),
             )
@@ -242,7 +237,7 @@ impl TestEnv {
     /// Waits for the dead-letter stream to hold something; returns its entries.
     pub async fn dead_letters(&self) -> Vec<redis::streams::StreamId> {
         let redis = self.storage.redis().await;
-        let key = self.keys.dead_letter();
+        let key = self.keys.dead_letter(0);
         testkit::eventually("a dead-letter entry", Duration::from_secs(15), || {
             let mut redis = redis.clone();
             let key = key.clone();
@@ -258,7 +253,7 @@ impl TestEnv {
     pub async fn pending(&self) -> usize {
         let mut redis = self.storage.redis().await;
         let pending: redis::streams::StreamPendingReply = redis
-            .xpending(self.keys.ingress(), "chat-service")
+            .xpending(self.keys.ingress(0), "chat-service")
             .await
             .unwrap();
         pending.count()

@@ -24,7 +24,7 @@ async fn unreadable_entries_go_to_the_dead_letter_stream() {
         Some("{this is not an entry")
     );
     let mut redis = env.storage.redis().await;
-    let len: u64 = redis.xlen(env.keys.ingress()).await.unwrap();
+    let len: u64 = redis.xlen(env.keys.ingress(0)).await.unwrap();
     assert_eq!(len, 0, "processed entries are acknowledged and deleted");
 }
 
@@ -88,7 +88,7 @@ async fn the_dead_letter_stream_is_capped() {
     let env = spawn_env().await;
     let flood = common::limits::DEAD_LETTER_MAXLEN as usize + 2_000;
     let mut redis = env.storage.redis().await;
-    let stream = env.keys.ingress();
+    let stream = env.keys.ingress(0);
     for chunk in 0..flood / 500 {
         let mut pipe = redis::pipe();
         for i in 0..500 {
@@ -114,7 +114,7 @@ async fn the_dead_letter_stream_is_capped() {
     })
     .await;
     let dead: u64 = redis::cmd("XLEN")
-        .arg(env.keys.dead_letter())
+        .arg(env.keys.dead_letter(0))
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -173,7 +173,7 @@ async fn claimed_too_often_then_a_worker(env: &crate::helpers::TestEnv, id: &str
     for i in 2..=4 {
         let _: redis::Value = redis
             .xclaim(
-                env.keys.ingress(),
+                env.keys.ingress(0),
                 "chat-service",
                 format!("dead-{i}"),
                 0,

@@ -65,11 +65,12 @@ impl GatewayPresence {
     }
 
     /// Forgets what a previous run under the same id left, and beats once.
+    /// Not a transaction: the list of gateways and this gateway's users live
+    /// in different cluster slots, and nothing reads them before it serves.
     pub async fn start(&self) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         let users_key = self.keys.gateway_users(&self.gateway);
         redis::pipe()
-            .atomic()
             .del(&users_key)
             .ignore()
             .hset(&users_key, TABLE_FIELD, TABLE_VALUE)

@@ -100,9 +100,12 @@ impl Running {
 }
 
 async fn start(group: Group, handler: Recorder) -> Running {
-    let conn = redis_conn::connect(&testkit::storage::redis_url())
-        .await
-        .expect("redis");
+    let conn = redis_conn::connect(&common::redis_conn::Target::new(
+        &testkit::redis_url(),
+        testkit::redis_cluster(),
+    ))
+    .await
+    .expect("redis");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = Shutdown::new(async move {
         let _ = stopped.await;
@@ -111,7 +114,7 @@ async fn start(group: Group, handler: Recorder) -> Running {
     Running { stop, task }
 }
 
-async fn add(conn: &mut redis::aio::MultiplexedConnection, stream: &str, payload: &str) -> String {
+async fn add(conn: &mut testkit::redis::TestRedis, stream: &str, payload: &str) -> String {
     conn.xadd(stream, "*", &[("p", payload)]).await.unwrap()
 }
 
@@ -228,7 +231,7 @@ async fn a_batch_too_big_to_finish_is_split_until_it_fits_and_nothing_is_dead_le
 
 /// Reads `stream` as consumer `name` without acknowledging: a worker that
 /// then died.
-async fn read_and_die(redis: &mut redis::aio::MultiplexedConnection, stream: &str, name: &str) {
+async fn read_and_die(redis: &mut testkit::redis::TestRedis, stream: &str, name: &str) {
     let _: redis::Value = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg("workers")
@@ -241,7 +244,7 @@ async fn read_and_die(redis: &mut redis::aio::MultiplexedConnection, stream: &st
         .unwrap();
 }
 
-async fn make_group(redis: &mut redis::aio::MultiplexedConnection, stream: &str) {
+async fn make_group(redis: &mut testkit::redis::TestRedis, stream: &str) {
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(stream)

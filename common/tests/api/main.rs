@@ -5,4 +5,5 @@ mod consumer_group;
 mod formats;
 mod protocol_doc;
 mod scripts;
+mod slots;
 mod summary;

@@ -6,9 +6,12 @@ use testkit::storage::Storage;
 #[tokio::test]
 async fn a_pipeline_reloads_its_script_after_a_flush_and_runs_once_more() {
     let storage = Storage::new();
-    let mut conn = redis_conn::connect(&testkit::storage::redis_url())
-        .await
-        .expect("redis");
+    let mut conn = redis_conn::connect(&common::redis_conn::Target::new(
+        &testkit::redis_url(),
+        testkit::redis_cluster(),
+    ))
+    .await
+    .expect("redis");
     let script = LuaScript::new("return redis.call('INCR', KEYS[1])");
     let key = storage.key("counter");
     let mut pipe = redis::pipe();

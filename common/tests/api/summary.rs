@@ -33,9 +33,12 @@ fn event(seq: u64, kind: EventKind, target: u64, body: &str) -> ChatMessage {
 #[tokio::test]
 async fn previews_move_forward_and_events_change_only_the_previewed_message() {
     let storage = Storage::new();
-    let conn = redis_conn::connect(&testkit::storage::redis_url())
-        .await
-        .expect("redis");
+    let conn = redis_conn::connect(&common::redis_conn::Target::new(
+        &testkit::redis_url(),
+        testkit::redis_cluster(),
+    ))
+    .await
+    .expect("redis");
     let summaries = Summaries::new(Keys::new(storage.redis_prefix.clone()));
     let store = |m: ChatMessage, target: Option<ChatMessage>| {
         let summaries = summaries.clone();

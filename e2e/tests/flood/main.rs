@@ -29,6 +29,7 @@ async fn a_login_burst_stays_within_the_memory_bound_and_others_are_served() {
     let env: Vec<(String, String)> = [
         ("DATABASE_URL", storage.database_url()),
         ("REDIS_URL", testkit::redis_url()),
+        ("REDIS_CLUSTER", testkit::redis_cluster().to_string()),
         ("REDIS_PREFIX", storage.redis_prefix.clone()),
         ("JWT_SECRET", JWT_SECRET.to_owned()),
         ("SERVICE_TOKEN", SERVICE_TOKEN.to_owned()),

@@ -54,6 +54,10 @@ pub async fn produce(state: &AppState, user: &str, conn: u64, item: Item) -> Pro
             },
         };
     }
+    let partition = common::keys::partition(
+        item.to.conversation(user).as_str(),
+        state.config.ingress_partitions,
+    );
     let entry = IngressEntry {
         v: FORMAT_VERSION,
         kind: item.kind,
@@ -70,7 +74,7 @@ pub async fn produce(state: &AppState, user: &str, conn: u64, item: Item) -> Pro
     let json = serde_json::to_string(&entry).unwrap_or_default();
     let mut redis = state.redis.clone();
     let added: redis::RedisResult<String> = redis::cmd("XADD")
-        .arg(state.keys.ingress())
+        .arg(state.keys.ingress(partition))
         .arg("*")
         .arg(INGRESS_FIELD)
         .arg(json)

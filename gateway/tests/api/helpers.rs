@@ -47,6 +47,8 @@ pub struct StackOptions {
     pub edit_window_secs: u64,
     /// chat-service's DM_LIST_LIMIT.
     pub dm_list_limit: usize,
+    /// INGRESS_PARTITIONS of the gateways and the worker.
+    pub ingress_partitions: usize,
 }
 
 impl Default for StackOptions {
@@ -75,6 +77,7 @@ impl Default for StackOptions {
             max_connections: 1000,
             edit_window_secs: 86_400,
             dm_list_limit: 1000,
+            ingress_partitions: 1,
         }
     }
 }
@@ -92,7 +95,7 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
 
     if options.chat_worker {
         let chat = chat_service::startup::Application::build(chat_service::config::Config {
-            redis_url: testkit::redis_url(),
+            redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
             redis_prefix: storage.redis_prefix.clone(),
             user_service_url: user_url.clone(),
             history_service_url: history_url.clone(),
@@ -100,6 +103,7 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
             ops_addr: local,
             ready_file: None,
             consumer_name: "chat-test".into(),
+            ingress_partitions: options.ingress_partitions,
             batch_size: 200,
             batch_linger_ms: 3,
             claim_idle_ms: 30_000,
@@ -154,7 +158,7 @@ pub fn gateway_config(
     history_url: &str,
 ) -> Config {
     Config {
-        redis_url: testkit::redis_url(),
+        redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
         redis_prefix: storage.redis_prefix.clone(),
         jwt: JwtSecretArg::inline(JWT_SECRET),
         service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
@@ -178,6 +182,7 @@ pub fn gateway_config(
         max_connections_per_ip: options.max_connections_per_ip,
         ingress_backlog_limit: options.ingress_backlog_limit,
         ingress_max_wait_ms: options.ingress_max_wait_ms,
+        ingress_partitions: options.ingress_partitions,
         shutdown_grace_ms: 2000,
         login_failures_per_client: options.login_failures_per_client,
         login_failures_per_user: options.login_failures_per_user,

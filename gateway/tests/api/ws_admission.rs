@@ -133,7 +133,7 @@ async fn a_long_ingress_backlog_refuses_sends_with_a_retry_hint() {
 
     // No worker drains the stream: fill it past the limit.
     let mut redis = stack._storage.redis().await;
-    let stream = stack._storage.key("ingress");
+    let stream = stack._storage.key("{ingress:0}");
     for i in 0..120 {
         let _: String = redis::cmd("XADD")
             .arg(&stream)
@@ -176,7 +176,7 @@ async fn sends_are_shed_while_unread_entries_wait_too_long_but_not_for_a_dead_wo
     // A worker read an entry and died: it stays pending until claimed, and
     // says nothing about how busy the workers are.
     let mut redis = stack._storage.redis().await;
-    let stream = stack._storage.key("ingress");
+    let stream = stack._storage.key("{ingress:0}");
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&stream)

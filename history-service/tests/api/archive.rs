@@ -192,7 +192,7 @@ async fn a_seq_held_by_another_message_is_dead_lettered() {
 
     let mut redis = app.storage.redis().await;
     let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(app.storage.key("archive:dead"))
+        .arg(app.storage.key("{archive:0}:dead"))
         .arg("-")
         .arg("+")
         .query_async(&mut redis)

@@ -50,7 +50,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(options: Options) -> TestApp {
     let storage = Storage::new();
     let config = Config {
-        redis_url: testkit::redis_url(),
+        redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
         mongodb_uri: options.mongodb_uri,
         mongodb_database: storage.mongodb_database.clone(),
         redis_prefix: storage.redis_prefix.clone(),
@@ -69,6 +69,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         offline_ttl_secs: 30 * 86_400,
         recent_limit: options.recent_limit,
         archive_batch: 200,
+        archive_partitions: 1,
         instance_id: format!("history-{}", storage.id),
         grpc_max_message_bytes: 4 << 20,
         log_format: common::telemetry::LogFormat::Pretty,
@@ -163,7 +164,7 @@ impl TestApp {
     /// Waits until the archive backlog is empty: everything is in MongoDB.
     pub async fn wait_archived(&self) {
         let mut redis = self.storage.redis().await;
-        let key = self.storage.key("archive");
+        let key = self.storage.key("{archive:0}");
         testkit::eventually(
             "the archive backlog to drain",
             Duration::from_secs(30),

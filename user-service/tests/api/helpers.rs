@@ -19,7 +19,7 @@ pub struct TestApp {
 pub fn config(storage: &Storage) -> Config {
     Config {
         database_url: storage.database_url(),
-        redis_url: testkit::redis_url(),
+        redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
         redis_prefix: storage.redis_prefix.clone(),
         database_password_file: None,
         jwt: JwtSecretArg::inline(JWT_SECRET),

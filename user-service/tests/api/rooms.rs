@@ -124,7 +124,7 @@ async fn every_membership_change_bumps_the_room_version() {
     app.register("bob").await;
     let mut redis = app.storage.redis().await;
     let key = app.storage.key("{room:general}:members:v");
-    let version = |mut r: redis::aio::MultiplexedConnection, k: String| async move {
+    let version = |mut r: testkit::redis::TestRedis, k: String| async move {
         r.get::<_, Option<i64>>(k).await.unwrap()
     };
     app.create_room("general", "alice").await.unwrap();
