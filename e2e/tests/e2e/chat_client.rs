@@ -49,6 +49,12 @@ impl ChatClient {
         }
         ws.send_json(&json!({"type": "offline_ack"})).await;
         self.ws = Some(ws);
+        self.resend_unacked().await;
+    }
+
+    /// Re-sends every unacknowledged message with its `client_id`: after a
+    /// reconnect, and after a `resync` (its `sent` may have been lost).
+    async fn resend_unacked(&mut self) {
         let pending: Vec<_> = self
             .unacked
             .iter()
@@ -113,6 +119,7 @@ impl ChatClient {
                     assert_eq!(previous, entry, "a retry of {cid} changed its id or seq");
                 }
             }
+            Some("resync") => self.resend_unacked().await,
             Some("message") => {
                 self.message_frames += 1;
                 self.received
