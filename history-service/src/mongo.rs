@@ -210,9 +210,18 @@ impl Archive {
             if !m.apply(event) {
                 return Ok(Applied::Done);
             }
+            // With the conversation in the filter, a collection sharded on
+            // `conversation_id` sends the replace to one shard, not all.
+            let conversation = &doc.conversation_id;
             let filter = match before {
-                Some(seq) => doc! {"_id": &doc.id, "edit_seq": seq},
-                None => doc! {"_id": &doc.id, "edit_seq": {"$exists": false}},
+                Some(seq) => {
+                    doc! {"_id": &doc.id, "conversation_id": conversation, "edit_seq": seq}
+                }
+                None => doc! {
+                    "_id": &doc.id,
+                    "conversation_id": conversation,
+                    "edit_seq": {"$exists": false},
+                },
             };
             // The whole document, so every field keeps the type an insert
             // gives it.
