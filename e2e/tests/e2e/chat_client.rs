@@ -23,6 +23,8 @@ pub struct ChatClient {
     pub received: HashMap<String, Value>,
     /// How many `message` frames arrived, duplicates included.
     pub message_frames: usize,
+    /// How many `resync` frames arrived.
+    pub resyncs: usize,
 }
 
 impl ChatClient {
@@ -35,6 +37,7 @@ impl ChatClient {
             acked: HashMap::new(),
             received: HashMap::new(),
             message_frames: 0,
+            resyncs: 0,
         };
         c.reconnect(port).await;
         c
@@ -119,7 +122,10 @@ impl ChatClient {
                     assert_eq!(previous, entry, "a retry of {cid} changed its id or seq");
                 }
             }
-            Some("resync") => self.resend_unacked().await,
+            Some("resync") => {
+                self.resyncs += 1;
+                self.resend_unacked().await;
+            }
             Some("message") => {
                 self.message_frames += 1;
                 self.received

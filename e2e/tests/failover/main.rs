@@ -404,3 +404,188 @@ fn slots_json(v: &redis::Value) -> Vec<Value> {
         })
         .collect()
 }
+
+/// A gateway's channel slot moves to another master (a resharding): the
+/// node unsubscribes the gateway (`sunsubscribe`), the gateway subscribes
+/// again where the slot now lives, its sockets get `resync`, and deliveries
+/// go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moving_a_gateways_channel_slot_resubscribes_it_and_its_sockets_resync() {
+    if !testkit::redis_cluster() {
+        eprintln!("skipped: needs a Redis Cluster (TEST_REDIS_CLUSTER=1)");
+        return;
+    }
+    let stack = Stack::start(StackOptions::default()).await;
+    let (ta, tb) = (stack.user(0, "alice").await, stack.user(1, "bob").await);
+    let mut alice = ChatClient::connect("alice", &ta, stack.gateway_ports[0]).await;
+    let mut bob = ChatClient::connect("bob", &tb, stack.gateway_ports[1]).await;
+    exchange(&mut alice, &mut bob, "before").await;
+    let before = bob.resyncs;
+
+    // Bob's gateway is gw-1: move its channel's slot (with the delivery
+    // counter, the only key in it) to another master.
+    let channel = stack.storage.key("{gw:gw-1}:deliver");
+    let moved = Migration::slot_of(&channel).await;
+    moved.run().await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while bob.resyncs == before {
+        assert!(
+            Instant::now() < deadline,
+            "bob's socket got no resync after the slot moved"
+        );
+        bob.pump(Duration::from_millis(100)).await;
+    }
+    exchange(&mut alice, &mut bob, "after").await;
+    println!(
+        "slot {} of gw-1's channel moved from {} to {}: bob resynced, deliveries go on",
+        moved.slot, moved.from.1, moved.to.1
+    );
+    // Back where it was, so the cluster stays as scripts/lib/redis-cluster made it.
+    Migration {
+        from: moved.to.clone(),
+        to: moved.from.clone(),
+        slot: moved.slot,
+    }
+    .run()
+    .await;
+}
+
+/// Alice sends bob three DMs; each must be acknowledged and reach him live.
+async fn exchange(alice: &mut ChatClient, bob: &mut ChatClient, tag: &str) {
+    for j in 0..3 {
+        alice
+            .send(&format!("{tag}{j}"), "user:bob", &format!("{tag} {j}"))
+            .await;
+    }
+    alice.settle(Duration::from_secs(30)).await;
+    let ids: Vec<String> = (0..3)
+        .map(|j| alice.acked[&format!("{tag}{j}")].0.clone())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ids.iter().all(|id| bob.received.contains_key(id)) {
+        assert!(
+            Instant::now() < deadline,
+            "bob did not get the messages sent {tag} the move live"
+        );
+        bob.pump(Duration::from_millis(50)).await;
+    }
+}
+
+/// One slot moving between masters, as `redis-cli --cluster reshard` moves
+/// it: IMPORTING on the target, MIGRATING on the source, its keys migrated,
+/// then the new owner announced to every master.
+struct Migration {
+    /// (node id, "ip:port")
+    from: (String, String),
+    to: (String, String),
+    slot: u16,
+}
+
+impl Migration {
+    async fn slot_of(key: &str) -> Self {
+        let nodes = testkit::redis::redis_nodes().await;
+        let mut any = testkit::redis::node_connection(&nodes[0]).await;
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query_async(&mut any)
+            .await
+            .unwrap();
+        let masters = masters().await;
+        let owner = slots_json(
+            &redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query_async::<redis::Value>(&mut any)
+                .await
+                .unwrap(),
+        )
+        .into_iter()
+        .find(|s| {
+            s["from"].as_u64() <= Some(u64::from(slot)) && Some(u64::from(slot)) <= s["to"].as_u64()
+        })
+        .and_then(|s| s["master"].as_str().map(str::to_owned))
+        .expect("an owner");
+        let from = masters
+            .iter()
+            .find(|m| m.1 == owner)
+            .expect("owner is a master")
+            .clone();
+        let to = masters
+            .iter()
+            .find(|m| m.1 != owner)
+            .expect("another master")
+            .clone();
+        Self { from, to, slot }
+    }
+
+    async fn run(&self) {
+        let mut src = testkit::redis::node_connection(&format!("redis://{}", self.from.1)).await;
+        let mut dst = testkit::redis::node_connection(&format!("redis://{}", self.to.1)).await;
+        let setslot = |state: &str, id: &str| {
+            let mut c = redis::cmd("CLUSTER");
+            c.arg("SETSLOT").arg(self.slot).arg(state).arg(id);
+            c
+        };
+        let _: () = setslot("IMPORTING", &self.from.0)
+            .query_async(&mut dst)
+            .await
+            .unwrap();
+        let _: () = setslot("MIGRATING", &self.to.0)
+            .query_async(&mut src)
+            .await
+            .unwrap();
+        let (host, port) = self.to.1.split_once(':').unwrap();
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(self.slot)
+                .arg(100)
+                .query_async(&mut src)
+                .await
+                .unwrap();
+            if keys.is_empty() {
+                break;
+            }
+            let _: redis::Value = redis::cmd("MIGRATE")
+                .arg(host)
+                .arg(port)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query_async(&mut src)
+                .await
+                .unwrap();
+        }
+        for (_, addr) in masters().await {
+            let mut node = testkit::redis::node_connection(&format!("redis://{addr}")).await;
+            let _: () = setslot("NODE", &self.to.0)
+                .query_async(&mut node)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Every master as (node id, "ip:port").
+async fn masters() -> Vec<(String, String)> {
+    let nodes = testkit::redis::redis_nodes().await;
+    let mut any = testkit::redis::node_connection(&nodes[0]).await;
+    let listing: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(&mut any)
+        .await
+        .unwrap();
+    listing
+        .lines()
+        .filter(|l| l.contains("master") && !l.contains("fail"))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let id = f.next()?.to_owned();
+            let addr = f.next()?.split('@').next()?.to_owned();
+            Some((id, addr))
+        })
+        .collect()
+}
