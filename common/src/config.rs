@@ -253,6 +253,16 @@ pub fn exit_invalid(err: &ConfigError) -> ! {
     std::process::exit(EXIT_BAD_CONFIG);
 }
 
+/// A Redis error at startup that is the configuration's fault (a single-node
+/// REDIS_URL pointing at a cluster node) exits 2 with one line naming
+/// REDIS_URL; any other is given back, for the caller to report.
+pub fn exit_if_bad_redis_config(err: redis::RedisError) -> redis::RedisError {
+    if err.kind() == redis::ErrorKind::InvalidClientConfig {
+        exit_invalid(&ConfigError::new("REDIS_URL", err.to_string()));
+    }
+    err
+}
+
 /// Folds clap's multi-line message (which ends in a usage block) into one line.
 fn one_line(message: &str) -> String {
     message

@@ -1,11 +1,19 @@
 use common::config::ServiceConfig;
-use user_service::{config::Config, startup::Application};
+use user_service::{
+    config::Config,
+    startup::{Application, StartupError},
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::load();
     let _telemetry = common::telemetry::init(config.log_format, "user-service");
-    let app = Application::build(config).await?;
+    let app = match Application::build(config).await {
+        Err(StartupError::Redis(e)) => {
+            return Err(common::config::exit_if_bad_redis_config(e).into());
+        }
+        built => built?,
+    };
     app.run_until_stopped().await?;
     Ok(())
 }

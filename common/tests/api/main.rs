@@ -3,6 +3,7 @@
 
 mod consumer_group;
 mod formats;
+mod pipelines;
 mod protocol_doc;
 mod scripts;
 mod slots;

@@ -27,9 +27,35 @@ fn every_binary_refuses_bad_configuration_with_exit_2_and_one_line() {
     let secret = ("JWT_SECRET", "0123456789abcdef0123");
     let users = ("USER_SERVICE_URL", "http://127.0.0.1:50052");
     let history = ("HISTORY_SERVICE_URL", "http://127.0.0.1:50051");
-    let cases: Vec<Case<'_>> = vec![
+    let seed = testkit::redis_url();
+    let mut cases: Vec<Case<'_>> = vec![
         ("gateway", vec![], "REDIS_URL"),
         ("gateway", vec![redis, secret, users], "HISTORY_SERVICE_URL"),
+        (
+            "gateway",
+            vec![
+                ("REDIS_URL", "redis://127.0.0.1:7000,redis://127.0.0.1:7001"),
+                secret,
+                users,
+                history,
+            ],
+            "REDIS_URL",
+        ),
+        (
+            "gateway",
+            vec![redis, ("REDIS_CLUSTER", "maybe"), secret, users, history],
+            "REDIS_CLUSTER",
+        ),
+        (
+            "gateway",
+            vec![redis, secret, users, history, ("INGRESS_PARTITIONS", "0")],
+            "INGRESS_PARTITIONS",
+        ),
+        (
+            "chat-service",
+            vec![redis, users, history, ("INGRESS_PARTITIONS", "100000")],
+            "INGRESS_PARTITIONS",
+        ),
         (
             "gateway",
             vec![("REDIS_URL", "nope://x"), secret, users, history],
@@ -146,6 +172,14 @@ fn every_binary_refuses_bad_configuration_with_exit_2_and_one_line() {
             "DATABASE_URL",
         ),
     ];
+    if testkit::redis_cluster() {
+        // A cluster node given as a single Redis: found when connecting.
+        cases.push((
+            "gateway",
+            vec![("REDIS_URL", &seed), secret, users, history],
+            "REDIS_URL",
+        ));
+    }
     for (binary, mut env, name) in cases {
         // What each binary needs besides, unless the case is about it.
         let mut needs = vec![("SERVICE_TOKEN", SERVICE_TOKEN)];
