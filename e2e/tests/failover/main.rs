@@ -234,29 +234,7 @@ struct Victim {
 
 impl Victim {
     async fn find(key: &str) -> Self {
-        let nodes = testkit::redis::redis_nodes().await;
-        let mut any = testkit::redis::node_connection(&nodes[0]).await;
-        let slot: u16 = redis::cmd("CLUSTER")
-            .arg("KEYSLOT")
-            .arg(key)
-            .query_async(&mut any)
-            .await
-            .unwrap();
-        let shards: Vec<Value> = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async::<redis::Value>(&mut any)
-            .await
-            .map(|v| slots_json(&v))
-            .unwrap();
-        let addr = shards
-            .iter()
-            .find(|s| {
-                s["from"].as_u64() <= Some(u64::from(slot))
-                    && Some(u64::from(slot)) <= s["to"].as_u64()
-            })
-            .and_then(|s| s["master"].as_str())
-            .expect("a master holds the slot")
-            .to_owned();
+        let (slot, addr) = owner_of(key).await;
         let mut node = testkit::redis::node_connection(&format!("redis://{addr}")).await;
         let info: String = redis::cmd("INFO")
             .arg("server")
@@ -328,9 +306,7 @@ impl Victim {
                     .await;
                 if let Ok(v) = slots
                     && slots_json(&v).iter().any(|s| {
-                        s["from"].as_u64() <= Some(u64::from(self.slot))
-                            && Some(u64::from(self.slot)) <= s["to"].as_u64()
-                            && s["master"].as_str() != Some(self.addr.as_str())
+                        holds(s, self.slot) && s["master"].as_str() != Some(self.addr.as_str())
                     })
                 {
                     return killed_at.elapsed();
@@ -484,28 +460,8 @@ struct Migration {
 
 impl Migration {
     async fn slot_of(key: &str) -> Self {
-        let nodes = testkit::redis::redis_nodes().await;
-        let mut any = testkit::redis::node_connection(&nodes[0]).await;
-        let slot: u16 = redis::cmd("CLUSTER")
-            .arg("KEYSLOT")
-            .arg(key)
-            .query_async(&mut any)
-            .await
-            .unwrap();
+        let (slot, owner) = owner_of(key).await;
         let masters = masters().await;
-        let owner = slots_json(
-            &redis::cmd("CLUSTER")
-                .arg("SLOTS")
-                .query_async::<redis::Value>(&mut any)
-                .await
-                .unwrap(),
-        )
-        .into_iter()
-        .find(|s| {
-            s["from"].as_u64() <= Some(u64::from(slot)) && Some(u64::from(slot)) <= s["to"].as_u64()
-        })
-        .and_then(|s| s["master"].as_str().map(str::to_owned))
-        .expect("an owner");
         let from = masters
             .iter()
             .find(|m| m.1 == owner)
@@ -567,6 +523,37 @@ impl Migration {
                 .unwrap();
         }
     }
+}
+
+/// `key`'s slot and the master ("ip:port") that holds it now.
+async fn owner_of(key: &str) -> (u16, String) {
+    let nodes = testkit::redis::redis_nodes().await;
+    let mut any = testkit::redis::node_connection(&nodes[0]).await;
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(&mut any)
+        .await
+        .unwrap();
+    let shards = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async::<redis::Value>(&mut any)
+        .await
+        .map(|v| slots_json(&v))
+        .unwrap();
+    let owner = shards
+        .iter()
+        .find(|s| holds(s, slot))
+        .and_then(|s| s["master"].as_str())
+        .expect("a master holds the slot")
+        .to_owned();
+    (slot, owner)
+}
+
+/// Whether a range of CLUSTER SLOTS (`slots_json`) holds `slot`.
+fn holds(range: &Value, slot: u16) -> bool {
+    let slot = Some(u64::from(slot));
+    range["from"].as_u64() <= slot && slot <= range["to"].as_u64()
 }
 
 /// Every master as (node id, "ip:port").
