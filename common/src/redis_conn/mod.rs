@@ -2,12 +2,12 @@
 //! redis-rs cluster client for a Redis Cluster, behind one [`Redis`] type
 //! that every service uses the same way.
 //!
-//! Single node: redis-rs's ConnectionManager re-establishes a connection that
-//! *dropped*, but not one that went silent: a half-open link (a dead peer
-//! behind a middlebox, a black-holed route) only makes every command time
-//! out, forever. [`Redis`] wraps it and replaces the whole connection after a
-//! command times out, so a silent link heals within one response timeout,
-//! and a Redis blip never needs a service restart.
+//! redis-rs's ConnectionManager (single node) and cluster client re-establish
+//! a connection that *dropped*, but not one that went silent: a half-open
+//! link (a dead peer behind a middlebox, a black-holed route) only makes
+//! every command time out, forever. [`Redis`] wraps either and replaces the
+//! whole connection after a command times out, so a silent link heals
+//! within one response timeout, and a Redis blip never needs a restart.
 //!
 //! Cluster: redis-rs's async cluster client routes each command by its key,
 //! follows MOVED and ASK, and refreshes its slot map after a failover;
@@ -20,7 +20,7 @@ pub mod slots;
 use std::{
     sync::{
         Arc, RwLock,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -70,33 +70,42 @@ impl Target {
 /// dead. Above the longest blocking read (1 s) and a CLIENT PAUSE blip.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A multiplexed Redis connection, to a single node (self-healing) or to a
-/// cluster; cloning it is cheap and every clone shares the connection.
+/// A multiplexed Redis connection, to a single node or to a cluster, that
+/// heals itself; cloning it is cheap and every clone shares the connection.
 #[derive(Clone)]
-pub struct Redis(Link);
+pub struct Redis(Arc<Healing>);
 
+/// The connection of the moment: redis-rs's ConnectionManager to one node,
+/// or its cluster client (which reconnects dropped node links itself).
 #[derive(Clone)]
 enum Link {
-    Single(Arc<Healing>),
+    Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
 
 struct Healing {
-    url: String,
+    target: Target,
     db: i64,
-    current: RwLock<ConnectionManager>,
+    current: RwLock<Link>,
     replacing: AtomicBool,
+    /// How many times the connection was replaced after a timeout.
+    replaced: AtomicU64,
 }
 
 impl Redis {
     /// True on a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.0, Link::Cluster(_))
+        self.0.target.cluster
+    }
+
+    /// How many times a timed-out connection was replaced by a fresh one.
+    pub fn replacements(&self) -> u64 {
+        self.0.replaced.load(Ordering::Relaxed)
     }
 }
 
 impl Healing {
-    fn current(&self) -> ConnectionManager {
+    fn current(&self) -> Link {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -105,6 +114,8 @@ impl Healing {
 
     /// After a timeout, a fresh connection replaces the silent one (in the
     /// background; commands meanwhile still use the old one and fail fast).
+    /// On a cluster the whole client is replaced: a half-open link to one
+    /// node only ever times out, and a fresh client also re-reads the slots.
     fn heal_after<T>(self: &Arc<Self>, result: &redis::RedisResult<T>) {
         let Err(e) = result else { return };
         if !e.is_timeout() || self.replacing.swap(true, Ordering::AcqRel) {
@@ -114,9 +125,10 @@ impl Healing {
         tracing::warn!(error = %e, "redis command timed out; replacing the connection");
         let healing = self.clone();
         tokio::spawn(async move {
-            match manager(&healing.url).await {
+            match open(&healing.target).await {
                 Ok(fresh) => {
                     *healing.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                    healing.replaced.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "redis reconnect failed; next timeout retries")
@@ -130,14 +142,12 @@ impl Healing {
 impl ConnectionLike for Redis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            match &mut self.0 {
-                Link::Single(healing) => {
-                    let result = healing.current().req_packed_command(cmd).await;
-                    healing.heal_after(&result);
-                    result
-                }
-                Link::Cluster(conn) => conn.req_packed_command(cmd).await,
-            }
+            let result = match self.0.current() {
+                Link::Single(mut conn) => conn.req_packed_command(cmd).await,
+                Link::Cluster(mut conn) => conn.req_packed_command(cmd).await,
+            };
+            self.0.heal_after(&result);
+            result
         })
     }
 
@@ -148,36 +158,38 @@ impl ConnectionLike for Redis {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            match &self.0 {
-                Link::Single(healing) => {
-                    let result = healing
-                        .current()
-                        .req_packed_commands(cmd, offset, count)
-                        .await;
-                    healing.heal_after(&result);
-                    result
-                }
-                Link::Cluster(conn) => cluster::pipeline(conn, cmd, offset, count).await,
-            }
+            let result = match self.0.current() {
+                Link::Single(mut conn) => conn.req_packed_commands(cmd, offset, count).await,
+                Link::Cluster(conn) => cluster::pipeline(&conn, cmd, offset, count).await,
+            };
+            self.0.heal_after(&result);
+            result
         })
     }
 
     fn get_db(&self) -> i64 {
-        match &self.0 {
-            Link::Single(healing) => healing.db,
-            Link::Cluster(_) => 0,
-        }
+        self.0.db
     }
 }
 
-async fn manager(url: &str) -> redis::RedisResult<ConnectionManager> {
-    let client = redis::Client::open(url)?;
+/// A fresh connection to `target`.
+async fn open(target: &Target) -> redis::RedisResult<Link> {
+    if target.cluster {
+        let client = redis::cluster::ClusterClientBuilder::new(target.urls.clone())
+            .connection_timeout(Duration::from_secs(3))
+            .response_timeout(RESPONSE_TIMEOUT)
+            .build()?;
+        return Ok(Link::Cluster(client.get_async_connection().await?));
+    }
+    let client = redis::Client::open(target.first())?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Duration::from_secs(3))
         .set_response_timeout(RESPONSE_TIMEOUT)
         .set_number_of_retries(3)
         .set_max_delay(1000);
-    ConnectionManager::new_with_config(client, config).await
+    Ok(Link::Single(
+        ConnectionManager::new_with_config(client, config).await?,
+    ))
 }
 
 /// Opens a connection: self-healing to a single node, or a cluster client.
@@ -185,33 +197,35 @@ async fn manager(url: &str) -> redis::RedisResult<ConnectionManager> {
 /// target turns out to be a cluster node (a misconfiguration that would
 /// otherwise show as MOVED errors on a share of the keys).
 pub async fn connect(target: &Target) -> redis::RedisResult<Redis> {
-    if target.cluster {
-        let client = redis::cluster::ClusterClientBuilder::new(target.urls.clone())
-            .connection_timeout(Duration::from_secs(3))
-            .response_timeout(RESPONSE_TIMEOUT)
-            .build()?;
-        return Ok(Redis(Link::Cluster(client.get_async_connection().await?)));
-    }
-    let url = target.first();
-    let db = redis::Client::open(url)?.get_connection_info().redis.db;
-    let healing = Healing {
-        url: url.to_owned(),
-        db,
-        current: RwLock::new(manager(url).await?),
-        replacing: AtomicBool::new(false),
+    let db = if target.cluster {
+        0
+    } else {
+        redis::Client::open(target.first())?
+            .get_connection_info()
+            .redis
+            .db
     };
-    let info: String = redis::cmd("INFO")
-        .arg("cluster")
-        .query_async(&mut healing.current())
-        .await?;
-    if info.contains("cluster_enabled:1") {
-        return Err(redis::RedisError::from((
-            redis::ErrorKind::InvalidClientConfig,
-            "REDIS_URL is a Redis Cluster node",
-            "set REDIS_CLUSTER=true".to_owned(),
-        )));
+    let link = open(target).await?;
+    if let Link::Single(conn) = &link {
+        let info: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut conn.clone())
+            .await?;
+        if info.contains("cluster_enabled:1") {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "REDIS_URL is a Redis Cluster node",
+                "set REDIS_CLUSTER=true".to_owned(),
+            )));
+        }
     }
-    Ok(Redis(Link::Single(Arc::new(healing))))
+    Ok(Redis(Arc::new(Healing {
+        target: target.clone(),
+        db,
+        current: RwLock::new(link),
+        replacing: AtomicBool::new(false),
+        replaced: AtomicU64::new(0),
+    })))
 }
 
 /// Connects, retrying until `deadline` passes: services may start before Redis.

@@ -70,3 +70,34 @@ async fn a_single_node_url_that_is_a_cluster_node_is_refused() {
     assert_eq!(err.kind(), redis::ErrorKind::InvalidClientConfig);
     assert!(err.to_string().contains("REDIS_CLUSTER"), "{err}");
 }
+
+/// A command that outlives the response timeout (here a blocking read, as a
+/// silent half-open link would) gets a timeout error, and the connection is
+/// replaced by a fresh one that works: on one Redis and on a cluster alike.
+#[tokio::test]
+async fn a_timed_out_connection_is_replaced_by_a_working_one() {
+    let storage = Storage::new();
+    let mut conn = connect().await;
+    let key = storage.key("{never}:pushed");
+    let blocked: redis::RedisResult<redis::Value> = redis::cmd("BLPOP")
+        .arg(&key)
+        .arg(redis_conn::RESPONSE_TIMEOUT.as_secs() + 2)
+        .query_async(&mut conn)
+        .await;
+    assert!(blocked.is_err_and(|e| e.is_timeout()), "the read timed out");
+    testkit::eventually(
+        "a fresh connection",
+        std::time::Duration::from_secs(10),
+        || {
+            let conn = conn.clone();
+            async move { (conn.replacements() == 1).then_some(()) }
+        },
+    )
+    .await;
+    let () = redis::cmd("SET")
+        .arg(&key)
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
