@@ -58,7 +58,10 @@ impl Lookup {
     }
 
     /// Looks up, in one pipeline, which recipients of each conversation are
-    /// online on which live gateway, and which are on none.
+    /// online on which live gateway, and which are on none. One HMGET per
+    /// gateway for the batch's distinct recipients, not one per
+    /// (conversation, gateway): a batch of DMs to new partners used to cost
+    /// two commands per message.
     pub async fn online<'a>(
         &mut self,
         conn: &mut Redis,
@@ -66,45 +69,46 @@ impl Lookup {
     ) -> redis::RedisResult<Online> {
         let gateways = self.alive_gateways(conn).await?;
         let conversations: Vec<(&str, &[String])> = conversations.into_iter().collect();
-        let mut pipe = redis::pipe();
-        for (_, recipients) in &conversations {
-            if recipients.is_empty() {
-                continue;
-            }
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut users: Vec<&str> = Vec::new();
+        for user in conversations.iter().flat_map(|(_, r)| r.iter()) {
+            index.entry(user.as_str()).or_insert_with(|| {
+                users.push(user);
+                users.len() - 1
+            });
+        }
+        // here[g][i]: user i has a socket on gateway g.
+        let here: Vec<Vec<bool>> = if gateways.is_empty() || users.is_empty() {
+            Vec::new()
+        } else {
+            let mut pipe = redis::pipe();
             for gw in &gateways {
                 pipe.cmd("HMGET")
                     .arg(self.keys.gateway_users(gw))
-                    .arg(*recipients);
+                    .arg(&users);
             }
-        }
-        let mut replies: std::vec::IntoIter<Vec<Option<i64>>> =
-            if gateways.is_empty() || conversations.iter().all(|(_, r)| r.is_empty()) {
-                Vec::new().into_iter()
-            } else {
-                pipe.query_async::<Vec<Vec<Option<i64>>>>(conn)
-                    .await?
-                    .into_iter()
-            };
+            pipe.query_async::<Vec<Vec<Option<i64>>>>(conn)
+                .await?
+                .into_iter()
+                .map(|counts| counts.into_iter().map(|n| n.unwrap_or(0) > 0).collect())
+                .collect()
+        };
         let mut online = Online::new();
         for (conv, recipients) in conversations {
             let mut reach = Reach::default();
             let mut seen = vec![false; recipients.len()];
-            if !recipients.is_empty() {
-                for gw in &gateways {
-                    let flags = replies.next().unwrap_or_default();
-                    let here: Vec<String> = recipients
-                        .iter()
-                        .zip(flags)
-                        .zip(seen.iter_mut())
-                        .filter(|((_, n), _)| n.unwrap_or(0) > 0)
-                        .map(|((user, _), seen)| {
-                            *seen = true;
-                            user.clone()
-                        })
-                        .collect();
-                    if !here.is_empty() {
-                        reach.gateways.insert(gw.clone(), here);
-                    }
+            for (gw, flags) in gateways.iter().zip(&here) {
+                let on: Vec<String> = recipients
+                    .iter()
+                    .zip(seen.iter_mut())
+                    .filter(|(user, _)| flags.get(index[user.as_str()]).copied().unwrap_or(false))
+                    .map(|(user, seen)| {
+                        *seen = true;
+                        user.clone()
+                    })
+                    .collect();
+                if !on.is_empty() {
+                    reach.gateways.insert(gw.clone(), on);
                 }
             }
             reach.offline = recipients
