@@ -99,20 +99,21 @@ impl Keys {
     }
 
     /// Login attempts on one username from one client address, this window.
-    /// The login counters share the hash tag `{login}`: one script checks
-    /// and counts them together.
+    /// A username's two counters share the hash tag `{login:<name>}`: one
+    /// script checks and counts them together. (One tag for every login
+    /// would put all logins on one cluster node.)
     pub fn login_client(&self, username: &str, ip: &str) -> String {
-        format!("{}{{login}}:client:{username}:{ip}", self.prefix)
+        format!("{}{{login:{username}}}:client:{ip}", self.prefix)
     }
 
     /// Login attempts on one username from every address, this window.
     pub fn login_user(&self, username: &str) -> String {
-        format!("{}{{login}}:user:{username}", self.prefix)
+        format!("{}{{login:{username}}}:user", self.prefix)
     }
 
     /// Login attempts from one client address, every username, this window.
     pub fn login_ip(&self, ip: &str) -> String {
-        format!("{}{{login}}:ip:{ip}", self.prefix)
+        format!("{}{{login-ip:{ip}}}", self.prefix)
     }
 
     /// Registrations from one client address, this window.
@@ -207,14 +208,11 @@ impl Keys {
         [self.recent(conversation)]
     }
 
-    /// The gateway's login counters script (all under `{login}`), from the
-    /// per-client, per-user and per-address counters it may take.
-    pub fn login_script(&self, username: &str, ip: &str) -> [String; 3] {
-        [
-            self.login_client(username, ip),
-            self.login_user(username),
-            self.login_ip(ip),
-        ]
+    /// The gateway's login-limit script on a username's counters: from this
+    /// address, then from everywhere (the address's own counter is a call of
+    /// its own).
+    pub fn login_user_script(&self, username: &str, ip: &str) -> [String; 2] {
+        [self.login_client(username, ip), self.login_user(username)]
     }
 }
 

@@ -28,7 +28,8 @@ fn key_sets(keys: &Keys) -> Vec<(String, Vec<String>)> {
     for u in USERS {
         sets.push((format!("offline {u}"), keys.offline_script(u).to_vec()));
         for ip in IPS {
-            sets.push((format!("login {u} {ip}"), keys.login_script(u, ip).to_vec()));
+            let set = keys.login_user_script(u, ip).to_vec();
+            sets.push((format!("login {u} {ip}"), set));
         }
     }
     for g in GATEWAYS {

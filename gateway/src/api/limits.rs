@@ -99,36 +99,55 @@ async fn take(
     })
 }
 
-/// The login counters: per username from this address, per username from
-/// everywhere (a higher cap), per address for every username. All carry the
-/// hash tag `{login}`, so the script touches one cluster slot.
-/// The per-client counter comes first when there is one.
-fn login_counters(state: &AppState, username: &str, ip: IpAddr) -> Vec<(String, u32)> {
-    let (keys, config) = (&state.keys, &state.config);
-    let ip = ip.to_string();
-    let mut counters = Vec::with_capacity(3);
-    // Malformed names cannot log in anyway; they are counted by address only.
-    if valid_username(username) {
-        counters.push((
-            keys.login_client(username, &ip),
-            config.login_failures_per_client,
-        ));
-        counters.push((keys.login_user(username), config.login_failures_per_user));
-    }
-    counters.push((keys.login_ip(&ip), config.login_failures_per_ip));
-    counters
+/// The login counters, in two groups that are each one cluster slot: this
+/// username's (from this address, and from everywhere, a higher cap; under
+/// `{login:<name>}`) and this address's for every username (under
+/// `{login-ip:<ip>}`). One tag for all would put every login of the system
+/// on one Redis Cluster node.
+struct LoginCounters {
+    /// Empty for a malformed name: it cannot log in anyway, and is counted
+    /// by address only. The per-client counter comes first.
+    user: Vec<(String, u32)>,
+    address: [(String, u32); 1],
 }
 
-/// Counts a login attempt before the password is checked.
+fn login_counters(state: &AppState, username: &str, ip: IpAddr) -> LoginCounters {
+    let (keys, config) = (&state.keys, &state.config);
+    let ip = ip.to_string();
+    let mut user = Vec::with_capacity(2);
+    if valid_username(username) {
+        let limits = [
+            config.login_failures_per_client,
+            config.login_failures_per_user,
+        ];
+        user.extend(
+            keys.login_user_script(username, &ip)
+                .into_iter()
+                .zip(limits),
+        );
+    }
+    LoginCounters {
+        user,
+        address: [(keys.login_ip(&ip), config.login_failures_per_ip)],
+    }
+}
+
+/// Counts a login attempt before the password is checked: the address's
+/// counter first, then the username's. Each group is checked and counted
+/// atomically; when the username's refuses, the address's count is given
+/// back, so a refused attempt counts nothing (as with one script).
 pub async fn login_attempt(state: &AppState, username: &str, ip: IpAddr) -> Result<(), ApiError> {
     let counters = login_counters(state, username, ip);
-    take(
-        state,
-        &counters,
-        state.config.login_failure_window_secs,
-        "failed logins",
-    )
-    .await
+    let window = state.config.login_failure_window_secs;
+    take(state, &counters.address, window, "failed logins").await?;
+    if counters.user.is_empty() {
+        return Ok(());
+    }
+    if let Err(refused) = take(state, &counters.user, window, "failed logins").await {
+        refund(state, &counters.address, 0).await;
+        return Err(refused);
+    }
+    Ok(())
 }
 
 /// A login that never reached the password check was not a failure: its
@@ -137,9 +156,17 @@ pub async fn login_attempt(state: &AppState, username: &str, ip: IpAddr) -> Resu
 /// not the username's cap across addresses: a stranger's guesses from
 /// elsewhere keep counting.
 pub async fn refund_login(state: &AppState, username: &str, ip: IpAddr, succeeded: bool) {
-    let script = Script::new(REFUND);
     let counters = login_counters(state, username, ip);
-    let clear = usize::from(succeeded && counters.len() == 3);
+    refund(state, &counters.address, 0).await;
+    if !counters.user.is_empty() {
+        refund(state, &counters.user, usize::from(succeeded)).await;
+    }
+}
+
+/// Gives back one count on each of `counters` (one slot), clearing the first
+/// `clear` of them instead.
+async fn refund(state: &AppState, counters: &[(String, u32)], clear: usize) {
+    let script = Script::new(REFUND);
     let mut invocation = script.prepare_invoke();
     invocation.arg(clear);
     for (key, _) in counters {
@@ -147,7 +174,7 @@ pub async fn refund_login(state: &AppState, username: &str, ip: IpAddr, succeede
     }
     let mut redis = state.redis.clone();
     if let Err(e) = invocation.invoke_async::<()>(&mut redis).await {
-        tracing::warn!(error = %e, "could not refund a successful login");
+        tracing::warn!(error = %e, "could not give back a login count");
     }
 }
 

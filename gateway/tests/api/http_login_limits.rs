@@ -211,3 +211,35 @@ async fn a_successful_login_clears_the_username_count() {
         assert_eq!(r.status(), StatusCode::OK, "round {round}");
     }
 }
+
+/// A username's counters and the address's are two cluster slots, so two
+/// calls: an attempt the username's counter refuses gives the address's
+/// count back, and hammering one username leaves the address's budget for
+/// others.
+#[tokio::test]
+async fn an_attempt_refused_for_the_username_costs_the_address_nothing() {
+    let stack = spawn_stack_with(StackOptions {
+        login_failures_per_client: 2,
+        login_failures_per_ip: 4,
+        ..StackOptions::default()
+    })
+    .await;
+    stack.user("alice").await;
+    stack.user("bob").await;
+    for _ in 0..2 {
+        let r = login(&stack, 0, "alice", "wrong-password", "192.0.2.9").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    for _ in 0..5 {
+        let r = login(&stack, 0, "alice", "wrong-password", "192.0.2.9").await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    // The address has counted 2 of its 4: bob gets two failures, then the
+    // address's own limit holds.
+    for _ in 0..2 {
+        let r = login(&stack, 0, "bob", "wrong-password", "192.0.2.9").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = login(&stack, 0, "bob", "password123", "192.0.2.9").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
