@@ -72,15 +72,13 @@ pub async fn poll(
         let backlog = lens.iter().sum();
         ingress.backlog.store(backlog, Ordering::Relaxed);
         metrics::gauge!("gateway_ingress_backlog").set(backlog as f64);
-        let mut wait = Ok(0);
-        for (stream, len) in streams.iter().zip(lens) {
-            if len > 0 {
-                match oldest_unread_wait(&mut redis, stream).await {
-                    Ok(w) => wait = wait.map(|max: u64| max.max(w)),
-                    Err(e) => wait = Err(e),
-                }
-            }
-        }
+        let busy: Vec<&String> = streams
+            .iter()
+            .zip(lens)
+            .filter(|(_, len)| *len > 0)
+            .map(|(stream, _)| stream)
+            .collect();
+        let wait = oldest_unread_wait(&mut redis, &busy).await;
         if let Ok(wait) = wait {
             ingress.wait_ms.store(wait, Ordering::Relaxed);
             metrics::gauge!("gateway_ingress_wait_seconds").set(wait as f64 / 1000.0);
@@ -89,30 +87,38 @@ pub async fn poll(
 }
 
 /// How long the first entry after the workers' group's last read has been
-/// on the stream (its id holds the time it was added), or 0.
-async fn oldest_unread_wait(redis: &mut Redis, stream: &str) -> redis::RedisResult<u64> {
-    let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(stream)
-        .query_async(redis)
-        .await?;
-    let start = groups
-        .groups
+/// on each of `streams` (its id holds the time it was added), the longest of
+/// them, or 0. Two pipelines whatever the partition count.
+async fn oldest_unread_wait(redis: &mut Redis, streams: &[&String]) -> redis::RedisResult<u64> {
+    if streams.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = redis::pipe();
+    for stream in streams {
+        pipe.cmd("XINFO").arg("GROUPS").arg(*stream);
+    }
+    let groups: Vec<StreamInfoGroupsReply> = pipe.query_async(&mut *redis).await?;
+    let mut pipe = redis::pipe();
+    for (stream, groups) in streams.iter().zip(groups) {
+        let start = groups
+            .groups
+            .iter()
+            .find(|g| g.name == INGRESS_GROUP)
+            .map_or_else(|| "-".to_owned(), |g| format!("({}", g.last_delivered_id));
+        pipe.cmd("XRANGE")
+            .arg(*stream)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(1);
+    }
+    let firsts: Vec<StreamRangeReply> = pipe.query_async(redis).await?;
+    let now = common::time::now_ms();
+    Ok(firsts
         .iter()
-        .find(|g| g.name == INGRESS_GROUP)
-        .map_or_else(|| "-".to_owned(), |g| format!("({}", g.last_delivered_id));
-    let first: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg(start)
-        .arg("+")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(redis)
-        .await?;
-    let added = first
-        .ids
-        .first()
-        .and_then(|e| e.id.split('-').next())
-        .and_then(|ms| ms.parse::<i64>().ok());
-    Ok(added.map_or(0, |ms| (common::time::now_ms() - ms).max(0) as u64))
+        .filter_map(|first| first.ids.first())
+        .filter_map(|e| e.id.split('-').next()?.parse::<i64>().ok())
+        .map(|ms| (now - ms).max(0) as u64)
+        .max()
+        .unwrap_or(0))
 }

@@ -237,6 +237,45 @@ async fn sends_are_shed_while_unread_entries_wait_too_long_but_not_for_a_dead_wo
     assert_eq!(len, 1 + accepted, "the refused send added nothing");
 }
 
+/// With several ingress partitions, a send goes to its conversation's
+/// partition only, and the gateway watches every partition's wait.
+#[tokio::test]
+async fn with_partitions_sends_go_to_their_conversations_partition_and_all_are_watched() {
+    const PARTITIONS: usize = 5;
+    let stack = spawn_stack_with(StackOptions {
+        chat_worker: false,
+        ingress_max_wait_ms: 300,
+        ingress_partitions: PARTITIONS,
+        ..StackOptions::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    stack.user("bob").await;
+    let (mut a, _) = stack.connect(0, &alice).await;
+    let dm = common::ids::ConversationId::dm("alice", "bob");
+    let ours = common::keys::partition(dm.as_str(), PARTITIONS);
+    assert_ne!(ours, 0, "the DM's partition is not the first one");
+
+    // No worker reads: past 300 ms the gateway sheds, whichever partition.
+    let (refused, client_id, accepted) =
+        send_until_refused(&mut a, 0, Duration::from_millis(100)).await;
+    assert_eq!(
+        (&refused["code"], &refused["ref"]),
+        (&json!("unavailable"), &json!(client_id)),
+        "{refused}"
+    );
+    let mut redis = stack._storage.redis().await;
+    for p in 0..PARTITIONS {
+        let len: u64 = redis::cmd("XLEN")
+            .arg(stack._storage.key(&format!("{{ingress:{p}}}")))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let want = if p == ours { accepted } else { 0 };
+        assert_eq!(len, want, "partition {p} (the DM's is {ours})");
+    }
+}
+
 /// Sends DMs to bob (client ids `c<first>`, `c<first + 1>`, …) until one is
 /// answered, within 10 s; a send unanswered for `quiet` counts as taken
 /// (there is no worker, so no `sent`). Returns the answer, the client_id it
