@@ -116,7 +116,8 @@ impl Inbox {
     }
 }
 
-async fn get(http: &reqwest::Client, url: &str, token: &str) -> Result<Value, String> {
+/// GETs `url` with `token` as a bearer; the JSON body, or what went wrong.
+pub async fn get(http: &reqwest::Client, url: &str, token: &str) -> Result<Value, String> {
     let response = http
         .get(url)
         .bearer_auth(token)

@@ -163,15 +163,7 @@ async fn history(
             1,
             &format!("/api/conversations/{conversation}/messages?after={after}&limit=200"),
         );
-        let page: Value = http
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = testkit::recovery::get(http, &url, token).await.unwrap();
         let messages = page["messages"].as_array().cloned().unwrap_or_default();
         for m in &messages {
             let seq = m["seq"].as_u64().unwrap();
