@@ -4,10 +4,21 @@
 //! that first took them, so a retry of that entry can be told from a re-send.
 //! A fresh seq also moves its sender's read marker there (`common::read`):
 //! one's own messages are never unread.
+//!
+//! A fresh message (not an edit or delete) also becomes its conversation's
+//! preview in the conversation list (`common::summary`) right here: the
+//! sequencer orders a conversation, so the seq it just took is the newest
+//! and no ordering check is needed. That spares a script call per message
+//! after storing, the largest single Redis cost of a DM to a new partner.
+//! Should the message never be stored (dead-lettered), its tombstone clears
+//! the preview (`Persist::tombstone`).
 
 use common::redis_conn::Redis;
-use common::{keys::Keys, redis_conn::LuaScript};
+use common::{keys::Keys, redis_conn::LuaScript, summary::PreviewParts};
 
+/// KEYS: dedup record, seq counter, read markers, summary. ARGV: id, ts,
+/// dedup TTL, ingress entry, sender, and for a message the preview JSON cut
+/// where its seq goes (two halves).
 const DEDUP_SEQ: &str = r#"
 local d = redis.call('GET', KEYS[1])
 if d then return {0, d} end
@@ -15,6 +26,15 @@ local seq = redis.call('INCR', KEYS[2])
 local rec = ARGV[1] .. '|' .. seq .. '|' .. ARGV[2] .. '|' .. ARGV[4]
 redis.call('SET', KEYS[1], rec, 'EX', ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[5], seq)
+if ARGV[6] then
+  local cur = redis.call('HMGET', KEYS[4], 'at', 'e', 'd')
+  local set = {'seq', seq, 'm', ARGV[6] .. seq .. ARGV[7]}
+  if tonumber(ARGV[2]) > tonumber(cur[1] or '0') then
+    set[5] = 'at'; set[6] = ARGV[2]
+  end
+  redis.call('HSET', KEYS[4], unpack(set))
+  if cur[2] or cur[3] then redis.call('HDEL', KEYS[4], 'e', 'd') end
+end
 return {1, rec}
 "#;
 
@@ -37,6 +57,8 @@ pub struct SequenceRequest<'a> {
     pub client_id: &'a str,
     /// The ingress entry asking.
     pub stream_id: &'a str,
+    /// For a message (not an event), its body: the preview is made of it.
+    pub preview_body: Option<&'a str>,
 }
 
 #[derive(Clone)]
@@ -68,18 +90,26 @@ impl Sequencer {
         let mut pipe = redis::pipe();
         for r in requests {
             let id = uuid::Uuid::now_v7().to_string();
+            let mut args = vec![
+                id.clone(),
+                now.to_string(),
+                self.dedup_ttl_secs.to_string(),
+                r.stream_id.to_owned(),
+                r.sender.to_owned(),
+            ];
+            if let Some(body) = r.preview_body {
+                let PreviewParts {
+                    before_seq,
+                    after_seq,
+                } = PreviewParts::new(&id, r.sender, body, now);
+                args.extend([before_seq, after_seq]);
+            }
             self.script.call(
                 &mut pipe,
                 &self
                     .keys
                     .sequence_script(r.conversation, r.sender, r.client_id),
-                &[
-                    id,
-                    now.to_string(),
-                    self.dedup_ttl_secs.to_string(),
-                    r.stream_id.to_owned(),
-                    r.sender.to_owned(),
-                ],
+                &args,
             );
         }
         let replies: Vec<(i64, String)> =

@@ -85,6 +85,7 @@ impl Application {
             presence: presence.clone(),
             persist: Persist {
                 keys: keys.clone(),
+                summaries: Summaries::new(keys.clone()),
                 history: history.clone(),
                 max_message_bytes: config.grpc_max_message_bytes,
             },

@@ -171,11 +171,12 @@ impl Keys {
         conversation: &str,
         sender: &str,
         client_id: &str,
-    ) -> [String; 3] {
+    ) -> [String; 4] {
         [
             self.dedup(conversation, sender, client_id),
             self.seq(conversation),
             self.read_markers(conversation),
+            self.last(conversation),
         ]
     }
 

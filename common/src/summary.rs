@@ -1,8 +1,10 @@
 //! The conversation list's per-conversation state, kept at O(1) per message:
 //! a hash per conversation with the time of its last activity (`at`), the seq
 //! of its last message (`seq`, events excluded) and that message's preview
-//! (`m`, JSON, with edits and deletes applied). chat-service writes it after
-//! a batch is stored; the gateway reads it for `GET /api/conversations`.
+//! (`m`, JSON, with edits and deletes applied). chat-service's sequencer sets
+//! a message's preview as it takes its seq ([`PreviewParts`]); edits, deletes
+//! and tombstones are applied after they are stored (the script below). The
+//! gateway reads it for `GET /api/conversations`.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,31 +17,34 @@ use crate::{
 /// The longest preview body, in characters.
 pub const PREVIEW_CHARS: usize = 200;
 
-/// KEYS[1]: the summary hash. ARGV: seq, ts, what ('m' a message, 'e' an
-/// edit, 'd' a delete, 't' an event whose target is not known: activity
-/// only), the event's target seq, the preview JSON. Batches
-/// of one conversation may be stored out of order by different workers, so
-/// every field only moves forward: a message replaces the preview only if
-/// it is newer, an event only if it targets the previewed message and is
-/// newer than the last event applied to it, and nothing follows a delete.
+/// KEYS[1]: the summary hash. ARGV: seq, ts, what ('e' an edit, 'd' a
+/// delete, 't' an event whose target is not known: activity only, 'x' the
+/// tombstone of a message that was sequenced and never stored), the
+/// event's target seq, the preview JSON. Events of one conversation may be
+/// stored out of order by different workers, so every field only moves
+/// forward: an event changes the preview only if it targets the previewed
+/// message and is newer than the last event applied to it, and nothing
+/// follows a delete. A tombstone blanks the preview if it is its message's.
 const UPDATE: &str = r"
-local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '0')
-if tonumber(ARGV[2]) > at then redis.call('HSET', KEYS[1], 'at', ARGV[2]) end
-local cur = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local cur = redis.call('HMGET', KEYS[1], 'at', 'seq', 'e', 'd')
 local seq = tonumber(ARGV[1])
-if ARGV[3] == 'm' then
-  if seq > cur then
-    redis.call('HSET', KEYS[1], 'seq', seq, 'm', ARGV[5])
-    redis.call('HDEL', KEYS[1], 'e', 'd')
+local last = tonumber(cur[2] or '0')
+local set = {}
+if tonumber(ARGV[2]) > tonumber(cur[1] or '0') then set[#set + 1] = 'at'; set[#set + 1] = ARGV[2] end
+local done = 0
+if ARGV[3] == 'x' then
+  if seq == last then
+    set[#set + 1] = 'm'; set[#set + 1] = ARGV[5]; set[#set + 1] = 'd'; set[#set + 1] = '1'
+    done = 1
   end
-  return 1
+elseif ARGV[3] ~= 't' and tonumber(ARGV[4]) == last and not cur[4]
+    and seq > tonumber(cur[3] or '0') then
+  set[#set + 1] = 'm'; set[#set + 1] = ARGV[5]; set[#set + 1] = 'e'; set[#set + 1] = seq
+  if ARGV[3] == 'd' then set[#set + 1] = 'd'; set[#set + 1] = '1' end
+  done = 1
 end
-if ARGV[3] == 't' then return 0 end
-if tonumber(ARGV[4]) ~= cur or redis.call('HGET', KEYS[1], 'd') then return 0 end
-if seq <= tonumber(redis.call('HGET', KEYS[1], 'e') or '0') then return 0 end
-redis.call('HSET', KEYS[1], 'm', ARGV[5], 'e', seq)
-if ARGV[3] == 'd' then redis.call('HSET', KEYS[1], 'd', '1') end
-return 1
+if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
+return done
 ";
 
 /// A conversation's last message, as the list shows it.
@@ -68,6 +73,37 @@ impl Preview {
             ts: m.ts,
             edited_at: m.edited_at,
             deleted: m.deleted,
+        }
+    }
+}
+
+/// A new message's preview as JSON, cut where its seq goes: the sequencer
+/// knows the seq only inside its script, which joins the halves around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewParts {
+    /// Up to and including `"seq":`.
+    pub before_seq: String,
+    pub after_seq: String,
+}
+
+impl PreviewParts {
+    pub fn new(id: &str, from: &str, body: &str, ts: i64) -> Self {
+        let preview = Preview {
+            id: id.to_owned(),
+            seq: 0,
+            from: from.to_owned(),
+            body: body.chars().take(PREVIEW_CHARS).collect(),
+            ts,
+            edited_at: None,
+            deleted: false,
+        };
+        let json = serde_json::to_string(&preview).unwrap_or_default();
+        // `id` is escaped JSON before it, so the first match is the field.
+        const SEQ: &str = "\"seq\":0";
+        let at = json.find(SEQ).map_or(json.len(), |at| at + SEQ.len() - 1);
+        Self {
+            before_seq: json[..at].to_owned(),
+            after_seq: json.get(at + 1..).unwrap_or_default().to_owned(),
         }
     }
 }
@@ -107,16 +143,35 @@ impl Summaries {
         &self.script
     }
 
-    /// Adds the update for a stored message to `pipe` (its reply ignored).
-    /// For an event, `target` is its target with the event applied, if known;
-    /// without it only the activity time moves.
-    pub fn add(&self, pipe: &mut redis::Pipeline, m: &ChatMessage, target: Option<&ChatMessage>) {
+    /// Adds the update for a stored edit or delete to `pipe` (its reply
+    /// ignored). `target` is its target with the event applied, if known;
+    /// without it only the activity time moves. A message (not an event)
+    /// changes nothing here: its preview was set when it was sequenced.
+    pub fn add_event(
+        &self,
+        pipe: &mut redis::Pipeline,
+        m: &ChatMessage,
+        target: Option<&ChatMessage>,
+    ) {
         let (what, shown) = match (m.kind, target) {
-            (None, _) => ("m", m),
+            (None, _) => return,
             (Some(EventKind::Edit), Some(t)) => ("e", t),
             (Some(EventKind::Delete), Some(t)) => ("d", t),
             (Some(_), None) => ("t", m),
         };
+        self.call(pipe, m, what, shown);
+    }
+
+    /// Adds, for the tombstone of a message that was sequenced and never
+    /// stored, the blanking of its preview if it is the one shown.
+    pub fn add_tombstone(&self, pipe: &mut redis::Pipeline, tombstone: &ChatMessage) {
+        let mut shown = tombstone.clone();
+        shown.body.clear();
+        shown.deleted = true;
+        self.call(pipe, tombstone, "x", &shown);
+    }
+
+    fn call(&self, pipe: &mut redis::Pipeline, m: &ChatMessage, what: &str, shown: &ChatMessage) {
         let preview = serde_json::to_string(&Preview::of(shown)).unwrap_or_default();
         self.script.call(
             pipe,
@@ -162,5 +217,22 @@ mod tests {
         m.deleted = true;
         let json = serde_json::to_string(&Preview::of(&m)).unwrap();
         assert!(json.contains(r#""deleted":true"#));
+    }
+
+    #[test]
+    fn preview_parts_join_around_the_seq_into_the_preview() {
+        let parts = PreviewParts::new("0190-a", "bob \"seq\":0", "hi \"seq\":0", 7);
+        let joined = format!("{}{}{}", parts.before_seq, 42, parts.after_seq);
+        let preview: Preview = serde_json::from_str(&joined).unwrap();
+        assert_eq!(
+            (
+                preview.id.as_str(),
+                preview.seq,
+                preview.from.as_str(),
+                preview.body.as_str(),
+                preview.ts
+            ),
+            ("0190-a", 42, "bob \"seq\":0", "hi \"seq\":0", 7)
+        );
     }
 }

@@ -10,7 +10,7 @@
 //! still on its way (in the recent window, not yet in MongoDB) fails the
 //! batch, which is retried.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use common::{
     consumer::{Consumer, Group, Handler},
@@ -97,7 +97,8 @@ struct Decoded {
     docs: Vec<MessageDoc>,
     /// Edits and deletes, whole, to apply to their targets.
     events: Vec<ChatMessage>,
-    conversations: HashSet<ConversationId>,
+    /// The conversations touched, each with its highest seq in the batch.
+    conversations: HashMap<ConversationId, u64>,
     dead: Vec<Dead>,
 }
 
@@ -238,13 +239,26 @@ impl Archiver {
     /// seq below which it may be trimmed: the oldest messages beyond the
     /// limit, up to the first one MongoDB does not have (another instance
     /// may still be archiving it).
+    ///
+    /// A window holds at most one member per seq taken, so a conversation
+    /// whose highest seq here is within the limit cannot be over it; it is
+    /// not even read. (A later message of it makes a later batch look.)
+    /// Most conversations are short: this spares one read per message.
     async fn safe_trims(
         &mut self,
-        conversations: &HashSet<ConversationId>,
+        conversations: &HashMap<ConversationId, u64>,
     ) -> Result<Vec<(ConversationId, u64)>, String> {
         let keys = self.store.keys().clone();
+        let limit = u64::from(self.recent_limit);
+        let convs: Vec<&ConversationId> = conversations
+            .iter()
+            .filter(|(_, top)| **top > limit)
+            .map(|(conv, _)| conv)
+            .collect();
+        if convs.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
-        let convs: Vec<&ConversationId> = conversations.iter().collect();
         for conv in &convs {
             pipe.cmd("ZRANGE")
                 .arg(keys.recent(conv.as_str()))
@@ -287,7 +301,11 @@ fn decode(entries: &[StreamId]) -> Decoded {
         let raw = entry.get::<String>(ARCHIVE_FIELD).unwrap_or_default();
         match serde_json::from_str::<ArchiveEntry>(&raw) {
             Ok(ArchiveEntry { v, message }) if model::readable(v) => {
-                out.conversations.insert(message.conversation.clone());
+                let top = out
+                    .conversations
+                    .entry(message.conversation.clone())
+                    .or_default();
+                *top = (*top).max(message.seq);
                 if message.kind.is_some() {
                     out.docs.push(MessageDoc::from(&message.stored_event()));
                     out.events.push(message);

@@ -77,27 +77,19 @@ impl Deliver {
         }
     }
 
-    /// Each conversation's summary: its newest message of the batch (older
-    /// ones would not change it) and every event.
+    /// The conversation list's summaries: every edit and delete (a message's
+    /// preview was set when it was sequenced: `sequencer.rs`).
     fn summarize(&self, pipe: &mut redis::Pipeline, outcome: &Outcome<'_>) {
-        let mut newest: HashMap<&str, &ChatMessage> = HashMap::new();
         for (a, m) in outcome.accepted.iter().zip(outcome.messages) {
-            if m.kind.is_some() {
-                let target = a.target.as_ref().map(|t| {
-                    let mut t = t.clone();
-                    t.apply(m);
-                    t
-                });
-                self.summaries.add(pipe, m, target.as_ref());
+            if m.kind.is_none() {
                 continue;
             }
-            let slot = newest.entry(m.conversation.as_str()).or_insert(m);
-            if m.seq > slot.seq {
-                *slot = m;
-            }
-        }
-        for m in newest.into_values() {
-            self.summaries.add(pipe, m, None);
+            let target = a.target.as_ref().map(|t| {
+                let mut t = t.clone();
+                t.apply(m);
+                t
+            });
+            self.summaries.add_event(pipe, m, target.as_ref());
         }
     }
 

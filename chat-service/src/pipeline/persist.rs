@@ -8,7 +8,8 @@ use common::{
     keys::Keys,
     model::{ChatMessage, IngressEntry},
     presence::Online,
-    redis_conn::Redis,
+    redis_conn::{Redis, query_scripted},
+    summary::Summaries,
 };
 use proto::history::internal::v1::{self as hpb, history_internal_client::HistoryInternalClient};
 
@@ -18,6 +19,8 @@ use crate::error::BatchError;
 #[derive(Clone)]
 pub struct Persist {
     pub keys: Keys,
+    /// A tombstone blanks its message's preview, set when it was sequenced.
+    pub summaries: Summaries,
     pub history: HistoryInternalClient<InternalChannel>,
     /// Largest gRPC message to history-service (GRPC_MAX_MESSAGE_BYTES).
     pub max_message_bytes: usize,
@@ -123,6 +126,9 @@ impl Persist {
             }
             Err(e) => Err(e),
             Ok(_) => {
+                let mut pipe = redis::pipe();
+                self.summaries.add_tombstone(&mut pipe, &tombstone);
+                query_scripted::<()>(conn, &pipe, &[self.summaries.script()]).await?;
                 metrics::counter!("chat_tombstones_total").increment(1);
                 tracing::warn!(conversation = %tombstone.conversation, seq = tombstone.seq, "tombstone stored for a dead-lettered message");
                 Ok(())

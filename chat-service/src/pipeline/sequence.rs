@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use common::{
     keys::Keys,
-    model::{ChatMessage, INGRESS_FIELD, IngressEntry},
+    model::{ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
     redis_conn::Redis,
 };
 
@@ -55,6 +55,7 @@ impl Sequence {
                 sender: &a.entry.user,
                 client_id: &a.entry.client_id,
                 stream_id: &a.stream_id,
+                preview_body: (a.entry.kind == EntryKind::Send).then_some(a.entry.body.as_str()),
             })
             .collect();
         let decisions = self.sequencer.sequence(conn, &requests).await?;

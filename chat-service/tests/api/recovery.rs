@@ -139,9 +139,17 @@ async fn a_dead_lettered_message_that_took_a_seq_leaves_a_tombstone() {
         .orphan("dead-1", "alice", "poison", "kills every worker")
         .await;
     let mut redis = env.storage.redis().await;
-    // What the first worker did before dying: seq 1, and its dedup record.
+    // What the first worker did before dying: seq 1, its dedup record, and
+    // the conversation's preview.
+    let parts = common::summary::PreviewParts::new("tomb-id", "alice", "poison body", 1);
+    let preview = format!("{}1{}", parts.before_seq, parts.after_seq);
     let () = redis::pipe()
         .set(env.keys.seq("dm:alice:bob"), 1)
+        .ignore()
+        .hset_multiple(
+            env.keys.last("dm:alice:bob"),
+            &[("seq", "1"), ("at", "1"), ("m", preview.as_str())],
+        )
         .ignore()
         .set(
             env.keys.dedup("dm:alice:bob", "alice", "poison"),
@@ -153,6 +161,13 @@ async fn a_dead_lettered_message_that_took_a_seq_leaves_a_tombstone() {
         .unwrap();
     claimed_too_often_then_a_worker(&env, &id).await;
     env.dead_letters().await;
+    // The list no longer previews a message that was never stored.
+    let shown: Option<String> = redis
+        .hget(env.keys.last("dm:alice:bob"), "m")
+        .await
+        .unwrap();
+    let shown: common::summary::Preview = serde_json::from_str(&shown.unwrap()).unwrap();
+    assert!(shown.deleted && shown.body.is_empty() && shown.seq == 1, "{shown:?}");
     env.xadd("alice", 3, "fine", "user:bob", "next").await;
     let sent = next_of(&mut rx, "sent").await;
     assert_eq!(sent["frame"]["seq"], 2);
@@ -164,6 +179,11 @@ async fn a_dead_lettered_message_that_took_a_seq_leaves_a_tombstone() {
         .collect();
     assert_eq!(got, [(1, true, ""), (2, false, "next")]);
     assert_eq!(history[0].id, "tomb-id");
+    let shown: Option<String> = redis
+        .hget(env.keys.last("dm:alice:bob"), "m")
+        .await
+        .unwrap();
+    assert!(shown.unwrap().contains(r#""body":"next""#));
 }
 
 /// Entry `id` is claimed by three more dying workers; then a worker that
