@@ -167,7 +167,10 @@ async fn a_dead_lettered_message_that_took_a_seq_leaves_a_tombstone() {
         .await
         .unwrap();
     let shown: common::summary::Preview = serde_json::from_str(&shown.unwrap()).unwrap();
-    assert!(shown.deleted && shown.body.is_empty() && shown.seq == 1, "{shown:?}");
+    assert!(
+        shown.deleted && shown.body.is_empty() && shown.seq == 1,
+        "{shown:?}"
+    );
     env.xadd("alice", 3, "fine", "user:bob", "next").await;
     let sent = next_of(&mut rx, "sent").await;
     assert_eq!(sent["frame"]["seq"], 2);
