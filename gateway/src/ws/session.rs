@@ -22,16 +22,33 @@ use super::{
     ingress::{self, Item, Produced},
     offline,
     ratelimit::TokenBucket,
-    writer::{CLOSE_WAIT, write_loop},
+    writer::{CLOSE_WAIT, Sink, write_loop},
 };
 use crate::{history, outbox::Outbox, state::AppState};
 
 /// Bad or rate-limited frames in a row before the socket is closed (1008).
 const MAX_STRIKES: u32 = 50;
 
+/// Starts one socket's session as a task of its own, and returns.
+///
+/// Why not run it in the upgrade task: an idle socket's memory is mostly its
+/// tasks' futures, and a future keeps its arguments for its whole life. The
+/// upgrade task's future holds axum's upgrade state and the unsplit socket
+/// (2 KiB together); this one holds the split halves only.
+pub fn spawn(socket: WebSocket, state: AppState, user: String, permit: ConnPermit) {
+    let (sink, stream) = socket.split();
+    tokio::spawn(run(sink, stream, state, user, permit));
+}
+
 /// Runs one socket; `_permit` holds its place under the per-user and
 /// per-address caps until the session ends.
-pub async fn run(socket: WebSocket, state: AppState, user: String, _permit: ConnPermit) {
+async fn run(
+    sink: Sink,
+    mut stream: futures::stream::SplitStream<WebSocket>,
+    state: AppState,
+    user: String,
+    _permit: ConnPermit,
+) {
     let outbox = Arc::new(Outbox::bounded(
         state.config.outbound_queue,
         state.config.outbound_queue_bytes,
@@ -42,7 +59,6 @@ pub async fn run(socket: WebSocket, state: AppState, user: String, _permit: Conn
     let reg = state.hub.register(&user, outbox.clone());
     metrics::counter!("gateway_sessions_total").increment(1);
     state.presence.changed(&user).await;
-    let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(
         sink,
         outbox.clone(),
