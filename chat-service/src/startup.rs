@@ -111,6 +111,7 @@ impl Application {
                     ..processor.clone()
                 },
                 linger: Duration::from_millis(config.batch_linger_ms),
+                narrow_linger: Duration::from_millis(config.narrow_batch_linger_ms),
                 wide: false,
                 progress: Arc::default(),
             };

@@ -22,13 +22,16 @@ pub const GROUP: &str = common::model::INGRESS_GROUP;
 /// Online recipients per message from which a batch counts as a wide fan-out.
 /// After one, a short read lingers (BATCH_LINGER_MS): each gateway then gets
 /// fewer, larger deliveries and each socket fewer, larger writes, which is
-/// where a big room's cost lies. DMs and small rooms never wait.
+/// where a big room's cost lies. DMs and small rooms wait only if
+/// NARROW_BATCH_LINGER_MS is set.
 pub const WIDE_FANOUT: usize = 32;
 
 pub struct Worker {
     pub processor: BatchProcessor,
     /// How long a short read waits for more entries (see BATCH_LINGER_MS).
     pub linger: Duration,
+    /// The same after a narrow batch (NARROW_BATCH_LINGER_MS; zero: never).
+    pub narrow_linger: Duration,
     /// Whether the last batch fanned out widely, so the next read lingers.
     pub wide: bool,
     pub progress: Arc<Progress>,
@@ -70,7 +73,7 @@ impl Handler for Worker {
         if self.wide {
             self.linger
         } else {
-            Duration::ZERO
+            self.narrow_linger
         }
     }
 

@@ -71,6 +71,7 @@ impl TestEnv {
             ingress_partitions: 1,
             batch_size: 50,
             batch_linger_ms: 0,
+            narrow_batch_linger_ms: 0,
             claim_idle_ms: 30_000,
             max_deliveries: 3,
             dedup_ttl_secs: 3600,

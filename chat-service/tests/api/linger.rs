@@ -1,5 +1,6 @@
 //! BATCH_LINGER_MS: after a batch that fanned out widely, a short read waits
-//! for more entries; after a narrow one (DMs, small rooms) it never does.
+//! for more entries; after a narrow one (DMs, small rooms) it does not,
+//! unless NARROW_BATCH_LINGER_MS is set.
 
 use std::time::Duration;
 
@@ -41,8 +42,13 @@ async fn wide_room(env: &TestEnv) -> Vec<String> {
 }
 
 async fn worker(env: &TestEnv) {
+    worker_lingering_after_narrow(env, 0).await;
+}
+
+async fn worker_lingering_after_narrow(env: &TestEnv, narrow_ms: u64) {
     let mut config = env.worker_config("w1");
     config.batch_linger_ms = LINGER_MS;
+    config.narrow_batch_linger_ms = narrow_ms;
     env.spawn_worker(config).await;
 }
 
@@ -94,4 +100,17 @@ async fn direct_messages_never_wait() {
     worker(&env).await;
     let (one, two) = payloads_of_two_sends(&env, &mut rx, ["alice", "alice"], "user:bob").await;
     assert_ne!(one, two, "the first DM went out without waiting");
+}
+
+#[tokio::test]
+async fn with_a_narrow_linger_direct_messages_share_a_batch() {
+    let env = spawn_env().await;
+    for u in ["alice", "bob"] {
+        env.user(u).await;
+    }
+    env.gateway_online(&["alice", "bob"]).await;
+    let mut rx = env.subscribe().await;
+    worker_lingering_after_narrow(&env, LINGER_MS).await;
+    let (one, two) = payloads_of_two_sends(&env, &mut rx, ["alice", "alice"], "user:bob").await;
+    assert_eq!(one, two, "both DMs in one batch, one publish");
 }

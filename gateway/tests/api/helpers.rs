@@ -106,6 +106,7 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
             ingress_partitions: options.ingress_partitions,
             batch_size: 200,
             batch_linger_ms: 3,
+            narrow_batch_linger_ms: 0,
             claim_idle_ms: 30_000,
             max_deliveries: 5,
             dedup_ttl_secs: 3600,
