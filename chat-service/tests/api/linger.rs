@@ -89,14 +89,19 @@ async fn after_a_wide_fan_out_a_short_read_lingers() {
     assert_eq!(one, two, "both sends in one batch, one publish");
 }
 
-#[tokio::test]
-async fn direct_messages_never_wait() {
-    let env = spawn_env().await;
+/// alice and bob, online on the test gateway, whose deliveries `rx` gets.
+async fn online_pair(env: &TestEnv) -> UnboundedReceiver<Value> {
     for u in ["alice", "bob"] {
         env.user(u).await;
     }
     env.gateway_online(&["alice", "bob"]).await;
-    let mut rx = env.subscribe().await;
+    env.subscribe().await
+}
+
+#[tokio::test]
+async fn direct_messages_never_wait() {
+    let env = spawn_env().await;
+    let mut rx = online_pair(&env).await;
     worker(&env).await;
     let (one, two) = payloads_of_two_sends(&env, &mut rx, ["alice", "alice"], "user:bob").await;
     assert_ne!(one, two, "the first DM went out without waiting");
@@ -105,11 +110,7 @@ async fn direct_messages_never_wait() {
 #[tokio::test]
 async fn with_a_narrow_linger_direct_messages_share_a_batch() {
     let env = spawn_env().await;
-    for u in ["alice", "bob"] {
-        env.user(u).await;
-    }
-    env.gateway_online(&["alice", "bob"]).await;
-    let mut rx = env.subscribe().await;
+    let mut rx = online_pair(&env).await;
     worker_lingering_after_narrow(&env, LINGER_MS).await;
     let (one, two) = payloads_of_two_sends(&env, &mut rx, ["alice", "alice"], "user:bob").await;
     assert_eq!(one, two, "both DMs in one batch, one publish");
