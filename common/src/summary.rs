@@ -64,15 +64,24 @@ pub struct Preview {
 }
 
 impl Preview {
+    /// A message never edited nor deleted, its body cut to PREVIEW_CHARS.
+    pub fn new(id: &str, seq: u64, from: &str, body: &str, ts: i64) -> Self {
+        Self {
+            id: id.to_owned(),
+            seq,
+            from: from.to_owned(),
+            body: body.chars().take(PREVIEW_CHARS).collect(),
+            ts,
+            edited_at: None,
+            deleted: false,
+        }
+    }
+
     pub fn of(m: &ChatMessage) -> Self {
         Self {
-            id: m.id.clone(),
-            seq: m.seq,
-            from: m.from.clone(),
-            body: m.body.chars().take(PREVIEW_CHARS).collect(),
-            ts: m.ts,
             edited_at: m.edited_at,
             deleted: m.deleted,
+            ..Self::new(&m.id, m.seq, &m.from, &m.body, m.ts)
         }
     }
 }
@@ -88,15 +97,7 @@ pub struct PreviewParts {
 
 impl PreviewParts {
     pub fn new(id: &str, from: &str, body: &str, ts: i64) -> Self {
-        let preview = Preview {
-            id: id.to_owned(),
-            seq: 0,
-            from: from.to_owned(),
-            body: body.chars().take(PREVIEW_CHARS).collect(),
-            ts,
-            edited_at: None,
-            deleted: false,
-        };
+        let preview = Preview::new(id, 0, from, body, ts);
         let json = serde_json::to_string(&preview).unwrap_or_default();
         // `id` is escaped JSON before it, so the first match is the field.
         const SEQ: &str = "\"seq\":0";
