@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::{
     cli::{Cli, RandomArgs},
     client, setup,
-    stats::{Latencies, ack_stamp, now_micros, stamp_of},
+    stats::{Latencies, Timeline, ack_stamp, now_micros, stamp_of},
 };
 
 /// A small deterministic generator per client (xorshift64*): the pairs are
@@ -48,6 +48,7 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
     let quiet = Duration::from_secs(5);
     let every = Duration::from_secs_f64(args.clients as f64 / f64::from(args.rate));
     let started = Instant::now();
+    let started_micros = now_micros();
     let mut tasks = Vec::with_capacity(args.clients);
     for (i, socket) in sockets.into_iter().enumerate() {
         let (mut sink, mut stream) = socket.split();
@@ -79,6 +80,7 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
         // Receiver: its own acks and the DMs others send it.
         let receiver = tokio::spawn(async move {
             let (mut acks, mut deliveries) = (Latencies::default(), Latencies::default());
+            let mut timeline = Timeline::new(started_micros);
             // Sends the gateway shed (`unavailable`), and other errors.
             let (mut shed, mut errors) = (0_u64, 0_u64);
             while let Ok(Some(Ok(m))) = tokio::time::timeout(
@@ -91,7 +93,9 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
                 let t = t.as_str();
                 if t.starts_with("{\"type\":\"sent\"") {
                     if let Some(stamp) = ack_stamp(t) {
-                        acks.record(now_micros().saturating_sub(stamp));
+                        let latency = now_micros().saturating_sub(stamp);
+                        acks.record(latency);
+                        timeline.record(stamp, latency);
                     }
                 } else if t.starts_with("{\"type\":\"message\"")
                     && let Some(stamp) = stamp_of(t)
@@ -105,16 +109,18 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
                     }
                 }
             }
-            (acks, deliveries, shed, errors)
+            (acks, deliveries, timeline, shed, errors)
         });
         tasks.push((sender, receiver));
     }
     let (mut acks, mut deliveries, mut sent) = (Latencies::default(), Latencies::default(), 0);
     let (mut shed, mut errors) = (0, 0);
+    let mut timeline = Timeline::new(started_micros);
     for (sender, receiver) in tasks {
         sent += sender.await?;
-        let (a, d, s, e) = receiver.await?;
+        let (a, d, t, s, e) = receiver.await?;
         acks.extend(a);
+        timeline.extend(t);
         deliveries.extend(d);
         shed += s;
         errors += e;
@@ -122,7 +128,7 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
     crate::hook::phase(&format!("end {}", acks.len()));
     let window = started.elapsed().as_secs_f64() - quiet.as_secs_f64();
     Ok(format!(
-        "random: clients={} rate={}/s duration={}s gateways={} seed={}\n  sent={sent} acked={} shed={shed} errors={errors} delivered={} acked/s={:.0}\n  sent-ack latency: {}\n  delivery latency: {}",
+        "random: clients={} rate={}/s duration={}s gateways={} seed={}\n  sent={sent} acked={} shed={shed} errors={errors} delivered={} acked/s={:.0}\n  sent-ack latency: {}\n  delivery latency: {}\n  sent-ack p50/p99 ms by second sent: {}",
         args.clients,
         args.rate,
         args.duration,
@@ -132,6 +138,7 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
         deliveries.len(),
         acks.len() as f64 / window.max(0.001),
         acks.summary(),
-        deliveries.summary()
+        deliveries.summary(),
+        timeline.summary()
     ))
 }

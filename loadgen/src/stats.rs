@@ -41,6 +41,59 @@ impl Latencies {
     }
 }
 
+/// Latencies by the second of the run their message was sent in: a tail
+/// that comes from one stretch (a cold start, a stall) shows as a few bad
+/// seconds, a steady one in every second.
+pub struct Timeline {
+    start: u64,
+    seconds: Vec<Latencies>,
+}
+
+/// Seconds past this many are counted in the last one (the vector stays bounded).
+const TIMELINE_SECONDS: u64 = 600;
+
+impl Timeline {
+    pub fn new(start_micros: u64) -> Self {
+        Self {
+            start: start_micros,
+            seconds: Vec::new(),
+        }
+    }
+
+    pub fn record(&mut self, stamp: u64, micros: u64) {
+        let second = (stamp.saturating_sub(self.start) / 1_000_000).min(TIMELINE_SECONDS) as usize;
+        if self.seconds.len() <= second {
+            self.seconds.resize_with(second + 1, Latencies::default);
+        }
+        self.seconds[second].record(micros);
+    }
+
+    pub fn extend(&mut self, other: Timeline) {
+        if self.seconds.len() < other.seconds.len() {
+            self.seconds
+                .resize_with(other.seconds.len(), Latencies::default);
+        }
+        for (mine, theirs) in self.seconds.iter_mut().zip(other.seconds) {
+            mine.extend(theirs);
+        }
+    }
+
+    /// `second: p50/p99 ms` for each second that has samples.
+    pub fn summary(self) -> String {
+        let parts: Vec<String> = self
+            .seconds
+            .into_iter()
+            .enumerate()
+            .filter(|(_, l)| l.len() > 0)
+            .map(|(i, l)| {
+                let s = l.summary();
+                format!("{i}s {:.1}/{:.1}", s.p50, s.p99)
+            })
+            .collect();
+        parts.join(" · ")
+    }
+}
+
 /// Percentiles in milliseconds.
 pub struct Summary {
     pub count: usize,
@@ -104,5 +157,18 @@ mod tests {
             Some(12345)
         );
         assert_eq!(stamp_of(r#"{"type":"pong"}"#), None);
+    }
+
+    #[test]
+    fn the_timeline_splits_by_second_sent() {
+        let start = 5_000_000;
+        let mut a = Timeline::new(start);
+        a.record(start + 100, 300_000);
+        a.record(start + 2_500_000, 2_000);
+        let mut b = Timeline::new(start);
+        b.record(start + 2_600_000, 4_000);
+        b.record(start.saturating_sub(1), 1_000);
+        a.extend(b);
+        assert_eq!(a.summary(), "0s 300.0/300.0 · 2s 4.0/4.0");
     }
 }
