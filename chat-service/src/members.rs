@@ -7,7 +7,7 @@
 //! time too (ten times longer for known users: they are never deleted).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -42,8 +42,11 @@ pub struct Members {
     users: Arc<Mutex<HashMap<String, (Instant, bool)>>>,
 }
 
-/// Entries beyond this are evicted (oldest first) so the cache stays bounded.
+/// Entries per cache; see [`store`] for how a full one makes room.
 const MAX_ENTRIES: usize = 100_000;
+
+/// Names one `GetUsers` call may carry (user-service refuses more).
+const GET_USERS_MAX: usize = 1000;
 
 impl Members {
     pub fn new(client: UserServiceClient<InternalChannel>, ttl: Duration) -> Self {
@@ -77,6 +80,8 @@ impl Members {
         {
             return Ok(hit);
         }
+        metrics::counter!("chat_user_service_calls_total", "rpc" => "list_room_members")
+            .increment(1);
         let reply = self
             .client
             .clone()
@@ -107,14 +112,59 @@ impl Members {
             },
             Err(s) => return Err(Unavailable(s.message().to_owned())),
         };
-        store(&self.rooms, room, fetched.clone());
+        store(&self.rooms, room, fetched.clone(), self.ttl);
         Ok(fetched)
+    }
+
+    /// Learns, in one user-service call per thousand names, which of
+    /// `users` exist, so a batch of DMs to recipients not cached yet (a cold
+    /// worker, a burst of new conversations) waits for one round trip, not
+    /// one per message. Names that are not well-formed are left to
+    /// [`Self::user_exists`], which answers each on its own.
+    pub async fn prefetch_users<'a>(
+        &self,
+        users: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Unavailable> {
+        let mut wanted: Vec<String> = users
+            .into_iter()
+            .filter(|u| common::ids::valid_username(u))
+            .filter(|u| cached(&self.users, u, self.ttl).is_none())
+            .map(str::to_owned)
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        for chunk in wanted.chunks(GET_USERS_MAX) {
+            metrics::counter!("chat_user_service_calls_total", "rpc" => "get_users").increment(1);
+            let reply = self
+                .client
+                .clone()
+                .get_users(pb::GetUsersRequest {
+                    usernames: chunk.to_vec(),
+                })
+                .await;
+            let found: HashSet<String> = match reply {
+                Ok(r) => r
+                    .into_inner()
+                    .users
+                    .into_iter()
+                    .map(|u| u.username)
+                    .collect(),
+                // One name user-service refuses: each is asked on its own.
+                Err(s) if s.code() == Code::InvalidArgument => return Ok(()),
+                Err(s) => return Err(Unavailable(s.message().to_owned())),
+            };
+            for user in chunk {
+                store(&self.users, user, found.contains(user), self.ttl);
+            }
+        }
+        Ok(())
     }
 
     pub async fn user_exists(&self, user: &str) -> Result<bool, Unavailable> {
         if let Some(hit) = cached(&self.users, user, self.ttl) {
             return Ok(hit);
         }
+        metrics::counter!("chat_user_service_calls_total", "rpc" => "get_user").increment(1);
         let reply = self
             .client
             .clone()
@@ -127,7 +177,7 @@ impl Members {
             Err(s) if s.code() == Code::NotFound => false,
             Err(s) => return Err(Unavailable(s.message().to_owned())),
         };
-        store(&self.users, user, exists);
+        store(&self.users, user, exists, self.ttl);
         Ok(exists)
     }
 }
@@ -139,28 +189,43 @@ fn cached<T: Clone + IsPositive>(
 ) -> Option<T> {
     let map = map.lock().ok()?;
     let (at, value) = map.get(key)?;
-    let ttl = if value.is_positive_user() {
+    (at.elapsed() < lifetime(value, ttl)).then(|| value.clone())
+}
+
+/// Known users are kept ten times longer: they are never deleted.
+fn lifetime<T: IsPositive>(value: &T, ttl: Duration) -> Duration {
+    if value.is_positive_user() {
         ttl * 10
     } else {
         ttl
-    };
-    (at.elapsed() < ttl).then(|| value.clone())
+    }
 }
 
-fn store<T>(map: &Mutex<HashMap<String, (Instant, T)>>, key: &str, value: T) {
+/// Inserts, keeping the map under MAX_ENTRIES at an amortized constant cost:
+/// a full map first drops what has expired, then, if still full, an eighth
+/// of its entries (whichever the hash order gives, in effect at random). A
+/// scan for the oldest on every insert would cost a 100,000-entry walk per
+/// miss exactly when misses are many (more users than the cache holds).
+fn store<T: IsPositive>(
+    map: &Mutex<HashMap<String, (Instant, T)>>,
+    key: &str,
+    value: T,
+    ttl: Duration,
+) {
     let Ok(mut map) = map.lock() else { return };
-    if map.len() >= MAX_ENTRIES
-        && let Some(oldest) = map
-            .iter()
-            .min_by_key(|(_, (at, _))| *at)
-            .map(|(k, _)| k.clone())
-    {
-        map.remove(&oldest);
+    if map.len() >= MAX_ENTRIES {
+        map.retain(|_, (at, v)| at.elapsed() < lifetime(v, ttl));
+    }
+    if map.len() >= MAX_ENTRIES {
+        let doomed: Vec<String> = map.keys().take(MAX_ENTRIES / 8).cloned().collect();
+        for k in doomed {
+            map.remove(&k);
+        }
     }
     map.insert(key.to_owned(), (Instant::now(), value));
 }
 
-/// Known users are cached longer: they are never deleted.
+/// Whether a cached value is a known user (kept longer).
 trait IsPositive {
     fn is_positive_user(&self) -> bool;
 }
@@ -174,5 +239,35 @@ impl IsPositive for bool {
 impl IsPositive for Versioned {
     fn is_positive_user(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_cache_stays_bounded_and_keeps_what_was_just_stored() {
+        let map = Mutex::new(HashMap::new());
+        let ttl = Duration::from_secs(60);
+        for i in 0..MAX_ENTRIES + 10 {
+            store(&map, &format!("user_{i}"), true, ttl);
+        }
+        let len = map.lock().unwrap().len();
+        assert!(len <= MAX_ENTRIES, "{len} entries");
+        assert!(len >= MAX_ENTRIES - MAX_ENTRIES / 8, "{len} entries");
+        let last = format!("user_{}", MAX_ENTRIES + 9);
+        assert_eq!(cached(&map, &last, ttl), Some(true));
+    }
+
+    #[test]
+    fn unknown_users_expire_sooner_than_known_ones() {
+        let map = Mutex::new(HashMap::new());
+        let ttl = Duration::from_millis(100);
+        store(&map, "known", true, ttl);
+        store(&map, "ghost", false, ttl);
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(cached(&map, "known", ttl), Some(true));
+        assert_eq!(cached(&map, "ghost", ttl), None);
     }
 }

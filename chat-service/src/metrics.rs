@@ -43,6 +43,11 @@ pub fn catalog() -> Vec<Metric> {
             "chat_rerouted_messages_total",
             "messages of unheard deliveries queued offline and sent where their users are now",
         ),
+        Metric::counter(
+            "chat_user_service_calls_total",
+            "calls to user-service on cache misses, by RPC",
+        )
+        .by("rpc", &["get_user", "get_users", "list_room_members"]),
         metrics_catalog::claimed(crate::worker::GROUP),
         metrics_catalog::redis(),
         metrics_catalog::scripts(),

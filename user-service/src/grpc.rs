@@ -39,6 +39,9 @@ impl UserApi {
 
 pub const MAX_DISPLAY_NAME: usize = 64;
 pub const MAX_TOPIC: usize = 256;
+/// Names one `GetUsers` call may ask about: a worker's batch is at most
+/// this size, and the query stays one small index scan.
+pub const MAX_GET_USERS: usize = 1000;
 
 fn check_username(name: &str) -> Result<(), UserError> {
     ids::check_username(name).map_err(|e| UserError::InvalidArgument(e.to_string()))
@@ -151,6 +154,29 @@ impl pb::user_service_server::UserService for UserApi {
             .await?
             .ok_or_else(|| UserError::NotFound(format!("user {} not found", req.username)))?;
         Ok(Response::new(user_pb(user)))
+    }
+
+    async fn get_users(
+        &self,
+        request: Request<pb::GetUsersRequest>,
+    ) -> Result<Response<pb::GetUsersResponse>, Status> {
+        let mut names = request.into_inner().usernames;
+        if names.len() > MAX_GET_USERS {
+            return Err(UserError::InvalidArgument(format!(
+                "at most {MAX_GET_USERS} usernames a call, got {}",
+                names.len()
+            ))
+            .into());
+        }
+        for name in &names {
+            check_username(name)?;
+        }
+        names.sort_unstable();
+        names.dedup();
+        let users = self.store.users(&names).await?;
+        Ok(Response::new(pb::GetUsersResponse {
+            users: users.into_iter().map(user_pb).collect(),
+        }))
     }
 
     async fn create_room(

@@ -88,6 +88,17 @@ impl Store {
         Ok(row.as_ref().map(user_from))
     }
 
+    /// The users among `usernames` that exist, in one query.
+    pub async fn users(&self, usernames: &[String]) -> Result<Vec<UserRow>, UserError> {
+        let rows = sqlx::query(
+            "SELECT username, display_name, created_at FROM users WHERE username = ANY($1)",
+        )
+        .bind(usernames)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(user_from).collect())
+    }
+
     /// Creates a room with `creator` as its owner, in one transaction.
     pub async fn create_room(
         &self,

@@ -88,6 +88,12 @@ impl Admit {
             }
         }
         let versions = self.room_versions(conn, &parsed).await?;
+        self.members
+            .prefetch_users(parsed.iter().filter_map(|(_, e)| match &e.to {
+                Target::User(user) if *user != e.user => Some(user.as_str()),
+                _ => None,
+            }))
+            .await?;
         let mut refused = Vec::new();
         for (stream_id, entry) in parsed {
             match self.admit(&entry, &versions).await? {

@@ -89,6 +89,11 @@ impl TestEnv {
         self.spawn_worker_ops(config).await;
     }
 
+    /// user-service's internal URL.
+    pub fn user_url(&self) -> &str {
+        &self.user_url
+    }
+
     /// history-service's internal URL.
     pub fn history_url(&self) -> &str {
         &self.history_url

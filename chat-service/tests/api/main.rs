@@ -7,5 +7,7 @@ mod delivery;
 mod helpers;
 mod linger;
 mod recovery;
+mod relay;
 mod retries;
+mod users;
 mod wedge;

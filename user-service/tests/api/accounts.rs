@@ -177,3 +177,51 @@ async fn reqwest_status(port: u16, path: &str) -> u16 {
     s.read_to_string(&mut buf).await.unwrap();
     buf.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+#[tokio::test]
+async fn get_users_answers_which_of_many_names_exist() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    app.register("bob").await;
+    let ask = |names: Vec<String>| {
+        let mut c = app.c();
+        async move {
+            c.get_users(pb::GetUsersRequest { usernames: names })
+                .await
+                .map(|r| {
+                    let mut found: Vec<String> = r
+                        .into_inner()
+                        .users
+                        .into_iter()
+                        .map(|u| u.username)
+                        .collect();
+                    found.sort();
+                    found
+                })
+        }
+    };
+
+    let names = ["alice", "carol", "bob", "alice"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(ask(names).await.unwrap(), ["alice", "bob"]);
+    assert_eq!(ask(Vec::new()).await.unwrap(), Vec::<String>::new());
+
+    // A name no user can have is the caller's mistake, not a miss.
+    let bad = ask(vec!["alice".into(), "Not A Name".into()])
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("username"), "{}", bad.message());
+
+    // One call is bounded: a thousand names pass, one more is refused.
+    let many = |n: usize| (0..n).map(|i| format!("user_{i}")).collect::<Vec<_>>();
+    assert_eq!(ask(many(1000)).await.unwrap(), Vec::<String>::new());
+    let refused = ask(many(1001)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("at most 1000"),
+        "{}",
+        refused.message()
+    );
+}
