@@ -24,9 +24,9 @@ pub use runtime::{Handler, run};
 
 use crate::{limits::DEAD_LETTER_MAXLEN, redis_conn::Redis};
 
-/// How long a read of new entries blocks: short enough that shutdown and
-/// the claim timer are noticed within a second.
-const BLOCK_MS: usize = 1000;
+/// How long a read of new entries blocks by default: short enough that
+/// shutdown and the claim timer are noticed within a second.
+const BLOCK: Duration = Duration::from_secs(1);
 
 /// A stream, its consumer group, this consumer, and how they are worked.
 #[derive(Debug, Clone)]
@@ -92,12 +92,25 @@ pub struct Consumer {
     pub conn: Redis,
     /// Entries per read now (at most `group.batch`).
     limit: usize,
+    /// How long a read waits for a first new entry.
+    block: Duration,
 }
 
 impl Consumer {
     pub fn new(group: Group, conn: Redis) -> Self {
         let limit = group.batch;
-        Self { group, conn, limit }
+        Self {
+            group,
+            conn,
+            limit,
+            block: BLOCK,
+        }
+    }
+
+    /// Reads of new entries wait up to `block` for one (a second by default).
+    pub fn blocking_for(mut self, block: Duration) -> Self {
+        self.block = block;
+        self
     }
 
     /// How many entries the next read takes: `Group::batch`, less after a
@@ -134,20 +147,22 @@ impl Consumer {
     }
 
     /// This consumer's pending entries (`pending`), or new ones, blocking up
-    /// to a second. A short read of new entries waits `linger` once for more,
-    /// so a burst arrives as one batch.
+    /// to a second for the first. A short read of new entries waits `linger`
+    /// once, then takes what arrived meanwhile without blocking: the entries
+    /// it holds must not wait for traffic that may not come.
     pub async fn read(
         &mut self,
         pending: bool,
         linger: Duration,
     ) -> redis::RedisResult<Vec<StreamId>> {
         let limit = self.limit;
-        let mut entries = self.read_once(pending, limit).await?;
+        let block = (!pending).then_some(self.block);
+        let mut entries = self.read_once(pending, limit, block).await?;
         if !pending && !linger.is_zero() && !entries.is_empty() && entries.len() < limit {
             tokio::time::sleep(linger).await;
             // The first read's entries are ours now: they are handled
             // whatever becomes of the second read.
-            match self.read_once(false, limit - entries.len()).await {
+            match self.read_once(false, limit - entries.len(), None).await {
                 Ok(more) => entries.extend(more),
                 Err(e) => tracing::warn!(error = %e, "lingering read failed"),
             }
@@ -155,16 +170,19 @@ impl Consumer {
         Ok(entries)
     }
 
+    /// One XREADGROUP: pending entries from the start, or new ones, waiting
+    /// up to `block` for one when given.
     async fn read_once(
         &mut self,
         pending: bool,
         count: usize,
+        block: Option<Duration>,
     ) -> redis::RedisResult<Vec<StreamId>> {
         let mut options = StreamReadOptions::default()
             .group(&self.group.group, &self.group.consumer)
             .count(count);
-        if !pending {
-            options = options.block(BLOCK_MS);
+        if let Some(block) = block {
+            options = options.block(block.as_millis() as usize);
         }
         let reply: Option<StreamReadReply> = self
             .conn

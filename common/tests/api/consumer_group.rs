@@ -348,3 +348,33 @@ async fn dead_letters_are_capped() {
         "{len} dead letters kept"
     );
 }
+
+#[tokio::test]
+async fn a_lingering_read_never_waits_for_more_entries() {
+    let storage = Storage::new();
+    let mut redis = storage.redis().await;
+    let stream = storage.key("stream");
+    let conn = redis_conn::connect(&common::redis_conn::Target::new(
+        &testkit::redis_url(),
+        testkit::redis_cluster(),
+    ))
+    .await
+    .expect("redis");
+    // Reads for a first entry would wait a minute: a lingering read that
+    // blocked would hold the entry it already has until the connection's
+    // response timeout cut it off, after the deadline below.
+    let mut consumer =
+        Consumer::new(group(&storage, "c1", None), conn).blocking_for(Duration::from_secs(60));
+    consumer.ensure_group().await.unwrap();
+
+    add(&mut redis, &stream, "only").await;
+    let read = testkit::wait::within(
+        "a lingering read with nothing more to take",
+        redis_conn::RESPONSE_TIMEOUT / 2,
+        consumer.read(false, Duration::from_millis(20)),
+    )
+    .await
+    .unwrap();
+    let payloads: Vec<String> = read.iter().map(|e| consumer.group.payload(e)).collect();
+    assert_eq!(payloads, ["only"]);
+}
