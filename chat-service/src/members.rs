@@ -45,9 +45,6 @@ pub struct Members {
 /// Entries per cache; see [`store`] for how a full one makes room.
 const MAX_ENTRIES: usize = 100_000;
 
-/// Names one `GetUsers` call may carry (user-service refuses more).
-const GET_USERS_MAX: usize = 1000;
-
 impl Members {
     pub fn new(client: UserServiceClient<InternalChannel>, ttl: Duration) -> Self {
         Self {
@@ -133,7 +130,7 @@ impl Members {
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
-        for chunk in wanted.chunks(GET_USERS_MAX) {
+        for chunk in wanted.chunks(common::limits::MAX_GET_USERS) {
             metrics::counter!("chat_user_service_calls_total", "rpc" => "get_users").increment(1);
             let reply = self
                 .client

@@ -1,5 +1,6 @@
 //! Protocol limits (docs/protocol.md, Limits) that more than one service checks (the
-//! gateway at the edge, chat-service again because the stream is not trusted).
+//! gateway at the edge, chat-service again because the stream is not trusted),
+//! and internal call limits both sides must agree on.
 
 /// Largest message body, in bytes of UTF-8.
 pub const MAX_BODY: usize = 4096;
@@ -10,3 +11,6 @@ pub const MAX_REF: usize = 64;
 /// Entries kept in a dead-letter stream; older ones are trimmed (approximately)
 /// so a flood of poison entries cannot grow Redis without bound.
 pub const DEAD_LETTER_MAXLEN: u64 = 10_000;
+/// Names one `GetUsers` call may ask about: user-service refuses more, and
+/// chat-service asks in chunks of this size.
+pub const MAX_GET_USERS: usize = 1000;

@@ -1,6 +1,9 @@
 //! The `chat.user.v1.UserService` implementation: validation, then the store.
 
-use common::ids::{self, valid_username};
+use common::{
+    ids::{self, valid_username},
+    limits::MAX_GET_USERS,
+};
 use proto::user::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -39,9 +42,6 @@ impl UserApi {
 
 pub const MAX_DISPLAY_NAME: usize = 64;
 pub const MAX_TOPIC: usize = 256;
-/// Names one `GetUsers` call may ask about: a worker's batch is at most
-/// this size, and the query stays one small index scan.
-pub const MAX_GET_USERS: usize = 1000;
 
 fn check_username(name: &str) -> Result<(), UserError> {
     ids::check_username(name).map_err(|e| UserError::InvalidArgument(e.to_string()))
