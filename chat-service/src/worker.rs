@@ -77,7 +77,7 @@ impl Handler for Worker {
         }
     }
 
-    fn idle(&mut self) {
+    fn idle(&mut self, _consumer: &Consumer) {
         self.progress.advanced();
     }
 
@@ -102,7 +102,7 @@ impl Worker {
         entries: &'a [StreamId],
     ) -> futures::future::BoxFuture<'a, Result<BatchStats, BatchError>> {
         Box::pin(async move {
-            match self.processor.process(entries).await {
+            match self.processor.process(entries, consumer.finish()).await {
                 Err(e) if e.is_content() => {
                     if let [entry] = entries {
                         tracing::error!(id = %entry.id, error = %e, "entry refused for its content; dead-lettered");

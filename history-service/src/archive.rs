@@ -76,9 +76,14 @@ impl Handler for Archiver {
         consumer: &mut Consumer,
         entries: &[StreamId],
     ) -> Result<(), String> {
+        self.record_backlog(consumer);
         self.archive_batch(consumer, entries).await?;
         self.status.set(Ok(()));
         Ok(())
+    }
+
+    fn idle(&mut self, consumer: &Consumer) {
+        self.record_backlog(consumer);
     }
 
     fn failed(&mut self, error: &String) {
@@ -119,7 +124,7 @@ impl Archiver {
         events.sort_by_key(|e| e.seq);
         self.apply_events(&events).await?;
         let trims = self.safe_trims(&conversations).await?;
-        self.finish(consumer, entries, &dead, &trims).await?;
+        self.finish(consumer, entries, &dead, &trims);
         record_done(entries);
         Ok(())
     }
@@ -197,21 +202,38 @@ impl Archiver {
             .collect())
     }
 
-    /// Dead letters, acknowledgement, and the trims, in one pipeline.
-    async fn finish(
+    /// The backlog as the last read measured it (with the batch being
+    /// written, and while MongoDB is down: batches are read again and again).
+    fn record_backlog(&self, consumer: &Consumer) {
+        let Some(backlog) = consumer.length() else {
+            return;
+        };
+        let partition = self.partition.clone();
+        metrics::gauge!("history_archive_backlog", "partition" => partition.clone())
+            .set(backlog as f64);
+        if backlog == 0 {
+            metrics::gauge!("history_archive_lag_seconds", "partition" => partition).set(0.0);
+        }
+    }
+
+    /// Dead letters, acknowledgement, and the trims, in the consumer's
+    /// finishing pipeline (sent with its next read, which also measures the
+    /// backlog: see [`Self::record_backlog`]).
+    fn finish(
         &self,
         consumer: &mut Consumer,
         entries: &[StreamId],
         dead: &[Dead],
         trims: &[(ConversationId, u64)],
-    ) -> Result<(), String> {
-        let keys = self.store.keys();
+    ) {
+        let keys = self.store.keys().clone();
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        let mut pipe = redis::pipe();
+        let group = consumer.group.clone();
+        let pipe = consumer.finish();
         for (id, payload, reason) in dead {
-            consumer.group.dead_letter(&mut pipe, id, payload, reason);
+            group.dead_letter(pipe, id, payload, reason);
         }
-        consumer.group.ack(&mut pipe, &ids);
+        group.ack(pipe, &ids);
         for (conv, below) in trims {
             // Only what MongoDB has confirmed leaves the window, whatever
             // other instances are still archiving.
@@ -221,18 +243,6 @@ impl Archiver {
                 .arg(format!("({below}"))
                 .ignore();
         }
-        pipe.cmd("XLEN").arg(&consumer.group.stream);
-        let (backlog,): (u64,) = pipe
-            .query_async(&mut consumer.conn)
-            .await
-            .map_err(|e| format!("redis: {e}"))?;
-        let partition = self.partition.clone();
-        metrics::gauge!("history_archive_backlog", "partition" => partition.clone())
-            .set(backlog as f64);
-        if backlog == 0 {
-            metrics::gauge!("history_archive_lag_seconds", "partition" => partition).set(0.0);
-        }
-        Ok(())
     }
 
     /// For each conversation whose recent window is over RECENT_LIMIT, the

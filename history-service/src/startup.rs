@@ -143,7 +143,7 @@ impl Application {
             );
             let reader = redis_conn::connect(&self.config.redis.target()).await?;
             archivers.push(tokio::spawn(consumer::run(
-                Consumer::new(group, reader),
+                Consumer::new(group, reader).measuring_length(),
                 archiver,
                 shutdown.clone(),
             )));

@@ -1,18 +1,14 @@
 //! Stage 5, acknowledge: XACK and XDEL of every entry of the batch, and the
-//! dead letters, in one pipeline. Only now is every step of these entries
-//! done; a crash before this point replays the batch, and every earlier
+//! dead letters, added to the consumer's finishing pipeline (sent with its
+//! next read: `common::consumer`). Only now is every step of these entries
+//! done; a crash before that read replays the batch, and every earlier
 //! stage is idempotent.
 
-use common::{consumer::Group, redis_conn::Redis};
+use common::consumer::Group;
 
 use super::payloads::Outcome;
-use crate::error::BatchError;
 
-pub(crate) async fn run(
-    group: &Group,
-    conn: &mut Redis,
-    outcome: &Outcome<'_>,
-) -> Result<(), BatchError> {
+pub(crate) fn add(group: &Group, pipe: &mut redis::Pipeline, outcome: &Outcome<'_>) {
     let Outcome {
         accepted,
         resent,
@@ -21,9 +17,8 @@ pub(crate) async fn run(
         dead,
         ..
     } = *outcome;
-    let mut pipe = redis::pipe();
     for (id, field) in dead {
-        group.dead_letter(&mut pipe, id, field, "unreadable entry");
+        group.dead_letter(pipe, id, field, "unreadable entry");
     }
     let ids: Vec<&str> = accepted
         .iter()
@@ -33,7 +28,5 @@ pub(crate) async fn run(
         .chain(rejected.iter().map(|r| r.stream_id.as_str()))
         .chain(dead.iter().map(|(id, _)| id.as_str()))
         .collect();
-    group.ack(&mut pipe, &ids);
-    pipe.query_async::<()>(conn).await?;
-    Ok(())
+    group.ack(pipe, &ids);
 }

@@ -2,7 +2,7 @@
 //! each a file, each importing only the ones before it:
 //!
 //! admit (with targets, for edits and deletes) → sequence → (presence) →
-//! persist → deliver → ack
+//! persist → deliver → ack (sent with the consumer's next read)
 //!
 //! A transient failure returns an error before anything is acknowledged, so
 //! the whole batch is retried; every stage is idempotent, so a retry yields
@@ -65,7 +65,13 @@ impl std::ops::Add for BatchStats {
 }
 
 impl BatchProcessor {
-    pub async fn process(&mut self, entries: &[StreamId]) -> Result<BatchStats, BatchError> {
+    /// Runs `entries` through every stage; their acknowledgement goes into
+    /// `finish` (the consumer's finishing pipeline) once all is done.
+    pub async fn process(
+        &mut self,
+        entries: &[StreamId],
+        finish: &mut redis::Pipeline,
+    ) -> Result<BatchStats, BatchError> {
         let admitted = self.admit.run(&mut self.conn, entries).await?;
         // Where every recipient is, once per conversation of the batch. It
         // does not depend on the seqs, so it is asked at the same time as
@@ -107,7 +113,7 @@ impl BatchProcessor {
             dead: &admitted.dead,
         };
         self.deliver.run(&mut self.conn, &outcome, &online).await?;
-        ack::run(&self.group, &mut self.conn, &outcome).await?;
+        ack::add(&self.group, finish, &outcome);
 
         let recipients = sequenced
             .stored

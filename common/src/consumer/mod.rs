@@ -7,6 +7,13 @@
 //! reads: its own pending entries first (a restart finishes its work), then
 //! new ones, and now and then it claims entries a dead consumer left pending.
 //! [`run`] is the loop around a [`Handler`]; see `runtime.rs`.
+//!
+//! A handler finishes its entries (acknowledges, deletes, dead-letters) in
+//! [`Consumer::finish`], a pipeline sent ahead of the consumer's next read or
+//! claim on the same connection: the acknowledgement of one batch and the
+//! read of the next cost one round trip, not two. Nothing is acknowledged
+//! any earlier or later than before in Redis's order of events: the finish
+//! goes out as soon as the handler returns, it only no longer waits alone.
 
 mod runtime;
 
@@ -94,6 +101,15 @@ pub struct Consumer {
     limit: usize,
     /// How long a read waits for a first new entry.
     block: Duration,
+    /// Commands that finish handled entries, not sent yet (see the module).
+    finish: redis::Pipeline,
+    /// Whether a send of `finish` failed: its entries may still be pending
+    /// here, so the next read should be of this consumer's pending entries.
+    finish_failed: bool,
+    /// Whether each read also measures the stream's length (XLEN, in the
+    /// same round trip), and the last measure.
+    measure_length: bool,
+    length: Option<u64>,
 }
 
 impl Consumer {
@@ -104,7 +120,75 @@ impl Consumer {
             conn,
             limit,
             block: BLOCK,
+            finish: redis::pipe(),
+            finish_failed: false,
+            measure_length: false,
+            length: None,
         }
+    }
+
+    /// Each read also measures the stream's length: see [`Self::length`].
+    pub fn measuring_length(mut self) -> Self {
+        self.measure_length = true;
+        self
+    }
+
+    /// The stream's length after the last read (with
+    /// [`Self::measuring_length`]; None before a read succeeded).
+    pub fn length(&self) -> Option<u64> {
+        self.length
+    }
+
+    /// The pipeline a handler finishes its entries in ([`Group::ack`],
+    /// [`Group::dead_letter`], or any other write whose reply is ignored:
+    /// add every command with `.ignore()`). It is sent before this
+    /// consumer's next read or claim, in the same round trip, or by
+    /// [`Self::flush`]. If that send fails, the entries stay pending and
+    /// are handled again, as after any failure before an acknowledgement.
+    pub fn finish(&mut self) -> &mut redis::Pipeline {
+        &mut self.finish
+    }
+
+    /// Whether a send of finished entries failed since this was last asked
+    /// (the caller then reads this consumer's pending entries again).
+    pub fn take_finish_failed(&mut self) -> bool {
+        std::mem::take(&mut self.finish_failed)
+    }
+
+    /// Sends what [`Self::finish`] holds now (at shutdown, say).
+    pub async fn flush(&mut self) -> redis::RedisResult<()> {
+        if self.finish.cmd_iter().next().is_none() {
+            return Ok(());
+        }
+        let pipe = std::mem::replace(&mut self.finish, redis::pipe());
+        let sent = pipe.query_async::<()>(&mut self.conn).await;
+        self.finish_failed |= sent.is_err();
+        sent
+    }
+
+    /// `cmd` after whatever [`Self::finish`] holds, in one round trip, and
+    /// `cmd`'s reply; with `measure`, the stream's length too.
+    async fn query_after_finish<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: redis::Cmd,
+        measure: bool,
+    ) -> redis::RedisResult<T> {
+        let mut pipe = std::mem::replace(&mut self.finish, redis::pipe());
+        let finishing = pipe.cmd_iter().next().is_some();
+        pipe.add_command(cmd);
+        if measure {
+            pipe.cmd("XLEN").arg(&self.group.stream);
+        }
+        let reply: redis::RedisResult<Vec<redis::Value>> = pipe.query_async(&mut self.conn).await;
+        // Had the pipeline finished entries, a failure leaves their fate
+        // unknown: they may still be pending.
+        self.finish_failed |= finishing && reply.is_err();
+        let mut replies = reply?.into_iter();
+        let first = replies.next().unwrap_or(redis::Value::Nil);
+        if let Some(length) = replies.next() {
+            self.length = Some(redis::from_owned_redis_value(length)?);
+        }
+        redis::from_owned_redis_value(first)
     }
 
     /// Reads of new entries wait up to `block` for one (a second by default).
@@ -184,14 +268,13 @@ impl Consumer {
         if let Some(block) = block {
             options = options.block(block.as_millis() as usize);
         }
-        let reply: Option<StreamReadReply> = self
-            .conn
-            .xread_options(
-                &[&self.group.stream],
-                &[if pending { "0" } else { ">" }],
-                &options,
-            )
-            .await?;
+        let read = redis::Cmd::xread_options(
+            &[&self.group.stream],
+            &[if pending { "0" } else { ">" }],
+            &options,
+        );
+        let reply: Option<StreamReadReply> =
+            self.query_after_finish(read, self.measure_length).await?;
         Ok(reply
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
             .unwrap_or_default())
@@ -199,17 +282,15 @@ impl Consumer {
 
     /// Takes over entries idle longer than `claim_idle` on any consumer.
     pub async fn claim(&mut self) -> redis::RedisResult<Vec<StreamId>> {
-        let reply: StreamAutoClaimReply = self
-            .conn
-            .xautoclaim_options(
-                &self.group.stream,
-                &self.group.group,
-                &self.group.consumer,
-                self.group.claim_idle.as_millis() as u64,
-                "0",
-                StreamAutoClaimOptions::default().count(self.limit),
-            )
-            .await?;
+        let claim = redis::Cmd::xautoclaim_options(
+            &self.group.stream,
+            &self.group.group,
+            &self.group.consumer,
+            self.group.claim_idle.as_millis() as u64,
+            "0",
+            StreamAutoClaimOptions::default().count(self.limit),
+        );
+        let reply: StreamAutoClaimReply = self.query_after_finish(claim, false).await?;
         Ok(reply.claimed)
     }
 

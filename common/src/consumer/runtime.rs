@@ -31,8 +31,9 @@ pub trait Handler: Send {
     }
 
     /// Handles `entries` and, on success, has acknowledged every one of them
-    /// (with [`super::Group::ack`], in whatever pipeline finishes them). An
-    /// error leaves them pending: they are read again, after a backoff.
+    /// (with [`super::Group::ack`], in [`Consumer::finish`] or whatever
+    /// pipeline finishes them). An error leaves them pending: they are read
+    /// again, after a backoff.
     fn handle(
         &mut self,
         consumer: &mut Consumer,
@@ -54,7 +55,7 @@ pub trait Handler: Send {
     }
 
     /// A read found nothing to do: the consumer is caught up.
-    fn idle(&mut self) {}
+    fn idle(&mut self, _consumer: &Consumer) {}
 
     /// A batch failed and will be retried.
     fn failed(&mut self, _error: &Self::Error) {}
@@ -90,6 +91,10 @@ pub async fn run<H: Handler>(mut consumer: Consumer, mut handler: H, shutdown: S
             state.backoff.wait(&shutdown).await;
         }
     }
+    // The last batch's acknowledgements; if they are lost, it is replayed.
+    if let Err(e) = consumer.flush().await {
+        tracing::warn!(stream = %consumer.group.stream, error = %e, "finishing the last batch failed");
+    }
     tracing::info!(stream = %consumer.group.stream, consumer = %consumer.group.consumer, "consumer stopped");
 }
 
@@ -120,25 +125,32 @@ async fn step<H: Handler>(
     handler: &mut H,
     state: &mut State,
 ) -> Result<(), String> {
-    let (entries, recovering, check_poison) = match claim_if_due(consumer, state).await {
+    let claimed = claim_if_due(consumer, state).await;
+    if consumer.take_finish_failed() {
+        state.read_pending = true;
+    }
+    let (entries, recovering, check_poison) = match claimed {
         claimed if !claimed.is_empty() => (claimed, true, true),
         _ => {
             let pending = state.read_pending;
-            let entries = consumer
-                .read(pending, handler.linger())
-                .await
-                .map_err(|e| {
-                    if e.code() == Some("NOGROUP") {
-                        // The stream was deleted: make the group again.
-                        state.ready = false;
-                    }
-                    format!("reading {}: {e}", consumer.group.stream)
-                })?;
+            let entries = consumer.read(pending, handler.linger()).await;
+            if consumer.take_finish_failed() {
+                // The last batch may not be acknowledged: read it again
+                // (a replay is answered as the same message).
+                state.read_pending = true;
+            }
+            let entries = entries.map_err(|e| {
+                if e.code() == Some("NOGROUP") {
+                    // The stream was deleted: make the group again.
+                    state.ready = false;
+                }
+                format!("reading {}: {e}", consumer.group.stream)
+            })?;
             (entries, pending, pending && state.first_read)
         }
     };
     if entries.is_empty() {
-        handler.idle();
+        handler.idle(consumer);
         if recovering {
             state.read_pending = false;
             state.first_read = false;

@@ -26,6 +26,12 @@ struct Recorder {
     /// Batches bigger than this fail (a downstream that times out on them).
     most: Arc<Mutex<Option<usize>>>,
     sizes: Arc<Mutex<Vec<usize>>>,
+    /// Acknowledge in the consumer's finishing pipeline, sent with its next
+    /// read, instead of at once.
+    defer: bool,
+    /// The first finish fails in Redis and acknowledges nothing (its
+    /// acknowledgement lost on the way).
+    lose_first_finish: Arc<Mutex<bool>>,
 }
 
 impl Recorder {
@@ -50,12 +56,21 @@ impl Handler for Recorder {
         if self.most.lock().unwrap().is_some_and(|m| entries.len() > m) {
             return Err("timed out".into());
         }
-        let mut pipe = redis::pipe();
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        consumer.group.ack(&mut pipe, &ids);
-        pipe.query_async::<()>(&mut consumer.conn)
-            .await
-            .map_err(|e| e.to_string())?;
+        if std::mem::take(&mut *self.lose_first_finish.lock().unwrap()) {
+            // INCR of a stream: WRONGTYPE.
+            let stream = consumer.group.stream.clone();
+            consumer.finish().cmd("INCR").arg(stream).ignore();
+        } else if self.defer {
+            let group = consumer.group.clone();
+            group.ack(consumer.finish(), &ids);
+        } else {
+            let mut pipe = redis::pipe();
+            consumer.group.ack(&mut pipe, &ids);
+            pipe.query_async::<()>(&mut consumer.conn)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         let mut seen = self.seen.lock().unwrap();
         seen.extend(entries.iter().map(|e| consumer.group.payload(e)));
         Ok(())
@@ -99,18 +114,25 @@ impl Running {
     }
 }
 
-async fn start(group: Group, handler: Recorder) -> Running {
-    let conn = redis_conn::connect(&common::redis_conn::Target::new(
+async fn connect() -> redis_conn::Redis {
+    redis_conn::connect(&common::redis_conn::Target::new(
         &testkit::redis_url(),
         testkit::redis_cluster(),
     ))
     .await
-    .expect("redis");
+    .expect("redis")
+}
+
+async fn start(group: Group, handler: Recorder) -> Running {
+    start_consumer(Consumer::new(group, connect().await), handler)
+}
+
+fn start_consumer(consumer: Consumer, handler: Recorder) -> Running {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = Shutdown::new(async move {
         let _ = stopped.await;
     });
-    let task = tokio::spawn(consumer::run(Consumer::new(group, conn), handler, shutdown));
+    let task = tokio::spawn(consumer::run(consumer, handler, shutdown));
     Running { stop, task }
 }
 
@@ -354,12 +376,7 @@ async fn a_lingering_read_never_waits_for_more_entries() {
     let storage = Storage::new();
     let mut redis = storage.redis().await;
     let stream = storage.key("stream");
-    let conn = redis_conn::connect(&common::redis_conn::Target::new(
-        &testkit::redis_url(),
-        testkit::redis_cluster(),
-    ))
-    .await
-    .expect("redis");
+    let conn = connect().await;
     // Reads for a first entry would wait a minute: a lingering read that
     // blocked would hold the entry it already has until the connection's
     // response timeout cut it off, after the deadline below.
@@ -377,4 +394,103 @@ async fn a_lingering_read_never_waits_for_more_entries() {
     .unwrap();
     let payloads: Vec<String> = read.iter().map(|e| consumer.group.payload(e)).collect();
     assert_eq!(payloads, ["only"]);
+}
+
+/// Handled entries and how many are left pending, unread or unacknowledged.
+async fn left(redis: &mut testkit::redis::TestRedis, stream: &str) -> Option<(usize, usize)> {
+    let pending: redis::streams::StreamPendingReply =
+        redis.xpending(stream, "workers").await.ok()?;
+    let len: usize = redis.xlen(stream).await.ok()?;
+    Some((pending.count(), len))
+}
+
+#[tokio::test]
+async fn a_batch_is_acknowledged_with_the_next_read_even_one_that_blocks() {
+    let storage = Storage::new();
+    let mut redis = storage.redis().await;
+    let stream = storage.key("stream");
+    make_group(&mut redis, &stream).await;
+    let recorder = Recorder {
+        defer: true,
+        ..Recorder::default()
+    };
+    // The read after the batch waits a minute for an entry that never
+    // comes: the acknowledgement must go out with it, not after it.
+    let consumer = Consumer::new(group(&storage, "c1", None), connect().await)
+        .blocking_for(Duration::from_secs(60));
+    let running = start_consumer(consumer, recorder.clone());
+    add(&mut redis, &stream, "x").await;
+    eventually(
+        "the entry handled, acknowledged and deleted",
+        DEADLINE,
+        || {
+            let (r, mut redis, stream) = (recorder.clone(), redis.clone(), stream.clone());
+            async move {
+                let left = left(&mut redis, &stream).await?;
+                (r.payloads() == ["x"] && left == (0, 0)).then_some(())
+            }
+        },
+    )
+    .await;
+    running.task.abort();
+}
+
+#[tokio::test]
+async fn entries_whose_finish_failed_are_read_again_at_once() {
+    let storage = Storage::new();
+    let mut redis = storage.redis().await;
+    let stream = storage.key("stream");
+    make_group(&mut redis, &stream).await;
+    let recorder = Recorder {
+        defer: true,
+        ..Recorder::default()
+    };
+    *recorder.lose_first_finish.lock().unwrap() = true;
+    // No claim within the test: only this consumer's own re-read of its
+    // pending entries can finish the entry in time.
+    let group = Group {
+        claim_idle: Duration::from_secs(120),
+        ..group(&storage, "c1", None)
+    };
+    let running = start(group, recorder.clone()).await;
+    add(&mut redis, &stream, "x").await;
+    eventually("the entry handled again and acknowledged", DEADLINE, || {
+        let (r, mut redis, stream) = (recorder.clone(), redis.clone(), stream.clone());
+        async move {
+            let left = left(&mut redis, &stream).await?;
+            (r.payloads() == ["x", "x"] && left == (0, 0)).then_some(())
+        }
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_measuring_consumer_knows_the_length_after_each_read_and_finishes_first() {
+    let storage = Storage::new();
+    let mut redis = storage.redis().await;
+    let stream = storage.key("stream");
+    let mut consumer =
+        Consumer::new(group(&storage, "c1", None), connect().await).measuring_length();
+    consumer.ensure_group().await.unwrap();
+    assert_eq!(consumer.length(), None);
+    for p in ["a", "b", "c"] {
+        add(&mut redis, &stream, p).await;
+    }
+    let read = consumer.read(false, Duration::ZERO).await.unwrap();
+    assert_eq!(read.len(), 3);
+    assert_eq!(
+        consumer.length(),
+        Some(3),
+        "read, not acknowledged: still there"
+    );
+    let ids: Vec<&str> = read.iter().map(|e| e.id.as_str()).collect();
+    let group = consumer.group.clone();
+    group.ack(consumer.finish(), &ids);
+    let left: usize = redis.xlen(&stream).await.unwrap();
+    assert_eq!(left, 3, "nothing is sent before the next read");
+    add(&mut redis, &stream, "d").await;
+    let read = consumer.read(false, Duration::ZERO).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(consumer.length(), Some(1), "the acknowledgement went first");
 }
