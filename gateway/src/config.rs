@@ -90,6 +90,11 @@ pub struct Config {
     /// fast. 0 = never on this ground.
     #[arg(long, env = "INGRESS_MAX_WAIT_MS", default_value_t = 1_000)]
     pub ingress_max_wait_ms: u64,
+    /// Under steady traffic (sends closer together than this on average),
+    /// how long a send waits for others to share its write to Redis (ms;
+    /// 0 = never). A lone send never waits (`ws/appender.rs`).
+    #[arg(long, env = "INGRESS_LINGER_MS", default_value_t = 0)]
+    pub ingress_linger_ms: u64,
     /// How long shutdown waits for sockets to close (ms).
     #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 8_000)]
     pub shutdown_grace_ms: u64,
@@ -186,6 +191,7 @@ impl config::ServiceConfig for Config {
             1..=common::keys::MAX_PARTITIONS,
         )?;
         config::check_range("INGRESS_MAX_WAIT_MS", self.ingress_max_wait_ms, 0..=600_000)?;
+        config::check_range("INGRESS_LINGER_MS", self.ingress_linger_ms, 0..=100)?;
         config::check_range("SHUTDOWN_GRACE_MS", self.shutdown_grace_ms, 0..=60_000)?;
         config::check_range(
             "LOGIN_FAILURES_PER_CLIENT",

@@ -27,6 +27,10 @@ pub fn catalog() -> Vec<Metric> {
             ],
         ),
         Metric::counter("gateway_ingress_total", "frames put on the ingress stream"),
+        Metric::histogram(
+            "gateway_ingress_pipeline_entries",
+            "ingress entries written per round trip to Redis",
+        ),
         Metric::gauge(
             "gateway_ingress_backlog",
             "length of the ingress stream, as last polled",

@@ -193,6 +193,10 @@ fn shared_state(p: Parts) -> Result<AppState, StartupError> {
     let user_channel = internal_channel(&p.config.user_service_url, token)?;
     let history_channel = internal_channel(&p.config.history_service_url, token)?;
     let ingress = Arc::new(backpressure::Ingress::default());
+    let appender = crate::ws::appender::Appender::start(
+        p.redis.clone(),
+        std::time::Duration::from_millis(p.config.ingress_linger_ms),
+    );
     tokio::spawn(backpressure::poll(
         p.redis.clone(),
         (0..p.config.ingress_partitions)
@@ -219,6 +223,7 @@ fn shared_state(p: Parts) -> Result<AppState, StartupError> {
         history_channel,
         hub: p.hub,
         ingress,
+        appender,
         presence: p.presence,
         shutdown: p.shutdown,
         subscribed: p.subscribed,

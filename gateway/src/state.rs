@@ -47,6 +47,8 @@ pub struct Shared {
     pub history_channel: InternalChannel,
     pub hub: Arc<Hub>,
     pub caps: Arc<ConnCaps>,
+    /// Writes ingress entries, several per round trip.
+    pub appender: crate::ws::appender::Appender,
     /// Ingress entries waiting for chat-service, as last polled.
     pub ingress: Arc<crate::backpressure::Ingress>,
     pub presence: GatewayPresence,

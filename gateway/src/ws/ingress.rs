@@ -1,9 +1,10 @@
 //! The ingress producer: a client's `send`, `edit`, `delete` or `typing` becomes an entry of
-//! the ingress stream (the current format version), for chat-service.
+//! the ingress stream (the current format version), for chat-service,
+//! written by the appender (`appender.rs`).
 
 use common::{
     ids::Target,
-    model::{EntryKind, FORMAT_VERSION, INGRESS_FIELD, IngressEntry},
+    model::{EntryKind, FORMAT_VERSION, IngressEntry},
     protocol::ErrorCode,
 };
 
@@ -72,26 +73,18 @@ pub async fn produce(state: &AppState, user: &str, conn: u64, item: Item) -> Pro
         trace: item.trace,
     };
     let json = serde_json::to_string(&entry).unwrap_or_default();
-    let mut redis = state.redis.clone();
-    let added: redis::RedisResult<String> = redis::cmd("XADD")
-        .arg(state.keys.ingress(partition))
-        .arg("*")
-        .arg(INGRESS_FIELD)
-        .arg(json)
-        .query_async(&mut redis)
-        .await;
-    match added {
-        Ok(_) => {
-            metrics::counter!("gateway_ingress_total").increment(1);
-            Produced::Queued
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "ingress XADD failed");
-            Produced::Refused {
-                code: ErrorCode::Unavailable,
-                message: "message not accepted; retry with the same client_id",
-                retry_after_ms: None,
-            }
+    if state
+        .appender
+        .append(conn, state.keys.ingress(partition), json)
+        .await
+    {
+        metrics::counter!("gateway_ingress_total").increment(1);
+        Produced::Queued
+    } else {
+        Produced::Refused {
+            code: ErrorCode::Unavailable,
+            message: "message not accepted; retry with the same client_id",
+            retry_after_ms: None,
         }
     }
 }

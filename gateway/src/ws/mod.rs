@@ -1,5 +1,6 @@
 //! `GET /ws`: authentication, origin and capacity checks before the upgrade.
 
+pub mod appender;
 pub mod caps;
 pub mod close;
 pub mod inbound;

@@ -36,6 +36,7 @@ pub struct StackOptions {
     pub ingress_backlog_limit: u64,
     /// INGRESS_MAX_WAIT_MS (0: off, so a loaded test machine never sheds).
     pub ingress_max_wait_ms: u64,
+    pub ingress_linger_ms: u64,
     /// chat-service's member-list cache lifetime.
     pub membership_ttl_ms: u64,
     pub heartbeat_ms: u64,
@@ -71,6 +72,7 @@ impl Default for StackOptions {
             max_connections_per_ip: 10_000,
             ingress_backlog_limit: 1_000_000,
             ingress_max_wait_ms: 0,
+            ingress_linger_ms: 2,
             membership_ttl_ms: 200,
             heartbeat_ms: 25_000,
             idle_timeout_ms: 60_000,
@@ -183,6 +185,7 @@ pub fn gateway_config(
         max_connections_per_ip: options.max_connections_per_ip,
         ingress_backlog_limit: options.ingress_backlog_limit,
         ingress_max_wait_ms: options.ingress_max_wait_ms,
+        ingress_linger_ms: options.ingress_linger_ms,
         ingress_partitions: options.ingress_partitions,
         shutdown_grace_ms: 2000,
         login_failures_per_client: options.login_failures_per_client,

@@ -2,6 +2,7 @@
 //! chat-service started in-process on port 0), real Redis, PostgreSQL and
 //! MongoDB-wire storage, driven over real HTTP and WebSocket connections.
 
+mod appender;
 mod conversations;
 mod edits;
 mod helpers;
