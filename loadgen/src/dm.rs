@@ -43,6 +43,9 @@ pub async fn run(cli: &Cli, args: &DmArgs) -> anyhow::Result<String> {
             let mut k = 0_u64;
             while Instant::now() < deadline {
                 tick.tick().await;
+                if Instant::now() >= deadline {
+                    break;
+                }
                 let now = now_micros();
                 let frame = format!(
                     r#"{{"type":"send","client_id":"{now}-{k}","to":"{to}","body":"{now} dm"}}"#

@@ -94,6 +94,9 @@ pub async fn run(cli: &Cli, args: &FanoutArgs) -> anyhow::Result<String> {
                 let mut k = 0_u64;
                 while Instant::now() < deadline {
                     tick.tick().await;
+                    if Instant::now() >= deadline {
+                        break;
+                    }
                     let frame = format!(
                         r#"{{"type":"send","client_id":"s{i}-{k}","to":"room:{room}","body":"{} fanout"}}"#,
                         now_micros()

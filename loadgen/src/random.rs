@@ -61,6 +61,12 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
             let mut k = 0_u64;
             while Instant::now() < deadline {
                 tick.tick().await;
+                // A tick can land past the deadline (at low rates a client's
+                // period outlasts the run): that send would be outside the
+                // window the report counts.
+                if Instant::now() >= deadline {
+                    break;
+                }
                 let mut to = pick.next(names.len() - 1);
                 if to >= i {
                     to += 1;
