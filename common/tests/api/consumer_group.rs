@@ -396,12 +396,25 @@ async fn a_lingering_read_never_waits_for_more_entries() {
     assert_eq!(payloads, ["only"]);
 }
 
-/// Handled entries and how many are left pending, unread or unacknowledged.
-async fn left(redis: &mut testkit::redis::TestRedis, stream: &str) -> Option<(usize, usize)> {
-    let pending: redis::streams::StreamPendingReply =
-        redis.xpending(stream, "workers").await.ok()?;
-    let len: usize = redis.xlen(stream).await.ok()?;
-    Some((pending.count(), len))
+/// Waits until `recorder` has seen `payloads` and the stream holds nothing,
+/// pending or not.
+async fn until_done(
+    what: &str,
+    recorder: &Recorder,
+    redis: &testkit::redis::TestRedis,
+    stream: &str,
+    payloads: &[&str],
+) {
+    eventually(what, DEADLINE, || {
+        let (r, mut redis) = (recorder.clone(), redis.clone());
+        async move {
+            let pending: redis::streams::StreamPendingReply =
+                redis.xpending(stream, "workers").await.ok()?;
+            let len: usize = redis.xlen(stream).await.ok()?;
+            (r.payloads() == payloads && pending.count() == 0 && len == 0).then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -420,18 +433,8 @@ async fn a_batch_is_acknowledged_with_the_next_read_even_one_that_blocks() {
         .blocking_for(Duration::from_secs(60));
     let running = start_consumer(consumer, recorder.clone());
     add(&mut redis, &stream, "x").await;
-    eventually(
-        "the entry handled, acknowledged and deleted",
-        DEADLINE,
-        || {
-            let (r, mut redis, stream) = (recorder.clone(), redis.clone(), stream.clone());
-            async move {
-                let left = left(&mut redis, &stream).await?;
-                (r.payloads() == ["x"] && left == (0, 0)).then_some(())
-            }
-        },
-    )
-    .await;
+    let what = "the entry handled, acknowledged and deleted";
+    until_done(what, &recorder, &redis, &stream, &["x"]).await;
     running.task.abort();
 }
 
@@ -454,14 +457,8 @@ async fn entries_whose_finish_failed_are_read_again_at_once() {
     };
     let running = start(group, recorder.clone()).await;
     add(&mut redis, &stream, "x").await;
-    eventually("the entry handled again and acknowledged", DEADLINE, || {
-        let (r, mut redis, stream) = (recorder.clone(), redis.clone(), stream.clone());
-        async move {
-            let left = left(&mut redis, &stream).await?;
-            (r.payloads() == ["x", "x"] && left == (0, 0)).then_some(())
-        }
-    })
-    .await;
+    let what = "the entry handled again and acknowledged";
+    until_done(what, &recorder, &redis, &stream, &["x", "x"]).await;
     running.stop().await;
 }
 
