@@ -226,10 +226,9 @@ impl Archiver {
         dead: &[Dead],
         trims: &[(ConversationId, u64)],
     ) {
-        let keys = self.store.keys().clone();
+        let keys = self.store.keys();
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        let group = consumer.group.clone();
-        let pipe = consumer.finish();
+        let (group, pipe) = consumer.finishing();
         for (id, payload, reason) in dead {
             group.dead_letter(pipe, id, payload, reason);
         }

@@ -149,6 +149,11 @@ impl Consumer {
         &mut self.finish
     }
 
+    /// The group and [`Self::finish`] at once, to acknowledge into it.
+    pub fn finishing(&mut self) -> (&Group, &mut redis::Pipeline) {
+        (&self.group, &mut self.finish)
+    }
+
     /// Whether a send of finished entries failed since this was last asked
     /// (the caller then reads this consumer's pending entries again).
     pub fn take_finish_failed(&mut self) -> bool {

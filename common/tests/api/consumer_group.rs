@@ -62,8 +62,8 @@ impl Handler for Recorder {
             let stream = consumer.group.stream.clone();
             consumer.finish().cmd("INCR").arg(stream).ignore();
         } else if self.defer {
-            let group = consumer.group.clone();
-            group.ack(consumer.finish(), &ids);
+            let (group, pipe) = consumer.finishing();
+            group.ack(pipe, &ids);
         } else {
             let mut pipe = redis::pipe();
             consumer.group.ack(&mut pipe, &ids);
@@ -482,8 +482,8 @@ async fn a_measuring_consumer_knows_the_length_after_each_read_and_finishes_firs
         "read, not acknowledged: still there"
     );
     let ids: Vec<&str> = read.iter().map(|e| e.id.as_str()).collect();
-    let group = consumer.group.clone();
-    group.ack(consumer.finish(), &ids);
+    let (group, pipe) = consumer.finishing();
+    group.ack(pipe, &ids);
     let left: usize = redis.xlen(&stream).await.unwrap();
     assert_eq!(left, 3, "nothing is sent before the next read");
     add(&mut redis, &stream, "d").await;
