@@ -21,6 +21,9 @@ pub struct StackOptions {
     /// Per gateway, the Redis URL it uses (default: the test Redis), e.g. a
     /// proxy whose link a test cuts.
     pub gateway_redis: Vec<String>,
+    /// The workers reach history-service through a proxy whose link a test
+    /// can cut ([`Stack::history_link`]).
+    pub history_link: bool,
 }
 
 impl Default for StackOptions {
@@ -33,6 +36,7 @@ impl Default for StackOptions {
             history_env: Vec::new(),
             mongodb_uri: None,
             gateway_redis: Vec::new(),
+            history_link: false,
         }
     }
 }
@@ -51,6 +55,9 @@ pub struct Stack {
     pub history_internal_port: u16,
     pub user_port: u16,
     pub ops_ports: Vec<(String, u16)>,
+    /// With [`StackOptions::history_link`]: the link between the workers and
+    /// history-service's internal port.
+    pub history_link: Option<testkit::proxy::TcpProxy>,
 }
 
 /// INGRESS_PARTITIONS and ARCHIVE_PARTITIONS of every stack.
@@ -137,10 +144,20 @@ impl Stack {
                 format!("http://127.0.0.1:{history_internal_port}"),
             ),
         ];
+        let history_link = if options.history_link {
+            let target = ([127, 0, 0, 1], history_internal_port).into();
+            Some(testkit::proxy::TcpProxy::start(target).await)
+        } else {
+            None
+        };
         let mut workers = Vec::new();
         for i in 0..options.workers {
             let name = format!("chat-service-{i}");
             let mut e = upstreams.clone();
+            if let Some(link) = &history_link {
+                e.retain(|(k, _)| *k != "HISTORY_SERVICE_URL");
+                e.push(("HISTORY_SERVICE_URL", link.url()));
+            }
             e.push(("OPS_ADDR", any.clone()));
             e.push(("CONSUMER_NAME", format!("chat-{i}")));
             e.push(("CLAIM_IDLE_MS", "3000".into()));
@@ -190,6 +207,7 @@ impl Stack {
             history_internal_port,
             user_port,
             ops_ports,
+            history_link,
         };
         stack.wait_ready().await;
         stack
