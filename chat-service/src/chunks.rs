@@ -18,10 +18,11 @@ pub const MAX_ITEMS: usize = 1000;
 const OVERHEAD: usize = 16;
 
 /// The calls that carry `items` within `max_bytes` each: `Append`s, then
-/// `Enqueue`s.
+/// `Enqueue`s, each with `presence_at`.
 pub fn split(
     items: Vec<hpb::AppendItem>,
     max_bytes: usize,
+    presence_at: i64,
 ) -> (Vec<hpb::AppendRequest>, Vec<hpb::AppendRequest>) {
     let budget = max_bytes.saturating_sub(OVERHEAD * 4).max(1024);
     let mut appends = Vec::new();
@@ -33,7 +34,10 @@ pub fn split(
         }
         enqueues.extend(parts);
     }
-    (pack(appends, budget), pack(enqueues, budget))
+    (
+        pack(appends, budget, presence_at),
+        pack(enqueues, budget, presence_at),
+    )
 }
 
 /// `item` as one or more items of at most `budget` bytes each, by cutting its
@@ -43,8 +47,8 @@ fn cut(item: hpb::AppendItem, budget: usize) -> Vec<hpb::AppendItem> {
         return vec![item];
     }
     let bare = hpb::AppendItem {
-        message: item.message.clone(),
         offline_recipients: Vec::new(),
+        ..item.clone()
     };
     let base = bare.encoded_len() + OVERHEAD;
     let mut parts = Vec::new();
@@ -65,7 +69,7 @@ fn cut(item: hpb::AppendItem, budget: usize) -> Vec<hpb::AppendItem> {
 
 /// Greedy packing of items into requests of at most `budget` bytes and
 /// MAX_ITEMS items.
-fn pack(items: Vec<hpb::AppendItem>, budget: usize) -> Vec<hpb::AppendRequest> {
+fn pack(items: Vec<hpb::AppendItem>, budget: usize, presence_at: i64) -> Vec<hpb::AppendRequest> {
     let mut requests = Vec::new();
     let mut current = Vec::new();
     let mut size = 0;
@@ -74,6 +78,7 @@ fn pack(items: Vec<hpb::AppendItem>, budget: usize) -> Vec<hpb::AppendRequest> {
         if !current.is_empty() && (size + cost > budget || current.len() == MAX_ITEMS) {
             requests.push(hpb::AppendRequest {
                 items: std::mem::take(&mut current),
+                presence_at,
             });
             size = 0;
         }
@@ -81,7 +86,10 @@ fn pack(items: Vec<hpb::AppendItem>, budget: usize) -> Vec<hpb::AppendRequest> {
         current.push(item);
     }
     if !current.is_empty() {
-        requests.push(hpb::AppendRequest { items: current });
+        requests.push(hpb::AppendRequest {
+            items: current,
+            presence_at,
+        });
     }
     requests
 }
@@ -103,6 +111,7 @@ mod tests {
                 ..Default::default()
             }),
             offline_recipients: (0..recipients).map(|i| format!("user_{i:05}")).collect(),
+            ..Default::default()
         }
     }
 
@@ -110,7 +119,7 @@ mod tests {
     fn every_call_fits_and_nothing_is_lost() {
         let max = 64 << 10;
         let items: Vec<_> = (1..=50).map(|s| item(s, 4000, 20)).collect();
-        let (appends, enqueues) = split(items.clone(), max);
+        let (appends, enqueues) = split(items.clone(), max, 0);
         assert!(appends.len() >= 4, "{} calls", appends.len());
         assert!(enqueues.is_empty());
         assert!(appends.iter().all(|r| r.encoded_len() <= max));
@@ -125,7 +134,7 @@ mod tests {
     #[test]
     fn a_huge_room_is_cut_by_recipients_and_stored_once() {
         let max = 64 << 10;
-        let (appends, enqueues) = split(vec![item(1, 100, 20_000)], max);
+        let (appends, enqueues) = split(vec![item(1, 100, 20_000)], max, 0);
         assert_eq!(appends.len(), 1, "stored by one Append");
         assert!(!enqueues.is_empty());
         let all = appends.iter().chain(&enqueues);
@@ -140,7 +149,7 @@ mod tests {
     #[test]
     fn at_most_max_items_per_call() {
         let items: Vec<_> = (1..=2500).map(|s| item(s, 1, 0)).collect();
-        let (appends, _) = split(items, 64 << 20);
+        let (appends, _) = split(items, 64 << 20, 0);
         assert_eq!(appends.len(), 3);
         assert!(appends.iter().all(|r| r.items.len() <= MAX_ITEMS));
     }

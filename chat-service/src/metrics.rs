@@ -44,11 +44,26 @@ pub fn catalog() -> Vec<Metric> {
             "messages of unheard deliveries queued offline and sent where their users are now",
         ),
         Metric::counter(
+            "chat_connect_race_deliveries_total",
+            "offline recipients who connected while their message was on its way, given it live",
+        ),
+        Metric::counter("chat_refused_total", "requests refused, by error code").by(
+            "code",
+            &[
+                "bad_request",
+                "forbidden",
+                "not_found",
+                "conflict",
+                "failed",
+            ],
+        ),
+        Metric::counter(
             "chat_user_service_calls_total",
             "calls to user-service on cache misses, by RPC",
         )
         .by("rpc", &["get_user", "get_users", "list_room_members"]),
         metrics_catalog::claimed(crate::worker::GROUP),
+        metrics_catalog::consumers_removed(crate::worker::GROUP),
         metrics_catalog::redis(),
         metrics_catalog::scripts(),
     ]

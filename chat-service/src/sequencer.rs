@@ -1,9 +1,19 @@
-//! Dedup and seq in one atomic step per message: the first time a (sender,
-//! client_id) is seen in a conversation it gets a fresh id and the next seq;
-//! every replay gets the same id, seq and time back, and the ingress entry
-//! that first took them, so a retry of that entry can be told from a re-send.
-//! A fresh seq also moves its sender's read marker there (`common::read`):
-//! one's own messages are never unread.
+//! Dedup, seq and the decision on an edit or delete, in one atomic step per
+//! request: the first time a (sender, client_id) is seen in a conversation
+//! it gets a fresh id and the next seq; every replay gets the same id, seq
+//! and time back, and the ingress entry that first took them, so a retry of
+//! that entry can be told from a re-send. A fresh seq also moves its
+//! sender's read marker there (`common::read`): one's own messages are
+//! never unread.
+//!
+//! An edit or delete is decided here, against its target's state at the
+//! moment it would take its seq: the conversation's finals
+//! (`Keys::finals`, two bits per seq) say which messages are deleted or
+//! tombstoned, and the script that reads them takes the seq and, for a
+//! delete, sets its target's bit. So a delete is final: no edit and no
+//! second delete gets a seq after it, however the requests race between
+//! workers and batches. Admission checked the rest (who may change what)
+//! against the stored target; those facts never change.
 //!
 //! A fresh message (not an edit or delete) also becomes its conversation's
 //! preview in the conversation list (`common::summary`) right here: the
@@ -11,24 +21,49 @@
 //! and no ordering check is needed. That spares a script call per message
 //! after storing, the largest single Redis cost of a DM to a new partner.
 //! Should the message never be stored (dead-lettered), its tombstone clears
-//! the preview (`Persist::tombstone`).
+//! the preview and sets its bits (`Persist::tombstone`), and a re-send of it
+//! is told so instead of being acknowledged.
 
 use common::redis_conn::Redis;
 use common::{keys::Keys, redis_conn::LuaScript, summary::PreviewParts};
 
-/// KEYS: dedup record, seq counter, read markers, summary. ARGV: id, ts,
-/// dedup TTL, ingress entry, sender, and for a message the preview JSON cut
-/// where its seq goes (two halves).
+/// KEYS: dedup record, seq counter, read markers, summary, finals,
+/// delivered. ARGV:
+/// id, ts, dedup TTL, ingress entry, sender, what ('m' a message, 'e' an
+/// edit, 'd' a delete), the event's target seq (0 for a message), and for
+/// a message the preview JSON cut where its seq goes (two halves).
+///
+/// Replies {0, record, tombstone bit, delivered bit} for a replay, {1,
+/// record} for a fresh seq, {2, reason} for an event refused (no seq
+/// taken, nothing written).
 const DEDUP_SEQ: &str = r#"
 local d = redis.call('GET', KEYS[1])
-if d then return {0, d} end
+if d then
+  local seq = tonumber(string.match(d, '^[^|]*|(%d+)|'))
+  local dead, delivered = 0, 0
+  if seq then
+    dead = redis.call('GETBIT', KEYS[5], 2 * seq + 1)
+    delivered = redis.call('GETBIT', KEYS[6], seq)
+  end
+  return {0, d, dead, delivered}
+end
+local what = ARGV[6]
+if what ~= 'm' then
+  local target = tonumber(ARGV[7])
+  local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if target < 1 or target > last then return {2, 'no message at that seq'} end
+  if redis.call('GETBIT', KEYS[5], 2 * target) == 1 then
+    return {2, 'that message is deleted'}
+  end
+end
 local seq = redis.call('INCR', KEYS[2])
 local rec = ARGV[1] .. '|' .. seq .. '|' .. ARGV[2] .. '|' .. ARGV[4]
 redis.call('SET', KEYS[1], rec, 'EX', ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[5], seq)
-if ARGV[6] then
+if what == 'd' then redis.call('SETBIT', KEYS[5], 2 * tonumber(ARGV[7]), 1) end
+if ARGV[8] then
   local cur = redis.call('HMGET', KEYS[4], 'at', 'e', 'd')
-  local set = {'seq', seq, 'm', ARGV[6] .. seq .. ARGV[7]}
+  local set = {'seq', seq, 'm', ARGV[8] .. seq .. ARGV[9]}
   if tonumber(ARGV[2]) > tonumber(cur[1] or '0') then
     set[5] = 'at'; set[6] = ARGV[2]
   end
@@ -49,6 +84,20 @@ pub struct Sequenced {
     /// The ingress entry that took this id and seq (None in records written
     /// before entries were recorded).
     pub origin: Option<String>,
+    /// A replay whose seq became a tombstone: its message was never stored.
+    pub dead: bool,
+    /// A replay whose live deliveries were published already (its batch
+    /// was acknowledged, or got that far before it failed).
+    pub delivered: bool,
+}
+
+/// What the sequencer answered one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Sequenced(Sequenced),
+    /// An edit or delete refused against its target's state now: the
+    /// target is deleted, or no message has that seq. Nothing was written.
+    Refused(String),
 }
 
 pub struct SequenceRequest<'a> {
@@ -57,8 +106,11 @@ pub struct SequenceRequest<'a> {
     pub client_id: &'a str,
     /// The ingress entry asking.
     pub stream_id: &'a str,
-    /// For a message (not an event), its body: the preview is made of it.
+    /// For a message, its body (the preview is made of it); None for an
+    /// edit or delete.
     pub preview_body: Option<&'a str>,
+    /// For an edit or delete: its kind and target seq.
+    pub event: Option<(common::model::EventKind, u64)>,
 }
 
 #[derive(Clone)]
@@ -82,7 +134,7 @@ impl Sequencer {
         &self,
         conn: &mut Redis,
         requests: &[SequenceRequest<'_>],
-    ) -> redis::RedisResult<Vec<Sequenced>> {
+    ) -> redis::RedisResult<Vec<Decision>> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
@@ -90,14 +142,21 @@ impl Sequencer {
         let mut pipe = redis::pipe();
         for r in requests {
             let id = uuid::Uuid::now_v7().to_string();
+            let (what, target) = match r.event {
+                None => ("m", 0),
+                Some((common::model::EventKind::Edit, t)) => ("e", t),
+                Some((common::model::EventKind::Delete, t)) => ("d", t),
+            };
             let mut args = vec![
                 id.clone(),
                 now.to_string(),
                 self.dedup_ttl_secs.to_string(),
                 r.stream_id.to_owned(),
                 r.sender.to_owned(),
+                what.to_owned(),
+                target.to_string(),
             ];
-            if let Some(body) = r.preview_body {
+            if let (None, Some(body)) = (r.event, r.preview_body) {
                 let PreviewParts {
                     before_seq,
                     after_seq,
@@ -112,12 +171,28 @@ impl Sequencer {
                 &args,
             );
         }
-        let replies: Vec<(i64, String)> =
+        let replies: Vec<Vec<redis::Value>> =
             common::redis_conn::query_scripted(conn, &pipe, &[&self.script]).await?;
-        replies
-            .into_iter()
-            .map(|(fresh, record)| parse_record(fresh == 1, &record))
-            .collect()
+        replies.into_iter().map(decision).collect()
+    }
+}
+
+fn decision(reply: Vec<redis::Value>) -> redis::RedisResult<Decision> {
+    let mut parts = reply.into_iter();
+    let what: i64 = redis::from_owned_redis_value(parts.next().unwrap_or(redis::Value::Nil))?;
+    let text: String = redis::from_owned_redis_value(parts.next().unwrap_or(redis::Value::Nil))?;
+    match what {
+        2 => Ok(Decision::Refused(text)),
+        fresh => {
+            let mut s = parse_record(fresh == 1, &text)?;
+            if let Some(dead) = parts.next() {
+                s.dead = redis::from_owned_redis_value::<i64>(dead)? == 1;
+            }
+            if let Some(delivered) = parts.next() {
+                s.delivered = redis::from_owned_redis_value::<i64>(delivered)? == 1;
+            }
+            Ok(Decision::Sequenced(s))
+        }
     }
 }
 
@@ -133,6 +208,8 @@ pub(crate) fn parse_record(fresh: bool, record: &str) -> redis::RedisResult<Sequ
         seq: seq.parse().map_err(|_| corrupt(record))?,
         ts: ts.parse().map_err(|_| corrupt(record))?,
         origin: parts.next().filter(|o| !o.is_empty()).map(str::to_owned),
+        dead: false,
+        delivered: false,
     })
 }
 

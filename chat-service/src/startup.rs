@@ -45,6 +45,9 @@ pub enum StartupError {
     Serve(String),
 }
 
+/// How much longer a client_id's claim lives than its dedup record.
+const CLAIM_MARGIN_SECS: u64 = 60;
+
 pub struct Application {
     ops_listener: TcpListener,
     /// One consumer and worker per ingress partition.
@@ -76,6 +79,7 @@ impl Application {
                     edit_window_ms: (config.edit_window_secs > 0)
                         .then(|| config.edit_window_secs as i64 * 1000),
                 },
+                claim_ttl_secs: config.dedup_ttl_secs + CLAIM_MARGIN_SECS,
             },
             sequence: Sequence {
                 keys: keys.clone(),

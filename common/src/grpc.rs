@@ -12,13 +12,25 @@ use tonic_reflection::server::{Builder, Error, v1, v1alpha};
 
 use crate::auth::{InternalChannel, WithServiceToken};
 
+/// How often an upstream connection is pinged (HTTP/2 PING), idle or not,
+/// and how long a ping may go unanswered before the connection is dropped
+/// and made again.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A channel that connects on first use, so a service can start before its
-/// upstreams; calls time out rather than hang.
+/// upstreams; calls time out rather than hang. A connection that goes
+/// silent (a half-open link: nothing comes back, nothing closes) is noticed
+/// by its keepalive pings within 10 s and replaced: without them every
+/// call on it timed out, for good.
 pub fn lazy_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(url.to_owned())?
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
         .connect_lazy())
 }
 

@@ -51,6 +51,25 @@ impl Keys {
         )
     }
 
+    /// What is final in a conversation, two bits per seq: bit `2·seq` is set
+    /// once the message at `seq` is deleted or tombstoned (no event may
+    /// change it any more), bit `2·seq + 1` once it is a tombstone (it took
+    /// its seq and was never stored). Read and set by the sequencer, in the
+    /// script that takes seqs, so an event is decided against the state at
+    /// the moment it takes its own seq. At most `2·last seq` bits.
+    pub fn finals(&self, conversation: &str) -> String {
+        format!("{}{{{conversation}}}:finals", self.prefix)
+    }
+
+    /// Which messages of a conversation have had their live deliveries
+    /// published, one bit per seq, set with the acknowledgement of their
+    /// batch: a retried batch then publishes them again to nobody but
+    /// their sender (its `sent`), so no socket gets a message twice
+    /// however often its batch is retried. At most `last seq / 8` bytes.
+    pub fn delivered(&self, conversation: &str) -> String {
+        format!("{}{{{conversation}}}:delivered", self.prefix)
+    }
+
     /// A conversation's summary for the conversation list: a hash of the
     /// last message's seq (`seq`) and preview (`m`), and the time of the last
     /// activity (`at`), kept by chat-service at O(1) per message.
@@ -72,6 +91,20 @@ impl Keys {
     /// A user's offline queue: a list, oldest at the head.
     pub fn offline(&self, user: &str) -> String {
         format!("{}{{user:{user}}}:offline", self.prefix)
+    }
+
+    /// When a socket of the user last read the offline queue (Unix ms, the
+    /// reader's clock): a message pushed after that, for a lookup that saw
+    /// the user offline before it, missed that socket (the connect race).
+    pub fn offline_seen(&self, user: &str) -> String {
+        format!("{}{{user:{user}}}:offline:seen", self.prefix)
+    }
+
+    /// The request a client_id names for its sender, as a fingerprint:
+    /// one client_id, one request (kind, conversation, target), in every
+    /// conversation. Kept a little longer than the dedup records.
+    pub fn client_claim(&self, user: &str, client_id: &str) -> String {
+        format!("{}{{user:{user}}}:cid:{client_id}", self.prefix)
     }
 
     /// How many offline messages were dropped past the limit since the last ack.
@@ -126,6 +159,11 @@ impl Keys {
         format!("{}limit:rooms:{user}", self.prefix)
     }
 
+    /// WebSocket tickets minted by one user, this window.
+    pub fn tickets_minted(&self, user: &str) -> String {
+        format!("{}limit:tickets:{user}", self.prefix)
+    }
+
     /// A one-time WebSocket ticket: the username it admits, for 30 s.
     pub fn ws_ticket(&self, ticket: &str) -> String {
         format!("{}ws-ticket:{ticket}", self.prefix)
@@ -171,12 +209,14 @@ impl Keys {
         conversation: &str,
         sender: &str,
         client_id: &str,
-    ) -> [String; 4] {
+    ) -> [String; 6] {
         [
             self.dedup(conversation, sender, client_id),
             self.seq(conversation),
             self.read_markers(conversation),
             self.last(conversation),
+            self.finals(conversation),
+            self.delivered(conversation),
         ]
     }
 
@@ -199,9 +239,19 @@ impl Keys {
         )
     }
 
-    /// history-service's offline push and ack scripts.
+    /// history-service's offline ack script.
     pub fn offline_script(&self, user: &str) -> [String; 2] {
         [self.offline(user), self.offline_dropped(user)]
+    }
+
+    /// history-service's offline push script: the queue, its dropped count,
+    /// and when a socket last read it.
+    pub fn offline_push_script(&self, user: &str) -> [String; 3] {
+        [
+            self.offline(user),
+            self.offline_dropped(user),
+            self.offline_seen(user),
+        ]
     }
 
     /// history-service's script that applies an edit or delete in the window.

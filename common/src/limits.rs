@@ -6,6 +6,11 @@
 pub const MAX_BODY: usize = 4096;
 /// Longest `client_id`.
 pub const MAX_CLIENT_ID: usize = 64;
+/// The largest seq, marker or page bound a client may name: 2^53 - 1, the
+/// largest integer a JavaScript client holds exactly (and far below what
+/// MongoDB's signed 64-bit fields hold). Anything above is refused where it
+/// enters, so no arithmetic on it can wrap.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
 /// Longest `ref` echoed back in an error.
 pub const MAX_REF: usize = 64;
 /// Entries kept in a dead-letter stream; older ones are trimmed (approximately)

@@ -96,6 +96,15 @@ pub fn claimed(group: &'static str) -> Metric {
     .by("group", &[group])
 }
 
+/// Consumers removed from a group because their process is gone.
+pub fn consumers_removed(group: &'static str) -> Metric {
+    Metric::counter(
+        "stream_consumers_removed_total",
+        "consumers with nothing pending removed from a group after GONE_AFTER idle, by group",
+    )
+    .by("group", &[group])
+}
+
 /// Pipelines sent again after Redis had lost their Lua scripts.
 pub fn scripts() -> Metric {
     Metric::counter(

@@ -126,20 +126,24 @@ impl ChatMessage {
         }
     }
 
-    /// Applies the event `event` to this message (its target), unless a
-    /// later or final one was applied already. Returns whether it changed.
+    /// Applies the event `event` to this message (its target) by the rule
+    /// every copy follows (docs/protocol.md, "Edits and deletes"): a delete
+    /// wins over every edit, whatever order they are applied in; of the
+    /// edits, the one with the highest seq. Returns whether it changed.
+    ///
+    /// chat-service computes a target's new state here, once, when the
+    /// event takes its seq; the window, the archive and the conversation
+    /// list store that state with [`ChatMessage::supersedes`].
     pub fn apply(&mut self, event: &ChatMessage) -> bool {
         let Some(kind) = event.kind else { return false };
-        if self.kind.is_some()
-            || self.deleted
-            || self.tombstone
-            || self.edit_seq.is_some_and(|s| s >= event.seq)
-        {
+        if self.kind.is_some() || self.deleted || self.tombstone {
             return false;
         }
-        self.edit_seq = Some(event.seq);
         match kind {
             EventKind::Edit => {
+                if self.edit_seq.is_some_and(|s| s >= event.seq) {
+                    return false;
+                }
                 self.body.clone_from(&event.body);
                 self.edited_at = Some(event.ts);
             }
@@ -149,7 +153,19 @@ impl ChatMessage {
                 self.tombstone = true;
             }
         }
+        self.edit_seq = Some(event.seq);
         true
+    }
+
+    /// Whether this state of a message is newer than `other`, a state of
+    /// the same message, by the rule of [`Self::apply`]: a deleted state
+    /// beats every other, then the higher `edit_seq` wins. (The window's
+    /// Lua script and the archive's filter implement the same comparison.)
+    pub fn supersedes(&self, other: &ChatMessage) -> bool {
+        if other.deleted {
+            return false;
+        }
+        self.deleted || self.edit_seq.unwrap_or(0) > other.edit_seq.unwrap_or(0)
     }
 
     /// The event as history keeps it: without its body (the target holds
@@ -228,20 +244,30 @@ pub struct ArchiveEntry {
     pub v: u32,
     #[serde(flatten)]
     pub message: ChatMessage,
+    /// On an edit or delete (stored without its body): its target's state
+    /// with it applied, as chat-service decided it, for the archiver to
+    /// store. Entries written before it existed have none; their event is
+    /// applied to the archived target instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<ChatMessage>,
 }
 
 impl ArchiveEntry {
-    /// The current version's JSON for `message`, without copying it.
-    pub fn json(message: &ChatMessage) -> serde_json::Result<String> {
+    /// The current version's JSON for `message` (and an event's `target`
+    /// state), without copying them.
+    pub fn json(message: &ChatMessage, target: Option<&ChatMessage>) -> serde_json::Result<String> {
         #[derive(Serialize)]
         struct Borrowed<'a> {
             v: u32,
             #[serde(flatten)]
             message: &'a ChatMessage,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            target: Option<&'a ChatMessage>,
         }
         serde_json::to_string(&Borrowed {
             v: FORMAT_VERSION,
             message,
+            target,
         })
     }
 }
@@ -265,6 +291,11 @@ pub struct Delivery<'a> {
     /// The users whose sockets on this gateway get the frames without a `conn`.
     #[serde(default, borrow, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<Name<'a>>,
+    /// The conversation its frames belong to, when they belong to one: a
+    /// gateway then hands each socket a seq (or a read marker) once, however
+    /// often a retried batch publishes it.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Name<'a>>,
     #[serde(borrow)]
     pub frames: Vec<DeliveryFrame<'a>>,
 }
@@ -288,6 +319,13 @@ pub struct DeliveryFrame<'a> {
     /// on), so the delivering gateway's span joins the message's trace.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub trace: Option<&'a str>,
+    /// A `message` frame's seq in the delivery's conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// A `read` frame's marker in the delivery's conversation: a socket
+    /// never gets a marker at or below one it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<u64>,
 }
 
 /// Splits a delivery payload, `<n> <json>`, into the delivery number of the
@@ -341,12 +379,15 @@ mod tests {
         let d = Delivery {
             v: FORMAT_VERSION,
             users: vec!["bob".into()],
+            conversation: Some("dm:alice:bob".into()),
             frames: vec![DeliveryFrame {
                 conn: None,
                 skip_conn: Some(7),
                 frame: &frame,
                 at: None,
                 trace: None,
+                seq: Some(3),
+                read: None,
             }],
         };
         let s = serde_json::to_string(&[&d]).unwrap();
@@ -355,5 +396,7 @@ mod tests {
         assert_eq!(back[0].frames[0].skip_conn, Some(7));
         assert_eq!(&*back[0].users[0], "bob");
         assert!(matches!(back[0].users[0].0, Cow::Borrowed(_)));
+        assert_eq!(back[0].conversation.as_deref(), Some("dm:alice:bob"));
+        assert_eq!(back[0].frames[0].seq, Some(3));
     }
 }

@@ -1,7 +1,7 @@
 //! The history page rules, one place for the HTTP API, the WebSocket
 //! `history` frame and the gRPC `GetHistory` (docs/protocol.md): newest first
-//! or after a seq, never both; `before` at least 1; 1 to 200 messages, 50 by
-//! default.
+//! or after a seq, never both; `before` at least 1; both at most
+//! [`crate::limits::MAX_SEQ`]; 1 to 200 messages, 50 by default.
 
 /// Messages in a page when the request names no limit.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -26,6 +26,8 @@ pub enum PageError {
     BeforeZero,
     #[error("limit must be between 1 and {MAX_LIMIT}")]
     Limit,
+    #[error("before and after must be at most {}", crate::limits::MAX_SEQ)]
+    OutOfRange,
 }
 
 impl PageQuery {
@@ -39,6 +41,10 @@ impl PageQuery {
         }
         if before == Some(0) {
             return Err(PageError::BeforeZero);
+        }
+        let max = crate::limits::MAX_SEQ;
+        if before.is_some_and(|b| b > max) || after.is_some_and(|a| a > max) {
+            return Err(PageError::OutOfRange);
         }
         let limit = limit.unwrap_or(u64::from(DEFAULT_LIMIT));
         if !(1..=u64::from(MAX_LIMIT)).contains(&limit) {
@@ -77,5 +83,22 @@ mod tests {
         assert_eq!(PageQuery::new(None, None, Some(0)), Err(PageError::Limit));
         assert_eq!(PageQuery::new(None, None, Some(201)), Err(PageError::Limit));
         assert_eq!(PageQuery::new(None, Some(0), Some(200)).unwrap().limit, 200);
+        let max = crate::limits::MAX_SEQ;
+        assert!(PageQuery::new(Some(max), None, None).is_ok());
+        assert!(PageQuery::new(None, Some(max), None).is_ok());
+        for big in [max + 1, u64::MAX] {
+            assert_eq!(
+                PageQuery::new(None, Some(big), None),
+                Err(PageError::OutOfRange)
+            );
+            assert_eq!(
+                PageQuery::new(Some(big), None, None),
+                Err(PageError::OutOfRange)
+            );
+        }
+        assert_eq!(
+            PageQuery::new(None, None, Some(u64::MAX)),
+            Err(PageError::Limit)
+        );
     }
 }

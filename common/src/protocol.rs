@@ -17,11 +17,16 @@ pub enum ErrorCode {
     RateLimited,
     Unavailable,
     Internal,
+    /// A request under a client_id that already names another request.
+    Conflict,
+    /// The request took a seq but failed for good (it was dead-lettered):
+    /// it is not stored, and its client_id is spent.
+    Failed,
 }
 
 impl ErrorCode {
     /// Every code, for the documentation check.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 10] = [
         Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -30,6 +35,8 @@ impl ErrorCode {
         Self::RateLimited,
         Self::Unavailable,
         Self::Internal,
+        Self::Conflict,
+        Self::Failed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +49,8 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
+            Self::Conflict => "conflict",
+            Self::Failed => "failed",
         }
     }
 }

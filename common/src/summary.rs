@@ -23,8 +23,9 @@ pub const PREVIEW_CHARS: usize = 200;
 /// event's target seq, the preview JSON. Events of one conversation may be
 /// stored out of order by different workers, so every field only moves
 /// forward: an event changes the preview only if it targets the previewed
-/// message and is newer than the last event applied to it, and nothing
-/// follows a delete. A tombstone blanks the preview if it is its message's.
+/// message, and by the rule of `ChatMessage::apply`: a delete wins over
+/// every edit, an edit only over older edits. A tombstone blanks the
+/// preview if it is its message's.
 const UPDATE: &str = r"
 local cur = redis.call('HMGET', KEYS[1], 'at', 'seq', 'e', 'd')
 local seq = tonumber(ARGV[1])
@@ -38,7 +39,7 @@ if ARGV[3] == 'x' then
     done = 1
   end
 elseif ARGV[3] ~= 't' and tonumber(ARGV[4]) == last and not cur[4]
-    and seq > tonumber(cur[3] or '0') then
+    and (ARGV[3] == 'd' or seq > tonumber(cur[3] or '0')) then
   set[#set + 1] = 'm'; set[#set + 1] = ARGV[5]; set[#set + 1] = 'e'; set[#set + 1] = seq
   if ARGV[3] == 'd' then set[#set + 1] = 'd'; set[#set + 1] = '1' end
   done = 1

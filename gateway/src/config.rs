@@ -117,6 +117,9 @@ pub struct Config {
     /// Rooms one user may create per window before 429.
     #[arg(long, env = "ROOMS_PER_USER", default_value_t = 20)]
     pub rooms_per_user: u32,
+    /// WebSocket tickets one user may mint per minute before 429.
+    #[arg(long, env = "TICKETS_PER_USER", default_value_t = 60)]
+    pub tickets_per_user: u32,
     /// The window of the registration and room-creation limits (seconds).
     #[arg(long, env = "CREATION_WINDOW_SECS", default_value_t = 3_600)]
     pub creation_window_secs: u64,
@@ -219,6 +222,7 @@ impl config::ServiceConfig for Config {
             1..=1_000_000,
         )?;
         config::check_range("ROOMS_PER_USER", self.rooms_per_user, 1..=1_000_000)?;
+        config::check_range("TICKETS_PER_USER", self.tickets_per_user, 1..=1_000_000)?;
         config::check_range(
             "CREATION_WINDOW_SECS",
             self.creation_window_secs,

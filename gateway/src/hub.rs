@@ -102,8 +102,14 @@ impl Hub {
     /// Queues `frames` in order: those with a `conn` for that connection
     /// only, the others for every socket of `users` but their `skip_conn`.
     /// Each socket gets its frames under one lock and one wake-up, in the
-    /// order given. Returns how many fan-out frames were offered.
-    pub fn deliver(&self, users: &[Name<'_>], frames: &[Outgoing]) -> usize {
+    /// order given; a marked frame of `conversation` (its key, `seen.rs`)
+    /// only once per socket. Returns how many fan-out frames were offered.
+    pub fn deliver(
+        &self,
+        users: &[Name<'_>],
+        conversation: Option<u64>,
+        frames: &[Outgoing],
+    ) -> usize {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         // Connections that frames are addressed to; those among the users'
         // sockets get them in line below, the rest at the end.
@@ -130,7 +136,9 @@ impl Hub {
                         true
                     }
                 });
-                handle.outbox.push_all(mine.map(|f| f.frame.clone()));
+                handle
+                    .outbox
+                    .push_marked(conversation, mine.map(|f| (f.mark, f.frame.clone())));
             }
         }
         // Acks and errors for connections outside `users` (an error has no
@@ -180,6 +188,8 @@ pub struct Outgoing {
     pub conn: Option<u64>,
     pub skip_conn: Option<u64>,
     pub frame: Utf8Bytes,
+    /// What it is in its conversation, for handing it once per socket.
+    pub mark: Option<crate::seen::Mark>,
 }
 
 #[cfg(test)]
@@ -196,6 +206,7 @@ mod tests {
             conn,
             skip_conn,
             frame: frame(s),
+            mark: None,
         }
     }
 
@@ -227,7 +238,7 @@ mod tests {
             out(None, None, "m3"),
             out(Some(c.id), None, "error"),
         ];
-        assert_eq!(hub.deliver(&["alice".into()], &frames), 5);
+        assert_eq!(hub.deliver(&["alice".into()], None, &frames), 5);
         assert_eq!(drain(&o1), ["m1", "sent2", "m3"]);
         assert_eq!(drain(&o2), ["m1", "m2", "m3"]);
         assert_eq!(drain(&o3), ["error"]);

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod pubsub;
 pub mod reads;
+pub mod seen;
 pub mod startup;
 pub mod state;
 pub mod ws;

@@ -82,6 +82,10 @@ pub fn catalog() -> Vec<Metric> {
             "gateway_presence_repairs_total",
             "presence hashes found wrong and rewritten",
         ),
+        Metric::counter(
+            "gateway_presence_swept_total",
+            "silent gateways whose presence this gateway swept",
+        ),
         Metric::histogram(
             "gateway_send_to_sent_seconds",
             "from a send read off a socket to its sent ack queued for that socket",

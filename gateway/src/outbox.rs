@@ -11,6 +11,8 @@ use std::{collections::VecDeque, sync::Mutex};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
 
+use crate::seen::{Mark, Seen};
+
 /// A close code and reason.
 pub type Close = (u16, &'static str);
 
@@ -44,6 +46,9 @@ struct State {
     greeting: bool,
     /// Greeting frames at the head of `frames`.
     greeting_queued: usize,
+    /// What this socket was handed per conversation (allocated on the
+    /// first delivery that belongs to one).
+    seen: Option<Box<Seen>>,
 }
 
 /// Queues that grew past this are freed once empty.
@@ -82,12 +87,28 @@ impl Outbox {
     /// how many were queued: fewer when the socket is closing or the queue
     /// filled up (then the socket is a slow consumer).
     pub fn push_all(&self, frames: impl IntoIterator<Item = Utf8Bytes>) -> usize {
+        self.push_marked(None, frames.into_iter().map(|f| (None, f)))
+    }
+
+    /// As [`Self::push_all`], for frames of conversation `key` (see
+    /// `seen.rs`): a marked frame this socket was handed already is left
+    /// out, unqueued and uncounted.
+    pub fn push_marked(
+        &self,
+        key: Option<u64>,
+        frames: impl IntoIterator<Item = (Option<Mark>, Utf8Bytes)>,
+    ) -> usize {
         let mut state = self.state();
         if state.finished || state.overflowed {
             return 0;
         }
         let mut queued = 0;
-        for frame in frames {
+        for (mark, frame) in frames {
+            if let (Some(key), Some(mark)) = (key, mark)
+                && !state.seen.get_or_insert_default().admit(key, mark)
+            {
+                continue;
+            }
             let over_bytes =
                 !state.frames.is_empty() && state.bytes + frame.len() > self.byte_limit;
             if state.frames.len() >= self.limit || over_bytes {
@@ -109,6 +130,13 @@ impl Outbox {
             self.ready.notify_one();
         }
         queued
+    }
+
+    /// Whether a frame marked `mark` in conversation `key` is new to this
+    /// socket (recording it): for the offline batch, whose messages a live
+    /// delivery may have brought already.
+    pub fn admit(&self, key: u64, mark: Mark) -> bool {
+        self.state().seen.get_or_insert_default().admit(key, mark)
     }
 
     /// From now until [`Self::end_greeting`], frames pushed with
@@ -284,6 +312,22 @@ mod tests {
         assert!(o.try_next().is_none());
         o.end_greeting();
         assert!(matches!(o.try_next(), Some(Next::Frame(f)) if f.as_str() == "live"));
+    }
+
+    #[tokio::test]
+    async fn a_frame_handed_once_is_not_queued_again() {
+        let o = Outbox::new(8);
+        let c = Some(crate::seen::key("room:a"));
+        let marked = |seq| (Some(Mark::Seq(seq)), frame("m"));
+        assert_eq!(o.push_marked(c, [marked(1), marked(2)]), 2);
+        assert_eq!(o.push_marked(c, [marked(2), marked(1), marked(3)]), 1);
+        assert_eq!(
+            o.push_marked(c, [(None, frame("sent"))]),
+            1,
+            "unmarked frames pass"
+        );
+        assert_eq!(o.len(), 4);
+        assert!(!o.admit(crate::seen::key("room:a"), Mark::Seq(3)));
     }
 
     #[tokio::test]

@@ -36,7 +36,10 @@ use redis::{
 };
 use tokio::sync::{mpsc, watch};
 
-use crate::hub::{Hub, Outgoing};
+use crate::{
+    hub::{Hub, Outgoing},
+    seen::Mark,
+};
 
 /// How often the subscription is probed.
 pub const PING_EVERY: Duration = Duration::from_secs(1);
@@ -250,9 +253,11 @@ pub fn dispatch(hub: &Hub, payload: &[u8]) {
                 conn: f.conn,
                 skip_conn: f.skip_conn,
                 frame: Utf8Bytes::from(f.frame.get().to_owned()),
+                mark: f.seq.map(Mark::Seq).or(f.read.map(Mark::Read)),
             })
             .collect();
-        let n = hub.deliver(&d.users, &frames);
+        let conversation = d.conversation.as_deref().map(crate::seen::key);
+        let n = hub.deliver(&d.users, conversation, &frames);
         metrics::counter!("gateway_deliveries_total").increment(n as u64);
     }
 }

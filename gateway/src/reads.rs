@@ -104,15 +104,20 @@ async fn announce(
     let Some(reach) = online.get(conversation.as_str()) else {
         return;
     };
+    // With the conversation and the marker: a socket gets markers only
+    // forward, whichever of two announcements arrives first.
     let delivery = Delivery {
         v: FORMAT_VERSION,
         users: vec![Name::from(user)],
+        conversation: Some(Name::from(conversation.as_str())),
         frames: vec![DeliveryFrame {
             conn: None,
             skip_conn: None,
             frame: &frame,
             at: None,
             trace: None,
+            seq: None,
+            read: Some(seq),
         }],
     };
     let payload = serde_json::to_string(&[&delivery]).unwrap_or_default();

@@ -118,6 +118,7 @@ impl Application {
         let hub = Arc::new(Hub::default());
         let (presence, presence_writer) =
             GatewayPresence::new(self.redis.clone(), keys.clone(), config.gateway_id.clone());
+        let presence = presence.sweeping_after(2 * config.gateway_ttl_ms);
         presence.start().await?;
         let (subscribed_tx, subscribed) = watch::channel(false);
         let pubsub = tokio::spawn(pubsub::run(

@@ -5,10 +5,13 @@
 //! recent window is trimmed only then. Several history-service instances share
 //! the backlog through a consumer group; a dead instance's entries are claimed.
 //!
-//! An edit or delete is archived as an event without its body, and applied
-//! to its target's document, after the target is archived: a target that is
-//! still on its way (in the recent window, not yet in MongoDB) fails the
-//! batch, which is retried.
+//! An edit or delete is archived as an event without its body, and its
+//! target's new state, decided by chat-service and carried in the entry,
+//! is stored as handed (`Archive::store_state`), whether the target is
+//! archived yet or not. Entries from before states were carried have their
+//! event applied to the archived target instead: a target still on its way
+//! (in the recent window, not yet in MongoDB) fails the batch, which is
+//! retried.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -100,7 +103,10 @@ type Dead = (String, String, &'static str);
 #[derive(Default)]
 struct Decoded {
     docs: Vec<MessageDoc>,
-    /// Edits and deletes, whole, to apply to their targets.
+    /// The new states of the targets of the batch's edits and deletes.
+    states: Vec<ChatMessage>,
+    /// Edits and deletes without a state (older entries), whole, to apply
+    /// to their targets.
     events: Vec<ChatMessage>,
     /// The conversations touched, each with its highest seq in the batch.
     conversations: HashMap<ConversationId, u64>,
@@ -115,12 +121,19 @@ impl Archiver {
     ) -> Result<(), String> {
         let Decoded {
             docs,
+            states,
             mut events,
             conversations,
             mut dead,
         } = decode(entries);
         record_lag(&self.partition, entries);
         dead.extend(self.insert(&docs).await?);
+        for state in &states {
+            self.archive
+                .store_state(state)
+                .await
+                .map_err(|e| format!("mongodb: {e}"))?;
+        }
         events.sort_by_key(|e| e.seq);
         self.apply_events(&events).await?;
         let trims = self.safe_trims(&conversations).await?;
@@ -309,7 +322,7 @@ fn decode(entries: &[StreamId]) -> Decoded {
     for entry in entries {
         let raw = entry.get::<String>(ARCHIVE_FIELD).unwrap_or_default();
         match serde_json::from_str::<ArchiveEntry>(&raw) {
-            Ok(ArchiveEntry { v, message }) if model::readable(v) => {
+            Ok(ArchiveEntry { v, message, target }) if model::readable(v) => {
                 let top = out
                     .conversations
                     .entry(message.conversation.clone())
@@ -317,7 +330,10 @@ fn decode(entries: &[StreamId]) -> Decoded {
                 *top = (*top).max(message.seq);
                 if message.kind.is_some() {
                     out.docs.push(MessageDoc::from(&message.stored_event()));
-                    out.events.push(message);
+                    match target {
+                        Some(state) => out.states.push(state),
+                        None => out.events.push(message),
+                    }
                 } else {
                     out.docs.push(MessageDoc::from(&message));
                 }

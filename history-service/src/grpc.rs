@@ -92,6 +92,7 @@ pub const MAX_GET_MESSAGES: usize = 1000;
 
 /// Validates an Append or Enqueue request's items.
 fn items(req: ipb::AppendRequest) -> Result<Vec<AppendItem>, HistoryError> {
+    let invalid = HistoryError::InvalidArgument;
     if req.items.len() > MAX_APPEND_BATCH {
         return Err(HistoryError::InvalidArgument(format!(
             "at most {MAX_APPEND_BATCH} messages per call"
@@ -107,12 +108,39 @@ fn items(req: ipb::AppendRequest) -> Result<Vec<AppendItem>, HistoryError> {
         for user in &item.offline_recipients {
             check_username("offline_recipients", user)?;
         }
+        let target = match item.target {
+            None => None,
+            Some(t) => {
+                let t: ChatMessage = from_pb(t).map_err(invalid)?;
+                let fits = message.kind.is_some()
+                    && t.kind.is_none()
+                    && t.conversation == message.conversation
+                    && Some(t.seq) == message.target_seq
+                    && t.edit_seq == Some(message.seq);
+                if !fits {
+                    return Err(invalid(
+                        "target must be the state of the event's target with the event applied"
+                            .into(),
+                    ));
+                }
+                Some(t)
+            }
+        };
         items.push(AppendItem {
             message,
             offline_recipients: item.offline_recipients,
+            target,
+            replay: item.replay,
         });
     }
     Ok(items)
+}
+
+fn late_pb(late: crate::store::Late) -> ipb::Late {
+    ipb::Late {
+        item: late.item as u32,
+        username: late.user,
+    }
 }
 
 impl InternalApi {
@@ -161,10 +189,17 @@ impl ipb::history_internal_server::HistoryInternal for InternalApi {
             common::trace::from_grpc(request.metadata()).as_deref(),
         );
         async {
-            let items = items(request.into_inner())?;
-            self.redis.append(&items).await?;
+            let request = request.into_inner();
+            let presence_at = request.presence_at;
+            let items = items(request)?;
+            let late = self
+                .redis
+                .append(&items, presence_at, &self.archive)
+                .await?;
             metrics::counter!("history_appended_total").increment(items.len() as u64);
-            Ok(Response::new(ipb::AppendResponse {}))
+            Ok(Response::new(ipb::AppendResponse {
+                late: late.into_iter().map(late_pb).collect(),
+            }))
         }
         .instrument(span)
         .await
@@ -174,10 +209,14 @@ impl ipb::history_internal_server::HistoryInternal for InternalApi {
         &self,
         request: Request<ipb::AppendRequest>,
     ) -> Result<Response<ipb::AppendResponse>, Status> {
-        let items = items(request.into_inner())?;
-        self.redis.enqueue(&items).await?;
+        let request = request.into_inner();
+        let presence_at = request.presence_at;
+        let items = items(request)?;
+        let late = self.redis.enqueue(&items, presence_at).await?;
         metrics::counter!("history_enqueued_total").increment(items.len() as u64);
-        Ok(Response::new(ipb::AppendResponse {}))
+        Ok(Response::new(ipb::AppendResponse {
+            late: late.into_iter().map(late_pb).collect(),
+        }))
     }
 
     async fn get_messages(

@@ -43,6 +43,7 @@ pub fn catalog() -> Vec<Metric> {
             "how long each message waited in the backlog before MongoDB had it",
         ),
         metrics_catalog::claimed(crate::archive::GROUP),
+        metrics_catalog::consumers_removed(crate::archive::GROUP),
         metrics_catalog::grpc_auth(&["public", "internal"]),
         metrics_catalog::redis(),
         metrics_catalog::scripts(),

@@ -236,6 +236,59 @@ impl Archive {
         Err(std::io::Error::other("the target kept changing while an event was applied").into())
     }
 
+    /// Stores `state`, a message's state with an edit or delete applied as
+    /// chat-service decided it, unless the archive holds a state of it that
+    /// supersedes it (`ChatMessage::supersedes`: a deleted one, or one with
+    /// a later edit). A message not archived yet is inserted in that state;
+    /// its own archive entry then finds it there, as a replay. Each write
+    /// names the state it replaces, so two archivers cannot lose one.
+    pub async fn store_state(&self, state: &ChatMessage) -> mongodb::error::Result<()> {
+        let doc = MessageDoc::from(state);
+        let edit_seq = doc.edit_seq.unwrap_or(0);
+        for _ in 0..APPLY_ATTEMPTS {
+            // Documents are written without `deleted` unless it is true. An
+            // edit replaces an older edit, or a message never edited: two
+            // plain filters rather than one `$or` (which the MongoDB-wire
+            // server of the tests evaluates with the wrong precedence).
+            let base = doc! {
+                "_id": &doc.id,
+                "conversation_id": &doc.conversation_id,
+                "deleted": {"$exists": false},
+            };
+            let filters = if state.deleted {
+                vec![base]
+            } else {
+                let mut older = base.clone();
+                older.insert("edit_seq", doc! {"$lt": edit_seq});
+                let mut never = base;
+                never.insert("edit_seq", doc! {"$exists": false});
+                vec![older, never]
+            };
+            let mut replaced = false;
+            for filter in filters {
+                if self.messages.replace_one(filter, &doc).await?.matched_count == 1 {
+                    replaced = true;
+                    break;
+                }
+            }
+            if replaced {
+                return Ok(());
+            }
+            let there = doc! {"_id": &doc.id, "conversation_id": &doc.conversation_id};
+            if self.messages.find_one(there).await?.is_some() {
+                // What is archived is this state already, or newer.
+                return Ok(());
+            }
+            match self.messages.insert_one(&doc).await {
+                Ok(_) => return Ok(()),
+                // Archived meanwhile by another writer: compare again.
+                Err(e) if is_duplicate(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::other("the message kept changing while its state was stored").into())
+    }
+
     /// Inserts a batch, unordered. Duplicates (code 11000) count as done, so a
     /// replayed batch succeeds; any other failure is returned and the batch retried.
     pub async fn insert(&self, docs: &[MessageDoc]) -> mongodb::error::Result<InsertOutcome> {
@@ -326,6 +379,14 @@ impl Archive {
                 })
             })
             .collect()
+    }
+}
+
+/// A duplicate-key failure of a single insert.
+fn is_duplicate(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
+        _ => false,
     }
 }
 

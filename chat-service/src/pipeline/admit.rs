@@ -8,13 +8,23 @@
 //! Admission is decided once: a refused send that already holds a seq (a
 //! retried batch after a membership change) is let through; see
 //! [`Admit::readmit`].
+//!
+//! One client_id, one request: each send, edit or delete claims its
+//! sender's client_id for its fingerprint (kind, conversation, target) in
+//! the sender's slot, `SET NX GET`, in the round trip that reads the rooms'
+//! membership versions. A re-send of the same request finds its own claim;
+//! another request under a claimed client_id is refused with `conflict`
+//! and changes nothing.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use common::{
     ids::{Conversation, ConversationId, Target},
     keys::Keys,
-    limits::{MAX_BODY, MAX_CLIENT_ID},
+    limits::{MAX_BODY, MAX_CLIENT_ID, MAX_SEQ},
     model::{self, ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
     protocol::ErrorCode,
     redis_conn::Redis,
@@ -70,6 +80,25 @@ pub struct Admit {
     pub keys: Keys,
     pub members: Members,
     pub targets: Targets,
+    /// How long a client_id's claim lives: a little longer than its dedup
+    /// record (DEDUP_TTL_SECS), so a record never outlives its claim.
+    pub claim_ttl_secs: u64,
+}
+
+/// A client_id claim's value: the request it names, hashed (FNV-1a, 64
+/// bits): stable across processes and releases.
+fn fingerprint(entry: &IngressEntry, conversation: &ConversationId) -> String {
+    let what = match entry.kind {
+        EntryKind::Send => "s",
+        EntryKind::Edit => "e",
+        EntryKind::Delete => "d",
+        EntryKind::Typing => "t",
+    };
+    let text = format!("{what}|{conversation}|{}", entry.target_seq.unwrap_or(0));
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 impl Admit {
@@ -87,7 +116,7 @@ impl Admit {
                 _ => out.dead.push((raw.id.clone(), field)),
             }
         }
-        let versions = self.room_versions(conn, &parsed).await?;
+        let (versions, conflicts) = self.lookups(conn, &parsed).await?;
         self.members
             .prefetch_users(parsed.iter().filter_map(|(_, e)| match &e.to {
                 Target::User(user) if *user != e.user => Some(user.as_str()),
@@ -96,6 +125,19 @@ impl Admit {
             .await?;
         let mut refused = Vec::new();
         for (stream_id, entry) in parsed {
+            if conflicts.contains(&stream_id) {
+                let message = format!(
+                    "client_id {} already names another request (kind, conversation or target): use a fresh client_id for each request",
+                    entry.client_id
+                );
+                refused.push(Rejected {
+                    stream_id,
+                    entry,
+                    code: ErrorCode::Conflict,
+                    message,
+                });
+                continue;
+            }
             match self.admit(&entry, &versions).await? {
                 Admission::Accepted(conversation, recipients) => {
                     let a = Accepted {
@@ -295,12 +337,14 @@ impl Admit {
         Ok(still)
     }
 
-    /// The membership versions of the rooms this batch posts to, in one pipeline.
-    async fn room_versions(
+    /// In one pipeline: the membership versions of the rooms this batch
+    /// posts to, and the claim of every request's client_id. Returns the
+    /// versions and the entries whose client_id names another request.
+    async fn lookups(
         &self,
         conn: &mut Redis,
         parsed: &[(String, IngressEntry)],
-    ) -> Result<HashMap<String, Version>, BatchError> {
+    ) -> Result<(HashMap<String, Version>, HashSet<String>), BatchError> {
         let mut rooms: Vec<&str> = parsed
             .iter()
             .filter_map(|(_, e)| match &e.to {
@@ -310,15 +354,47 @@ impl Admit {
             .collect();
         rooms.sort_unstable();
         rooms.dedup();
-        if rooms.is_empty() {
-            return Ok(HashMap::new());
+        let claims: Vec<(&str, String)> = parsed
+            .iter()
+            .filter(|(_, e)| e.kind.is_stored() && check_fields(e).is_none())
+            .map(|(id, e)| (id.as_str(), fingerprint(e, &e.to.conversation(&e.user))))
+            .collect();
+        if rooms.is_empty() && claims.is_empty() {
+            return Ok((HashMap::new(), HashSet::new()));
         }
         let mut pipe = redis::pipe();
         for room in &rooms {
             pipe.get(self.keys.room_version(room));
         }
-        let versions: Vec<Version> = pipe.query_async(conn).await?;
-        Ok(rooms.into_iter().map(str::to_owned).zip(versions).collect())
+        let by_id: HashMap<&str, &IngressEntry> =
+            parsed.iter().map(|(id, e)| (id.as_str(), e)).collect();
+        for (id, print) in &claims {
+            let e = by_id[id];
+            pipe.cmd("SET")
+                .arg(self.keys.client_claim(&e.user, &e.client_id))
+                .arg(print)
+                .arg("NX")
+                .arg("GET")
+                .arg("EX")
+                .arg(self.claim_ttl_secs);
+        }
+        let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+        let held = replies.split_off(rooms.len());
+        let versions: Vec<Version> = replies
+            .into_iter()
+            .map(redis::from_owned_redis_value)
+            .collect::<Result<_, _>>()?;
+        let mut conflicts = HashSet::new();
+        for ((id, print), had) in claims.iter().zip(held) {
+            let had: Option<String> = redis::from_owned_redis_value(had)?;
+            if had.is_some_and(|h| h != *print) {
+                conflicts.insert((*id).to_owned());
+            }
+        }
+        Ok((
+            rooms.into_iter().map(str::to_owned).zip(versions).collect(),
+            conflicts,
+        ))
     }
 }
 
@@ -331,7 +407,13 @@ fn check_fields(entry: &IngressEntry) -> Option<Admission> {
     if entry.client_id.is_empty() || entry.client_id.len() > MAX_CLIENT_ID {
         return Some(Admission::Refused(
             ErrorCode::BadRequest,
-            "client_id must be 1 to 64 characters".into(),
+            format!("client_id must be 1 to {MAX_CLIENT_ID} bytes"),
+        ));
+    }
+    if entry.target_seq.is_some_and(|s| s > MAX_SEQ) {
+        return Some(Admission::Refused(
+            ErrorCode::BadRequest,
+            format!("seq must be at most {MAX_SEQ}"),
         ));
     }
     if entry.kind.event().is_some() != entry.target_seq.is_some_and(|s| s > 0) {

@@ -1,8 +1,9 @@
 //! Stage 4, deliver: one publish per gateway with something to receive (see
 //! `payloads.rs` for what and `publish.rs` for how a lost one is noticed),
 //! the conversation list's state (each party's DM index, each
-//! conversation's summary: `common::summary`), and a reroute of what no
-//! gateway heard.
+//! conversation's summary: `common::summary`), a reroute of what no
+//! gateway heard, and a live delivery to offline recipients who connected
+//! while their message was on its way (the connect race: see `persist.rs`).
 
 use std::collections::HashMap;
 
@@ -18,7 +19,10 @@ use proto::history::internal::v1::{self as hpb, history_internal_client::History
 
 use common::{publish::Publisher, summary::Summaries};
 
-use super::payloads::{self, Outcome};
+use super::{
+    payloads::{self, Outcome},
+    persist::Late,
+};
 
 use crate::error::BatchError;
 
@@ -41,6 +45,7 @@ impl Deliver {
         conn: &mut Redis,
         outcome: &Outcome<'_>,
         online: &Online,
+        late: &[Late],
     ) -> Result<(), BatchError> {
         let payloads = payloads::payloads(outcome, online);
         let mut pipe = redis::pipe();
@@ -58,6 +63,46 @@ impl Deliver {
             metrics::counter!("chat_unheard_deliveries_total").increment(unheard.len() as u64);
             self.reroute(conn, outcome, online, &unheard).await?;
         }
+        if !late.is_empty() {
+            self.catch_up(conn, outcome, late).await?;
+        }
+        Ok(())
+    }
+
+    /// Offline recipients who connected after the batch looked up presence
+    /// and read their queue before their message got there: the message
+    /// goes to wherever they are now, live. (A socket that has it already
+    /// gets it once: gateways hand each socket a seq once.)
+    async fn catch_up(
+        &mut self,
+        conn: &mut Redis,
+        outcome: &Outcome<'_>,
+        late: &[Late],
+    ) -> Result<(), BatchError> {
+        let mut by_message: HashMap<usize, Vec<String>> = HashMap::new();
+        for l in late {
+            by_message
+                .entry(l.message)
+                .or_default()
+                .push(l.user.clone());
+        }
+        let stranded: Vec<payloads::Stranded<'_>> = by_message
+            .into_iter()
+            .filter_map(|(i, users)| {
+                Some(payloads::Stranded {
+                    message: outcome.messages.get(i)?,
+                    users,
+                })
+            })
+            .collect();
+        let wanted: HashMap<&str, &[String]> = stranded
+            .iter()
+            .map(|s| (s.message.conversation.as_str(), &s.users[..]))
+            .collect();
+        let now = self.presence.online(conn, wanted).await?;
+        let payloads = payloads::rerouted(&stranded, &Online::new(), &now, &[]);
+        self.publisher.publish(conn, &payloads).await?;
+        metrics::counter!("chat_connect_race_deliveries_total").increment(late.len() as u64);
         Ok(())
     }
 
@@ -80,15 +125,10 @@ impl Deliver {
     /// The conversation list's summaries: every edit and delete (a message's
     /// preview was set when it was sequenced: `sequencer.rs`).
     fn summarize(&self, pipe: &mut redis::Pipeline, outcome: &Outcome<'_>) {
-        for (a, m) in outcome.accepted.iter().zip(outcome.messages) {
+        for (m, target) in outcome.messages.iter().zip(outcome.targets) {
             if m.kind.is_none() {
                 continue;
             }
-            let target = a.target.as_ref().map(|t| {
-                let mut t = t.clone();
-                t.apply(m);
-                t
-            });
             self.summaries.add_event(pipe, m, target.as_ref());
         }
     }
@@ -114,10 +154,14 @@ impl Deliver {
             .map(|s| hpb::AppendItem {
                 message: Some(common::convert::to_pb(s.message)),
                 offline_recipients: s.users.clone(),
+                ..Default::default()
             })
             .collect();
         self.history
-            .enqueue(hpb::AppendRequest { items })
+            .enqueue(hpb::AppendRequest {
+                items,
+                presence_at: 0,
+            })
             .await
             .map_err(BatchError::history)?;
         let wanted: HashMap<&str, &[String]> = stranded

@@ -88,6 +88,7 @@ impl BatchProcessor {
             .map(|(conv, recipients)| (conv.to_owned(), recipients))
             .collect();
         let mut presence_conn = self.conn.clone();
+        let presence_at = common::time::now_ms();
         let (sequenced, online) =
             tokio::try_join!(self.sequence.run(&mut self.conn, admitted.sends), async {
                 let lookups = wanted.iter().map(|(c, r)| (c.as_str(), &r[..]));
@@ -95,25 +96,30 @@ impl BatchProcessor {
             },)?;
 
         let spans = spans::MessageSpans::open(&sequenced.stored);
-        self.persist
-            .run(
-                &sequenced.stored,
-                &sequenced.messages,
-                &online,
-                spans.first(),
-            )
+        let late = self
+            .persist
+            .run(&sequenced, &online, presence_at, spans.first())
             .await?;
+        let mut rejected = admitted.rejected;
+        rejected.extend(sequenced.refused);
+        for r in &rejected {
+            metrics::counter!("chat_refused_total", "code" => r.code.as_str()).increment(1);
+        }
         let outcome = Outcome {
             accepted: &sequenced.stored,
             messages: &sequenced.messages,
+            targets: &sequenced.targets,
+            delivered: &sequenced.delivered,
             traces: &spans.parents,
             resent: &sequenced.resent,
             typing: &admitted.typing,
-            rejected: &admitted.rejected,
+            rejected: &rejected,
             dead: &admitted.dead,
         };
-        self.deliver.run(&mut self.conn, &outcome, &online).await?;
-        ack::add(&self.group, finish, &outcome);
+        self.deliver
+            .run(&mut self.conn, &outcome, &online, &late)
+            .await?;
+        ack::add(&self.group, &self.sequence.keys, finish, &outcome);
 
         let recipients = sequenced
             .stored
@@ -125,7 +131,7 @@ impl BatchProcessor {
             recipients,
             fresh: sequenced.fresh,
             replayed: sequenced.replayed,
-            rejected: admitted.rejected.len(),
+            rejected: rejected.len(),
             dead: admitted.dead.len(),
         })
     }

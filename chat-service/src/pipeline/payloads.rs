@@ -21,6 +21,11 @@ use super::admit::{Accepted, Rejected};
 pub(crate) struct Outcome<'a> {
     pub accepted: &'a [Accepted],
     pub messages: &'a [ChatMessage],
+    /// Per message: an event's target with it applied (see `sequence.rs`).
+    pub targets: &'a [Option<ChatMessage>],
+    /// Per message: published to its recipients before (a retried batch):
+    /// only its sender's `sent` goes out.
+    pub delivered: &'a [bool],
     /// Per accepted message, the traceparent of its span (tracing on).
     pub traces: &'a [Option<String>],
     /// Re-sends of messages already stored and delivered: their senders get
@@ -37,6 +42,8 @@ pub(crate) struct Outcome<'a> {
 #[derive(Default)]
 struct Planned<'a> {
     users: Vec<Name<'a>>,
+    /// The conversation of its frames ("" for errors, which have none).
+    conversation: &'a str,
     frames: Vec<(Option<u64>, Option<u64>, usize)>,
 }
 
@@ -51,6 +58,9 @@ struct Plan<'a> {
     sent_at: HashMap<usize, i64>,
     /// Frame index → the traceparent of its message's span.
     traces: HashMap<usize, &'a str>,
+    /// Frame index → the seq of its `message` frame (a gateway hands each
+    /// socket a seq once).
+    seqs: HashMap<usize, u64>,
 }
 
 impl<'a> Plan<'a> {
@@ -59,7 +69,13 @@ impl<'a> Plan<'a> {
             .slots
             .entry((gateway, conversation))
             .or_insert_with(|| {
-                self.deliveries.push((gateway, Planned::default()));
+                self.deliveries.push((
+                    gateway,
+                    Planned {
+                        conversation,
+                        ..Planned::default()
+                    },
+                ));
                 self.deliveries.len() - 1
             });
         &mut self.deliveries[i].1
@@ -108,6 +124,7 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
         resent,
         typing,
         rejected,
+        delivered,
         ..
     } = *outcome;
     // Frames first (deliveries borrow them), then who gets which.
@@ -117,10 +134,12 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
         let frame = frames.len();
         frames.push(raw(ServerFrame::Message(m).to_json()));
         plan.stamp(frame, a.entry.at);
+        plan.seqs.insert(frame, m.seq);
         if let Some(Some(trace)) = traces.get(i) {
             plan.traces.insert(frame, trace.as_str());
         }
-        if let Some(reach) = online.get(a.conversation.as_str()) {
+        let again = delivered.get(i).copied().unwrap_or(false);
+        if let Some(reach) = online.get(a.conversation.as_str()).filter(|_| !again) {
             for (gw, users) in &reach.gateways {
                 let skip = (*gw == a.entry.gw).then_some(a.entry.conn);
                 plan.fan_out(gw, a.conversation.as_str(), users, skip, frame);
@@ -147,11 +166,8 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, S
         frames.push(raw(ServerFrame::Error {
             code: r.code,
             message: &r.message,
-            reference: r
-                .entry
-                .kind
-                .is_stored()
-                .then_some(r.entry.client_id.as_str()),
+            // A send's, edit's or delete's client_id; a typing notice's ref.
+            reference: (!r.entry.client_id.is_empty()).then_some(r.entry.client_id.as_str()),
             retry_after_ms: None,
         }
         .to_json()));
@@ -190,6 +206,7 @@ fn plan_typing<'a>(
                 gw,
                 Planned {
                     users: others,
+                    conversation: "",
                     frames: vec![(None, None, frame)],
                 },
             ));
@@ -203,6 +220,7 @@ fn serialize(plan: Plan<'_>, frames: &[Box<RawValue>]) -> Vec<(String, String)> 
         deliveries,
         sent_at,
         traces,
+        seqs,
         ..
     } = plan;
     let mut per_gateway: HashMap<&str, Vec<Delivery<'_>>> = HashMap::new();
@@ -210,6 +228,7 @@ fn serialize(plan: Plan<'_>, frames: &[Box<RawValue>]) -> Vec<(String, String)> 
         per_gateway.entry(gw).or_default().push(Delivery {
             v: FORMAT_VERSION,
             users: planned.users,
+            conversation: (!planned.conversation.is_empty()).then(|| planned.conversation.into()),
             frames: planned
                 .frames
                 .into_iter()
@@ -219,6 +238,8 @@ fn serialize(plan: Plan<'_>, frames: &[Box<RawValue>]) -> Vec<(String, String)> 
                     frame: &frames[i],
                     at: sent_at.get(&i).copied(),
                     trace: traces.get(&i).copied(),
+                    seq: seqs.get(&i).copied(),
+                    read: None,
                 })
                 .collect(),
         });
@@ -247,7 +268,10 @@ pub(crate) fn stranded<'a>(
     unheard: &[String],
 ) -> Vec<Stranded<'a>> {
     let mut out = Vec::new();
-    for (a, m) in outcome.accepted.iter().zip(outcome.messages) {
+    for (i, (a, m)) in outcome.accepted.iter().zip(outcome.messages).enumerate() {
+        if outcome.delivered.get(i).copied().unwrap_or(false) {
+            continue;
+        }
         let Some(reach) = online.get(a.conversation.as_str()) else {
             continue;
         };
@@ -275,6 +299,7 @@ pub(crate) fn rerouted(
     unheard: &[String],
 ) -> Vec<(String, String)> {
     let mut frames: Vec<Box<RawValue>> = Vec::new();
+    let mut seqs = HashMap::new();
     let mut targets: Vec<(&str, &str, Vec<String>, usize)> = Vec::new();
     for s in stranded {
         let conv = s.message.conversation.as_str();
@@ -283,6 +308,7 @@ pub(crate) fn rerouted(
         };
         let frame = frames.len();
         frames.push(raw(ServerFrame::Message(s.message).to_json()));
+        seqs.insert(frame, s.message.seq);
         for (gw, users) in &reach.gateways {
             if unheard.contains(gw) {
                 continue;
@@ -298,7 +324,10 @@ pub(crate) fn rerouted(
             }
         }
     }
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        seqs,
+        ..Plan::default()
+    };
     for (gw, conv, users, frame) in &targets {
         plan.fan_out(gw, conv, users, None, *frame);
     }

@@ -1,24 +1,31 @@
-//! Stage 2, sequence: dedup and seq for every send (one Lua call each, in
-//! one pipeline; see `sequencer.rs`), and the messages that follow.
+//! Stage 2, sequence: dedup, seq and the decision on each edit or delete
+//! for every send (one Lua call each, in one pipeline; see `sequencer.rs`),
+//! and the messages that follow.
 //!
 //! A replay of an entry already sequenced gets the same id and seq. A
 //! re-send (a new entry with a known (sender, client_id)) whose original is
 //! stored and delivered is only acknowledged again; one racing its
 //! unfinished original is stored with the original's body, so one id never
-//! carries two bodies.
+//! carries two bodies. A re-send of a message that was dead-lettered after
+//! it took its seq is refused with `failed`: nothing was stored.
+//!
+//! An event's target's new state is computed here, once
+//! ([`ChatMessage::apply`] on the target admission read): history-service,
+//! the archiver and the conversation list store it as they are handed it.
 
 use std::collections::HashMap;
 
 use common::{
     keys::Keys,
     model::{ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
+    protocol::ErrorCode,
     redis_conn::Redis,
 };
 
-use super::admit::Accepted;
+use super::admit::{Accepted, Rejected};
 use crate::{
     error::BatchError,
-    sequencer::{SequenceRequest, Sequenced as Decision, Sequencer},
+    sequencer::{Decision, SequenceRequest, Sequenced as Taken, Sequencer},
 };
 
 /// The batch's sends after sequencing.
@@ -27,6 +34,17 @@ pub(crate) struct Sequenced {
     /// Sends to store and deliver, with their messages (same order).
     pub stored: Vec<Accepted>,
     pub messages: Vec<ChatMessage>,
+    /// For each of `messages` that is an edit or delete whose target
+    /// admission read: the target's state with it applied.
+    pub targets: Vec<Option<ChatMessage>>,
+    /// For each of `messages`: sequenced before (a retried batch, a re-send).
+    pub replays: Vec<bool>,
+    /// For each of `messages`: its live deliveries were published before
+    /// (only its sender's `sent` goes out again).
+    pub delivered: Vec<bool>,
+    /// Refused now: an event whose target is deleted (or has no message),
+    /// a re-send of a message that was never stored.
+    pub refused: Vec<Rejected>,
     /// Re-sends of messages already stored and delivered: their senders get
     /// `sent` again, nobody gets the message again.
     pub resent: Vec<(Accepted, ChatMessage)>,
@@ -56,17 +74,30 @@ impl Sequence {
                 client_id: &a.entry.client_id,
                 stream_id: &a.stream_id,
                 preview_body: (a.entry.kind == EntryKind::Send).then_some(a.entry.body.as_str()),
+                event: a.entry.kind.event().zip(a.entry.target_seq),
             })
             .collect();
         let decisions = self.sequencer.sequence(conn, &requests).await?;
         drop(requests);
-        let originals = self.unfinished_originals(conn, &sends, &decisions).await?;
-        let mut out = Sequenced {
-            fresh: decisions.iter().filter(|d| d.fresh).count(),
-            ..Sequenced::default()
-        };
-        out.replayed = decisions.len() - out.fresh;
+        let mut out = Sequenced::default();
+        let mut taken = Vec::with_capacity(sends.len());
         for (a, d) in sends.into_iter().zip(decisions) {
+            match d {
+                Decision::Refused(reason) => out.refused.push(refusal(a, ErrorCode::NotFound, reason)),
+                // Its seq is a tombstone: never acknowledged as stored, whether a
+                // re-send or a retry of the entry being dead-lettered.
+                Decision::Sequenced(t) if t.dead => out.refused.push(refusal(
+                    a,
+                    ErrorCode::Failed,
+                    "this request failed for good and nothing was stored; send it again under a new client_id".into(),
+                )),
+                Decision::Sequenced(t) => taken.push((a, t)),
+            }
+        }
+        out.fresh = taken.iter().filter(|(_, t)| t.fresh).count();
+        out.replayed = taken.len() - out.fresh;
+        let originals = self.unfinished_originals(conn, &taken).await?;
+        for (a, d) in taken {
             let resend = is_resend(&a, &d);
             let original = d.origin.as_ref().and_then(|o| originals.get(o));
             let body = original.map_or(&a.entry.body, |o| &o.body).clone();
@@ -91,6 +122,13 @@ impl Sequence {
                 // The original is stored and delivered: this is a pure ack.
                 out.resent.push((a, m));
             } else {
+                let target = a.target.clone().map(|mut t| {
+                    t.apply(&m);
+                    t
+                });
+                out.targets.push(target.filter(|_| m.kind.is_some()));
+                out.replays.push(!d.fresh);
+                out.delivered.push(d.delivered);
                 out.stored.push(a);
                 out.messages.push(m);
             }
@@ -104,13 +142,12 @@ impl Sequence {
     async fn unfinished_originals(
         &self,
         conn: &mut Redis,
-        sends: &[Accepted],
-        decisions: &[Decision],
+        taken: &[(Accepted, Taken)],
     ) -> Result<HashMap<String, IngressEntry>, BatchError> {
         // An original is on its conversation's partition, like its re-send.
-        let mut origins: Vec<(&str, &str)> = sends
+        let mut origins: Vec<(&str, &str)> = taken
             .iter()
-            .zip(decisions)
+            .map(|(a, d)| (a, d))
             .filter(|(a, d)| is_resend(a, d))
             .filter_map(|(a, d)| Some((d.origin.as_deref()?, a.conversation.as_str())))
             .collect();
@@ -141,6 +178,15 @@ impl Sequence {
 }
 
 /// A known (sender, client_id) from another ingress entry than this one.
-fn is_resend(a: &Accepted, d: &Decision) -> bool {
+fn is_resend(a: &Accepted, d: &Taken) -> bool {
     !d.fresh && d.origin.as_deref() != Some(a.stream_id.as_str())
+}
+
+fn refusal(a: Accepted, code: ErrorCode, message: String) -> Rejected {
+    Rejected {
+        stream_id: a.stream_id,
+        entry: a.entry,
+        code,
+        message,
+    }
 }

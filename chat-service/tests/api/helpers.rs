@@ -208,6 +208,45 @@ impl TestEnv {
         self.xadd_raw(&serde_json::to_string(&entry).unwrap()).await;
     }
 
+    /// An ingress entry as the gateway writes one: `kind` with `target_seq`
+    /// for an edit or delete.
+    pub fn entry(
+        user: &str,
+        client_id: &str,
+        to: &str,
+        kind: EntryKind,
+        target_seq: Option<u64>,
+        body: &str,
+    ) -> String {
+        let entry = IngressEntry {
+            v: common::model::FORMAT_VERSION,
+            kind,
+            user: user.into(),
+            gw: GATEWAY.into(),
+            conn: 3,
+            client_id: client_id.into(),
+            to: Target::parse(to).expect("a valid target"),
+            body: body.into(),
+            target_seq,
+            at: None,
+            trace: None,
+        };
+        serde_json::to_string(&entry).unwrap()
+    }
+
+    /// Adds `fields` (ingress entries) to the stream in one MULTI: a worker
+    /// blocked on it reads them all in one batch.
+    pub async fn xadd_together(&self, fields: &[String]) {
+        let mut redis = self.storage.redis().await;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for f in fields {
+            pipe.xadd(self.keys.ingress(0), "*", &[(INGRESS_FIELD, f.as_str())])
+                .ignore();
+        }
+        let () = pipe.query_async(&mut redis).await.unwrap();
+    }
+
     pub async fn xadd_raw(&self, field: &str) {
         let mut redis = self.storage.redis().await;
         let _: String = redis

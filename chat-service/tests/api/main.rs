@@ -4,6 +4,7 @@
 //! a gateway's pub/sub channel.
 
 mod delivery;
+mod events;
 mod helpers;
 mod linger;
 mod recovery;

@@ -171,8 +171,19 @@ async fn a_dead_lettered_message_that_took_a_seq_leaves_a_tombstone() {
         shown.deleted && shown.body.is_empty() && shown.seq == 1,
         "{shown:?}"
     );
+    // A re-send of the dead-lettered message is told it failed, never
+    // acknowledged as stored.
+    env.xadd("alice", 3, "poison", "user:bob", "kills every worker")
+        .await;
+    let refused = next_of(&mut rx, "error").await;
+    assert_eq!(
+        (&refused["frame"]["code"], &refused["frame"]["ref"]),
+        (&"failed".into(), &"poison".into()),
+        "{refused}"
+    );
     env.xadd("alice", 3, "fine", "user:bob", "next").await;
     let sent = next_of(&mut rx, "sent").await;
+    assert_eq!(sent["frame"]["client_id"], "fine");
     assert_eq!(sent["frame"]["seq"], 2);
 
     let history = env.history("dm:alice:bob").await;

@@ -81,3 +81,55 @@ async fn a_retried_batch_keeps_its_admission() {
     assert_eq!(env.history("room:general").await.len(), 1);
     let _ = &mut redis;
 }
+
+/// A link to history-service that goes silent (nothing comes back, nothing
+/// closes) and then works again: the worker's connection on it is dead for
+/// good, and only its keepalive pings tell. The worker must make a new one
+/// and store what waits, instead of timing out on the dead one forever.
+#[tokio::test]
+async fn a_worker_gets_over_a_link_to_history_that_went_silent() {
+    let env = spawn_env().await;
+    env.user("alice").await;
+    env.user("bob").await;
+    env.gateway_online(&["alice"]).await;
+    let mut rx = env.subscribe().await;
+    let history: std::net::SocketAddr = env
+        .history_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let proxy = TcpProxy::start(history).await;
+    let mut config = env.worker_config("w1");
+    config.history_service_url = proxy.url();
+    env.spawn_worker(config).await;
+    env.xadd("alice", 3, "c1", "user:bob", "before").await;
+    assert_eq!(
+        crate::helpers::next_of(&mut rx, "sent").await["frame"]["seq"],
+        1
+    );
+    // The link goes silent while a message is on its way, then works again.
+    proxy.set(Mode::Blackhole);
+    env.xadd("alice", 3, "c2", "user:bob", "during").await;
+    testkit::eventually(
+        "the worker to be stuck on the link",
+        Duration::from_secs(10),
+        || async { (env.pending().await > 0).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.set(Mode::Pass);
+    let sent = testkit::within(
+        "the message stored after all",
+        Duration::from_secs(30),
+        async {
+            loop {
+                let d = crate::helpers::next_of(&mut rx, "sent").await;
+                if d["frame"]["client_id"] == "c2" {
+                    return d;
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(sent["frame"]["seq"], 2);
+}

@@ -35,6 +35,24 @@ use crate::{limits::DEAD_LETTER_MAXLEN, redis_conn::Redis};
 /// shutdown and the claim timer are noticed within a second.
 const BLOCK: Duration = Duration::from_secs(1);
 
+/// KEYS[1]: the stream. ARGV: the group, this consumer, the idle time (ms)
+/// past which a consumer with nothing pending is gone. Deletes those and
+/// returns their names. One script: a consumer that reads (and so has
+/// pending entries) between the look and the delete cannot lose them.
+const SWEEP: &str = r"
+local gone = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['name'] ~= ARGV[2] and tonumber(f['pending']) == 0
+      and tonumber(f['idle']) > tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    gone[#gone + 1] = f['name']
+  end
+end
+return gone
+";
+
 /// A stream, its consumer group, this consumer, and how they are worked.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -325,6 +343,21 @@ impl Consumer {
             .filter(|p| p.times_delivered > max)
             .map(|p| p.id)
             .collect())
+    }
+
+    /// Removes the group's consumers that have nothing pending and have not
+    /// read for `idle` (gone processes: consumer names come from host
+    /// names, so each restart elsewhere would leave one behind). A live
+    /// consumer reads every second; one removed anyway comes back with its
+    /// next read. Returns the names removed.
+    pub async fn sweep_gone(&mut self, idle: Duration) -> redis::RedisResult<Vec<String>> {
+        redis::Script::new(SWEEP)
+            .key(&self.group.stream)
+            .arg(&self.group.group)
+            .arg(&self.group.consumer)
+            .arg(idle.as_millis() as u64)
+            .invoke_async(&mut self.conn)
+            .await
     }
 
     /// Dead-letters `entry` with `reason`, acknowledged and deleted at once.

@@ -72,6 +72,7 @@ pub async fn run<H: Handler>(mut consumer: Consumer, mut handler: H, shutdown: S
         ready: false,
         // Claim at once: a consumer replacing a dead one takes its work now.
         last_claim: None,
+        last_sweep: None,
         backoff: Backoff::default(),
         retrying: HashSet::new(),
     };
@@ -105,6 +106,7 @@ struct State {
     first_read: bool,
     ready: bool,
     last_claim: Option<Instant>,
+    last_sweep: Option<Instant>,
     backoff: Backoff,
     /// The entries of the batch that failed last: this consumer's own
     /// in-process retries, never poison.
@@ -125,6 +127,7 @@ async fn step<H: Handler>(
     handler: &mut H,
     state: &mut State,
 ) -> Result<(), String> {
+    sweep_if_due(consumer, state).await;
     let claimed = claim_if_due(consumer, state).await;
     if consumer.take_finish_failed() {
         state.read_pending = true;
@@ -185,6 +188,35 @@ async fn step<H: Handler>(
             // What stayed pending is read again, in order.
             state.read_pending = true;
             Err(format!("batch of {} failed: {e}", entries.len()))
+        }
+    }
+}
+
+/// How often a consumer looks for gone ones, and how long one must have
+/// been idle with nothing pending to count as gone (at least this, and ten
+/// claim times).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+const GONE_AFTER: Duration = Duration::from_secs(300);
+
+/// Removes consumers that are gone, now and then (see [`Consumer::sweep_gone`]).
+async fn sweep_if_due(consumer: &mut Consumer, state: &mut State) {
+    if state
+        .last_sweep
+        .is_some_and(|at| at.elapsed() < SWEEP_EVERY)
+    {
+        return;
+    }
+    state.last_sweep = Some(Instant::now());
+    let idle = GONE_AFTER.max(consumer.group.claim_idle * 10);
+    match consumer.sweep_gone(idle).await {
+        Ok(gone) if !gone.is_empty() => {
+            tracing::info!(stream = %consumer.group.stream, consumers = ?gone, "removed gone consumers");
+            metrics::counter!("stream_consumers_removed_total", "group" => consumer.group.group.clone())
+                .increment(gone.len() as u64);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(stream = %consumer.group.stream, error = %e, "sweeping gone consumers failed")
         }
     }
 }

@@ -10,6 +10,13 @@
 //! rewrite (one MULTI, which Redis runs without interruption) happens when a
 //! write failed, when the hash's size disagrees with the hub, and every sixth
 //! heartbeat.
+//!
+//! Each heartbeat also sweeps what dead gateways left: a gateway whose
+//! heartbeat is older than the sweep age (twice GATEWAY_TTL_MS by default:
+//! it has counted as dead for a whole TTL already) leaves the `gateways`
+//! set, in one script that checks the age again, and its user hash is
+//! deleted. A gateway that was only cut off comes back whole: its next
+//! heartbeat adds it again and finds its hash gone, and rewrites it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -39,12 +46,29 @@ pub trait Roster: Send + Sync + 'static {
 /// A user whose sockets changed, and who to tell once it is written.
 type Change = (String, Option<oneshot::Sender<()>>);
 
+/// KEYS[1]: the gateways set. ARGV[1]: the oldest heartbeat that is not
+/// swept; ARGV[2]: the sweeping gateway. Removes the others older than
+/// that and returns them.
+const SWEEP: &str = r"
+local dead = redis.call('ZRANGE', KEYS[1], '-inf', '(' .. ARGV[1], 'BYSCORE')
+local gone = {}
+for _, gw in ipairs(dead) do
+  if gw ~= ARGV[2] then
+    redis.call('ZREM', KEYS[1], gw)
+    gone[#gone + 1] = gw
+  end
+end
+return gone
+";
+
 #[derive(Clone)]
 pub struct GatewayPresence {
     conn: Redis,
     keys: Keys,
     gateway: String,
     changes: mpsc::UnboundedSender<Change>,
+    /// Gateways silent this long are swept (ms).
+    sweep_after_ms: u64,
 }
 
 /// The receiving end of the changes, for [`GatewayPresence::run`].
@@ -59,9 +83,39 @@ impl GatewayPresence {
                 keys,
                 gateway,
                 changes,
+                sweep_after_ms: 2 * super::DEFAULT_GATEWAY_TTL_MS,
             },
             Writer(rx),
         )
+    }
+
+    /// Sweeps gateways whose heartbeat is older than `ms` (see the module).
+    pub fn sweeping_after(mut self, ms: u64) -> Self {
+        self.sweep_after_ms = ms;
+        self
+    }
+
+    /// Removes what gateways silent for the sweep age left: their place in
+    /// the `gateways` set and their user hash. Returns the gateways swept.
+    pub async fn sweep(&self) -> redis::RedisResult<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let oldest = now_ms() - self.sweep_after_ms as i64;
+        let gone: Vec<String> = redis::Script::new(SWEEP)
+            .key(self.keys.gateways())
+            .arg(oldest)
+            .arg(&self.gateway)
+            .invoke_async(&mut conn)
+            .await?;
+        if !gone.is_empty() {
+            let mut pipe = redis::pipe();
+            for gw in &gone {
+                pipe.del(self.keys.gateway_users(gw)).ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await?;
+            metrics::counter!("gateway_presence_swept_total").increment(gone.len() as u64);
+            tracing::info!(gateways = ?gone, "swept the presence of silent gateways");
+        }
+        Ok(gone)
     }
 
     /// Forgets what a previous run under the same id left, and beats once.
@@ -140,6 +194,9 @@ impl GatewayPresence {
                             tracing::warn!(error = %e, "presence heartbeat failed");
                             dirty = true;
                         }
+                    }
+                    if let Err(e) = self.sweep().await {
+                        tracing::warn!(error = %e, "presence sweep failed");
                     }
                     metrics::gauge!("gateway_connections").set(hub.connections() as f64);
                 }

@@ -491,3 +491,62 @@ async fn a_measuring_consumer_knows_the_length_after_each_read_and_finishes_firs
     assert_eq!(read.len(), 1);
     assert_eq!(consumer.length(), Some(1), "the acknowledgement went first");
 }
+
+#[tokio::test]
+async fn gone_consumers_are_removed_but_not_one_with_pending_entries() {
+    let storage = Storage::new();
+    let mut redis = storage.redis().await;
+    let stream = storage.key("stream");
+    let mut me = Consumer::new(group(&storage, "me", None), connect().await);
+    me.ensure_group().await.unwrap();
+    // Two consumers of processes gone: "idle" read and acknowledged its
+    // entry, "busy" read one and died holding it.
+    for (name, payload) in [("idle", "a"), ("busy", "b")] {
+        let id = add(&mut redis, &stream, payload).await;
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("workers")
+            .arg(name)
+            .arg("COUNT")
+            .arg(1)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(">")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if name == "idle" {
+            let _: i64 = redis.xack(&stream, "workers", &[&id]).await.unwrap();
+        }
+    }
+    let consumers = |redis: testkit::redis::TestRedis| {
+        let stream = stream.clone();
+        async move {
+            let mut redis = redis;
+            let info: redis::streams::StreamInfoConsumersReply =
+                redis.xinfo_consumers(&stream, "workers").await.unwrap();
+            let mut names: Vec<String> = info.consumers.into_iter().map(|c| c.name).collect();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(consumers(redis.clone()).await, ["busy", "idle"]);
+    // Not idle long enough: nothing goes.
+    assert!(
+        me.sweep_gone(Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Idle longer than the threshold: only the one with nothing pending.
+    let end = tokio::time::Instant::now() + DEADLINE;
+    let gone = loop {
+        let gone = me.sweep_gone(Duration::from_millis(50)).await.unwrap();
+        if !gone.is_empty() || tokio::time::Instant::now() > end {
+            break gone;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(gone, ["idle"]);
+    assert_eq!(consumers(redis.clone()).await, ["busy"]);
+}

@@ -51,8 +51,62 @@ fn this_build_writes_the_current_version_byte_for_byte() {
     for (old, new) in records("archive-v1.jsonl").iter().zip(&archived) {
         let entry: ArchiveEntry = serde_json::from_str(old).unwrap();
         assert_eq!(entry.v, 1);
-        assert_eq!(&ArchiveEntry::json(&entry.message).unwrap(), new);
+        assert_eq!(&ArchiveEntry::json(&entry.message, None).unwrap(), new);
     }
+    // An event with its target's state: the optional field this release
+    // added, without a version bump.
+    for text in records("archive-v2-states.jsonl") {
+        let entry: ArchiveEntry = serde_json::from_str(&text).unwrap();
+        let again = ArchiveEntry::json(&entry.message, entry.target.as_ref()).unwrap();
+        assert_eq!(again, text);
+    }
+}
+
+#[test]
+fn events_with_their_targets_state_are_read_by_both_releases() {
+    let entries: Vec<ArchiveEntry> = records("archive-v2-states.jsonl")
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+    let edit = entries[0].target.as_ref().expect("the edit's target state");
+    assert_eq!(
+        (edit.seq, edit.body.as_str(), edit.edit_seq),
+        (1, "hi bob!", Some(2))
+    );
+    let delete = entries[1]
+        .target
+        .as_ref()
+        .expect("the delete's target state");
+    assert!(delete.deleted && delete.body.is_empty());
+    // The release before reads these entries as it reads its own: the
+    // event, whole (it ignores fields it does not know).
+    #[derive(serde::Deserialize)]
+    struct Before {
+        v: u32,
+        #[serde(flatten)]
+        message: common::model::ChatMessage,
+    }
+    for text in records("archive-v2-states.jsonl") {
+        let old: Before = serde_json::from_str(&text).unwrap();
+        assert_eq!(old.v, 2);
+        assert!(old.message.kind.is_some() && old.message.target_seq == Some(1));
+    }
+}
+
+#[test]
+fn deliveries_with_marks_are_read_and_the_previous_reader_ignores_them() {
+    let text = recorded("delivery-v2-marks.json");
+    let deliveries: Vec<Delivery<'_>> = serde_json::from_str(&text).unwrap();
+    let d = &deliveries[0];
+    assert_eq!(d.conversation.as_deref(), Some("dm:alice:bob"));
+    assert_eq!(
+        d.frames.iter().map(|f| (f.seq, f.read)).collect::<Vec<_>>(),
+        [(Some(1), None), (None, None), (None, Some(1))]
+    );
+    // What the release before reads of it: users and frames, the rest
+    // ignored.
+    let plain: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(plain[0]["frames"].as_array().map(Vec::len), Some(3));
 }
 
 #[test]

@@ -27,6 +27,10 @@ fn key_sets(keys: &Keys) -> Vec<(String, Vec<String>)> {
     }
     for u in USERS {
         sets.push((format!("offline {u}"), keys.offline_script(u).to_vec()));
+        let push = keys.offline_push_script(u).to_vec();
+        sets.push((format!("offline push {u}"), push));
+        let claim = vec![keys.client_claim(u, "c1"), keys.offline(u)];
+        sets.push((format!("claim {u}"), claim));
         for ip in IPS {
             let set = keys.login_user_script(u, ip).to_vec();
             sets.push((format!("login {u} {ip}"), set));

@@ -203,3 +203,17 @@ pub async fn room_creation(state: &AppState, user: &str) -> Result<(), ApiError>
     )
     .await
 }
+
+/// WebSocket tickets minted per user, per minute (TICKETS_PER_USER): a
+/// client reconnecting in a loop, or a stolen token, cannot fill Redis
+/// with tickets.
+pub async fn tickets(state: &AppState, user: &str) -> Result<(), ApiError> {
+    let counters = [(
+        state.keys.tickets_minted(user),
+        state.config.tickets_per_user,
+    )];
+    take(state, &counters, TICKET_WINDOW_SECS, "tickets").await
+}
+
+/// The window of the ticket limit.
+pub const TICKET_WINDOW_SECS: u64 = 60;

@@ -38,6 +38,7 @@ pub async fn issue(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
 ) -> Result<Json<Ticket>, ApiError> {
+    super::limits::tickets(&state, &user).await?;
     let ticket =
         rand::random::<[u8; 32]>()
             .iter()
@@ -59,16 +60,34 @@ pub async fn issue(
     }))
 }
 
-/// Spends a ticket: the user it admits, once.
-pub async fn redeem(state: &AppState, ticket: &str) -> Result<String, ApiError> {
-    let refused = || ApiError::Unauthorized("invalid, expired or used ticket".into());
+fn refused() -> ApiError {
+    ApiError::Unauthorized("invalid, expired or used ticket".into())
+}
+
+/// The user a ticket admits, without spending it: the upgrade's other
+/// checks come first, and a refused upgrade leaves the ticket usable.
+pub async fn peek(state: &AppState, ticket: &str) -> Result<String, ApiError> {
     if ticket.len() != TICKET_LEN || !ticket.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(refused());
     }
     let mut redis = state.redis.clone();
-    let user: Option<String> = redis::cmd("GETDEL")
+    let user: Option<String> = redis::cmd("GET")
         .arg(state.keys.ws_ticket(ticket))
         .query_async(&mut redis)
         .await?;
     user.ok_or_else(refused)
+}
+
+/// Spends a ticket for the upgrade that passed every check: once, for the
+/// user [`peek`] found (a racing upgrade with the same ticket gets 401).
+pub async fn redeem(state: &AppState, ticket: &str, user: &str) -> Result<(), ApiError> {
+    let mut redis = state.redis.clone();
+    let spent: Option<String> = redis::cmd("GETDEL")
+        .arg(state.keys.ws_ticket(ticket))
+        .query_async(&mut redis)
+        .await?;
+    match spent {
+        Some(u) if u == user => Ok(()),
+        _ => Err(refused()),
+    }
 }

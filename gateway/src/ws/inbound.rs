@@ -8,7 +8,7 @@ use common::{
 };
 use serde_json::{Map, Value};
 
-use common::limits::{MAX_CLIENT_ID, MAX_REF};
+use common::limits::{MAX_CLIENT_ID, MAX_REF, MAX_SEQ};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientFrame {
@@ -27,17 +27,40 @@ pub enum ClientFrame {
     Read {
         conversation: ConversationId,
         seq: u64,
+        /// Echoed in an error about it.
+        reference: Option<String>,
     },
     History {
         reference: String,
         conversation: ConversationId,
         page: PageQuery,
     },
-    OfflineAck,
+    OfflineAck {
+        reference: Option<String>,
+    },
     Typing {
         to: Target,
+        reference: Option<String>,
     },
     Ping,
+}
+
+impl ClientFrame {
+    /// What an error about this frame refers to: a `send`'s, `edit`'s or
+    /// `delete`'s client_id, any other frame's `ref` (if it had one of 1 to
+    /// MAX_REF bytes).
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            Self::Send { client_id, .. } | Self::Change { client_id, .. } => Some(client_id),
+            Self::History { reference, .. } => {
+                Some(reference.as_str()).filter(|r| !r.is_empty() && r.len() <= MAX_REF)
+            }
+            Self::Read { reference, .. }
+            | Self::OfflineAck { reference }
+            | Self::Typing { reference, .. } => reference.as_deref(),
+            Self::Ping => None,
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -99,6 +122,7 @@ pub fn parse(text: &str, max_body: usize) -> Result<ClientFrame, FrameError> {
         Some("read") => Ok(ClientFrame::Read {
             conversation: field.conversation()?,
             seq: field.seq()?,
+            reference,
         }),
         Some("history") => {
             let reference = field.string("ref")?;
@@ -115,9 +139,10 @@ pub fn parse(text: &str, max_body: usize) -> Result<ClientFrame, FrameError> {
                 page,
             })
         }
-        Some("offline_ack") => Ok(ClientFrame::OfflineAck),
+        Some("offline_ack") => Ok(ClientFrame::OfflineAck { reference }),
         Some("typing") => Ok(ClientFrame::Typing {
             to: field.target("to")?,
+            reference,
         }),
         Some("ping") => Ok(ClientFrame::Ping),
         Some(other) => Err(field.bad(format!(
@@ -167,15 +192,15 @@ impl Fields<'_> {
     fn client_id(&self) -> Result<String, FrameError> {
         let client_id = self.string("client_id")?;
         if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
-            return Err(self.bad("client_id must be 1 to 64 characters"));
+            return Err(self.bad(format!("client_id must be 1 to {MAX_CLIENT_ID} bytes")));
         }
         Ok(client_id)
     }
 
     fn seq(&self) -> Result<u64, FrameError> {
         match self.opt_u64("seq")? {
-            Some(seq) if seq > 0 => Ok(seq),
-            Some(_) => Err(self.bad("seq must be at least 1")),
+            Some(seq @ 1..=MAX_SEQ) => Ok(seq),
+            Some(_) => Err(self.bad(format!("seq must be 1 to {MAX_SEQ}"))),
             None => Err(self.bad("missing field: seq")),
         }
     }
@@ -246,7 +271,13 @@ mod tests {
         ));
         assert_eq!(
             parse(r#"{"type":"offline_ack"}"#, 4096),
-            Ok(ClientFrame::OfflineAck)
+            Ok(ClientFrame::OfflineAck { reference: None })
+        );
+        assert_eq!(
+            parse(r#"{"type":"typing","to":"room:a","ref":"t1"}"#, 4096)
+                .unwrap()
+                .reference(),
+            Some("t1")
         );
         assert!(matches!(
             parse(
@@ -307,6 +338,26 @@ mod tests {
             err(r#"{"type":"send","client_id":"","to":"user:bob","body":"x"}"#)
                 .message
                 .contains("client_id")
+        );
+        for seq in [MAX_SEQ + 1, u64::MAX] {
+            let e = err(&format!(
+                r#"{{"type":"delete","client_id":"d9","conversation":"room:a","seq":{seq}}}"#
+            ));
+            assert_eq!(
+                (e.code, e.reference.as_deref()),
+                (ErrorCode::BadRequest, Some("d9"))
+            );
+            let e = err(&format!(
+                r#"{{"type":"read","conversation":"room:a","seq":{seq},"ref":"r1"}}"#
+            ));
+            assert_eq!(e.reference.as_deref(), Some("r1"));
+        }
+        assert!(
+            parse(
+                &format!(r#"{{"type":"read","conversation":"room:a","seq":{MAX_SEQ}}}"#),
+                4096
+            )
+            .is_ok()
         );
     }
 }

@@ -75,7 +75,7 @@ pub async fn upgrade(
     ApiQuery(query): ApiQuery<WsQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match admit(&state, &headers, peer, query).await {
+    match admit(&state, &headers, peer, query, ws.as_ref().err()).await {
         Ok((user, permit)) => match ws {
             Ok(ws) => ws
                 .read_buffer_size(READ_BUFFER)
@@ -97,20 +97,23 @@ pub async fn upgrade(
     }
 }
 
+/// Every check before the upgrade, in the documented order; a ticket is
+/// spent only once all of them passed, so a refused upgrade never burns it.
 async fn admit(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,
     query: WsQuery,
+    not_an_upgrade: Option<&WebSocketUpgradeRejection>,
 ) -> Result<(String, ConnPermit), ApiError> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let user = match (from_header.or(query.token.as_deref()), &query.ticket) {
-        (Some(token), _) => verify(state, token)?,
-        (None, Some(ticket)) => tickets::redeem(state, ticket).await?,
+    let (user, ticket) = match (from_header.or(query.token.as_deref()), &query.ticket) {
+        (Some(token), _) => (verify(state, token)?, None),
+        (None, Some(ticket)) => (tickets::peek(state, ticket).await?, Some(ticket)),
         (None, None) => return Err(ApiError::Unauthorized("missing token or ticket".into())),
     };
     let origins = state.config.origins();
@@ -145,5 +148,13 @@ async fn admit(
             retry_after_secs: 5,
         }
     })?;
+    if let Some(rejection) = not_an_upgrade {
+        return Err(ApiError::BadRequest(format!(
+            "expected a WebSocket upgrade: {rejection}"
+        )));
+    }
+    if let Some(ticket) = ticket {
+        tickets::redeem(state, ticket, &user).await?;
+    }
     Ok((user, permit))
 }

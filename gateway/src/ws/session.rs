@@ -170,8 +170,15 @@ impl Session {
         }));
         let fetched = offline::fetch(&self.state, &self.user).await;
         match fetched {
-            Ok(queued) => {
-                self.offline = queued.sent;
+            Ok(mut queued) => {
+                self.offline = queued.sent.take();
+                // What a live delivery brought already (queued behind the
+                // greeting) is not in the batch again; the rest is recorded,
+                // so a live copy that comes later is not handed again.
+                queued.messages.retain(|m| {
+                    let key = crate::seen::key(m.conversation.as_str());
+                    self.outbox.admit(key, crate::seen::Mark::Seq(m.seq))
+                });
                 self.outbox.push_greeting(greeting(&ServerFrame::Offline {
                     messages: &queued.messages,
                     truncated: queued.truncated,
@@ -226,6 +233,7 @@ impl Session {
                 Message::Text(text) => Box::pin(self.handle_text(text.as_str())).await,
                 Message::Binary(_) => {
                     self.strikes += 1;
+                    self.bucket.try_take();
                     self.error(
                         ErrorCode::BadRequest,
                         "binary frames are not supported",
@@ -243,11 +251,16 @@ impl Session {
     }
 
     /// A text frame that is too big, malformed or over the rate limit is a
-    /// strike and gets an error; anything else is dispatched.
+    /// strike and gets an error; anything else is dispatched. Every frame
+    /// but `ping` and `offline_ack` takes a token of the rate limit,
+    /// unreadable ones too, and only an accepted frame that took one clears
+    /// the strikes: a stream of garbage between pings still closes the
+    /// socket, and garbage cannot be sent faster than the limit.
     fn admit(&mut self, text: &str) -> Option<ClientFrame> {
         let max = self.state.config.max_frame_bytes;
         if text.len() > max {
             self.strikes += 1;
+            self.bucket.try_take();
             let message = format!("frame is over {max} bytes");
             self.error(ErrorCode::TooLarge, &message, None);
             return None;
@@ -260,19 +273,18 @@ impl Session {
                 reference,
             }) => {
                 self.strikes += 1;
+                self.bucket.try_take();
                 self.error(code, &message, reference.as_deref());
                 return None;
             }
         };
-        let free = matches!(frame, ClientFrame::Ping | ClientFrame::OfflineAck);
-        if !free && !self.bucket.try_take() {
+        let free = matches!(frame, ClientFrame::Ping | ClientFrame::OfflineAck { .. });
+        if free {
+            return Some(frame);
+        }
+        if !self.bucket.try_take() {
             self.strikes += 1;
-            let reference = match &frame {
-                ClientFrame::Send { client_id, .. } => Some(client_id.as_str()),
-                ClientFrame::History { reference, .. } => Some(reference.as_str()),
-                _ => None,
-            };
-            self.error(ErrorCode::RateLimited, "slow down", reference);
+            self.error(ErrorCode::RateLimited, "slow down", frame.reference());
             return None;
         }
         self.strikes = 0;
@@ -309,17 +321,23 @@ impl Session {
                 seq,
                 body,
             } => self.change(client_id, conversation, seq, body).await,
-            ClientFrame::Read { conversation, seq } => {
+            ClientFrame::Read {
+                conversation,
+                seq,
+                reference,
+            } => {
                 if let Err(e) =
                     crate::reads::mark(&self.state, &self.user, &conversation, seq).await
                 {
-                    self.error(e.ws_code(), &e.to_string(), None);
+                    self.error(e.ws_code(), &e.to_string(), reference.as_deref());
                 }
             }
-            ClientFrame::Typing { to } => {
+            ClientFrame::Typing { to, reference } => {
+                // A typing notice takes no seq: its client_id only carries
+                // the frame's ref, for an error about it.
                 self.produce(Item {
                     kind: EntryKind::Typing,
-                    client_id: String::new(),
+                    client_id: reference.unwrap_or_default(),
                     to,
                     body: String::new(),
                     target_seq: None,
@@ -340,7 +358,7 @@ impl Session {
                 }),
                 Err(e) => self.error(e.ws_code(), &e.to_string(), Some(&reference)),
             },
-            ClientFrame::OfflineAck => self.ack_offline().await,
+            ClientFrame::OfflineAck { reference } => self.ack_offline(reference.as_deref()).await,
             ClientFrame::Ping => self.frame(&ServerFrame::Pong),
         }
     }
@@ -381,7 +399,7 @@ impl Session {
     /// Hands a send, edit, delete or typing notice to the ingress producer;
     /// a refusal is an error frame referring to it.
     async fn produce(&mut self, item: Item) {
-        let reference = item.kind.is_stored().then(|| item.client_id.clone());
+        let reference = (!item.client_id.is_empty()).then(|| item.client_id.clone());
         if let Produced::Refused {
             code,
             message,
@@ -392,7 +410,7 @@ impl Session {
         }
     }
 
-    async fn ack_offline(&mut self) {
+    async fn ack_offline(&mut self, reference: Option<&str>) {
         let Some(sent) = self.offline.take() else {
             return;
         };
@@ -402,7 +420,7 @@ impl Session {
             self.error(
                 ErrorCode::Unavailable,
                 "offline_ack not recorded; send it again",
-                None,
+                reference,
             );
         }
     }

@@ -12,6 +12,11 @@ use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage, WsClient};
 
 pub struct TestStack {
     pub _storage: Storage,
+    /// With [`StackOptions::history_link`]: the link from the worker to
+    /// history-service, which a test can cut or hold.
+    pub history_link: Option<testkit::proxy::TcpProxy>,
+    /// With [`StackOptions::gateway_redis_link`]: gateway 0's link to Redis.
+    pub redis_link: Option<testkit::proxy::TcpProxy>,
     pub gateways: Vec<u16>,
     /// Each gateway's ops port (/readyz, /metrics).
     pub ops: Vec<u16>,
@@ -50,6 +55,15 @@ pub struct StackOptions {
     pub dm_list_limit: usize,
     /// INGRESS_PARTITIONS of the gateways and the worker.
     pub ingress_partitions: usize,
+    /// The worker reaches history-service through a proxy
+    /// ([`TestStack::history_link`]).
+    pub history_link: bool,
+    /// The gateways reach history-service through the same link.
+    pub gateway_history_link: bool,
+    /// Gateway 0 reaches Redis through a proxy ([`TestStack::redis_link`]).
+    pub gateway_redis_link: bool,
+    /// TICKETS_PER_USER of the gateways.
+    pub tickets_per_user: u32,
 }
 
 impl Default for StackOptions {
@@ -80,6 +94,10 @@ impl Default for StackOptions {
             edit_window_secs: 86_400,
             dm_list_limit: 1000,
             ingress_partitions: 1,
+            history_link: false,
+            gateway_history_link: false,
+            gateway_redis_link: false,
+            tickets_per_user: 60,
         }
     }
 }
@@ -94,13 +112,46 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
 
     let user_url = test_stack::user_service(&storage).await;
     let history_url = test_stack::history_service(&storage, &user_url).await;
+    let history_link = if options.history_link || options.gateway_history_link {
+        let port: u16 = history_url.rsplit(':').next().unwrap().parse().unwrap();
+        Some(testkit::proxy::TcpProxy::start(([127, 0, 0, 1], port).into()).await)
+    } else {
+        None
+    };
+    let linked = history_link
+        .as_ref()
+        .map_or_else(|| history_url.clone(), testkit::proxy::TcpProxy::url);
+    let worker_history_url = if options.history_link {
+        linked.clone()
+    } else {
+        history_url.clone()
+    };
+    let gateway_history_url = if options.gateway_history_link {
+        linked
+    } else {
+        history_url.clone()
+    };
+    let redis_link = if options.gateway_redis_link {
+        assert!(
+            !testkit::redis_cluster(),
+            "a Redis link is for a single node"
+        );
+        let port: u16 = testkit::redis_url()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .unwrap_or(6379);
+        Some(testkit::proxy::TcpProxy::start(([127, 0, 0, 1], port).into()).await)
+    } else {
+        None
+    };
 
     if options.chat_worker {
         let chat = chat_service::startup::Application::build(chat_service::config::Config {
             redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
             redis_prefix: storage.redis_prefix.clone(),
             user_service_url: user_url.clone(),
-            history_service_url: history_url.clone(),
+            history_service_url: worker_history_url,
             service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
             ops_addr: local,
             ready_file: None,
@@ -128,21 +179,19 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
     let mut gateways = Vec::new();
     let mut ops = Vec::new();
     for i in 0..options.gateways {
-        let app = Application::build(gateway_config(
-            &storage,
-            &options,
-            i,
-            &user_url,
-            &history_url,
-        ))
-        .await
-        .expect("gateway");
+        let mut config = gateway_config(&storage, &options, i, &user_url, &gateway_history_url);
+        if let (0, Some(link)) = (i, &redis_link) {
+            config.redis = common::config::RedisArgs::new(format!("redis://{}", link.addr), false);
+        }
+        let app = Application::build(config).await.expect("gateway");
         gateways.push(app.port());
         ops.push(app.ops_port());
         tokio::spawn(app.run_until(std::future::pending()));
     }
     let stack = TestStack {
         _storage: storage,
+        history_link,
+        redis_link,
         gateways,
         ops,
         http: reqwest::Client::new(),
@@ -194,6 +243,7 @@ pub fn gateway_config(
         login_failure_window_secs: 900,
         registrations_per_ip: options.registrations_per_ip,
         rooms_per_user: options.rooms_per_user,
+        tickets_per_user: options.tickets_per_user,
         creation_window_secs: 3600,
         trust_forwarded_for: true,
         log_format: LogFormat::Pretty,

@@ -4,13 +4,17 @@
 
 mod appender;
 mod conversations;
+mod deliveries;
 mod edits;
 mod helpers;
 mod http_accounts;
 mod http_login_limits;
 mod http_rooms;
+mod numbers;
 mod openapi;
 mod presence;
+mod races;
+mod refs;
 mod ws_admission;
 mod ws_auth;
 mod ws_limits;

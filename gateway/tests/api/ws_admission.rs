@@ -296,3 +296,60 @@ async fn send_until_refused(a: &mut WsClient, first: u64, quiet: Duration) -> (V
         }
     }
 }
+
+#[tokio::test]
+async fn a_refused_upgrade_does_not_spend_its_ticket_and_minting_is_limited() {
+    let stack = spawn_stack_with(StackOptions {
+        allowed_origins: "http://chat.example".into(),
+        max_connections_per_user: 1,
+        tickets_per_user: 5,
+        ..StackOptions::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    let t = ticket(&stack, &alice).await;
+    // Refused for its origin, then as not an upgrade at all: the ticket stays.
+    let mut request = format!("ws://127.0.0.1:{}/ws?ticket={t}", stack.gateways[0])
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    assert!(matches!(
+        WsClient::open(request).await,
+        Err(WsEnd::Refused(403))
+    ));
+    let plain = reqwest::get(stack.url(&format!("/ws?ticket={t}")))
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::BAD_REQUEST);
+    // Refused at the per-user cap: still not spent.
+    let (_held, _) = stack.connect(0, &alice).await;
+    assert!(matches!(
+        open(stack.gateways[0], &format!("ticket={t}"), None).await,
+        Err(WsEnd::Refused(429))
+    ));
+    drop(_held);
+    let mut ws = testkit::eventually("the cap to free", Duration::from_secs(5), || async {
+        open(stack.gateways[0], &format!("ticket={t}"), None)
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(
+        ws.recv().await["type"],
+        "hello",
+        "the accepted upgrade spends it"
+    );
+    drop(ws);
+    assert!(matches!(
+        open(stack.gateways[0], &format!("ticket={t}"), None).await,
+        Err(WsEnd::Refused(401))
+    ));
+    // Five tickets a minute per user (one above was the first), then 429.
+    for _ in 0..4 {
+        ticket(&stack, &alice).await;
+    }
+    let (s, body) = stack.post("/api/ws-ticket", Some(&alice), json!({})).await;
+    assert_error(s, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}

@@ -168,3 +168,50 @@ async fn ping_history_and_rate_limit() {
     assert!(!limited.is_empty(), "no send was rate limited");
     assert!(limited.iter().all(|r| r.starts_with("over")));
 }
+
+#[tokio::test]
+async fn pings_do_not_clear_strikes_and_garbage_spends_the_rate_limit() {
+    let stack = spawn_stack_with(StackOptions {
+        rate_per_sec: 1,
+        rate_burst: 60,
+        ..StackOptions::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    stack.user("bob").await;
+    let (mut a, _) = stack.connect(0, &alice).await;
+    // 49 bad frames, a ping between each: the 50th still closes the socket.
+    for i in 0..50 {
+        a.send_text("{broken").await;
+        assert_eq!(a.recv().await["code"], "bad_request", "frame {i}");
+        a.send_json(&json!({"type": "ping"})).await;
+        if i < 49 {
+            assert_eq!(a.recv().await["type"], "pong");
+        }
+    }
+    assert_eq!(
+        a.closed_code(std::time::Duration::from_secs(5)).await,
+        Some(1008)
+    );
+    // Unreadable frames take tokens: 59 of them and one history request
+    // (which clears the strikes) spend the burst of 60, and a valid send is
+    // refused.
+    let (mut a, _) = stack.connect(0, &alice).await;
+    for i in 0..60 {
+        if i == 40 {
+            a.send_json(&json!({"type": "history", "ref": "h", "conversation": "dm:alice:bob"}))
+                .await;
+            assert_eq!(a.recv().await["type"], "history");
+            continue;
+        }
+        a.send_text("[]").await;
+        a.recv().await;
+    }
+    a.send_json(&send("after-garbage", "user:bob", "hi")).await;
+    let answer = a.recv().await;
+    assert_eq!(
+        (answer["code"].as_str(), answer["ref"].as_str()),
+        (Some("rate_limited"), Some("after-garbage")),
+        "{answer}"
+    );
+}

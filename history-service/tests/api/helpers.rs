@@ -124,12 +124,74 @@ impl TestApp {
             .map(|m| ipb::AppendItem {
                 message: Some(common::convert::to_pb(m)),
                 offline_recipients: offline.iter().map(|s| (*s).to_owned()).collect(),
+                ..Default::default()
             })
             .collect();
         self.w()
-            .append(ipb::AppendRequest { items })
+            .append(ipb::AppendRequest {
+                items,
+                presence_at: 0,
+            })
             .await
             .expect("append");
+    }
+
+    /// Appends items as chat-service sends them: an event with its target's
+    /// new state, a replay marked so. Returns the call's `late` list.
+    pub async fn append_items(&self, items: Vec<Item>, presence_at: i64) -> Vec<ipb::Late> {
+        let items = items
+            .into_iter()
+            .map(|i| ipb::AppendItem {
+                message: Some(common::convert::to_pb(&i.message)),
+                offline_recipients: i.offline.iter().map(|s| (*s).to_owned()).collect(),
+                target: i.target.as_ref().map(common::convert::to_pb),
+                replay: i.replay,
+            })
+            .collect();
+        self.w()
+            .append(ipb::AppendRequest { items, presence_at })
+            .await
+            .expect("append")
+            .into_inner()
+            .late
+    }
+
+    /// The archived document of `conversation` at `seq`, if any.
+    pub async fn archived(&self, conversation: &str, seq: u64) -> Option<mongodb::bson::Document> {
+        let client = mongodb::Client::with_uri_str(testkit::mongodb_uri())
+            .await
+            .unwrap();
+        client
+            .database(&self.storage.mongodb_database)
+            .collection::<mongodb::bson::Document>("messages")
+            .find_one(mongodb::bson::doc! {"conversation_id": conversation, "seq": seq as i64})
+            .await
+            .unwrap()
+    }
+
+    /// Every member of a conversation's recent window, as stored.
+    pub async fn window(&self, conversation: &str) -> Vec<String> {
+        let mut redis = self.storage.redis().await;
+        redis
+            .zrange(
+                self.storage.key(&format!("{{{conversation}}}:recent")),
+                0,
+                -1,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Acknowledges `user`'s offline batch ending at `last_id`.
+    pub async fn ack_offline(&self, user: &str, last_id: &str, dropped: u64) {
+        self.w()
+            .ack_offline(ipb::AckOfflineRequest {
+                username: user.to_owned(),
+                last_id: last_id.to_owned(),
+                dropped,
+            })
+            .await
+            .expect("ack offline");
     }
 
     pub async fn offline(&self, user: &str) -> pb::ListOfflineResponse {
@@ -209,6 +271,45 @@ impl TestApp {
             .json()
             .await
             .unwrap()
+    }
+}
+
+/// One item of [`TestApp::append_items`].
+pub struct Item {
+    pub message: ChatMessage,
+    pub offline: Vec<&'static str>,
+    pub target: Option<ChatMessage>,
+    pub replay: bool,
+}
+
+impl Item {
+    pub fn new(message: ChatMessage) -> Self {
+        Self {
+            message,
+            offline: Vec::new(),
+            target: None,
+            replay: false,
+        }
+    }
+
+    /// An event, with its target's state after it (as chat-service decides it).
+    pub fn event(event: ChatMessage, target: &ChatMessage) -> Self {
+        let mut state = target.clone();
+        state.apply(&event);
+        Self {
+            target: Some(state),
+            ..Self::new(event)
+        }
+    }
+
+    pub fn to(mut self, offline: &[&'static str]) -> Self {
+        self.offline = offline.to_vec();
+        self
+    }
+
+    pub fn replayed(mut self) -> Self {
+        self.replay = true;
+        self
     }
 }
 

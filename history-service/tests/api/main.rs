@@ -7,4 +7,5 @@ mod helpers;
 mod history;
 mod offline;
 mod public_auth;
+mod states;
 mod validation;

@@ -48,8 +48,9 @@ async fn bad_arguments_are_invalid_argument() {
         .append(ipb::AppendRequest {
             items: vec![ipb::AppendItem {
                 message: Some(pb::Message::default()),
-                offline_recipients: vec![],
+                ..Default::default()
             }],
+            presence_at: 0,
         })
         .await
         .unwrap_err();
@@ -76,4 +77,65 @@ async fn limit_defaults_to_50() {
         .into_inner();
     assert_eq!(page.messages.len(), 50);
     assert!(page.has_more);
+}
+
+/// `before_seq`, `after_seq` and `limit` at 0, 1, the maximum, one past it
+/// and the type's maximum: inside the range a page, past it
+/// INVALID_ARGUMENT; never the conversation's oldest messages for an
+/// `after` that wrapped.
+#[tokio::test]
+async fn numbers_out_of_range_are_invalid_argument() {
+    use common::limits::MAX_SEQ;
+    let app = spawn_app().await;
+    let conv = "room:numbers";
+    let messages: Vec<_> = (1..=3)
+        .map(|s| crate::helpers::message(conv, s, "alice"))
+        .collect();
+    app.append(&messages, &[]).await;
+    let page = |before: Option<u64>, after: Option<u64>, limit: Option<u32>| {
+        let mut c = app.c();
+        async move {
+            c.get_history(pb::GetHistoryRequest {
+                conversation_id: conv.into(),
+                before_seq: before,
+                after_seq: after,
+                limit,
+            })
+            .await
+            .map(|r| crate::helpers::seqs(&r.into_inner().messages))
+            .map_err(|s| s.code())
+        }
+    };
+    for v in [0, 1, MAX_SEQ, MAX_SEQ + 1, u64::MAX] {
+        let after = page(None, Some(v), None).await;
+        let before = page(Some(v), None, None).await;
+        match v {
+            0 => {
+                assert_eq!(after, Ok(vec![1, 2, 3]));
+                assert_eq!(before, Err(Code::InvalidArgument));
+            }
+            1 => {
+                assert_eq!(after, Ok(vec![2, 3]));
+                assert_eq!(before, Ok(vec![]));
+            }
+            MAX_SEQ => {
+                assert_eq!(after, Ok(vec![]), "never another page");
+                assert_eq!(before, Ok(vec![1, 2, 3]));
+            }
+            _ => {
+                assert_eq!(after, Err(Code::InvalidArgument), "after {v}");
+                assert_eq!(before, Err(Code::InvalidArgument), "before {v}");
+            }
+        }
+    }
+    for (limit, fine) in [
+        (0, false),
+        (1, true),
+        (200, true),
+        (201, false),
+        (u32::MAX, false),
+    ] {
+        let got = page(None, None, Some(limit)).await;
+        assert_eq!(got.is_ok(), fine, "limit {limit}: {got:?}");
+    }
 }
