@@ -5,7 +5,9 @@
 // Then A logs in on a second page (its own browser context, the other
 // gateway): unread badges on both of A's pages, cleared on the second by the
 // `read` frame when A reads on the first; the typing line stays with its
-// conversation; B edits and deletes DMs, shown live and from history.
+// conversation; B edits and deletes DMs, shown live and from history; B
+// races a delete and an edit of one DM (two frames back to back): the edit
+// is refused, and every page shows the message deleted.
 //
 //   PLAYWRIGHT_NODE_PATH=.tools/node/node_modules \
 //     node e2e/browser/web_client.mjs http://127.0.0.1:8081 http://127.0.0.1:8082
@@ -386,9 +388,38 @@ async function main() {
     await until(pageB, `B: own DM seq ${seqDeleted} shows "message deleted"`, deletedRow, [seqDeleted]);
     await until(pageA, `A: DM seq ${seqDeleted} shows "message deleted"`, deletedRow, [seqDeleted]);
     const wantDm = [dm1, dm2, edited, "message deleted", news[2]];
+    const liveWant = wantDm.slice();
     const liveRows = await rows(pageA);
-    check(JSON.stringify(liveRows) === JSON.stringify(wantDm),
-      `A: DM rows ${JSON.stringify(liveRows)}, want ${JSON.stringify(wantDm)} (events are no rows of their own)`);
+    check(JSON.stringify(liveRows) === JSON.stringify(liveWant),
+      `A: DM rows ${JSON.stringify(liveRows)}, want ${JSON.stringify(liveWant)} (events are no rows of their own)`);
+
+    step = "race: B sends a delete of its last DM and, right behind it, an edit of it";
+    const seqRaced = await seqOf(pageB, "B", news[2]);
+    // The client's own path for both (what its delete and edit controls
+    // call), one right behind the other, without waiting for an answer.
+    const refused = await pageB.evaluate(async ([c, seq]) => {
+      const errors = [];
+      const listen = (ev) => {
+        const f = JSON.parse(ev.data);
+        if (f.type === "error") errors.push(f);
+      };
+      state.ws.addEventListener("message", listen);
+      const before = new Set(state.ops.keys());
+      operate("delete", c, seq);
+      operate("edit", c, seq, "edited after its delete");
+      const ids = [...state.ops.keys()].filter((k) => !before.has(k));
+      for (let i = 0; i < 150 && state.ops.size > before.size; i++) await new Promise((r) => setTimeout(r, 100));
+      state.ws.removeEventListener("message", listen);
+      return { ids, errors, left: state.ops.size - before.size };
+    }, [dm, seqRaced]);
+    check(refused.left === 0, `B: ${refused.left} of the racing delete and edit were never answered`);
+    const editRefusal = refused.errors.find((e) => e.ref === refused.ids[1]);
+    check(editRefusal?.code === "not_found",
+      `B: the edit behind the delete was answered ${JSON.stringify(editRefusal)}, want not_found with its ref`);
+    check(!refused.errors.some((e) => e.ref === refused.ids[0]), "B: the racing delete was refused");
+    await until(pageA, `A: DM seq ${seqRaced} shows "message deleted" after the race`, deletedRow, [seqRaced]);
+    await until(pageB, `B: own DM seq ${seqRaced} shows "message deleted" after the race`, deletedRow, [seqRaced]);
+    wantDm.splice(wantDm.length - 1, 1, "message deleted");
 
     step = "read: the edit and delete events, read on page 1, leave page 2 at 0 unread";
     const lastB = await pageB.getAttribute(`#dms li[data-conv="${dm}"]`, "data-last-seq", { timeout: TIMEOUT });
@@ -411,7 +442,7 @@ async function main() {
         e.querySelector(".edited-mark")?.textContent === "(edited)" &&
         d.classList.contains("deleted") && d.querySelector(".body")?.textContent === "message deleted";
     }, [seqEdited, edited, seqDeleted]);
-    await until(pageA2, "A2 after reload: the last DM in #list", shown, news[2]);
+    await until(pageA2, `A2 after reload: seq ${seqRaced} deleted (history)`, deletedRow, [seqRaced]);
     const historyRows = await rows(pageA2);
     check(JSON.stringify(historyRows) === JSON.stringify(wantDm),
       `A2 after reload: DM rows ${JSON.stringify(historyRows)}, want ${JSON.stringify(wantDm)} (history events are no rows)`);

@@ -473,6 +473,16 @@ impl Actor {
             ));
             return;
         };
+        // The `sent` of the request that first used it, repeated (its batch
+        // was retried), after a later reuse was refused.
+        let first = self.by_client_id[client_id][0];
+        if code.is_none()
+            && let Answer::Sent { id, seq } = &self.requests[first].answer
+            && frame["id"].as_str() == Some(id.as_str())
+            && frame["seq"].as_u64() == Some(*seq)
+        {
+            return;
+        }
         let fine = match (&self.requests[last].answer, &code) {
             (_, Some(c)) if transient(c) => true,
             (Answer::Sent { id, seq }, None) => {

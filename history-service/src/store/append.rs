@@ -69,7 +69,8 @@ enum Stored {
     Missing,
     /// Stored (and not deleted): store nothing again, queue it.
     Present,
-    /// Deleted since (for an edit: its target is): store and queue nothing.
+    /// Deleted since (for an edit: its target is): store and queue none of
+    /// its text (an edit still keeps its seq place, without a body).
     Deleted,
 }
 
@@ -90,17 +91,33 @@ impl RedisStore {
         for (i, item) in items.iter().enumerate() {
             let m = &item.message;
             let state = stored.get(&i).copied();
-            if state == Some(Stored::Deleted) {
-                continue;
-            }
             let recent = self.keys.recent(m.conversation.as_str());
             let json = serde_json::to_string(m)?;
-            match m.kind {
-                None if state == Some(Stored::Present) => {}
-                None => {
+            match (m.kind, state) {
+                // Stored before, and deleted since: nothing of it again.
+                (None, Some(Stored::Deleted)) => continue,
+                (None, Some(Stored::Present)) => {}
+                (None, _) => {
                     pipe.zadd(&recent, &json, m.seq).ignore();
                 }
-                Some(_) => {
+                // An edit whose target was deleted since it took its seq: the
+                // event keeps its seq place (without a body, as every stored
+                // event), and its text goes nowhere.
+                (Some(_), Some(Stored::Deleted)) => {
+                    let event = m.stored_event();
+                    pipe.zadd(&recent, serde_json::to_string(&event)?, m.seq)
+                        .ignore();
+                    let partition =
+                        common::keys::partition(m.conversation.as_str(), self.archive_partitions);
+                    pipe.xadd(
+                        self.keys.archive(partition),
+                        "*",
+                        &[(ARCHIVE_FIELD, ArchiveEntry::json(&event, None)?)],
+                    )
+                    .ignore();
+                    continue;
+                }
+                (Some(_), _) => {
                     let event = serde_json::to_string(&m.stored_event())?;
                     pipe.zadd(&recent, event, m.seq).ignore();
                 }

@@ -170,3 +170,44 @@ async fn a_push_after_the_queue_was_read_reports_its_user_late() {
         .await;
     assert!(late.is_empty(), "{late:?}");
 }
+
+#[tokio::test]
+async fn an_edit_stored_late_after_its_target_was_deleted_keeps_its_seq_and_no_text() {
+    let app = spawn_app().await;
+    let conv = "dm:alice:dave";
+    let first = message(conv, 1, "alice");
+    app.append_items(vec![Item::new(first.clone())], 0).await;
+    // The edit took seq 2; its first append failed before storing it; the
+    // delete (seq 3) was stored meanwhile; then the edit's append is retried.
+    let edit = event(&first, 2, EventKind::Edit, "secret edit");
+    app.append_items(
+        vec![Item::event(event(&first, 3, EventKind::Delete, ""), &first)],
+        0,
+    )
+    .await;
+    app.append_items(vec![Item::event(edit, &first).to(&["dave"]).replayed()], 0)
+        .await;
+    let page = app.history(conv, None, None, 50).await;
+    assert_eq!(
+        crate::helpers::seqs(&page.messages),
+        [1, 2, 3],
+        "no gap at the edit's seq"
+    );
+    assert!(page.messages[0].deleted, "{:?}", page.messages[0]);
+    assert_eq!(page.messages[1].kind, "edit");
+    assert!(
+        app.window(conv)
+            .await
+            .iter()
+            .all(|m| !m.contains("secret edit")),
+        "{:?}",
+        app.window(conv).await
+    );
+    assert!(
+        app.offline("dave").await.messages.is_empty(),
+        "its text queued nowhere"
+    );
+    app.wait_archived().await;
+    let archived = app.archived(conv, 2).await.expect("the edit archived");
+    assert_eq!(archived.get_str("body"), Ok(""), "{archived}");
+}
