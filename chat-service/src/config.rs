@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use common::{config, telemetry::LogFormat};
+use service_kit::{config, telemetry::LogFormat};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "chat-service", version, about = "Ingress stream worker")]
 pub struct Config {
     #[command(flatten)]
-    pub redis: config::RedisArgs,
+    pub redis: chat_redis::config::RedisArgs,
     /// Every Redis key and channel starts with this.
     #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,
@@ -76,7 +76,7 @@ pub struct Config {
     #[arg(long, env = "MEMBERSHIP_TTL_MS", default_value_t = 10_000)]
     pub membership_ttl_ms: u64,
     /// A gateway whose heartbeat is older than this is taken as dead (ms).
-    #[arg(long, env = "GATEWAY_TTL_MS", default_value_t = common::presence::DEFAULT_GATEWAY_TTL_MS)]
+    #[arg(long, env = "GATEWAY_TTL_MS", default_value_t = chat_redis::presence::DEFAULT_GATEWAY_TTL_MS)]
     pub gateway_ttl_ms: u64,
     /// A worker that has failed on its pending entries this long without
     /// progress is reported unavailable on /readyz (ms).
@@ -105,7 +105,7 @@ impl config::ServiceConfig for Config {
         config::check_range(
             "INGRESS_PARTITIONS",
             self.ingress_partitions,
-            1..=common::keys::MAX_PARTITIONS,
+            1..=chat_redis::keys::MAX_PARTITIONS,
         )?;
         config::check_range("BATCH_SIZE", self.batch_size, 1..=5_000)?;
         config::check_range("BATCH_LINGER_MS", self.batch_linger_ms, 0..=100)?;

@@ -12,8 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::auth::InternalChannel;
 use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
+use service_kit::auth::InternalChannel;
 use tonic::Code;
 
 /// A room's members, sorted; None when the room does not exist.
@@ -124,13 +124,13 @@ impl Members {
     ) -> Result<(), Unavailable> {
         let mut wanted: Vec<String> = users
             .into_iter()
-            .filter(|u| common::ids::valid_username(u))
+            .filter(|u| chat_model::ids::valid_username(u))
             .filter(|u| cached(&self.users, u, self.ttl).is_none())
             .map(str::to_owned)
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
-        for chunk in wanted.chunks(common::limits::MAX_GET_USERS) {
+        for chunk in wanted.chunks(chat_model::limits::MAX_GET_USERS) {
             metrics::counter!("chat_user_service_calls_total", "rpc" => "get_users").increment(1);
             let reply = self
                 .client

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use common::time::now_ms;
+use chat_model::time::now_ms;
 
 /// When the current run of failures began (0: not failing).
 #[derive(Default)]

@@ -3,7 +3,7 @@
 //! it gets a fresh id and the next seq; every replay gets the same id, seq
 //! and time back, and the ingress entry that first took them, so a retry of
 //! that entry can be told from a re-send. A fresh seq also moves its
-//! sender's read marker there (`common::read`): one's own messages are
+//! sender's read marker there (`chat_redis::read`): one's own messages are
 //! never unread.
 //!
 //! An edit or delete is decided here, against its target's state at the
@@ -16,7 +16,7 @@
 //! against the stored target; those facts never change.
 //!
 //! A fresh message (not an edit or delete) also becomes its conversation's
-//! preview in the conversation list (`common::summary`) right here: the
+//! preview in the conversation list (`chat_redis::summary`) right here: the
 //! sequencer orders a conversation, so the seq it just took is the newest
 //! and no ordering check is needed. That spares a script call per message
 //! after storing, the largest single Redis cost of a DM to a new partner.
@@ -24,8 +24,9 @@
 //! the preview and sets its bits (`Persist::tombstone`), and a re-send of it
 //! is told so instead of being acknowledged.
 
-use common::redis_conn::Redis;
-use common::{keys::Keys, redis_conn::LuaScript, summary::PreviewParts};
+use chat_model::preview::PreviewParts;
+use chat_redis::connection::Redis;
+use chat_redis::{connection::LuaScript, keys::Keys};
 
 /// KEYS: dedup record, seq counter, read markers, summary, finals,
 /// delivered. ARGV:
@@ -110,7 +111,7 @@ pub struct SequenceRequest<'a> {
     /// edit or delete.
     pub preview_body: Option<&'a str>,
     /// For an edit or delete: its kind and target seq.
-    pub event: Option<(common::model::EventKind, u64)>,
+    pub event: Option<(chat_model::message::EventKind, u64)>,
 }
 
 #[derive(Clone)]
@@ -138,14 +139,14 @@ impl Sequencer {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let now = common::time::now_ms();
+        let now = chat_model::time::now_ms();
         let mut pipe = redis::pipe();
         for r in requests {
             let id = uuid::Uuid::now_v7().to_string();
             let (what, target) = match r.event {
                 None => ("m", 0),
-                Some((common::model::EventKind::Edit, t)) => ("e", t),
-                Some((common::model::EventKind::Delete, t)) => ("d", t),
+                Some((chat_model::message::EventKind::Edit, t)) => ("e", t),
+                Some((chat_model::message::EventKind::Delete, t)) => ("d", t),
             };
             let mut args = vec![
                 id.clone(),
@@ -172,7 +173,7 @@ impl Sequencer {
             );
         }
         let replies: Vec<Vec<redis::Value>> =
-            common::redis_conn::query_scripted(conn, &pipe, &[&self.script]).await?;
+            chat_redis::connection::query_scripted(conn, &pipe, &[&self.script]).await?;
         replies.into_iter().map(decision).collect()
     }
 }

@@ -3,20 +3,23 @@
 
 use std::{sync::Arc, time::Duration};
 
-use common::{
+use chat_redis::{
+    connection,
     consumer::{self, Consumer, Group},
-    grpc::internal_channel,
     keys::Keys,
-    ops::{self, Readiness},
     presence::Lookup,
-    ready::ReadyFile,
-    redis_conn,
-    shutdown::{Shutdown, shutdown_signal},
 };
-use common::{publish::Publisher, summary::Summaries};
+
+use chat_redis::{publish::Publisher, summary::Summaries};
 use proto::{
     history::internal::v1::history_internal_client::HistoryInternalClient,
     user::v1::user_service_client::UserServiceClient,
+};
+use service_kit::{
+    grpc::internal_channel,
+    ops::{self, Readiness},
+    ready::ReadyFile,
+    shutdown::{Shutdown, shutdown_signal},
 };
 use tokio::net::TcpListener;
 
@@ -38,7 +41,7 @@ pub enum StartupError {
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("bad upstream URL: {0}")]
-    Upstream(#[from] common::grpc::ChannelError),
+    Upstream(#[from] service_kit::grpc::ChannelError),
     #[error(transparent)]
     Bind(#[from] ops::BindError),
     #[error("server: {0}")]
@@ -52,16 +55,16 @@ pub struct Application {
     ops_listener: TcpListener,
     /// One consumer and worker per ingress partition.
     partitions: Vec<(Consumer, Worker)>,
-    redis: common::redis_conn::Redis,
+    redis: chat_redis::connection::Redis,
     stall_timeout_ms: i64,
     ready_file: Option<std::path::PathBuf>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        common::metrics_catalog::register(&crate::metrics::catalog());
+        service_kit::metrics_catalog::register(&crate::metrics::catalog());
         let conn =
-            redis_conn::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
+            connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
         let keys = Keys::new(config.redis_prefix.clone());
         let token = config.service_token.get();
         let users = UserServiceClient::new(internal_channel(&config.user_service_url, token)?);
@@ -108,7 +111,7 @@ impl Application {
         let mut partitions = Vec::with_capacity(config.ingress_partitions);
         for partition in 0..config.ingress_partitions {
             let group = ingress_group(&config, &keys, partition);
-            let reader = redis_conn::connect(&config.redis.target()).await?;
+            let reader = connection::connect(&config.redis.target()).await?;
             let worker = Worker {
                 processor: BatchProcessor {
                     group: group.clone(),
@@ -168,7 +171,7 @@ impl Application {
                 tokio::spawn(consumer::run(consumer, worker, shutdown.clone()))
             })
             .collect();
-        let redis_ready = ops::redis_readiness(self.redis);
+        let redis_ready = chat_redis::connection::redis_readiness(self.redis);
         let stall = self.stall_timeout_ms;
         // Ready when Redis answers and the worker is not stuck on its work.
         let ready: ops::ReadyCheck = Arc::new(move || {
@@ -204,6 +207,6 @@ fn ingress_group(config: &Config, keys: &Keys, partition: usize) -> Group {
         claim_idle: Duration::from_millis(config.claim_idle_ms),
         max_deliveries: Some(config.max_deliveries as usize),
         dead_letter: keys.dead_letter(partition),
-        field: common::model::INGRESS_FIELD,
+        field: chat_model::message::INGRESS_FIELD,
     }
 }

@@ -1,5 +1,5 @@
 //! The chat worker: a handler of the ingress stream's consumer group (the
-//! loop, claims and poison counting are `common::consumer`'s). It runs each
+//! loop, claims and poison counting are `chat_redis::consumer`'s). It runs each
 //! batch through [`BatchProcessor`], splits batches whose content a
 //! downstream refuses, and lingers after wide fan-outs.
 
@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::consumer::{Consumer, Handler};
+use chat_redis::consumer::{Consumer, Handler};
 use redis::streams::StreamId;
 
 use crate::{
@@ -17,7 +17,7 @@ use crate::{
     progress::Progress,
 };
 
-pub const GROUP: &str = common::model::INGRESS_GROUP;
+pub const GROUP: &str = chat_model::message::INGRESS_GROUP;
 
 /// Online recipients per message from which a batch counts as a wide fan-out.
 /// After one, a short read lingers (BATCH_LINGER_MS): each gateway then gets

@@ -151,13 +151,13 @@ impl Service {
 
     /// The port of listener `listener` (e.g. `grpc`, `ops`), from the ready
     /// file the service writes once it has bound every listener (see
-    /// `common::ready`). Panics with the log's tail if the process exits
+    /// `service_kit::ready`). Panics with the log's tail if the process exits
     /// first or a minute passes, so a failed start says why.
     pub async fn bound_port(&mut self, listener: &str) -> u16 {
         let deadline = Duration::from_secs(60);
         let end = tokio::time::Instant::now() + deadline;
         loop {
-            match common::ready::Ready::read(&self.ready) {
+            match service_kit::ready::Ready::read(&self.ready) {
                 Ok(Some(ready)) => {
                     return ready.listeners.get(listener).map_or_else(
                         || panic!("{}: no listener {listener} in {ready:?}", self.name),

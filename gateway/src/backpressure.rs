@@ -21,8 +21,12 @@ use std::{
     time::Duration,
 };
 
-use common::{model::INGRESS_GROUP, redis_conn::Redis, shutdown::Shutdown};
+use chat_model::message::INGRESS_GROUP;
+
+use chat_redis::connection::Redis;
+
 use redis::streams::{StreamInfoGroupsReply, StreamRangeReply};
+use service_kit::shutdown::Shutdown;
 
 /// How often the backlog is read.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -113,7 +117,7 @@ async fn oldest_unread_wait(redis: &mut Redis, streams: &[&String]) -> redis::Re
             .arg(1);
     }
     let firsts: Vec<StreamRangeReply> = pipe.query_async(redis).await?;
-    let now = common::time::now_ms();
+    let now = chat_model::time::now_ms();
     Ok(firsts
         .iter()
         .filter_map(|first| first.ids.first())

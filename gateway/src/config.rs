@@ -3,13 +3,13 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use common::{config, telemetry::LogFormat};
+use service_kit::{config, telemetry::LogFormat};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "gateway", version, about = "WebSocket and HTTP edge")]
 pub struct Config {
     #[command(flatten)]
-    pub redis: config::RedisArgs,
+    pub redis: chat_redis::config::RedisArgs,
     /// Every Redis key and channel starts with this.
     #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,
@@ -57,7 +57,7 @@ pub struct Config {
     pub outbound_queue_bytes: usize,
     /// A gateway whose heartbeat is older than this is taken as dead (ms),
     /// for the REST view of who is online; the same as chat-service's.
-    #[arg(long, env = "GATEWAY_TTL_MS", default_value_t = common::presence::DEFAULT_GATEWAY_TTL_MS)]
+    #[arg(long, env = "GATEWAY_TTL_MS", default_value_t = chat_redis::presence::DEFAULT_GATEWAY_TTL_MS)]
     pub gateway_ttl_ms: u64,
     /// Server ping interval (ms).
     #[arg(long, env = "HEARTBEAT_MS", default_value_t = 25_000)]
@@ -191,7 +191,7 @@ impl config::ServiceConfig for Config {
         config::check_range(
             "INGRESS_PARTITIONS",
             self.ingress_partitions,
-            1..=common::keys::MAX_PARTITIONS,
+            1..=chat_redis::keys::MAX_PARTITIONS,
         )?;
         config::check_range("INGRESS_MAX_WAIT_MS", self.ingress_max_wait_ms, 0..=600_000)?;
         config::check_range("INGRESS_LINGER_MS", self.ingress_linger_ms, 0..=100)?;

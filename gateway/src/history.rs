@@ -1,7 +1,7 @@
 //! A page of a conversation's history for one user, for both the HTTP API
 //! and the WebSocket `history` frame: members only, then `GetHistory`.
 
-use common::{ids::ConversationId, model::ChatMessage, paging::PageQuery};
+use chat_model::{ids::ConversationId, message::ChatMessage, paging::PageQuery};
 use proto::history::v1 as pb;
 
 use crate::{
@@ -31,7 +31,7 @@ pub async fn page(
     let messages = reply
         .messages
         .into_iter()
-        .filter_map(|m| common::convert::from_pb(m).ok())
+        .filter_map(|m| chat_model::convert::from_pb(m).ok())
         .collect();
     Ok((messages, reply.has_more))
 }

@@ -13,7 +13,9 @@ use std::{
 
 use axum::extract::ws::Utf8Bytes;
 
-use common::{model::Name, presence::Roster};
+use chat_model::message::Name;
+
+use chat_redis::presence::Roster;
 
 use crate::outbox::Outbox;
 
@@ -41,7 +43,7 @@ impl Default for Hub {
     fn default() -> Self {
         Self {
             inner: RwLock::default(),
-            next_id: AtomicU64::new((common::time::now_ms().max(0) as u64) << 20),
+            next_id: AtomicU64::new((chat_model::time::now_ms().max(0) as u64) << 20),
         }
     }
 }
@@ -89,7 +91,7 @@ impl Hub {
     /// Tells every socket here that it may have missed deliveries: each gets
     /// a `resync` frame, and its client runs its recovery.
     pub fn resync_all(&self, reason: &str) {
-        let frame = Utf8Bytes::from(common::protocol::ServerFrame::Resync { reason }.to_json());
+        let frame = Utf8Bytes::from(chat_model::protocol::ServerFrame::Resync { reason }.to_json());
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         for handle in inner.conns.values() {
             handle.outbox.push(frame.clone());

@@ -1,6 +1,8 @@
-//! Every metric the gateway records (see `common::metrics_catalog`).
+//! Every metric the gateway records (see `service_kit::metrics_catalog`).
 
-use common::{metrics_catalog::Metric, protocol::ErrorCode};
+use service_kit::metrics_catalog::Metric;
+
+use chat_model::protocol::ErrorCode;
 
 pub fn catalog() -> Vec<Metric> {
     let codes: Vec<&'static str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
@@ -94,6 +96,6 @@ pub fn catalog() -> Vec<Metric> {
             "gateway_send_to_delivered_seconds",
             "from a send read off a socket (at its gateway) to the message queued for its recipients' sockets (at theirs)",
         ),
-        common::metrics_catalog::redis(),
+        service_kit::metrics_catalog::redis(),
     ]
 }

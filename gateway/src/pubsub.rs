@@ -24,16 +24,13 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::Utf8Bytes;
-use common::{
-    backoff::Backoff,
-    model::{self, Delivery, open_envelope},
-    redis_conn::Target,
-    shutdown::Shutdown,
-};
+use chat_model::message::{self, Delivery, open_envelope};
+use chat_redis::connection::Target;
 use redis::{
     AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value,
     aio::ConnectionLike,
 };
+use service_kit::{backoff::Backoff, shutdown::Shutdown};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
@@ -239,10 +236,10 @@ pub fn dispatch(hub: &Hub, payload: &[u8]) {
         Ok(d) => d,
         Err(e) => return unreadable(hub, &e.to_string()),
     };
-    if let Some(d) = deliveries.iter().find(|d| !model::readable(d.v)) {
+    if let Some(d) = deliveries.iter().find(|d| !message::readable(d.v)) {
         return unreadable(hub, &format!("unknown format version {}", d.v));
     }
-    let now = common::time::now_ms();
+    let now = chat_model::time::now_ms();
     for d in deliveries {
         observe(&d, now);
         // Serialized once by chat-service; one shared buffer for every socket.
@@ -270,9 +267,9 @@ pub fn dispatch(hub: &Hub, payload: &[u8]) {
 fn observe(d: &Delivery<'_>, now: i64) {
     for f in &d.frames {
         if f.trace.is_some() {
-            // The end of the message's trace (common::trace).
+            // The end of the message's trace (service_kit::trace).
             let span = tracing::info_span!("gateway.deliver", sockets = d.users.len());
-            common::trace::set_parent(&span, f.trace);
+            service_kit::trace::set_parent(&span, f.trace);
         }
         let Some(at) = f.at else { continue };
         let seconds = (now - at).max(0) as f64 / 1000.0;

@@ -2,11 +2,14 @@
 //! moved forward only, and announced with a `read` frame to every socket of
 //! the user on every gateway, so a badge cleared on one device clears on all.
 
-use common::{
+use chat_model::{
     ids::ConversationId,
-    keys::Keys,
-    model::{Delivery, DeliveryFrame, FORMAT_VERSION, Name},
+    message::{Delivery, DeliveryFrame, FORMAT_VERSION, Name},
     protocol::ServerFrame,
+};
+
+use chat_redis::{
+    keys::Keys,
     publish::Publisher,
     read::{Marked, ReadMarkers},
 };

@@ -5,14 +5,10 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::DefaultBodyLimit, serve::ListenerExt};
-use common::{
-    grpc::internal_channel,
+use chat_redis::{
+    connection,
     keys::Keys,
-    ops::{self, Readiness},
     presence::{GatewayPresence, Lookup},
-    ready::ReadyFile,
-    redis_conn,
-    shutdown::{Shutdown, shutdown_signal},
 };
 use proto::{
     history::{
@@ -20,6 +16,12 @@ use proto::{
         v1::history_service_client::HistoryServiceClient,
     },
     user::v1::user_service_client::UserServiceClient,
+};
+use service_kit::{
+    grpc::internal_channel,
+    ops::{self, Readiness},
+    ready::ReadyFile,
+    shutdown::{Shutdown, shutdown_signal},
 };
 use tokio::{net::TcpListener, sync::watch};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -42,7 +44,7 @@ pub enum StartupError {
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("{0}")]
-    Upstream(#[from] common::grpc::ChannelError),
+    Upstream(#[from] service_kit::grpc::ChannelError),
     #[error(transparent)]
     Bind(#[from] ops::BindError),
     #[error("server: {0}")]
@@ -56,14 +58,14 @@ pub struct Application {
     listener: TcpListener,
     ops_listener: TcpListener,
     config: Config,
-    redis: common::redis_conn::Redis,
+    redis: chat_redis::connection::Redis,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        common::metrics_catalog::register(&crate::metrics::catalog());
+        service_kit::metrics_catalog::register(&crate::metrics::catalog());
         let redis =
-            redis_conn::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
+            connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
         let listener = ops::bind(config.listen_addr).await?;
         let ops_listener = ops::bind(config.ops_addr).await?;
         Ok(Self {
@@ -180,7 +182,7 @@ impl Application {
 struct Parts {
     config: Arc<Config>,
     keys: Keys,
-    redis: common::redis_conn::Redis,
+    redis: chat_redis::connection::Redis,
     hub: Arc<Hub>,
     presence: GatewayPresence,
     subscribed: watch::Receiver<bool>,
@@ -213,7 +215,7 @@ fn shared_state(p: Parts) -> Result<AppState, StartupError> {
         )),
         lookup: Lookup::new(p.keys.clone(), p.config.gateway_ttl_ms),
         reads: crate::reads::Reads::new(p.keys.clone()),
-        summaries: common::summary::Summaries::new(p.keys.clone()),
+        summaries: chat_redis::summary::Summaries::new(p.keys.clone()),
         config: p.config,
         keys: p.keys,
         redis: p.redis,
@@ -252,7 +254,7 @@ fn readiness(state: AppState) -> ops::ReadyCheck {
         let state = state.clone();
         Box::pin(async move {
             let mut redis = state.redis.clone();
-            if let Err(e) = redis_conn::ping(&mut redis).await {
+            if let Err(e) = connection::ping(&mut redis).await {
                 return Readiness::Unavailable(e);
             }
             if !*state.subscribed.borrow() {

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use common::redis_conn::Redis;
-use common::{auth::InternalChannel, keys::Keys, shutdown::Shutdown};
+use chat_redis::connection::Redis;
+use chat_redis::keys::Keys;
 use proto::{
     history::{
         internal::v1::history_internal_client::HistoryInternalClient,
@@ -11,9 +11,10 @@ use proto::{
     },
     user::v1::user_service_client::UserServiceClient,
 };
+use service_kit::{auth::InternalChannel, shutdown::Shutdown};
 use tokio::sync::watch;
 
-use common::presence::{GatewayPresence, Lookup};
+use chat_redis::presence::{GatewayPresence, Lookup};
 
 use crate::{config::Config, hub::Hub, ws::caps::ConnCaps};
 
@@ -58,7 +59,7 @@ pub struct Shared {
     /// Read markers, and the publisher that tells a user's other sockets.
     pub reads: crate::reads::Reads,
     /// The conversation list's per-conversation state.
-    pub summaries: common::summary::Summaries,
+    pub summaries: chat_redis::summary::Summaries,
     pub shutdown: Shutdown,
     /// True while the delivery subscription is live.
     pub subscribed: watch::Receiver<bool>,

@@ -15,10 +15,11 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use common::{
-    consumer::{Consumer, Group, Handler},
+use chat_redis::consumer::{Consumer, Group, Handler};
+
+use chat_model::{
     ids::ConversationId,
-    model::{self, ArchiveEntry, ChatMessage},
+    message::{self, ArchiveEntry, ChatMessage},
     time::now_ms,
 };
 use redis::streams::StreamId;
@@ -322,7 +323,7 @@ fn decode(entries: &[StreamId]) -> Decoded {
     for entry in entries {
         let raw = entry.get::<String>(ARCHIVE_FIELD).unwrap_or_default();
         match serde_json::from_str::<ArchiveEntry>(&raw) {
-            Ok(ArchiveEntry { v, message, target }) if model::readable(v) => {
+            Ok(ArchiveEntry { v, message, target }) if message::readable(v) => {
                 let top = out
                     .conversations
                     .entry(message.conversation.clone())

@@ -7,10 +7,9 @@
 
 use std::sync::Arc;
 
-use common::{
-    auth::{Caller, InternalChannel, bearer, constant_time_eq},
-    ids::{Conversation, ConversationId},
-};
+use service_kit::auth::{Caller, InternalChannel, bearer, constant_time_eq};
+
+use chat_model::ids::{Conversation, ConversationId};
 use proto::user::v1::{self as upb, user_service_client::UserServiceClient};
 use tonic::{Request, Status, service::Interceptor};
 
@@ -38,7 +37,7 @@ impl PublicAuth {
         {
             return Ok(Caller::Operator);
         }
-        common::jwt::verify(&self.jwt_secret, credential)
+        service_kit::jwt::verify(&self.jwt_secret, credential)
             .map(|claims| Caller::User(claims.sub))
             .map_err(|e| Status::unauthenticated(e.to_string()))
     }

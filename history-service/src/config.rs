@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
-use common::{config, telemetry::LogFormat};
+use service_kit::{config, telemetry::LogFormat};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -13,7 +13,7 @@ use common::{config, telemetry::LogFormat};
 )]
 pub struct Config {
     #[command(flatten)]
-    pub redis: config::RedisArgs,
+    pub redis: chat_redis::config::RedisArgs,
     /// MongoDB connection string; the database is MONGODB_DATABASE.
     #[arg(long, env = "MONGODB_URI")]
     pub mongodb_uri: String,
@@ -142,7 +142,7 @@ impl config::ServiceConfig for Config {
         config::check_range(
             "ARCHIVE_PARTITIONS",
             self.archive_partitions,
-            1..=common::keys::MAX_PARTITIONS,
+            1..=chat_redis::keys::MAX_PARTITIONS,
         )?;
         config::check_range("ARCHIVE_BATCH", self.archive_batch, 1..=10_000)?;
         config::check_range(

@@ -2,11 +2,12 @@
 //! user's JWT, and on the internal port for services) and
 //! `chat.history.internal.v1.HistoryInternal` (writes; internal port only).
 
-use common::{
-    auth::Caller,
+use service_kit::auth::Caller;
+
+use chat_model::{
     convert::{from_pb, to_pb},
     ids::{self, ConversationId},
-    model::ChatMessage,
+    message::ChatMessage,
 };
 use proto::history::{internal::v1 as ipb, v1 as pb};
 use tonic::{Request, Response, Status};
@@ -182,11 +183,11 @@ impl ipb::history_internal_server::HistoryInternal for InternalApi {
         &self,
         request: Request<ipb::AppendRequest>,
     ) -> Result<Response<ipb::AppendResponse>, Status> {
-        // Part of the first message's trace (common::trace), when on.
+        // Part of the first message's trace (service_kit::trace), when on.
         let span = tracing::info_span!("history.append");
-        common::trace::set_parent(
+        service_kit::trace::set_parent(
             &span,
-            common::trace::from_grpc(request.metadata()).as_deref(),
+            service_kit::trace::from_grpc(request.metadata()).as_deref(),
         );
         async {
             let request = request.into_inner();

@@ -1,16 +1,16 @@
-use common::config::ServiceConfig;
 use history_service::{
     config::Config,
     startup::{Application, StartupError},
 };
+use service_kit::config::ServiceConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::load();
-    let _telemetry = common::telemetry::init(config.log_format, "history-service");
+    let _telemetry = service_kit::telemetry::init(config.log_format, "history-service");
     let app = match Application::build(config).await {
         Err(StartupError::Redis(e)) => {
-            return Err(common::config::exit_if_bad_redis_config(e).into());
+            return Err(service_kit::config::exit_if_bad_redis_config(e).into());
         }
         built => built?,
     };

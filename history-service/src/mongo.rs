@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use common::{
+use chat_model::{
     ids::{ConversationId, IdError, Target},
-    model::{ChatMessage, EventKind},
+    message::{ChatMessage, EventKind},
 };
 use futures::TryStreamExt;
 use mongodb::{

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use common::{ids::ConversationId, model::ChatMessage, paging::PageQuery};
+use chat_model::{ids::ConversationId, message::ChatMessage, paging::PageQuery};
 
 use crate::{error::HistoryError, mongo::Archive, store::RedisStore};
 

@@ -4,12 +4,13 @@
 
 use std::{future::Future, sync::Arc};
 
-use common::{
+use service_kit::{
     auth::RequireServiceToken,
     ops::{self, Readiness},
-    redis_conn,
     shutdown::Shutdown,
 };
+
+use chat_redis::connection;
 use proto::history::{
     internal::v1::history_internal_server::HistoryInternalServer,
     v1::history_service_server::HistoryServiceServer,
@@ -44,7 +45,7 @@ pub async fn public(
     listener: TcpListener,
     shutdown: &Shutdown,
 ) -> Result<impl Future<Output = Served>, StartupError> {
-    let (reflection_v1, reflection_v1alpha) = common::grpc::reflection(&[
+    let (reflection_v1, reflection_v1alpha) = service_kit::grpc::reflection(&[
         proto::history::v1::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
     ])?;
@@ -54,7 +55,10 @@ pub async fn public(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(HistoryServiceServer::with_interceptor(api, auth))
-        .serve_with_incoming_shutdown(common::grpc::incoming(listener), shutdown.clone().wait()))
+        .serve_with_incoming_shutdown(
+            service_kit::grpc::incoming(listener),
+            shutdown.clone().wait(),
+        ))
 }
 
 pub async fn internal(
@@ -64,7 +68,7 @@ pub async fn internal(
     listener: TcpListener,
     shutdown: &Shutdown,
 ) -> Result<impl Future<Output = Served>, StartupError> {
-    let (internal_v1, internal_v1alpha) = common::grpc::reflection(&[
+    let (internal_v1, internal_v1alpha) = service_kit::grpc::reflection(&[
         proto::history::internal::v1::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
     ])?;
@@ -85,7 +89,10 @@ pub async fn internal(
             .max_decoding_message_size(config.grpc_max_message_bytes),
             service,
         ))
-        .serve_with_incoming_shutdown(common::grpc::incoming(listener), shutdown.clone().wait()))
+        .serve_with_incoming_shutdown(
+            service_kit::grpc::incoming(listener),
+            shutdown.clone().wait(),
+        ))
 }
 
 /// Ready when Redis answers; degraded (still serving) while the archive is
@@ -96,7 +103,7 @@ pub fn readiness(store: &RedisStore, status: Arc<ArchiveStatus>) -> ops::ReadyCh
         let mut redis = redis.clone();
         let status = status.clone();
         Box::pin(async move {
-            if let Err(e) = redis_conn::ping(&mut redis).await {
+            if let Err(e) = connection::ping(&mut redis).await {
                 return Readiness::Unavailable(e);
             }
             match status.healthy() {

@@ -3,16 +3,19 @@
 
 use std::{sync::Arc, time::Duration};
 
-use common::{
+use chat_redis::{
+    connection,
     consumer::{self, Consumer},
-    grpc::internal_channel,
     keys::Keys,
+};
+
+use proto::user::v1::user_service_client::UserServiceClient;
+use service_kit::{
+    grpc::internal_channel,
     ops,
     ready::ReadyFile,
-    redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
-use proto::user::v1::user_service_client::UserServiceClient;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -38,7 +41,7 @@ pub enum StartupError {
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("{0}")]
-    Upstream(#[from] common::grpc::ChannelError),
+    Upstream(#[from] service_kit::grpc::ChannelError),
     #[error("server: {0}")]
     Serve(String),
 }
@@ -54,9 +57,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        common::metrics_catalog::register(&crate::metrics::catalog());
+        service_kit::metrics_catalog::register(&crate::metrics::catalog());
         let conn =
-            redis_conn::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
+            connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
         let store = RedisStore::new(
             conn,
             Keys::new(config.redis_prefix.clone()),
@@ -141,7 +144,7 @@ impl Application {
                 self.config.instance_id.clone(),
                 self.config.archive_batch as usize,
             );
-            let reader = redis_conn::connect(&self.config.redis.target()).await?;
+            let reader = connection::connect(&self.config.redis.target()).await?;
             archivers.push(tokio::spawn(consumer::run(
                 Consumer::new(group, reader).measuring_length(),
                 archiver,

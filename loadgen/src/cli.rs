@@ -107,5 +107,5 @@ pub struct IdleArgs {
 }
 
 fn default_run_id() -> String {
-    format!("lg{}", common::time::now_ms() % 10_000_000)
+    format!("lg{}", chat_model::time::now_ms() % 10_000_000)
 }

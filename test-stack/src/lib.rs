@@ -1,7 +1,7 @@
 //! The upstreams of chat-service and the gateway, started in-process on port 0
 //! against a test's own storage, for those services' integration tests.
 
-use common::{
+use service_kit::{
     config::{JwtSecretArg, ServiceTokenArg},
     telemetry::LogFormat,
 };
@@ -15,7 +15,7 @@ fn local() -> std::net::SocketAddr {
 pub async fn user_service(storage: &Storage) -> String {
     let app = user_service::startup::Application::build(user_service::config::Config {
         database_url: storage.database_url(),
-        redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
+        redis: chat_redis::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
         redis_prefix: storage.redis_prefix.clone(),
         database_password_file: None,
         jwt: JwtSecretArg::inline(JWT_SECRET),
@@ -50,7 +50,7 @@ pub async fn history_service_with(
     max_message_bytes: usize,
 ) -> String {
     let app = history_service::startup::Application::build(history_service::config::Config {
-        redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
+        redis: chat_redis::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
         mongodb_uri: testkit::mongodb_uri(),
         mongodb_database: storage.mongodb_database.clone(),
         redis_prefix: storage.redis_prefix.clone(),

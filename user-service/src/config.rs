@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
-use common::{config, telemetry::LogFormat};
+use service_kit::{config, telemetry::LogFormat};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -19,7 +19,7 @@ pub struct Config {
     #[arg(long, env = "DATABASE_PASSWORD_FILE")]
     pub database_password_file: Option<PathBuf>,
     #[command(flatten)]
-    pub redis: config::RedisArgs,
+    pub redis: chat_redis::config::RedisArgs,
     /// Every Redis key and channel starts with this.
     #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,

@@ -4,8 +4,8 @@
 //! whose version moved, so a change is enforced for every send processed
 //! after the join or leave call returned.
 
-use common::keys::Keys;
-use common::redis_conn::Redis;
+use chat_redis::connection::Redis;
+use chat_redis::keys::Keys;
 
 #[derive(Clone)]
 pub struct MembershipEvents {

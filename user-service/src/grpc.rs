@@ -1,6 +1,6 @@
 //! The `chat.user.v1.UserService` implementation: validation, then the store.
 
-use common::{
+use chat_model::{
     ids::{self, valid_username},
     limits::MAX_GET_USERS,
 };
@@ -133,7 +133,7 @@ impl pb::user_service_server::UserService for UserApi {
             return Err(UserError::BadCredentials.into());
         }
         let (token, expires_at) =
-            common::jwt::issue(&self.jwt_secret, &req.username, self.token_ttl_secs)
+            service_kit::jwt::issue(&self.jwt_secret, &req.username, self.token_ttl_secs)
                 .map_err(|e| UserError::Internal(e.to_string()))?;
         Ok(Response::new(pb::AuthenticateResponse {
             token,

@@ -1,6 +1,6 @@
-//! Every metric user-service records (see `common::metrics_catalog`).
+//! Every metric user-service records (see `service_kit::metrics_catalog`).
 
-use common::metrics_catalog::{self, Metric};
+use service_kit::metrics_catalog::{self, Metric};
 
 pub fn catalog() -> Vec<Metric> {
     vec![

@@ -112,7 +112,7 @@ impl Hasher {
                 .map_err(|e| UserError::Internal(format!("stored salt: {e}")))?;
             let mut out = vec![0u8; expected.len()];
             compute(&params, password.as_bytes(), salt_bytes, &mut out, memory)?;
-            let matches = common::auth::constant_time_eq(&out, expected.as_bytes());
+            let matches = service_kit::auth::constant_time_eq(&out, expected.as_bytes());
             Ok(matches && known)
         })
         .await

@@ -2,14 +2,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use common::{
+use service_kit::{
     auth::RequireServiceToken,
-    keys::Keys,
     ops::{self, Readiness},
     ready::ReadyFile,
-    redis_conn,
     shutdown::{Shutdown, shutdown_signal},
 };
+
+use chat_redis::{connection, keys::Keys};
 use proto::user::v1::user_service_server::UserServiceServer;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
@@ -50,7 +50,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        common::metrics_catalog::register(&crate::metrics::catalog());
+        service_kit::metrics_catalog::register(&crate::metrics::catalog());
         let pool = PgPoolOptions::new()
             .max_connections(config.db_max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -58,7 +58,7 @@ impl Application {
             .await?;
         MIGRATOR.run(&pool).await?;
         let redis =
-            redis_conn::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
+            connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
         let events = MembershipEvents::new(redis, Keys::new(config.redis_prefix.clone()));
         let grpc_listener = ops::bind(config.listen_addr).await?;
         let ops_listener = ops::bind(config.ops_addr).await?;
@@ -108,7 +108,7 @@ impl Application {
         signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let shutdown = Shutdown::new(signal);
-        let (reflection_v1, reflection_v1alpha) = common::grpc::reflection(&[
+        let (reflection_v1, reflection_v1alpha) = service_kit::grpc::reflection(&[
             proto::user::v1::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
         ])?;
@@ -137,7 +137,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(UserServiceServer::with_interceptor(api, service))
             .serve_with_incoming_shutdown(
-                common::grpc::incoming(self.grpc_listener),
+                service_kit::grpc::incoming(self.grpc_listener),
                 shutdown.wait(),
             );
         let (ops_result, grpc_result) = tokio::join!(ops_server, grpc_server);

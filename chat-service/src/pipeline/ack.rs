@@ -1,13 +1,13 @@
 //! Stage 5, acknowledge: XACK and XDEL of every entry of the batch, the
 //! dead letters, and each message's delivered bit (`Keys::delivered`),
 //! added to the consumer's finishing pipeline (sent with its next read:
-//! `common::consumer`). Only now is every step of these entries done; a
+//! `chat_redis::consumer`). Only now is every step of these entries done; a
 //! crash before that read replays the batch, and every earlier stage is
 //! idempotent. The bits go with the acknowledgement, never before the
 //! publishes they vouch for, so a retry that finds one set may skip its
 //! message's live deliveries.
 
-use common::{consumer::Group, keys::Keys};
+use chat_redis::{consumer::Group, keys::Keys};
 
 use super::payloads::Outcome;
 

@@ -21,14 +21,14 @@ use std::{
     sync::Arc,
 };
 
-use common::{
+use chat_model::{
     ids::{Conversation, ConversationId, Target},
-    keys::Keys,
     limits::{MAX_BODY, MAX_CLIENT_ID, MAX_SEQ},
-    model::{self, ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
+    message::{self, ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
     protocol::ErrorCode,
-    redis_conn::Redis,
 };
+
+use chat_redis::{connection::Redis, keys::Keys};
 use redis::streams::StreamId;
 
 use super::targets::{self, Targets};
@@ -112,7 +112,7 @@ impl Admit {
         for raw in entries {
             let field = raw.get::<String>(INGRESS_FIELD).unwrap_or_default();
             match serde_json::from_str::<IngressEntry>(&field) {
-                Ok(entry) if model::readable(entry.v) => parsed.push((raw.id.clone(), entry)),
+                Ok(entry) if message::readable(entry.v) => parsed.push((raw.id.clone(), entry)),
                 _ => out.dead.push((raw.id.clone(), field)),
             }
         }
@@ -190,7 +190,7 @@ impl Admit {
             let messages = self.targets.fetch(&conversation, seqs).await?;
             found.insert(conversation, messages);
         }
-        let now = common::time::now_ms();
+        let now = chat_model::time::now_ms();
         let mut kept = Vec::with_capacity(sends.len());
         for mut a in sends {
             let (Some(kind), Some(seq)) = (a.entry.kind.event(), a.entry.target_seq) else {
@@ -199,7 +199,7 @@ impl Admit {
             };
             let target = found.get(&a.conversation).and_then(|m| m.get(&seq));
             let owner = match (kind, a.conversation.kind(), target) {
-                (model::EventKind::Delete, Conversation::Room(room), Some(t))
+                (message::EventKind::Delete, Conversation::Room(room), Some(t))
                     if t.from != a.entry.user =>
                 {
                     let version = versions.get(room).copied().flatten();

@@ -1,23 +1,24 @@
 //! Stage 4, deliver: one publish per gateway with something to receive (see
 //! `payloads.rs` for what and `publish.rs` for how a lost one is noticed),
 //! the conversation list's state (each party's DM index, each
-//! conversation's summary: `common::summary`), a reroute of what no
+//! conversation's summary: `chat_redis::summary`), a reroute of what no
 //! gateway heard, and a live delivery to offline recipients who connected
 //! while their message was on its way (the connect race: see `persist.rs`).
 
 use std::collections::HashMap;
 
-use common::{
-    auth::InternalChannel,
-    ids::Conversation,
+use service_kit::auth::InternalChannel;
+
+use chat_model::{ids::Conversation, message::ChatMessage};
+
+use chat_redis::{
+    connection::{Redis, query_scripted},
     keys::Keys,
-    model::ChatMessage,
     presence::{Lookup, Online},
-    redis_conn::{Redis, query_scripted},
 };
 use proto::history::internal::v1::{self as hpb, history_internal_client::HistoryInternalClient};
 
-use common::{publish::Publisher, summary::Summaries};
+use chat_redis::{publish::Publisher, summary::Summaries};
 
 use super::{
     payloads::{self, Outcome},
@@ -58,7 +59,7 @@ impl Deliver {
         } else {
             Vec::new()
         };
-        let unheard = common::publish::unheard(&payloads, &heard);
+        let unheard = chat_redis::publish::unheard(&payloads, &heard);
         if !unheard.is_empty() {
             metrics::counter!("chat_unheard_deliveries_total").increment(unheard.len() as u64);
             self.reroute(conn, outcome, online, &unheard).await?;
@@ -152,7 +153,7 @@ impl Deliver {
         let items = stranded
             .iter()
             .map(|s| hpb::AppendItem {
-                message: Some(common::convert::to_pb(s.message)),
+                message: Some(chat_model::convert::to_pb(s.message)),
                 offline_recipients: s.users.clone(),
                 ..Default::default()
             })

@@ -19,7 +19,7 @@ pub mod targets;
 
 use std::{collections::HashMap, sync::Arc};
 
-use common::{consumer::Group, presence::Lookup, redis_conn::Redis};
+use chat_redis::{connection::Redis, consumer::Group, presence::Lookup};
 use redis::streams::StreamId;
 
 use self::{
@@ -88,7 +88,7 @@ impl BatchProcessor {
             .map(|(conv, recipients)| (conv.to_owned(), recipients))
             .collect();
         let mut presence_conn = self.conn.clone();
-        let presence_at = common::time::now_ms();
+        let presence_at = chat_model::time::now_ms();
         let (sequenced, online) =
             tokio::try_join!(self.sequence.run(&mut self.conn, admitted.sends), async {
                 let lookups = wanted.iter().map(|(c, r)| (c.as_str(), &r[..]));

@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 
-use common::{
-    model::{ChatMessage, Delivery, DeliveryFrame, FORMAT_VERSION, Name},
+use chat_model::{
+    message::{ChatMessage, Delivery, DeliveryFrame, FORMAT_VERSION, Name},
     protocol::ServerFrame,
 };
 use serde_json::value::RawValue;
 
-use common::presence::Online;
+use chat_redis::presence::Online;
 
 use super::admit::{Accepted, Rejected};
 

@@ -3,14 +3,16 @@
 //! them, so a `sent` ack or a live message is never for something that could
 //! still be lost.
 
-use common::{
-    auth::InternalChannel,
+use service_kit::auth::InternalChannel;
+
+use chat_redis::{
+    connection::{Redis, query_scripted},
     keys::Keys,
-    model::{ChatMessage, IngressEntry},
     presence::Online,
-    redis_conn::{Redis, query_scripted},
     summary::Summaries,
 };
+
+use chat_model::message::{ChatMessage, IngressEntry};
 use proto::history::internal::v1::{self as hpb, history_internal_client::HistoryInternalClient};
 
 use std::collections::HashMap;
@@ -70,13 +72,13 @@ impl Persist {
                     .get(a.conversation.as_str())
                     .map_or(&a.recipients[..], |reach| &reach.offline[..]);
                 hpb::AppendItem {
-                    message: Some(common::convert::to_pb(m)),
+                    message: Some(chat_model::convert::to_pb(m)),
                     offline_recipients: offline
                         .iter()
                         .filter(|u| **u != a.entry.user)
                         .cloned()
                         .collect(),
-                    target: target.as_ref().map(common::convert::to_pb),
+                    target: target.as_ref().map(chat_model::convert::to_pb),
                     replay: *replay,
                 }
             })
@@ -108,7 +110,7 @@ impl Persist {
         for request in appends {
             let started = std::time::Instant::now();
             let mut call = tonic::Request::new(request.clone());
-            common::trace::to_grpc(&mut call, trace);
+            service_kit::trace::to_grpc(&mut call, trace);
             let reply = self
                 .history
                 .append(call)
@@ -185,7 +187,7 @@ impl Persist {
         );
         tombstone.tombstone = true;
         let item = hpb::AppendItem {
-            message: Some(common::convert::to_pb(&tombstone)),
+            message: Some(chat_model::convert::to_pb(&tombstone)),
             ..Default::default()
         };
         let stored = self

@@ -15,11 +15,11 @@
 
 use std::collections::HashMap;
 
-use common::{
-    keys::Keys,
-    model::{ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
+use chat_redis::{connection::Redis, keys::Keys};
+
+use chat_model::{
+    message::{ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
     protocol::ErrorCode,
-    redis_conn::Redis,
 };
 
 use super::admit::{Accepted, Rejected};
@@ -115,7 +115,7 @@ impl Sequence {
             let first = original.map_or(&a.entry, |o| o);
             m.kind = first.kind.event();
             m.target_seq = m.kind.and(first.target_seq);
-            if m.kind == Some(common::model::EventKind::Delete) {
+            if m.kind == Some(chat_model::message::EventKind::Delete) {
                 m.body.clear();
             }
             if resend && original.is_none() {
@@ -158,7 +158,7 @@ impl Sequence {
         }
         let mut pipe = redis::pipe();
         for (origin, conversation) in &origins {
-            let partition = common::keys::partition(conversation, self.partitions);
+            let partition = chat_redis::keys::partition(conversation, self.partitions);
             pipe.cmd("XRANGE")
                 .arg(self.keys.ingress(partition))
                 .arg(*origin)

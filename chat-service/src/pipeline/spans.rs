@@ -1,4 +1,4 @@
-//! The batch's part of each message's trace (common::trace): one
+//! The batch's part of each message's trace (service_kit::trace): one
 //! `chat.message` span per stored message, a child of its gateway's `send`
 //! span, open while the batch runs. Their traceparents go on to
 //! history-service and to the delivering gateways.
@@ -15,7 +15,7 @@ pub(crate) struct MessageSpans {
 
 impl MessageSpans {
     pub(crate) fn open(stored: &[Accepted]) -> Self {
-        if !common::trace::enabled() {
+        if !service_kit::trace::enabled() {
             return Self {
                 _spans: Vec::new(),
                 parents: vec![None; stored.len()],
@@ -25,8 +25,8 @@ impl MessageSpans {
             .iter()
             .map(|a| {
                 let span = tracing::info_span!("chat.message", conversation = %a.conversation);
-                common::trace::set_parent(&span, a.entry.trace.as_deref());
-                let parent = common::trace::traceparent(&span);
+                service_kit::trace::set_parent(&span, a.entry.trace.as_deref());
+                let parent = service_kit::trace::traceparent(&span);
                 (span, parent)
             })
             .unzip();

@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 
-use common::{
-    auth::InternalChannel,
+use service_kit::auth::InternalChannel;
+
+use chat_model::{
     ids::ConversationId,
-    model::{ChatMessage, EventKind},
+    message::{ChatMessage, EventKind},
     protocol::ErrorCode,
 };
 use proto::history::internal::v1::{self as hpb, history_internal_client::HistoryInternalClient};
@@ -41,7 +42,7 @@ impl Targets {
             .into_inner()
             .messages
             .into_iter()
-            .filter_map(|m| common::convert::from_pb(m).ok())
+            .filter_map(|m| chat_model::convert::from_pb(m).ok())
             .map(|m| (m.seq, m))
             .collect())
     }
@@ -89,7 +90,7 @@ pub fn judge(
 
 #[cfg(test)]
 mod tests {
-    use common::ids::Target;
+    use chat_model::ids::Target;
 
     use super::*;
 

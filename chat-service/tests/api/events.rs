@@ -2,7 +2,7 @@
 //! against every request that races it, in the same batch or not; and one
 //! client_id names one request.
 
-use common::model::EntryKind;
+use chat_model::message::EntryKind;
 
 use crate::helpers::{TestEnv, next_of, spawn_env};
 

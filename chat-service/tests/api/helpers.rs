@@ -4,22 +4,21 @@
 
 use std::time::Duration;
 
-use chat_service::{config::Config, startup::Application};
-use common::{
-    auth::InternalChannel,
-    config::ServiceTokenArg,
-    grpc::internal_channel,
+use chat_model::{
     ids::Target,
-    keys::Keys,
-    model::{EntryKind, INGRESS_FIELD, IngressEntry},
-    telemetry::LogFormat,
+    message::{EntryKind, INGRESS_FIELD, IngressEntry},
 };
+use chat_redis::keys::Keys;
+use chat_service::{config::Config, startup::Application};
 use proto::{
     history::v1::{self as hpb, history_service_client::HistoryServiceClient},
     user::v1::{self as upb, user_service_client::UserServiceClient},
 };
 use redis::AsyncCommands;
 use serde_json::Value;
+use service_kit::{
+    auth::InternalChannel, config::ServiceTokenArg, grpc::internal_channel, telemetry::LogFormat,
+};
 use testkit::{SERVICE_TOKEN, Storage};
 use tokio::sync::mpsc;
 
@@ -60,7 +59,10 @@ pub async fn spawn_env_with(max_message_bytes: usize) -> TestEnv {
 impl TestEnv {
     pub fn worker_config(&self, consumer: &str) -> Config {
         Config {
-            redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
+            redis: chat_redis::config::RedisArgs::new(
+                testkit::redis_url(),
+                testkit::redis_cluster(),
+            ),
             redis_prefix: self.storage.redis_prefix.clone(),
             user_service_url: self.user_url.clone(),
             history_service_url: self.history_url.clone(),
@@ -145,7 +147,7 @@ impl TestEnv {
     pub async fn gateway_online(&self, users: &[&str]) {
         let mut redis = self.storage.redis().await;
         let _: () = redis
-            .zadd(self.keys.gateways(), GATEWAY, common::time::now_ms())
+            .zadd(self.keys.gateways(), GATEWAY, chat_model::time::now_ms())
             .await
             .unwrap();
         for u in users {
@@ -166,7 +168,7 @@ impl TestEnv {
         tokio::spawn(async move {
             let mut payload = 0_u64;
             while let Some(msg) = messages.recv().await {
-                let (_, json) = common::model::open_envelope(&msg);
+                let (_, json) = chat_model::message::open_envelope(&msg);
                 let deliveries: Vec<Value> = serde_json::from_slice(json).unwrap();
                 // One item per frame, with the routing fields beside it, so
                 // tests look at frames, whichever delivery grouped them.
@@ -193,7 +195,7 @@ impl TestEnv {
 
     pub async fn xadd(&self, user: &str, conn: u64, client_id: &str, to: &str, body: &str) {
         let entry = IngressEntry {
-            v: common::model::FORMAT_VERSION,
+            v: chat_model::message::FORMAT_VERSION,
             kind: EntryKind::Send,
             user: user.into(),
             gw: GATEWAY.into(),
@@ -219,7 +221,7 @@ impl TestEnv {
         body: &str,
     ) -> String {
         let entry = IngressEntry {
-            v: common::model::FORMAT_VERSION,
+            v: chat_model::message::FORMAT_VERSION,
             kind,
             user: user.into(),
             gw: GATEWAY.into(),

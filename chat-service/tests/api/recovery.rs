@@ -86,7 +86,7 @@ async fn an_entry_delivered_too_often_goes_to_the_dead_letter_stream() {
 #[tokio::test]
 async fn the_dead_letter_stream_is_capped() {
     let env = spawn_env().await;
-    let flood = common::limits::DEAD_LETTER_MAXLEN as usize + 2_000;
+    let flood = chat_model::limits::DEAD_LETTER_MAXLEN as usize + 2_000;
     let mut redis = env.storage.redis().await;
     let stream = env.keys.ingress(0);
     for chunk in 0..flood / 500 {
@@ -95,7 +95,7 @@ async fn the_dead_letter_stream_is_capped() {
             pipe.cmd("XADD")
                 .arg(&stream)
                 .arg("*")
-                .arg(common::model::INGRESS_FIELD)
+                .arg(chat_model::message::INGRESS_FIELD)
                 .arg(format!("not json {chunk}-{i}"))
                 .ignore();
         }
@@ -118,7 +118,7 @@ async fn the_dead_letter_stream_is_capped() {
         .query_async(&mut redis)
         .await
         .unwrap();
-    let cap = common::limits::DEAD_LETTER_MAXLEN;
+    let cap = chat_model::limits::DEAD_LETTER_MAXLEN;
     assert!(
         (cap - 1_000..=cap + 200).contains(&dead),
         "{dead} dead letters for a cap of {cap}"
@@ -141,7 +141,7 @@ async fn a_dead_lettered_message_that_took_a_seq_leaves_a_tombstone() {
     let mut redis = env.storage.redis().await;
     // What the first worker did before dying: seq 1, its dedup record, and
     // the conversation's preview.
-    let parts = common::summary::PreviewParts::new("tomb-id", "alice", "poison body", 1);
+    let parts = chat_model::preview::PreviewParts::new("tomb-id", "alice", "poison body", 1);
     let preview = format!("{}1{}", parts.before_seq, parts.after_seq);
     let () = redis::pipe()
         .set(env.keys.seq("dm:alice:bob"), 1)
@@ -166,7 +166,7 @@ async fn a_dead_lettered_message_that_took_a_seq_leaves_a_tombstone() {
         .hget(env.keys.last("dm:alice:bob"), "m")
         .await
         .unwrap();
-    let shown: common::summary::Preview = serde_json::from_str(&shown.unwrap()).unwrap();
+    let shown: chat_model::preview::Preview = serde_json::from_str(&shown.unwrap()).unwrap();
     assert!(
         shown.deleted && shown.body.is_empty() && shown.seq == 1,
         "{shown:?}"

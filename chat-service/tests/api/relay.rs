@@ -68,7 +68,7 @@ pub async fn spawn(upstream: &str) -> (String, Arc<Mutex<HashMap<String, u64>>>)
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(relay)
-            .serve_with_incoming(common::grpc::incoming(listener)),
+            .serve_with_incoming(service_kit::grpc::incoming(listener)),
     );
     (url, calls)
 }

@@ -1,7 +1,7 @@
 //! One DM, one trace: with OTEL_EXPORTER_OTLP_ENDPOINT set, the sending
 //! gateway's `send` span, chat-service's `chat.message`, history-service's
 //! `history.append` and the delivering gateway's `gateway.deliver` share a
-//! trace id (common::trace), exported over OTLP to a receiver in testkit.
+//! trace id (service_kit::trace), exported over OTLP to a receiver in testkit.
 
 use std::{collections::BTreeSet, time::Duration};
 

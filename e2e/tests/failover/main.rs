@@ -17,7 +17,7 @@ use std::{
 };
 
 use chat_client::ChatClient;
-use common::ids::ConversationId;
+use chat_model::ids::ConversationId;
 use e2e::{Stack, StackOptions};
 use serde_json::Value;
 

@@ -11,9 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{auth::InternalChannel, grpc::internal_channel};
 use e2e::Service;
 use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
+use service_kit::{auth::InternalChannel, grpc::internal_channel};
 use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage};
 
 const CLIENTS: usize = 100;

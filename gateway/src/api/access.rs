@@ -1,6 +1,6 @@
 //! Who may read a conversation: the two parties of a DM, the members of a room.
 
-use common::ids::{Conversation, ConversationId};
+use chat_model::ids::{Conversation, ConversationId};
 use proto::user::v1 as pb;
 
 use super::error::ApiError;

@@ -5,7 +5,7 @@ use axum::{
     Json,
     extract::{Path, State},
 };
-use common::{ids::ConversationId, paging::PageQuery};
+use chat_model::{ids::ConversationId, paging::PageQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
 

@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use common::protocol::ErrorCode;
+use chat_model::protocol::ErrorCode;
 use serde_json::json;
 use tonic::Code;
 

@@ -33,7 +33,7 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 pub fn verify(state: &AppState, token: &str) -> Result<String, ApiError> {
-    common::jwt::verify(state.config.jwt.get(), token)
+    service_kit::jwt::verify(state.config.jwt.get(), token)
         .map(|c| c.sub)
         .map_err(|e| ApiError::Unauthorized(e.to_string()))
 }

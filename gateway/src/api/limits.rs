@@ -15,7 +15,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
-use common::ids::valid_username;
+use chat_model::ids::valid_username;
 use redis::Script;
 
 use super::error::ApiError;

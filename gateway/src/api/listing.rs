@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use common::ids::{Conversation, ConversationId};
+use chat_model::ids::{Conversation, ConversationId};
 use proto::user::v1 as upb;
 
 use super::{error::ApiError, schema::ConversationSummary};
@@ -65,7 +65,7 @@ pub async fn summaries(
         let last_seq: Option<u64> = redis::from_redis_value(seq)?;
         let (at, m): (Option<i64>, Option<String>) = redis::from_redis_value(last)?;
         let read_seq: Option<u64> = redis::from_redis_value(read)?;
-        let summary = common::summary::Summary::from_fields(at, m);
+        let summary = chat_model::preview::Summary::from_fields(at, m);
         let (last_seq, read_seq) = (last_seq.unwrap_or(0), read_seq.unwrap_or(0));
         out.push(ConversationSummary {
             id: id.to_string(),

@@ -5,7 +5,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use common::ids::{ConversationId, check_room_name};
+use chat_model::ids::{ConversationId, check_room_name};
 use proto::user::v1 as pb;
 use serde::Deserialize;
 use utoipa::ToSchema;

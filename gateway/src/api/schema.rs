@@ -2,7 +2,7 @@
 //! the OpenAPI document (`/api/openapi.json`) describes them from the same
 //! definitions, so the two cannot drift.
 
-use common::{model::ChatMessage, summary::Preview};
+use chat_model::{message::ChatMessage, preview::Preview};
 use proto::user::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

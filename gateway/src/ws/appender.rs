@@ -23,7 +23,9 @@ use std::{
     time::Duration,
 };
 
-use common::{model::INGRESS_FIELD, redis_conn::Redis};
+use chat_model::message::INGRESS_FIELD;
+
+use chat_redis::connection::Redis;
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,

@@ -1,14 +1,14 @@
 //! Client frames: parsed and validated into typed commands, or an `error`
 //! answer with the right code and `ref`.
 
-use common::{
+use chat_model::{
     ids::{ConversationId, Target},
     paging::PageQuery,
     protocol::ErrorCode,
 };
 use serde_json::{Map, Value};
 
-use common::limits::{MAX_CLIENT_ID, MAX_REF, MAX_SEQ};
+use chat_model::limits::{MAX_CLIENT_ID, MAX_REF, MAX_SEQ};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientFrame {

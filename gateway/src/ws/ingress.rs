@@ -2,9 +2,9 @@
 //! the ingress stream (the current format version), for chat-service,
 //! written by the appender (`appender.rs`).
 
-use common::{
+use chat_model::{
     ids::Target,
-    model::{EntryKind, FORMAT_VERSION, IngressEntry},
+    message::{EntryKind, FORMAT_VERSION, IngressEntry},
     protocol::ErrorCode,
 };
 
@@ -55,7 +55,7 @@ pub async fn produce(state: &AppState, user: &str, conn: u64, item: Item) -> Pro
             },
         };
     }
-    let partition = common::keys::partition(
+    let partition = chat_redis::keys::partition(
         item.to.conversation(user).as_str(),
         state.config.ingress_partitions,
     );
@@ -69,7 +69,7 @@ pub async fn produce(state: &AppState, user: &str, conn: u64, item: Item) -> Pro
         to: item.to,
         body: item.body,
         target_seq: item.target_seq,
-        at: Some(common::time::now_ms()),
+        at: Some(chat_model::time::now_ms()),
         trace: item.trace,
     };
     let json = serde_json::to_string(&entry).unwrap_or_default();

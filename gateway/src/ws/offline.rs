@@ -2,7 +2,7 @@
 //! had no socket, in one `offline` frame; the client's `offline_ack` then
 //! removes exactly that batch (anything queued since stays for next time).
 
-use common::model::ChatMessage;
+use chat_model::message::ChatMessage;
 use proto::history::{internal::v1 as ipb, v1 as hpb};
 
 use crate::state::AppState;
@@ -36,7 +36,7 @@ pub async fn fetch(state: &AppState, user: &str) -> Result<Queued, tonic::Status
     let messages: Vec<ChatMessage> = reply
         .messages
         .into_iter()
-        .filter_map(|m| common::convert::from_pb(m).ok())
+        .filter_map(|m| chat_model::convert::from_pb(m).ok())
         .collect();
     let sent = (!messages.is_empty() || reply.dropped > 0).then(|| Sent {
         last_id: messages.last().map(|m| m.id.clone()).unwrap_or_default(),

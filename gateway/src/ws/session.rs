@@ -7,9 +7,9 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use common::{
+use chat_model::{
     ids::ConversationId,
-    model::EntryKind,
+    message::EntryKind,
     protocol::{ErrorCode, ServerFrame},
 };
 use futures::StreamExt;
@@ -265,7 +265,7 @@ impl Session {
             self.error(ErrorCode::TooLarge, &message, None);
             return None;
         }
-        let frame = match inbound::parse(text, common::limits::MAX_BODY) {
+        let frame = match inbound::parse(text, chat_model::limits::MAX_BODY) {
             Ok(frame) => frame,
             Err(FrameError {
                 code,
@@ -301,9 +301,9 @@ impl Session {
                 to,
                 body,
             } => {
-                // The root of the message's trace (common::trace).
+                // The root of the message's trace (service_kit::trace).
                 let span = tracing::info_span!("send", to = %to);
-                let trace = common::trace::traceparent(&span);
+                let trace = service_kit::trace::traceparent(&span);
                 self.produce(Item {
                     kind: EntryKind::Send,
                     client_id,
@@ -383,7 +383,7 @@ impl Session {
             EntryKind::Delete
         };
         let span = tracing::info_span!("send", to = %to);
-        let trace = common::trace::traceparent(&span);
+        let trace = service_kit::trace::traceparent(&span);
         self.produce(Item {
             kind,
             client_id,

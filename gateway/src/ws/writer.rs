@@ -4,8 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use common::shutdown::Shutdown;
 use futures::{SinkExt, stream::SplitSink};
+use service_kit::shutdown::Shutdown;
 
 use super::close;
 use crate::outbox::{Close, Next, Outbox};

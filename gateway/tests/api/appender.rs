@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use common::redis_conn::{self, Redis, Target};
+use chat_redis::connection::{self, Redis, Target};
 use gateway::ws::appender::Appender;
 use testkit::{
     proxy::{Mode, TcpProxy},
@@ -12,7 +12,7 @@ use testkit::{
 };
 
 async fn connect(url: &str) -> Redis {
-    redis_conn::connect(&Target::new(url, testkit::redis_cluster()))
+    connection::connect(&Target::new(url, testkit::redis_cluster()))
         .await
         .expect("redis")
 }

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use common::{keys::Keys, model::FORMAT_VERSION, publish::Publisher};
+use chat_redis::{keys::Keys, publish::Publisher};
+
+use chat_model::message::FORMAT_VERSION;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use testkit::WsClient;
@@ -21,7 +23,7 @@ async fn publish(stack: &TestStack, user: &str, frame: Value, seq: Option<u64>, 
         "conversation": "dm:alice:bob",
         "frames": [{"frame": frame, "seq": seq, "read": read}],
     }]);
-    let mut redis = common::redis_conn::connect(&common::redis_conn::Target::new(
+    let mut redis = chat_redis::connection::connect(&chat_redis::connection::Target::new(
         &testkit::redis_url(),
         testkit::redis_cluster(),
     ))
@@ -93,7 +95,7 @@ async fn a_dead_gateways_presence_is_swept() {
     let keys = Keys::new(stack._storage.redis_prefix.clone());
     let mut redis = stack._storage.redis().await;
     // A gateway killed a minute ago: its heartbeat stopped, its hash stays.
-    let stale = common::time::now_ms() - 60_000;
+    let stale = chat_model::time::now_ms() - 60_000;
     let _: () = redis.zadd(keys.gateways(), "gw-dead", stale).await.unwrap();
     let _: () = redis
         .hset(keys.gateway_users("gw-dead"), "ghost", 1)

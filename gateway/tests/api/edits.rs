@@ -187,7 +187,7 @@ async fn edits_close_after_the_edit_window_and_deletes_do_not() {
     let ts = a.recv_type("sent").await["ts"].as_i64().unwrap();
     // The window is measured from the message's ts, on the server's clock
     // (this one): past it, the edit is refused.
-    let wait = ts + 1_100 - common::time::now_ms();
+    let wait = ts + 1_100 - chat_model::time::now_ms();
     if wait > 0 {
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
     }

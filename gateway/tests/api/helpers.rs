@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use common::config::{JwtSecretArg, ServiceTokenArg};
-use common::telemetry::LogFormat;
 use gateway::{config::Config, startup::Application};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use service_kit::config::{JwtSecretArg, ServiceTokenArg};
+use service_kit::telemetry::LogFormat;
 use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage, WsClient};
 
 pub struct TestStack {
@@ -148,7 +148,10 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
 
     if options.chat_worker {
         let chat = chat_service::startup::Application::build(chat_service::config::Config {
-            redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
+            redis: chat_redis::config::RedisArgs::new(
+                testkit::redis_url(),
+                testkit::redis_cluster(),
+            ),
             redis_prefix: storage.redis_prefix.clone(),
             user_service_url: user_url.clone(),
             history_service_url: worker_history_url,
@@ -181,7 +184,8 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
     for i in 0..options.gateways {
         let mut config = gateway_config(&storage, &options, i, &user_url, &gateway_history_url);
         if let (0, Some(link)) = (i, &redis_link) {
-            config.redis = common::config::RedisArgs::new(format!("redis://{}", link.addr), false);
+            config.redis =
+                chat_redis::config::RedisArgs::new(format!("redis://{}", link.addr), false);
         }
         let app = Application::build(config).await.expect("gateway");
         gateways.push(app.port());
@@ -210,7 +214,7 @@ pub fn gateway_config(
     history_url: &str,
 ) -> Config {
     Config {
-        redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
+        redis: chat_redis::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
         redis_prefix: storage.redis_prefix.clone(),
         jwt: JwtSecretArg::inline(JWT_SECRET),
         service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
@@ -227,7 +231,7 @@ pub fn gateway_config(
         outbound_queue: options.outbound_queue,
         outbound_queue_bytes: options.outbound_queue_bytes,
         heartbeat_ms: options.heartbeat_ms,
-        gateway_ttl_ms: common::presence::DEFAULT_GATEWAY_TTL_MS,
+        gateway_ttl_ms: chat_redis::presence::DEFAULT_GATEWAY_TTL_MS,
         idle_timeout_ms: options.idle_timeout_ms,
         max_connections: options.max_connections,
         max_connections_per_user: options.max_connections_per_user,

@@ -26,7 +26,7 @@ async fn register_login_me() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(login["username"], "alice");
-    assert!(login["expires_at"].as_i64().unwrap() > common::time::now_ms());
+    assert!(login["expires_at"].as_i64().unwrap() > chat_model::time::now_ms());
     let token = login["token"].as_str().unwrap();
 
     let (s, me) = stack.get("/api/me", Some(token)).await;
@@ -89,10 +89,10 @@ async fn account_errors_have_status_and_error_json() {
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
     let (s, b) = stack.get("/api/me", Some("not.a.token")).await;
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
-    let (other, _) = common::jwt::issue("another-secret-of-16+", "alice", 60).unwrap();
+    let (other, _) = service_kit::jwt::issue("another-secret-of-16+", "alice", 60).unwrap();
     let (s, b) = stack.get("/api/me", Some(&other)).await;
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
-    let (expired, _) = common::jwt::issue(testkit::JWT_SECRET, "alice", -5).unwrap();
+    let (expired, _) = service_kit::jwt::issue(testkit::JWT_SECRET, "alice", -5).unwrap();
     let (s, b) = stack.get("/api/me", Some(&expired)).await;
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
 

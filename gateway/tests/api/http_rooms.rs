@@ -39,7 +39,7 @@ async fn rooms_lifecycle_and_members_with_online_flags() {
     // The presence hash is a real hash table from the start (see
     // gateway::presence::TABLE_FIELD), so chat-service's HMGETs stay O(k).
     let users_key =
-        common::keys::Keys::new(stack._storage.redis_prefix.clone()).gateway_users("gw0");
+        chat_redis::keys::Keys::new(stack._storage.redis_prefix.clone()).gateway_users("gw0");
     let mut redis = stack._storage.redis().await;
     let (encoding, alice_sockets): (String, Option<i64>) = redis::pipe()
         .cmd("OBJECT")

@@ -3,7 +3,7 @@
 //! past it and 2^64-1, over WebSocket and HTTP. Past the range the answer
 //! is `bad_request` or 400, never a panic, a wrap or another page.
 
-use common::limits::MAX_SEQ;
+use chat_model::limits::MAX_SEQ;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::WsClient;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use common::keys::Keys;
+use chat_redis::keys::Keys;
 
 use crate::helpers::spawn_stack;
 

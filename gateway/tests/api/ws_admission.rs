@@ -180,7 +180,7 @@ async fn sends_are_shed_while_unread_entries_wait_too_long_but_not_for_a_dead_wo
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&stream)
-        .arg(common::model::INGRESS_GROUP)
+        .arg(chat_model::message::INGRESS_GROUP)
         .arg("$")
         .arg("MKSTREAM")
         .query_async(&mut redis)
@@ -196,7 +196,7 @@ async fn sends_are_shed_while_unread_entries_wait_too_long_but_not_for_a_dead_wo
         .unwrap();
     let _: redis::Value = redis::cmd("XREADGROUP")
         .arg("GROUP")
-        .arg(common::model::INGRESS_GROUP)
+        .arg(chat_model::message::INGRESS_GROUP)
         .arg("dead-worker")
         .arg("STREAMS")
         .arg(&stream)
@@ -206,7 +206,7 @@ async fn sends_are_shed_while_unread_entries_wait_too_long_but_not_for_a_dead_wo
         .unwrap();
     // Let it grow older than the limit, and the gateway poll meanwhile.
     let added_ms: i64 = added.split('-').next().unwrap().parse().unwrap();
-    let wait = added_ms + 800 - common::time::now_ms();
+    let wait = added_ms + 800 - chat_model::time::now_ms();
     if wait > 0 {
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
     }
@@ -252,8 +252,8 @@ async fn with_partitions_sends_go_to_their_conversations_partition_and_all_are_w
     let alice = stack.user("alice").await;
     stack.user("bob").await;
     let (mut a, _) = stack.connect(0, &alice).await;
-    let dm = common::ids::ConversationId::dm("alice", "bob");
-    let ours = common::keys::partition(dm.as_str(), PARTITIONS);
+    let dm = chat_model::ids::ConversationId::dm("alice", "bob");
+    let ours = chat_redis::keys::partition(dm.as_str(), PARTITIONS);
     assert_ne!(ours, 0, "the DM's partition is not the first one");
 
     // No worker reads: past 300 ms the gateway sheds, whichever partition.

@@ -14,10 +14,9 @@
 
 use std::collections::HashMap;
 
-use common::{
-    model::{ArchiveEntry, ChatMessage, EventKind},
-    redis_conn::query_scripted,
-};
+use chat_model::message::{ArchiveEntry, ChatMessage, EventKind};
+
+use chat_redis::connection::query_scripted;
 
 use super::{ARCHIVE_FIELD, RedisStore, current, parse_all};
 use crate::{error::HistoryError, mongo::Archive};
@@ -107,8 +106,10 @@ impl RedisStore {
                     let event = m.stored_event();
                     pipe.zadd(&recent, serde_json::to_string(&event)?, m.seq)
                         .ignore();
-                    let partition =
-                        common::keys::partition(m.conversation.as_str(), self.archive_partitions);
+                    let partition = chat_redis::keys::partition(
+                        m.conversation.as_str(),
+                        self.archive_partitions,
+                    );
                     pipe.xadd(
                         self.keys.archive(partition),
                         "*",
@@ -137,7 +138,7 @@ impl RedisStore {
                 pipe.ignore();
             }
             let partition =
-                common::keys::partition(m.conversation.as_str(), self.archive_partitions);
+                chat_redis::keys::partition(m.conversation.as_str(), self.archive_partitions);
             pipe.xadd(
                 self.keys.archive(partition),
                 "*",

@@ -6,8 +6,9 @@
 mod append;
 mod offline;
 
-use common::redis_conn::Redis;
-use common::{keys::Keys, model::ChatMessage, redis_conn::LuaScript};
+use chat_model::message::ChatMessage;
+use chat_redis::connection::Redis;
+use chat_redis::{connection::LuaScript, keys::Keys};
 
 pub use self::{
     append::{AppendItem, Late},

@@ -7,7 +7,7 @@
 //! socket that did it: the push reports the user as late, and chat-service
 //! delivers the message to them live (the connect race).
 
-use common::redis_conn::query_scripted;
+use chat_redis::connection::query_scripted;
 
 use super::RedisStore;
 use crate::error::HistoryError;
@@ -68,7 +68,7 @@ pub const CLOCK_SKEW_MS: i64 = 2_000;
 
 /// A peek at an offline queue.
 pub struct OfflineBatch {
-    pub messages: Vec<common::model::ChatMessage>,
+    pub messages: Vec<chat_model::message::ChatMessage>,
     pub dropped: u64,
 }
 
@@ -116,7 +116,7 @@ impl RedisStore {
             .ignore()
             .set_ex(
                 self.keys.offline_seen(user),
-                common::time::now_ms(),
+                chat_model::time::now_ms(),
                 ttl as u64,
             )
             .ignore()

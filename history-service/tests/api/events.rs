@@ -2,7 +2,7 @@
 //! without its body, and applied to its target in the recent window and in
 //! MongoDB, in seq order whatever order they arrive in.
 
-use common::model::{ChatMessage, EventKind};
+use chat_model::message::{ChatMessage, EventKind};
 use mongodb::bson::doc;
 use proto::history::internal::v1 as ipb;
 

@@ -2,18 +2,18 @@
 
 use std::time::Duration;
 
-use common::model::ChatMessage;
-use common::{
-    auth::InternalChannel,
-    config::{JwtSecretArg, ServiceTokenArg},
-    grpc::internal_channel,
-};
+use chat_model::message::ChatMessage;
 use history_service::{config::Config, startup::Application};
 use proto::history::{
     internal::v1::{self as ipb, history_internal_client::HistoryInternalClient},
     v1::{self as pb, history_service_client::HistoryServiceClient},
 };
 use redis::AsyncCommands;
+use service_kit::{
+    auth::InternalChannel,
+    config::{JwtSecretArg, ServiceTokenArg},
+    grpc::internal_channel,
+};
 use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage};
 
 pub struct TestApp {
@@ -50,7 +50,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(options: Options) -> TestApp {
     let storage = Storage::new();
     let config = Config {
-        redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
+        redis: chat_redis::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
         mongodb_uri: options.mongodb_uri,
         mongodb_database: storage.mongodb_database.clone(),
         redis_prefix: storage.redis_prefix.clone(),
@@ -72,7 +72,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         archive_partitions: 1,
         instance_id: format!("history-{}", storage.id),
         grpc_max_message_bytes: 4 << 20,
-        log_format: common::telemetry::LogFormat::Pretty,
+        log_format: service_kit::telemetry::LogFormat::Pretty,
     };
     let app = Application::build(config)
         .await
@@ -99,10 +99,10 @@ pub fn message(conversation: &str, seq: u64, from: &str) -> ChatMessage {
     };
     ChatMessage::new(
         format!("{conversation}-{seq}"),
-        common::ids::ConversationId::parse(conversation).expect("a valid id"),
+        chat_model::ids::ConversationId::parse(conversation).expect("a valid id"),
         seq,
         from.to_owned(),
-        common::ids::Target::parse(&target).expect("a valid target"),
+        chat_model::ids::Target::parse(&target).expect("a valid target"),
         format!("message {seq}"),
         1_700_000_000_000 + seq as i64,
         format!("c{seq}"),
@@ -122,7 +122,7 @@ impl TestApp {
         let items = messages
             .iter()
             .map(|m| ipb::AppendItem {
-                message: Some(common::convert::to_pb(m)),
+                message: Some(chat_model::convert::to_pb(m)),
                 offline_recipients: offline.iter().map(|s| (*s).to_owned()).collect(),
                 ..Default::default()
             })
@@ -142,9 +142,9 @@ impl TestApp {
         let items = items
             .into_iter()
             .map(|i| ipb::AppendItem {
-                message: Some(common::convert::to_pb(&i.message)),
+                message: Some(chat_model::convert::to_pb(&i.message)),
                 offline_recipients: i.offline.iter().map(|s| (*s).to_owned()).collect(),
-                target: i.target.as_ref().map(common::convert::to_pb),
+                target: i.target.as_ref().map(chat_model::convert::to_pb),
                 replay: i.replay,
             })
             .collect();

@@ -4,7 +4,7 @@
 //! beats every edit, a later edit an earlier one), in whatever order the
 //! writes arrive; and a retried append never brings a deleted body back.
 
-use common::model::{ChatMessage, EventKind};
+use chat_model::message::{ChatMessage, EventKind};
 
 use crate::helpers::{Item, message, spawn_app};
 
@@ -142,7 +142,7 @@ async fn a_push_after_the_queue_was_read_reports_its_user_late() {
     let app = spawn_app().await;
     let conv = "dm:alice:carol";
     // The batch looked presence up; then carol's socket read her queue.
-    let looked_up = common::time::now_ms() - 5_000;
+    let looked_up = chat_model::time::now_ms() - 5_000;
     let _ = app.offline("carol").await;
     let late = app
         .append_items(
@@ -161,7 +161,7 @@ async fn a_push_after_the_queue_was_read_reports_its_user_late() {
     let late = app
         .append_items(
             vec![Item::new(message(conv, 2, "alice")).to(&["carol"])],
-            common::time::now_ms() + 60_000,
+            chat_model::time::now_ms() + 60_000,
         )
         .await;
     assert!(late.is_empty(), "{late:?}");

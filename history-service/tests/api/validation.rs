@@ -85,7 +85,7 @@ async fn limit_defaults_to_50() {
 /// `after` that wrapped.
 #[tokio::test]
 async fn numbers_out_of_range_are_invalid_argument() {
-    use common::limits::MAX_SEQ;
+    use chat_model::limits::MAX_SEQ;
     let app = spawn_app().await;
     let conv = "room:numbers";
     let messages: Vec<_> = (1..=3)

@@ -32,7 +32,7 @@ async fn register_authenticate_and_get_user_round_trip() {
         .await
         .unwrap()
         .into_inner();
-    let claims = common::jwt::verify(testkit::JWT_SECRET, &auth.token).unwrap();
+    let claims = service_kit::jwt::verify(testkit::JWT_SECRET, &auth.token).unwrap();
     assert_eq!(claims.sub, "alice");
     assert_eq!(auth.expires_at, claims.exp * 1000);
 

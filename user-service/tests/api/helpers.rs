@@ -1,11 +1,11 @@
 //! Spawns user-service on port 0 with a fresh PostgreSQL database.
 
-use common::{
+use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
+use service_kit::{
     auth::InternalChannel,
     config::{JwtSecretArg, ServiceTokenArg},
     grpc::internal_channel,
 };
-use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
 use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage};
 use user_service::{config::Config, startup::Application};
 
@@ -19,7 +19,7 @@ pub struct TestApp {
 pub fn config(storage: &Storage) -> Config {
     Config {
         database_url: storage.database_url(),
-        redis: common::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
+        redis: chat_redis::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
         redis_prefix: storage.redis_prefix.clone(),
         database_password_file: None,
         jwt: JwtSecretArg::inline(JWT_SECRET),
@@ -31,7 +31,7 @@ pub fn config(storage: &Storage) -> Config {
         ready_file: None,
         token_ttl_secs: 3600,
         db_max_connections: 5,
-        log_format: common::telemetry::LogFormat::Pretty,
+        log_format: service_kit::telemetry::LogFormat::Pretty,
     }
 }
 

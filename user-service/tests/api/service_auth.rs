@@ -10,9 +10,9 @@ use crate::helpers::spawn_app;
 async fn calls_without_the_service_token_are_refused() {
     let app = spawn_app().await;
     let url = format!("http://127.0.0.1:{}", app.port);
-    let anonymous = common::grpc::lazy_channel(&url).unwrap();
+    let anonymous = service_kit::grpc::lazy_channel(&url).unwrap();
     let forged =
-        common::grpc::internal_channel(&url, "not-the-token-0123456789-0123456789").unwrap();
+        service_kit::grpc::internal_channel(&url, "not-the-token-0123456789-0123456789").unwrap();
 
     let register = pb::RegisterRequest {
         username: "mallory".into(),
