@@ -13,6 +13,9 @@ pub struct RedisArgs {
     /// Use the Redis Cluster client (Redis 7 or later, cluster mode enabled).
     #[arg(long, env = "REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
     pub redis_cluster: bool,
+    /// Every Redis key and channel starts with this.
+    #[arg(long = "redis-prefix", env = "REDIS_PREFIX", default_value = "chat:")]
+    pub prefix: String,
 }
 
 impl RedisArgs {
@@ -20,6 +23,7 @@ impl RedisArgs {
         Self {
             redis_url: url.into(),
             redis_cluster: cluster,
+            prefix: "chat:".into(),
         }
     }
 
@@ -27,7 +31,13 @@ impl RedisArgs {
         crate::connection::Target::new(&self.redis_url, self.redis_cluster)
     }
 
+    /// Keys of the deployment: every Redis name starts with [`Self::prefix`].
+    pub fn keys(&self) -> crate::keys::Keys {
+        crate::keys::Keys::new(self.prefix.clone())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        service_kit::config::check_prefix("REDIS_PREFIX", &self.prefix)?;
         let target = self.target();
         if target.urls.is_empty() {
             return Err(ConfigError::new("REDIS_URL", "is empty"));

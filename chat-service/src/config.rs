@@ -1,18 +1,13 @@
 //! chat-service settings: each a flag and an environment variable.
 
-use std::net::SocketAddr;
-
 use clap::Parser;
-use service_kit::{config, telemetry::LogFormat};
+use service_kit::{config, service::ServiceArgs};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "chat-service", version, about = "Ingress stream worker")]
 pub struct Config {
     #[command(flatten)]
     pub redis: chat_redis::config::RedisArgs,
-    /// Every Redis key and channel starts with this.
-    #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
-    pub redis_prefix: String,
     /// user-service's gRPC address (internal).
     #[arg(long, env = "USER_SERVICE_URL")]
     pub user_service_url: String,
@@ -21,13 +16,6 @@ pub struct Config {
     pub history_service_url: String,
     #[command(flatten)]
     pub service_token: config::ServiceTokenArg,
-    /// HTTP address of /healthz, /readyz and /metrics.
-    #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
-    pub ops_addr: SocketAddr,
-    /// Where to write, once every listener is bound, a JSON file naming the
-    /// bound addresses (removed at exit); for launchers and test harnesses.
-    #[arg(long, env = "READY_FILE")]
-    pub ready_file: Option<std::path::PathBuf>,
     /// This worker's stable consumer name in the group (default: host name).
     #[arg(long, env = "CONSUMER_NAME", default_value_t = config::default_instance_id())]
     pub consumer_name: String,
@@ -86,8 +74,8 @@ pub struct Config {
     /// are split. Must not exceed history-service's GRPC_MAX_MESSAGE_BYTES.
     #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
     pub grpc_max_message_bytes: usize,
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub service: ServiceArgs,
 }
 
 impl config::ServiceConfig for Config {
@@ -98,7 +86,6 @@ impl config::ServiceConfig for Config {
     fn validate(&self) -> Result<(), config::ConfigError> {
         self.service_token.validate()?;
         self.redis.validate()?;
-        config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         config::check_http_url("USER_SERVICE_URL", &self.user_service_url)?;
         config::check_http_url("HISTORY_SERVICE_URL", &self.history_service_url)?;
         config::check_instance_name("CONSUMER_NAME", &self.consumer_name)?;

@@ -8,9 +8,9 @@ use chat_redis::{
     consumer::{self, Consumer, Group},
     keys::Keys,
     presence::Lookup,
+    publish::Publisher,
+    summary::Summaries,
 };
-
-use chat_redis::{publish::Publisher, summary::Summaries};
 use proto::{
     history::internal::v1::history_internal_client::HistoryInternalClient,
     user::v1::user_service_client::UserServiceClient,
@@ -18,10 +18,9 @@ use proto::{
 use service_kit::{
     grpc::internal_channel,
     ops::{self, Readiness},
-    ready::ReadyFile,
+    service::{Listeners, Service, ServiceArgs, StartupError},
     shutdown::{Shutdown, shutdown_signal},
 };
-use tokio::net::TcpListener;
 
 use crate::{
     config::Config,
@@ -34,25 +33,11 @@ use crate::{
     worker::{GROUP, Worker},
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("cannot write the ready file: {0}")]
-    ReadyFile(std::io::Error),
-    #[error("cannot connect to Redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("bad upstream URL: {0}")]
-    Upstream(#[from] service_kit::grpc::ChannelError),
-    #[error(transparent)]
-    Bind(#[from] ops::BindError),
-    #[error("server: {0}")]
-    Serve(String),
-}
-
 /// How much longer a client_id's claim lives than its dedup record.
 const CLAIM_MARGIN_SECS: u64 = 60;
 
 pub struct Application {
-    ops_listener: TcpListener,
+    listeners: Listeners,
     /// One consumer and worker per ingress partition.
     partitions: Vec<(Consumer, Worker)>,
     redis: chat_redis::connection::Redis,
@@ -60,12 +45,32 @@ pub struct Application {
     ready_file: Option<std::path::PathBuf>,
 }
 
+impl Service for Application {
+    type Config = Config;
+    const NAME: &'static str = "chat-service";
+
+    fn args(config: &Config) -> &ServiceArgs {
+        &config.service
+    }
+
+    async fn build(config: Config) -> Result<Self, StartupError> {
+        Application::build(config).await
+    }
+
+    async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        Application::run_until(self, signal).await
+    }
+}
+
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         service_kit::metrics_catalog::register(&crate::metrics::catalog());
         let conn =
             connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
-        let keys = Keys::new(config.redis_prefix.clone());
+        let keys = config.redis.keys();
         let token = config.service_token.get();
         let users = UserServiceClient::new(internal_channel(&config.user_service_url, token)?);
         let history =
@@ -124,18 +129,19 @@ impl Application {
             };
             partitions.push((Consumer::new(group, reader), worker));
         }
-        let ops_listener = ops::bind(config.ops_addr).await?;
+        let listeners =
+            Listeners::bind("chat-service", &[("ops", config.service.ops_addr)]).await?;
         Ok(Self {
-            ops_listener,
+            listeners,
             partitions,
             redis: conn,
             stall_timeout_ms: config.stall_timeout_ms as i64,
-            ready_file: config.ready_file.clone(),
+            ready_file: config.service.ready_file.clone(),
         })
     }
 
     pub fn ops_port(&self) -> u16 {
-        ops::port_of(&self.ops_listener)
+        self.listeners.port("ops")
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
@@ -150,15 +156,10 @@ impl Application {
         tracing::info!(
             consumer = %self.partitions[0].0.group.consumer,
             partitions = self.partitions.len(),
-            ops = %self.ops_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "chat-service worker starting"
         );
-        let _ready = ReadyFile::write(
-            self.ready_file.as_deref(),
-            "chat-service",
-            &[("ops", self.ops_listener.local_addr())],
-        )
-        .map_err(StartupError::ReadyFile)?;
+        let mut listeners = self.listeners;
+        let _ready = listeners.announce(self.ready_file.as_deref())?;
         let progress: Vec<_> = self
             .partitions
             .iter()
@@ -187,11 +188,11 @@ impl Application {
                 redis_ready().await
             })
         });
-        let served = ops::serve(self.ops_listener, ops::router(ready), shutdown.wait()).await;
+        let served = ops::serve(listeners.take("ops"), ops::router(ready), shutdown.wait()).await;
         for worker in workers {
             let _ = worker.await;
         }
-        served.map_err(|e| StartupError::Serve(e.to_string()))?;
+        served.map_err(|e| StartupError::serve("ops", e))?;
         tracing::info!("chat-service stopped");
         Ok(())
     }

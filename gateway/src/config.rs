@@ -3,16 +3,13 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use service_kit::{config, telemetry::LogFormat};
+use service_kit::{config, service::ServiceArgs};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "gateway", version, about = "WebSocket and HTTP edge")]
 pub struct Config {
     #[command(flatten)]
     pub redis: chat_redis::config::RedisArgs,
-    /// Every Redis key and channel starts with this.
-    #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
-    pub redis_prefix: String,
     #[command(flatten)]
     pub jwt: config::JwtSecretArg,
     #[command(flatten)]
@@ -26,14 +23,6 @@ pub struct Config {
     /// HTTP and WebSocket listen address (public; also /healthz).
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
-    /// HTTP address of /healthz, /readyz and /metrics; keep it off the load
-    /// balancer and the Ingress.
-    #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
-    pub ops_addr: SocketAddr,
-    /// Where to write, once every listener is bound, a JSON file naming the
-    /// bound addresses (removed at exit); for launchers and test harnesses.
-    #[arg(long, env = "READY_FILE")]
-    pub ready_file: Option<std::path::PathBuf>,
     /// This gateway's id, unique among replicas (default: host name).
     #[arg(long, env = "GATEWAY_ID", default_value_t = config::default_instance_id())]
     pub gateway_id: String,
@@ -127,8 +116,8 @@ pub struct Config {
     /// only behind a proxy that appends it, like the bundled nginx).
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub service: ServiceArgs,
 }
 
 impl config::ServiceConfig for Config {
@@ -142,7 +131,6 @@ impl config::ServiceConfig for Config {
     /// one line next to its neighbours.
     fn validate(&self) -> Result<(), config::ConfigError> {
         self.redis.validate()?;
-        config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         self.jwt.validate()?;
         self.service_token.validate()?;
         config::check_http_url("USER_SERVICE_URL", &self.user_service_url)?;

@@ -1,19 +1,7 @@
-use gateway::{
-    config::Config,
-    startup::{Application, StartupError},
-};
-use service_kit::config::ServiceConfig;
+//! The gateway binary: the public edge (WebSocket, HTTP API, web client).
+//! Everything is in the library; see `startup.rs`.
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::load();
-    let _telemetry = service_kit::telemetry::init(config.log_format, "gateway");
-    let app = match Application::build(config).await {
-        Err(StartupError::Redis(e)) => {
-            return Err(service_kit::config::exit_if_bad_redis_config(e).into());
-        }
-        built => built?,
-    };
-    app.run_until_stopped().await?;
-    Ok(())
+async fn main() -> std::process::ExitCode {
+    service_kit::service::main::<gateway::startup::Application>().await
 }

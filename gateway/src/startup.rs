@@ -20,10 +20,10 @@ use proto::{
 use service_kit::{
     grpc::internal_channel,
     ops::{self, Readiness},
-    ready::ReadyFile,
+    service::{Listeners, Service, ServiceArgs, StartupError},
     shutdown::{Shutdown, shutdown_signal},
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::sync::watch;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
@@ -37,28 +37,33 @@ use crate::{
     ws::caps::ConnCaps,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("cannot write the ready file: {0}")]
-    ReadyFile(std::io::Error),
-    #[error("cannot connect to Redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("{0}")]
-    Upstream(#[from] service_kit::grpc::ChannelError),
-    #[error(transparent)]
-    Bind(#[from] ops::BindError),
-    #[error("server: {0}")]
-    Serve(#[from] std::io::Error),
-}
-
 /// Largest REST request body.
 const MAX_API_BODY: usize = 16 * 1024;
 
 pub struct Application {
-    listener: TcpListener,
-    ops_listener: TcpListener,
+    listeners: Listeners,
     config: Config,
     redis: chat_redis::connection::Redis,
+}
+
+impl Service for Application {
+    type Config = Config;
+    const NAME: &'static str = "gateway";
+
+    fn args(config: &Config) -> &ServiceArgs {
+        &config.service
+    }
+
+    async fn build(config: Config) -> Result<Self, StartupError> {
+        Application::build(config).await
+    }
+
+    async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        Application::run_until(self, signal).await
+    }
 }
 
 impl Application {
@@ -66,47 +71,32 @@ impl Application {
         service_kit::metrics_catalog::register(&crate::metrics::catalog());
         let redis =
             connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
-        let listener = ops::bind(config.listen_addr).await?;
-        let ops_listener = ops::bind(config.ops_addr).await?;
+        let listeners = Listeners::bind(
+            "gateway",
+            &[
+                ("http", config.listen_addr),
+                ("ops", config.service.ops_addr),
+            ],
+        )
+        .await?;
         Ok(Self {
-            listener,
-            ops_listener,
+            listeners,
             config,
             redis,
         })
     }
 
     pub fn port(&self) -> u16 {
-        ops::port_of(&self.listener)
+        self.listeners.port("http")
     }
 
     /// The port of /readyz and /metrics (not reachable through the public one).
     pub fn ops_port(&self) -> u16 {
-        ops::port_of(&self.ops_listener)
+        self.listeners.port("ops")
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         self.run_until(shutdown_signal()).await
-    }
-
-    /// Logs the bound addresses and writes the ready file.
-    fn announce(&self) -> Result<ReadyFile, StartupError> {
-        let addr = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(
-            addr = %addr(&self.listener),
-            ops = %addr(&self.ops_listener),
-            gateway = %self.config.gateway_id,
-            "gateway listening"
-        );
-        ReadyFile::write(
-            self.config.ready_file.as_deref(),
-            "gateway",
-            &[
-                ("http", self.listener.local_addr()),
-                ("ops", self.ops_listener.local_addr()),
-            ],
-        )
-        .map_err(StartupError::ReadyFile)
     }
 
     pub async fn run_until(
@@ -114,9 +104,11 @@ impl Application {
         signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let shutdown = Shutdown::new(signal);
-        let _ready = self.announce()?;
+        let mut listeners = self.listeners;
+        let _ready = listeners.announce(self.config.service.ready_file.as_deref())?;
+        tracing::info!(gateway = %self.config.gateway_id, "gateway id");
         let config = Arc::new(self.config);
-        let keys = Keys::new(config.redis_prefix.clone());
+        let keys = config.redis.keys();
         let hub = Arc::new(Hub::default());
         let (presence, presence_writer) =
             GatewayPresence::new(self.redis.clone(), keys.clone(), config.gateway_id.clone());
@@ -148,13 +140,13 @@ impl Application {
             shutdown: shutdown.clone(),
         })?;
         let ops_server = tokio::spawn(ops::serve(
-            self.ops_listener,
+            listeners.take("ops"),
             ops::router(readiness(state.clone())),
             shutdown.clone().wait(),
         ));
         // Nagle off: WebSocket frames are flushed in batches already, and a
         // lone small frame must not wait for the client's delayed ACK.
-        let listener = self.listener.tap_io(|tcp| {
+        let listener = listeners.take("http").tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
         axum::serve(
@@ -162,7 +154,8 @@ impl Application {
             router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown.clone().wait())
-        .await?;
+        .await
+        .map_err(|e| StartupError::serve("HTTP", e))?;
 
         // Sockets were told 1012 by their writers; give them the grace period.
         let deadline =

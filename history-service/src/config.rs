@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
-use service_kit::{config, telemetry::LogFormat};
+use service_kit::{config, service::ServiceArgs};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -19,9 +19,6 @@ pub struct Config {
     pub mongodb_uri: String,
     #[arg(long, env = "MONGODB_DATABASE", default_value = "chat")]
     pub mongodb_database: String,
-    /// Every Redis key and channel starts with this.
-    #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
-    pub redis_prefix: String,
     /// Public gRPC address: GetHistory and ListOffline for holders of a user's
     /// JWT (or the operator token), reflection and health.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50051")]
@@ -50,13 +47,6 @@ pub struct Config {
     /// user-service's gRPC address, asked whether a user is a room's member.
     #[arg(long, env = "USER_SERVICE_URL")]
     pub user_service_url: String,
-    /// HTTP address of /healthz, /readyz and /metrics.
-    #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
-    pub ops_addr: SocketAddr,
-    /// Where to write, once every listener is bound, a JSON file naming the
-    /// bound addresses (removed at exit); for launchers and test harnesses.
-    #[arg(long, env = "READY_FILE")]
-    pub ready_file: Option<std::path::PathBuf>,
     /// Newest offline messages kept per user.
     #[arg(long, env = "OFFLINE_LIMIT", default_value_t = 100)]
     pub offline_limit: u32,
@@ -83,8 +73,8 @@ pub struct Config {
     /// splits its Append calls to fit (its own GRPC_MAX_MESSAGE_BYTES).
     #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
     pub grpc_max_message_bytes: usize,
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub service: ServiceArgs,
 }
 
 impl config::ServiceConfig for Config {
@@ -135,7 +125,6 @@ impl config::ServiceConfig for Config {
                 "1 to 63 characters, none of / \\ . space \" $",
             ));
         }
-        config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         config::check_range("OFFLINE_LIMIT", self.offline_limit, 1..=10_000)?;
         config::check_range("OFFLINE_TTL_SECS", self.offline_ttl_secs, 60..=365 * 86_400)?;
         config::check_range("RECENT_LIMIT", self.recent_limit, 1..=100_000)?;

@@ -1,19 +1,8 @@
-use history_service::{
-    config::Config,
-    startup::{Application, StartupError},
-};
-use service_kit::config::ServiceConfig;
+//! The history-service binary: message storage (offline queues and recent
+//! windows in Redis, the archive in MongoDB) and the public gRPC history.
+//! Everything is in the library; see `startup.rs`.
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::load();
-    let _telemetry = service_kit::telemetry::init(config.log_format, "history-service");
-    let app = match Application::build(config).await {
-        Err(StartupError::Redis(e)) => {
-            return Err(service_kit::config::exit_if_bad_redis_config(e).into());
-        }
-        built => built?,
-    };
-    app.run_until_stopped().await?;
-    Ok(())
+async fn main() -> std::process::ExitCode {
+    service_kit::service::main::<history_service::startup::Application>().await
 }

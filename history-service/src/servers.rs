@@ -7,6 +7,7 @@ use std::{future::Future, sync::Arc};
 use service_kit::{
     auth::RequireServiceToken,
     ops::{self, Readiness},
+    service::StartupError,
     shutdown::Shutdown,
 };
 
@@ -23,7 +24,6 @@ use crate::{
     auth::PublicAuth,
     config::Config,
     grpc::{HistoryApi, InternalApi},
-    startup::StartupError,
     store::RedisStore,
 };
 

@@ -6,17 +6,15 @@ use std::{sync::Arc, time::Duration};
 use chat_redis::{
     connection,
     consumer::{self, Consumer},
-    keys::Keys,
 };
 
 use proto::user::v1::user_service_client::UserServiceClient;
 use service_kit::{
     grpc::internal_channel,
     ops,
-    ready::ReadyFile,
+    service::{Listeners, Service, ServiceArgs, StartupError},
     shutdown::{Shutdown, shutdown_signal},
 };
-use tokio::net::TcpListener;
 
 use crate::{
     archive::{self, ArchiveStatus, Archiver},
@@ -28,31 +26,31 @@ use crate::{
     store::RedisStore,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("cannot write the ready file: {0}")]
-    ReadyFile(std::io::Error),
-    #[error("cannot connect to Redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("bad MongoDB settings: {0}")]
-    Mongo(#[from] mongodb::error::Error),
-    #[error(transparent)]
-    Bind(#[from] ops::BindError),
-    #[error("reflection: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    #[error("{0}")]
-    Upstream(#[from] service_kit::grpc::ChannelError),
-    #[error("server: {0}")]
-    Serve(String),
-}
-
 pub struct Application {
-    grpc_listener: TcpListener,
-    internal_listener: TcpListener,
-    ops_listener: TcpListener,
+    listeners: Listeners,
     store: RedisStore,
     archive: Archive,
     config: Config,
+}
+
+impl Service for Application {
+    type Config = Config;
+    const NAME: &'static str = "history-service";
+
+    fn args(config: &Config) -> &ServiceArgs {
+        &config.service
+    }
+
+    async fn build(config: Config) -> Result<Self, StartupError> {
+        Application::build(config).await
+    }
+
+    async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        Application::run_until(self, signal).await
+    }
 }
 
 impl Application {
@@ -62,19 +60,25 @@ impl Application {
             connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
         let store = RedisStore::new(
             conn,
-            Keys::new(config.redis_prefix.clone()),
+            config.redis.keys(),
             config.offline_limit,
             config.offline_ttl_secs,
         )
         .with_archive_partitions(config.archive_partitions);
-        let archive = Archive::new(&config.mongodb_uri, &config.mongodb_database).await?;
-        let grpc_listener = ops::bind(config.listen_addr).await?;
-        let internal_listener = ops::bind(config.internal_addr).await?;
-        let ops_listener = ops::bind(config.ops_addr).await?;
+        let archive = Archive::new(&config.mongodb_uri, &config.mongodb_database)
+            .await
+            .map_err(|e| StartupError::storage("bad MongoDB settings", e))?;
+        let listeners = Listeners::bind(
+            "history-service",
+            &[
+                ("grpc", config.listen_addr),
+                ("internal", config.internal_addr),
+                ("ops", config.service.ops_addr),
+            ],
+        )
+        .await?;
         Ok(Self {
-            grpc_listener,
-            internal_listener,
-            ops_listener,
+            listeners,
             store,
             archive,
             config,
@@ -83,41 +87,20 @@ impl Application {
 
     /// The public gRPC port.
     pub fn port(&self) -> u16 {
-        ops::port_of(&self.grpc_listener)
+        self.listeners.port("grpc")
     }
 
     /// The internal gRPC port (service token required).
     pub fn internal_port(&self) -> u16 {
-        ops::port_of(&self.internal_listener)
+        self.listeners.port("internal")
     }
 
     pub fn ops_port(&self) -> u16 {
-        ops::port_of(&self.ops_listener)
+        self.listeners.port("ops")
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         self.run_until(shutdown_signal()).await
-    }
-
-    /// Logs the bound addresses and writes the ready file.
-    fn announce(&self) -> Result<ReadyFile, StartupError> {
-        let addr = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(
-            grpc = %addr(&self.grpc_listener),
-            internal = %addr(&self.internal_listener),
-            ops = %addr(&self.ops_listener),
-            "history-service listening"
-        );
-        ReadyFile::write(
-            self.config.ready_file.as_deref(),
-            "history-service",
-            &[
-                ("grpc", self.grpc_listener.local_addr()),
-                ("internal", self.internal_listener.local_addr()),
-                ("ops", self.ops_listener.local_addr()),
-            ],
-        )
-        .map_err(StartupError::ReadyFile)
     }
 
     pub async fn run_until(
@@ -125,7 +108,8 @@ impl Application {
         signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let shutdown = Shutdown::new(signal);
-        let _ready = self.announce()?;
+        let mut listeners = self.listeners;
+        let _ready = listeners.announce(self.config.service.ready_file.as_deref())?;
         let status = Arc::new(ArchiveStatus::default());
         // Every instance works every archive partition, each on a blocking
         // connection of its own.
@@ -162,17 +146,17 @@ impl Application {
             access: Access::new(users),
         };
         let public_server =
-            servers::public(&self.config, api.clone(), self.grpc_listener, &shutdown).await?;
+            servers::public(&self.config, api.clone(), listeners.take("grpc"), &shutdown).await?;
         let internal_server = servers::internal(
             &self.config,
             api,
             self.store.clone(),
-            self.internal_listener,
+            listeners.take("internal"),
             &shutdown,
         )
         .await?;
         let ops_server = ops::serve(
-            self.ops_listener,
+            listeners.take("ops"),
             ops::router(servers::readiness(&self.store, status)),
             shutdown.clone().wait(),
         );
@@ -181,9 +165,9 @@ impl Application {
         for archiver in archivers {
             let _ = archiver.await;
         }
-        ops_result.map_err(|e| StartupError::Serve(e.to_string()))?;
-        public_result.map_err(|e| StartupError::Serve(e.to_string()))?;
-        internal_result.map_err(|e| StartupError::Serve(e.to_string()))?;
+        ops_result.map_err(|e| StartupError::serve("ops", e))?;
+        public_result.map_err(|e| StartupError::serve("public gRPC", e))?;
+        internal_result.map_err(|e| StartupError::serve("internal gRPC", e))?;
         tracing::info!("history-service stopped");
         Ok(())
     }

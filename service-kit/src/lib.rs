@@ -14,11 +14,13 @@
 pub mod auth;
 pub mod backoff;
 pub mod config;
+pub mod error;
 pub mod grpc;
 pub mod jwt;
 pub mod metrics_catalog;
 pub mod ops;
 pub mod ready;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace;

@@ -4,6 +4,7 @@
 //! clients. Real servers only; where they are is read from the environment
 //! that `scripts/test` sets up.
 
+pub mod config;
 pub mod mongo_server;
 pub mod otlp;
 pub mod ports;

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
-use service_kit::{config, telemetry::LogFormat};
+use service_kit::{config, service::ServiceArgs};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -20,9 +20,6 @@ pub struct Config {
     pub database_password_file: Option<PathBuf>,
     #[command(flatten)]
     pub redis: chat_redis::config::RedisArgs,
-    /// Every Redis key and channel starts with this.
-    #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
-    pub redis_prefix: String,
     #[command(flatten)]
     pub jwt: config::JwtSecretArg,
     #[command(flatten)]
@@ -38,21 +35,14 @@ pub struct Config {
     /// gRPC listen address (internal: service token required).
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50052")]
     pub listen_addr: SocketAddr,
-    /// HTTP address of /healthz, /readyz and /metrics.
-    #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
-    pub ops_addr: SocketAddr,
-    /// Where to write, once every listener is bound, a JSON file naming the
-    /// bound addresses (removed at exit); for launchers and test harnesses.
-    #[arg(long, env = "READY_FILE")]
-    pub ready_file: Option<std::path::PathBuf>,
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 86_400)]
     pub token_ttl_secs: i64,
     /// Size of the PostgreSQL connection pool.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub service: ServiceArgs,
 }
 
 impl config::ServiceConfig for Config {
@@ -82,7 +72,6 @@ impl config::ServiceConfig for Config {
             ));
         }
         self.redis.validate()?;
-        config::check_prefix("REDIS_PREFIX", &self.redis_prefix)?;
         self.jwt.validate()?;
         self.service_token.validate()?;
         config::check_range("HASH_CONCURRENCY", self.hash_concurrency, 1..=64)?;

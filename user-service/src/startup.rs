@@ -5,43 +5,43 @@ use std::{sync::Arc, time::Duration};
 use service_kit::{
     auth::RequireServiceToken,
     ops::{self, Readiness},
-    ready::ReadyFile,
+    service::{Listeners, Service, ServiceArgs, StartupError},
     shutdown::{Shutdown, shutdown_signal},
 };
 
-use chat_redis::{connection, keys::Keys};
+use chat_redis::connection;
 use proto::user::v1::user_service_server::UserServiceServer;
 use sqlx::postgres::PgPoolOptions;
-use tokio::net::TcpListener;
 
 use crate::{
     config::Config, events::MembershipEvents, grpc::UserApi, password::Hasher, store::Store,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("cannot write the ready file: {0}")]
-    ReadyFile(std::io::Error),
-    #[error("cannot connect to PostgreSQL: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("cannot connect to Redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("cannot run migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error(transparent)]
-    Bind(#[from] ops::BindError),
-    #[error("reflection: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    #[error("server: {0}")]
-    Serve(String),
-}
-
 pub struct Application {
-    grpc_listener: TcpListener,
-    ops_listener: TcpListener,
+    listeners: Listeners,
     store: Store,
     events: MembershipEvents,
     config: Config,
+}
+
+impl Service for Application {
+    type Config = Config;
+    const NAME: &'static str = "user-service";
+
+    fn args(config: &Config) -> &ServiceArgs {
+        &config.service
+    }
+
+    async fn build(config: Config) -> Result<Self, StartupError> {
+        Application::build(config).await
+    }
+
+    async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        Application::run_until(self, signal).await
+    }
 }
 
 /// Migrations are embedded; sqlx takes a PostgreSQL advisory lock while running
@@ -55,16 +55,25 @@ impl Application {
             .max_connections(config.db_max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .connect(&config.database_url)
-            .await?;
-        MIGRATOR.run(&pool).await?;
+            .await
+            .map_err(|e| StartupError::storage("cannot connect to PostgreSQL", e))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StartupError::storage("cannot run migrations", e))?;
         let redis =
             connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
-        let events = MembershipEvents::new(redis, Keys::new(config.redis_prefix.clone()));
-        let grpc_listener = ops::bind(config.listen_addr).await?;
-        let ops_listener = ops::bind(config.ops_addr).await?;
+        let events = MembershipEvents::new(redis, config.redis.keys());
+        let listeners = Listeners::bind(
+            "user-service",
+            &[
+                ("grpc", config.listen_addr),
+                ("ops", config.service.ops_addr),
+            ],
+        )
+        .await?;
         Ok(Self {
-            grpc_listener,
-            ops_listener,
+            listeners,
             store: Store::new(pool),
             events,
             config,
@@ -73,34 +82,15 @@ impl Application {
 
     /// The gRPC port (useful when configured with port 0).
     pub fn port(&self) -> u16 {
-        ops::port_of(&self.grpc_listener)
+        self.listeners.port("grpc")
     }
 
     pub fn ops_port(&self) -> u16 {
-        ops::port_of(&self.ops_listener)
+        self.listeners.port("ops")
     }
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         self.run_until(shutdown_signal()).await
-    }
-
-    /// Logs the bound addresses and writes the ready file.
-    fn announce(&self) -> Result<ReadyFile, StartupError> {
-        let addr = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(
-            grpc = %addr(&self.grpc_listener),
-            ops = %addr(&self.ops_listener),
-            "user-service listening"
-        );
-        ReadyFile::write(
-            self.config.ready_file.as_deref(),
-            "user-service",
-            &[
-                ("grpc", self.grpc_listener.local_addr()),
-                ("ops", self.ops_listener.local_addr()),
-            ],
-        )
-        .map_err(StartupError::ReadyFile)
     }
 
     pub async fn run_until(
@@ -125,9 +115,10 @@ impl Application {
         );
         // Every call is internal: only holders of the service token get in.
         let service = RequireServiceToken::new(self.config.service_token.get());
-        let _ready = self.announce()?;
+        let mut listeners = self.listeners;
+        let _ready = listeners.announce(self.config.service.ready_file.as_deref())?;
         let ops_server = ops::serve(
-            self.ops_listener,
+            listeners.take("ops"),
             ops::router(readiness(self.store.pool().clone())),
             shutdown.clone().wait(),
         );
@@ -137,12 +128,12 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(UserServiceServer::with_interceptor(api, service))
             .serve_with_incoming_shutdown(
-                service_kit::grpc::incoming(self.grpc_listener),
+                service_kit::grpc::incoming(listeners.take("grpc")),
                 shutdown.wait(),
             );
         let (ops_result, grpc_result) = tokio::join!(ops_server, grpc_server);
-        ops_result.map_err(|e| StartupError::Serve(e.to_string()))?;
-        grpc_result.map_err(|e| StartupError::Serve(e.to_string()))?;
+        ops_result.map_err(|e| StartupError::serve("ops", e))?;
+        grpc_result.map_err(|e| StartupError::serve("gRPC", e))?;
         tracing::info!("user-service stopped");
         Ok(())
     }

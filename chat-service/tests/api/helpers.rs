@@ -16,9 +16,7 @@ use proto::{
 };
 use redis::AsyncCommands;
 use serde_json::Value;
-use service_kit::{
-    auth::InternalChannel, config::ServiceTokenArg, grpc::internal_channel, telemetry::LogFormat,
-};
+use service_kit::{auth::InternalChannel, grpc::internal_channel};
 use testkit::{SERVICE_TOKEN, Storage};
 use tokio::sync::mpsc;
 
@@ -43,8 +41,12 @@ pub async fn spawn_env() -> TestEnv {
 pub async fn spawn_env_with(max_message_bytes: usize) -> TestEnv {
     let storage = Storage::with_postgres().await;
     let user_url = test_stack::user_service(&storage).await;
-    let history_url =
-        test_stack::history_service_with(&storage, &user_url, max_message_bytes).await;
+    let history_url = test_stack::history_service_with(
+        &storage,
+        &user_url,
+        &testkit::config::settings(&[("GRPC_MAX_MESSAGE_BYTES", max_message_bytes)]),
+    )
+    .await;
     TestEnv {
         keys: Keys::new(storage.redis_prefix.clone()),
         users: UserServiceClient::new(internal_channel(&user_url, SERVICE_TOKEN).unwrap()),
@@ -57,34 +59,23 @@ pub async fn spawn_env_with(max_message_bytes: usize) -> TestEnv {
 }
 
 impl TestEnv {
+    /// A worker's configuration as production parses it, on this test's
+    /// storage and upstreams: the defaults, but for what the tests need.
     pub fn worker_config(&self, consumer: &str) -> Config {
-        Config {
-            redis: chat_redis::config::RedisArgs::new(
-                testkit::redis_url(),
-                testkit::redis_cluster(),
-            ),
-            redis_prefix: self.storage.redis_prefix.clone(),
-            user_service_url: self.user_url.clone(),
-            history_service_url: self.history_url.clone(),
-            service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
-            ops_addr: "127.0.0.1:0".parse().unwrap(),
-            ready_file: None,
-            consumer_name: consumer.into(),
-            ingress_partitions: 1,
-            batch_size: 50,
-            batch_linger_ms: 0,
-            narrow_batch_linger_ms: 0,
-            claim_idle_ms: 30_000,
-            max_deliveries: 3,
-            dedup_ttl_secs: 3600,
-            edit_window_secs: 86_400,
-            dm_list_limit: 1000,
-            membership_ttl_ms: 100,
-            gateway_ttl_ms: 15_000,
-            stall_timeout_ms: 60_000,
-            grpc_max_message_bytes: self.max_message_bytes,
-            log_format: LogFormat::Pretty,
-        }
+        let mut s = testkit::config::base(&self.storage);
+        s.extend(testkit::config::settings(&[
+            ("USER_SERVICE_URL", self.user_url.clone()),
+            ("HISTORY_SERVICE_URL", self.history_url.clone()),
+            ("CONSUMER_NAME", consumer.to_owned()),
+            ("BATCH_SIZE", "50".into()),
+            // A test decides when a batch lingers.
+            ("BATCH_LINGER_MS", "0".into()),
+            ("MAX_DELIVERIES", "3".into()),
+            ("DEDUP_TTL_SECS", "3600".into()),
+            ("MEMBERSHIP_TTL_MS", "100".into()),
+            ("GRPC_MAX_MESSAGE_BYTES", self.max_message_bytes.to_string()),
+        ]));
+        testkit::config::parse("chat-service", &s)
     }
 
     pub async fn spawn_worker(&self, config: Config) {

@@ -222,7 +222,7 @@ async fn read_markers_only_move_forward_and_reach_every_socket_of_the_user() {
 #[tokio::test]
 async fn a_users_dm_list_is_bounded_and_keeps_the_most_recent() {
     let stack = spawn_stack_with(StackOptions {
-        dm_list_limit: 3,
+        worker: vec![("DM_LIST_LIMIT", 3.to_string())],
         ..StackOptions::default()
     })
     .await;

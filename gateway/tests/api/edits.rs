@@ -176,7 +176,7 @@ async fn a_rooms_owner_deletes_any_message_there_and_members_only_their_own() {
 #[tokio::test]
 async fn edits_close_after_the_edit_window_and_deletes_do_not() {
     let stack = spawn_stack_with(StackOptions {
-        edit_window_secs: 1,
+        worker: vec![("EDIT_WINDOW_SECS", 1.to_string())],
         ..StackOptions::default()
     })
     .await;

@@ -6,9 +6,10 @@ use std::time::Duration;
 use gateway::{config::Config, startup::Application};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use service_kit::config::{JwtSecretArg, ServiceTokenArg};
-use service_kit::telemetry::LogFormat;
-use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage, WsClient};
+use testkit::{
+    Storage, WsClient,
+    config::{Setting, settings},
+};
 
 pub struct TestStack {
     pub _storage: Storage,
@@ -23,38 +24,20 @@ pub struct TestStack {
     pub http: reqwest::Client,
 }
 
+/// What a test's stack is made of. Every service's configuration is parsed
+/// as production parses it (`testkit::config`): the defaults, the test
+/// defaults below (what many tests need: many registrations from one
+/// address, no shedding on a loaded machine…), then the test's own
+/// `gateway` and `worker` settings.
 #[derive(Clone)]
 pub struct StackOptions {
     pub gateways: usize,
-    pub allowed_origins: String,
-    pub outbound_queue: usize,
-    pub rate_per_sec: u32,
-    pub rate_burst: u32,
-    pub login_failures_per_client: u32,
-    pub login_failures_per_user: u32,
-    pub login_failures_per_ip: u32,
-    pub registrations_per_ip: u32,
-    pub rooms_per_user: u32,
-    pub outbound_queue_bytes: usize,
-    pub max_connections_per_user: u32,
-    pub max_connections_per_ip: u32,
-    pub ingress_backlog_limit: u64,
-    /// INGRESS_MAX_WAIT_MS (0: off, so a loaded test machine never sheds).
-    pub ingress_max_wait_ms: u64,
-    pub ingress_linger_ms: u64,
-    /// chat-service's member-list cache lifetime.
-    pub membership_ttl_ms: u64,
-    pub heartbeat_ms: u64,
-    pub idle_timeout_ms: u64,
-    pub max_connections: usize,
+    /// Settings of every gateway, by their README names (`RATE_PER_SEC`).
+    pub gateway: Vec<Setting>,
+    /// Settings of the chat-service worker.
+    pub worker: Vec<Setting>,
     /// Start a chat-service worker (false: sends stay on the stream).
     pub chat_worker: bool,
-    /// chat-service's EDIT_WINDOW_SECS.
-    pub edit_window_secs: u64,
-    /// chat-service's DM_LIST_LIMIT.
-    pub dm_list_limit: usize,
-    /// INGRESS_PARTITIONS of the gateways and the worker.
-    pub ingress_partitions: usize,
     /// The worker reaches history-service through a proxy
     /// ([`TestStack::history_link`]).
     pub history_link: bool,
@@ -62,44 +45,55 @@ pub struct StackOptions {
     pub gateway_history_link: bool,
     /// Gateway 0 reaches Redis through a proxy ([`TestStack::redis_link`]).
     pub gateway_redis_link: bool,
-    /// TICKETS_PER_USER of the gateways.
-    pub tickets_per_user: u32,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
         Self {
             gateways: 1,
-            allowed_origins: String::new(),
-            outbound_queue: 1024,
-            rate_per_sec: 20,
-            rate_burst: 40,
-            login_failures_per_client: 5,
-            login_failures_per_user: 100,
-            login_failures_per_ip: 50,
-            // Tests register and connect many users from one address.
-            registrations_per_ip: 10_000,
-            rooms_per_user: 1_000,
-            outbound_queue_bytes: 2 << 20,
-            max_connections_per_user: 20,
+            gateway: Vec::new(),
+            worker: Vec::new(),
             chat_worker: true,
-            max_connections_per_ip: 10_000,
-            ingress_backlog_limit: 1_000_000,
-            ingress_max_wait_ms: 0,
-            ingress_linger_ms: 2,
-            membership_ttl_ms: 200,
-            heartbeat_ms: 25_000,
-            idle_timeout_ms: 60_000,
-            max_connections: 1000,
-            edit_window_secs: 86_400,
-            dm_list_limit: 1000,
-            ingress_partitions: 1,
             history_link: false,
             gateway_history_link: false,
             gateway_redis_link: false,
-            tickets_per_user: 60,
         }
     }
+}
+
+/// Gateway settings every test stack has, before its own.
+fn gateway_defaults() -> Vec<Setting> {
+    settings(&[
+        // Tests register and connect many users from one address.
+        ("REGISTRATIONS_PER_IP", "10000"),
+        ("ROOMS_PER_USER", "1000"),
+        ("MAX_CONNECTIONS_PER_IP", "10000"),
+        ("INGRESS_BACKLOG_LIMIT", "1000000"),
+        // A loaded test machine must never shed (its own test sets it).
+        ("INGRESS_MAX_WAIT_MS", "0"),
+        ("INGRESS_LINGER_MS", "2"),
+        ("MAX_CONNECTIONS", "1000"),
+        ("SHUTDOWN_GRACE_MS", "2000"),
+        ("TRUST_FORWARDED_FOR", "true"),
+    ])
+}
+
+/// Worker settings every test stack has, before its own.
+fn worker_defaults() -> Vec<Setting> {
+    settings(&[
+        ("CONSUMER_NAME", "chat-test"),
+        ("MEMBERSHIP_TTL_MS", "200"),
+        ("DEDUP_TTL_SECS", "3600"),
+    ])
+}
+
+/// The value of setting `name` in `settings` (the last one wins).
+fn setting<'a>(settings: &'a [Setting], name: &str) -> Option<&'a str> {
+    settings
+        .iter()
+        .rev()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 pub async fn spawn_stack() -> TestStack {
@@ -108,8 +102,6 @@ pub async fn spawn_stack() -> TestStack {
 
 pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
     let storage = Storage::with_postgres().await;
-    let local = "127.0.0.1:0".parse().unwrap();
-
     let user_url = test_stack::user_service(&storage).await;
     let history_url = test_stack::history_service(&storage, &user_url).await;
     let history_link = if options.history_link || options.gateway_history_link {
@@ -147,33 +139,21 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
     };
 
     if options.chat_worker {
-        let chat = chat_service::startup::Application::build(chat_service::config::Config {
-            redis: chat_redis::config::RedisArgs::new(
-                testkit::redis_url(),
-                testkit::redis_cluster(),
-            ),
-            redis_prefix: storage.redis_prefix.clone(),
-            user_service_url: user_url.clone(),
-            history_service_url: worker_history_url,
-            service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
-            ops_addr: local,
-            ready_file: None,
-            consumer_name: "chat-test".into(),
-            ingress_partitions: options.ingress_partitions,
-            batch_size: 200,
-            batch_linger_ms: 3,
-            narrow_batch_linger_ms: 0,
-            claim_idle_ms: 30_000,
-            max_deliveries: 5,
-            dedup_ttl_secs: 3600,
-            edit_window_secs: options.edit_window_secs,
-            dm_list_limit: options.dm_list_limit,
-            membership_ttl_ms: options.membership_ttl_ms,
-            gateway_ttl_ms: 15_000,
-            stall_timeout_ms: 60_000,
-            grpc_max_message_bytes: 4 << 20,
-            log_format: LogFormat::Pretty,
-        })
+        let mut worker = testkit::config::base(&storage);
+        worker.extend(settings(&[
+            ("USER_SERVICE_URL", user_url.clone()),
+            ("HISTORY_SERVICE_URL", worker_history_url),
+        ]));
+        worker.extend(worker_defaults());
+        // The worker reads the partitions the gateways write.
+        if let Some(p) = setting(&options.gateway, "INGRESS_PARTITIONS") {
+            worker.push(("INGRESS_PARTITIONS", p.to_owned()));
+        }
+        worker.extend(options.worker.iter().cloned());
+        let chat = chat_service::startup::Application::build(testkit::config::parse(
+            "chat-service",
+            &worker,
+        ))
         .await
         .expect("chat-service");
         tokio::spawn(chat.run_until(std::future::pending()));
@@ -184,8 +164,8 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
     for i in 0..options.gateways {
         let mut config = gateway_config(&storage, &options, i, &user_url, &gateway_history_url);
         if let (0, Some(link)) = (i, &redis_link) {
-            config.redis =
-                chat_redis::config::RedisArgs::new(format!("redis://{}", link.addr), false);
+            config.redis.redis_url = format!("redis://{}", link.addr);
+            config.redis.redis_cluster = false;
         }
         let app = Application::build(config).await.expect("gateway");
         gateways.push(app.port());
@@ -206,6 +186,7 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
     stack
 }
 
+/// Gateway `index`'s configuration as production parses it.
 pub fn gateway_config(
     storage: &Storage,
     options: &StackOptions,
@@ -213,45 +194,15 @@ pub fn gateway_config(
     user_url: &str,
     history_url: &str,
 ) -> Config {
-    Config {
-        redis: chat_redis::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
-        redis_prefix: storage.redis_prefix.clone(),
-        jwt: JwtSecretArg::inline(JWT_SECRET),
-        service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
-        user_service_url: user_url.into(),
-        history_service_url: history_url.into(),
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        ops_addr: "127.0.0.1:0".parse().unwrap(),
-        ready_file: None,
-        gateway_id: format!("gw{index}"),
-        allowed_origins: options.allowed_origins.clone(),
-        max_frame_bytes: 16 * 1024,
-        rate_per_sec: options.rate_per_sec,
-        rate_burst: options.rate_burst,
-        outbound_queue: options.outbound_queue,
-        outbound_queue_bytes: options.outbound_queue_bytes,
-        heartbeat_ms: options.heartbeat_ms,
-        gateway_ttl_ms: chat_redis::presence::DEFAULT_GATEWAY_TTL_MS,
-        idle_timeout_ms: options.idle_timeout_ms,
-        max_connections: options.max_connections,
-        max_connections_per_user: options.max_connections_per_user,
-        max_connections_per_ip: options.max_connections_per_ip,
-        ingress_backlog_limit: options.ingress_backlog_limit,
-        ingress_max_wait_ms: options.ingress_max_wait_ms,
-        ingress_linger_ms: options.ingress_linger_ms,
-        ingress_partitions: options.ingress_partitions,
-        shutdown_grace_ms: 2000,
-        login_failures_per_client: options.login_failures_per_client,
-        login_failures_per_user: options.login_failures_per_user,
-        login_failures_per_ip: options.login_failures_per_ip,
-        login_failure_window_secs: 900,
-        registrations_per_ip: options.registrations_per_ip,
-        rooms_per_user: options.rooms_per_user,
-        tickets_per_user: options.tickets_per_user,
-        creation_window_secs: 3600,
-        trust_forwarded_for: true,
-        log_format: LogFormat::Pretty,
-    }
+    let mut s = testkit::config::base_with_jwt(storage);
+    s.extend(settings(&[
+        ("USER_SERVICE_URL", user_url.to_owned()),
+        ("HISTORY_SERVICE_URL", history_url.to_owned()),
+        ("GATEWAY_ID", format!("gw{index}")),
+    ]));
+    s.extend(gateway_defaults());
+    s.extend(options.gateway.iter().cloned());
+    testkit::config::parse("gateway", &s)
 }
 
 impl TestStack {

@@ -73,7 +73,7 @@ async fn failed_logins_per_username_and_address_are_limited_across_gateways() {
 #[tokio::test]
 async fn a_username_has_a_higher_cap_across_all_addresses() {
     let stack = spawn_stack_with(StackOptions {
-        login_failures_per_user: 6,
+        gateway: vec![("LOGIN_FAILURES_PER_USER", 6.to_string())],
         ..StackOptions::default()
     })
     .await;
@@ -124,7 +124,7 @@ async fn attempts_are_counted_before_the_password_check_so_a_burst_cannot_pass()
 #[tokio::test]
 async fn registrations_are_limited_per_address() {
     let stack = spawn_stack_with(StackOptions {
-        registrations_per_ip: 3,
+        gateway: vec![("REGISTRATIONS_PER_IP", 3.to_string())],
         ..StackOptions::default()
     })
     .await;
@@ -161,7 +161,7 @@ async fn registrations_are_limited_per_address() {
 #[tokio::test]
 async fn room_creation_is_limited_per_user() {
     let stack = spawn_stack_with(StackOptions {
-        rooms_per_user: 2,
+        gateway: vec![("ROOMS_PER_USER", 2.to_string())],
         ..StackOptions::default()
     })
     .await;
@@ -181,7 +181,7 @@ async fn room_creation_is_limited_per_user() {
 #[tokio::test]
 async fn failed_logins_per_address_are_limited() {
     let stack = spawn_stack_with(StackOptions {
-        login_failures_per_ip: 3,
+        gateway: vec![("LOGIN_FAILURES_PER_IP", 3.to_string())],
         ..StackOptions::default()
     })
     .await;
@@ -219,8 +219,10 @@ async fn a_successful_login_clears_the_username_count() {
 #[tokio::test]
 async fn an_attempt_refused_for_the_username_costs_the_address_nothing() {
     let stack = spawn_stack_with(StackOptions {
-        login_failures_per_client: 2,
-        login_failures_per_ip: 4,
+        gateway: vec![
+            ("LOGIN_FAILURES_PER_CLIENT", 2.to_string()),
+            ("LOGIN_FAILURES_PER_IP", 4.to_string()),
+        ],
         ..StackOptions::default()
     })
     .await;

@@ -215,8 +215,10 @@ async fn refusals_of_every_frame_kind_carry_their_ref() {
 #[tokio::test]
 async fn rate_limited_frames_of_every_kind_carry_their_ref() {
     let stack = spawn_stack_with(StackOptions {
-        rate_per_sec: 1,
-        rate_burst: 2,
+        gateway: vec![
+            ("RATE_PER_SEC", 1.to_string()),
+            ("RATE_BURST", 2.to_string()),
+        ],
         ..StackOptions::default()
     })
     .await;
@@ -262,8 +264,8 @@ async fn rate_limited_frames_of_every_kind_carry_their_ref() {
 #[tokio::test]
 async fn frames_refused_as_unavailable_carry_their_ref() {
     let stack = spawn_stack_with(StackOptions {
+        gateway: vec![("INGRESS_BACKLOG_LIMIT", 100.to_string())],
         chat_worker: false,
-        ingress_backlog_limit: 100,
         gateway_history_link: true,
         ..StackOptions::default()
     })

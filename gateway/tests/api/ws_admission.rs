@@ -71,8 +71,10 @@ async fn a_ticket_opens_one_socket_on_any_gateway_once() {
 #[tokio::test]
 async fn sockets_are_capped_per_user_and_per_address() {
     let stack = spawn_stack_with(StackOptions {
-        max_connections_per_user: 2,
-        max_connections_per_ip: 3,
+        gateway: vec![
+            ("MAX_CONNECTIONS_PER_USER", 2.to_string()),
+            ("MAX_CONNECTIONS_PER_IP", 3.to_string()),
+        ],
         ..StackOptions::default()
     })
     .await;
@@ -122,8 +124,8 @@ async fn sockets_are_capped_per_user_and_per_address() {
 #[tokio::test]
 async fn a_long_ingress_backlog_refuses_sends_with_a_retry_hint() {
     let stack = spawn_stack_with(StackOptions {
+        gateway: vec![("INGRESS_BACKLOG_LIMIT", 100.to_string())],
         chat_worker: false,
-        ingress_backlog_limit: 100,
         ..StackOptions::default()
     })
     .await;
@@ -164,8 +166,8 @@ async fn a_long_ingress_backlog_refuses_sends_with_a_retry_hint() {
 async fn sends_are_shed_while_unread_entries_wait_too_long_but_not_for_a_dead_workers_pending_ones()
 {
     let stack = spawn_stack_with(StackOptions {
+        gateway: vec![("INGRESS_MAX_WAIT_MS", 300.to_string())],
         chat_worker: false,
-        ingress_max_wait_ms: 300,
         ..StackOptions::default()
     })
     .await;
@@ -243,9 +245,11 @@ async fn sends_are_shed_while_unread_entries_wait_too_long_but_not_for_a_dead_wo
 async fn with_partitions_sends_go_to_their_conversations_partition_and_all_are_watched() {
     const PARTITIONS: usize = 5;
     let stack = spawn_stack_with(StackOptions {
+        gateway: vec![
+            ("INGRESS_MAX_WAIT_MS", 300.to_string()),
+            ("INGRESS_PARTITIONS", PARTITIONS.to_string()),
+        ],
         chat_worker: false,
-        ingress_max_wait_ms: 300,
-        ingress_partitions: PARTITIONS,
         ..StackOptions::default()
     })
     .await;
@@ -300,9 +304,11 @@ async fn send_until_refused(a: &mut WsClient, first: u64, quiet: Duration) -> (V
 #[tokio::test]
 async fn a_refused_upgrade_does_not_spend_its_ticket_and_minting_is_limited() {
     let stack = spawn_stack_with(StackOptions {
-        allowed_origins: "http://chat.example".into(),
-        max_connections_per_user: 1,
-        tickets_per_user: 5,
+        gateway: vec![
+            ("ALLOWED_ORIGINS", "http://chat.example".to_string()),
+            ("MAX_CONNECTIONS_PER_USER", 1.to_string()),
+            ("TICKETS_PER_USER", 5.to_string()),
+        ],
         ..StackOptions::default()
     })
     .await;

@@ -51,7 +51,10 @@ async fn token_in_query_string_works_and_hello_names_user_and_gateway() {
 #[tokio::test]
 async fn origins_outside_the_allowed_list_are_403() {
     let stack = spawn_stack_with(StackOptions {
-        allowed_origins: "https://chat.example.com, http://localhost:8080".into(),
+        gateway: vec![(
+            "ALLOWED_ORIGINS",
+            "https://chat.example.com, http://localhost:8080".to_string(),
+        )],
         ..StackOptions::default()
     })
     .await;

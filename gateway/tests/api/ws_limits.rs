@@ -8,9 +8,11 @@ use crate::helpers::{StackOptions, send, spawn_stack_with};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_with_4008_and_slows_no_one() {
     let stack = spawn_stack_with(StackOptions {
-        outbound_queue: 256,
-        rate_per_sec: 100_000,
-        rate_burst: 100_000,
+        gateway: vec![
+            ("OUTBOUND_QUEUE", 256.to_string()),
+            ("RATE_PER_SEC", 100_000.to_string()),
+            ("RATE_BURST", 100_000.to_string()),
+        ],
         ..StackOptions::default()
     })
     .await;
@@ -69,8 +71,10 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_slows_no_one() {
 #[tokio::test]
 async fn silent_connections_are_closed_and_answering_ones_are_not() {
     let stack = spawn_stack_with(StackOptions {
-        heartbeat_ms: 100,
-        idle_timeout_ms: 500,
+        gateway: vec![
+            ("HEARTBEAT_MS", 100.to_string()),
+            ("IDLE_TIMEOUT_MS", 500.to_string()),
+        ],
         ..StackOptions::default()
     })
     .await;
@@ -97,7 +101,7 @@ async fn silent_connections_are_closed_and_answering_ones_are_not() {
 #[tokio::test]
 async fn a_gateway_at_its_connection_limit_answers_503() {
     let stack = spawn_stack_with(StackOptions {
-        max_connections: 2,
+        gateway: vec![("MAX_CONNECTIONS", 2.to_string())],
         ..StackOptions::default()
     })
     .await;

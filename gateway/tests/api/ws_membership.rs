@@ -7,7 +7,7 @@ async fn joins_and_leaves_are_enforced_for_the_very_next_send() {
     // A member-list cache that would otherwise stay stale for a minute:
     // enforcement comes from the membership version, not from expiry.
     let stack = spawn_stack_with(StackOptions {
-        membership_ttl_ms: 60_000,
+        worker: vec![("MEMBERSHIP_TTL_MS", 60_000.to_string())],
         ..StackOptions::default()
     })
     .await;

@@ -239,8 +239,10 @@ async fn typing_reaches_online_members_but_is_not_stored() {
 #[tokio::test]
 async fn past_the_offline_limit_the_newest_arrive_with_truncated() {
     let stack = spawn_stack_with(StackOptions {
-        rate_per_sec: 1000,
-        rate_burst: 1000,
+        gateway: vec![
+            ("RATE_PER_SEC", 1000.to_string()),
+            ("RATE_BURST", 1000.to_string()),
+        ],
         ..StackOptions::default()
     })
     .await;

@@ -115,8 +115,10 @@ async fn every_bad_frame_gets_its_error_and_others_see_nothing() {
 #[tokio::test]
 async fn ping_history_and_rate_limit() {
     let stack = spawn_stack_with(StackOptions {
-        rate_per_sec: 1,
-        rate_burst: 5,
+        gateway: vec![
+            ("RATE_PER_SEC", 1.to_string()),
+            ("RATE_BURST", 5.to_string()),
+        ],
         ..StackOptions::default()
     })
     .await;
@@ -172,8 +174,10 @@ async fn ping_history_and_rate_limit() {
 #[tokio::test]
 async fn pings_do_not_clear_strikes_and_garbage_spends_the_rate_limit() {
     let stack = spawn_stack_with(StackOptions {
-        rate_per_sec: 1,
-        rate_burst: 60,
+        gateway: vec![
+            ("RATE_PER_SEC", 1.to_string()),
+            ("RATE_BURST", 60.to_string()),
+        ],
         ..StackOptions::default()
     })
     .await;

@@ -9,12 +9,8 @@ use proto::history::{
     v1::{self as pb, history_service_client::HistoryServiceClient},
 };
 use redis::AsyncCommands;
-use service_kit::{
-    auth::InternalChannel,
-    config::{JwtSecretArg, ServiceTokenArg},
-    grpc::internal_channel,
-};
-use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage};
+use service_kit::{auth::InternalChannel, grpc::internal_channel};
+use testkit::{SERVICE_TOKEN, Storage};
 
 pub struct TestApp {
     /// The reads, as a service calls them on the internal port.
@@ -49,31 +45,20 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_with(options: Options) -> TestApp {
     let storage = Storage::new();
-    let config = Config {
-        redis: chat_redis::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
-        mongodb_uri: options.mongodb_uri,
-        mongodb_database: storage.mongodb_database.clone(),
-        redis_prefix: storage.redis_prefix.clone(),
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        internal_addr: "127.0.0.1:0".parse().unwrap(),
-        jwt: JwtSecretArg::inline(JWT_SECRET),
-        service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
-        operator_token: String::new(),
-        operator_token_file: None,
+    let mut settings = testkit::config::base_with_jwt(&storage);
+    settings.extend(testkit::config::settings(&[
+        ("MONGODB_URI", options.mongodb_uri.clone()),
+        ("MONGODB_DATABASE", storage.mongodb_database.clone()),
+        ("INTERNAL_ADDR", "127.0.0.1:0".into()),
         // No user-service here: these tests read as a service, which needs
         // no membership check. The e2e tests cover users' reads.
-        user_service_url: "http://127.0.0.1:9".into(),
-        ops_addr: "127.0.0.1:0".parse().unwrap(),
-        ready_file: None,
-        offline_limit: options.offline_limit,
-        offline_ttl_secs: 30 * 86_400,
-        recent_limit: options.recent_limit,
-        archive_batch: 200,
-        archive_partitions: 1,
-        instance_id: format!("history-{}", storage.id),
-        grpc_max_message_bytes: 4 << 20,
-        log_format: service_kit::telemetry::LogFormat::Pretty,
-    };
+        ("USER_SERVICE_URL", "http://127.0.0.1:9".into()),
+        ("OFFLINE_LIMIT", options.offline_limit.to_string()),
+        ("RECENT_LIMIT", options.recent_limit.to_string()),
+        ("ARCHIVE_BATCH", "200".into()),
+        ("INSTANCE_ID", format!("history-{}", storage.id)),
+    ]));
+    let config: Config = testkit::config::parse("history-service", &settings);
     let app = Application::build(config)
         .await
         .expect("history-service builds");

@@ -1,12 +1,8 @@
 //! Spawns user-service on port 0 with a fresh PostgreSQL database.
 
 use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
-use service_kit::{
-    auth::InternalChannel,
-    config::{JwtSecretArg, ServiceTokenArg},
-    grpc::internal_channel,
-};
-use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage};
+use service_kit::{auth::InternalChannel, grpc::internal_channel};
+use testkit::{SERVICE_TOKEN, Storage};
 use user_service::{config::Config, startup::Application};
 
 pub struct TestApp {
@@ -16,23 +12,15 @@ pub struct TestApp {
     pub port: u16,
 }
 
+/// The configuration production would parse, on this test's storage.
 pub fn config(storage: &Storage) -> Config {
-    Config {
-        database_url: storage.database_url(),
-        redis: chat_redis::config::RedisArgs::new(testkit::redis_url(), testkit::redis_cluster()),
-        redis_prefix: storage.redis_prefix.clone(),
-        database_password_file: None,
-        jwt: JwtSecretArg::inline(JWT_SECRET),
-        service_token: ServiceTokenArg::inline(SERVICE_TOKEN),
-        hash_concurrency: 2,
-        hash_queue: 512,
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        ops_addr: "127.0.0.1:0".parse().unwrap(),
-        ready_file: None,
-        token_ttl_secs: 3600,
-        db_max_connections: 5,
-        log_format: service_kit::telemetry::LogFormat::Pretty,
-    }
+    let mut s = testkit::config::base_with_jwt(storage);
+    s.extend(testkit::config::settings(&[
+        ("DATABASE_URL", storage.database_url()),
+        ("TOKEN_TTL_SECS", "3600".into()),
+        ("DB_MAX_CONNECTIONS", "5".into()),
+    ]));
+    testkit::config::parse("user-service", &s)
 }
 
 pub async fn spawn_app() -> TestApp {
