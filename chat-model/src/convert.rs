@@ -1,6 +1,6 @@
 //! Conversions between the message model and its gRPC form (chat.history.v1).
 
-use proto::history::v1 as pb;
+use proto::history::v1 as history_pb;
 
 use crate::{
     ids::{ConversationId, Target},
@@ -18,8 +18,8 @@ fn millis(t: prost_types::Timestamp) -> i64 {
     t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
 }
 
-pub fn to_pb(m: &ChatMessage) -> pb::Message {
-    pb::Message {
+pub fn to_pb(m: &ChatMessage) -> history_pb::Message {
+    history_pb::Message {
         id: m.id.clone(),
         conversation_id: m.conversation.to_string(),
         seq: m.seq,
@@ -38,7 +38,7 @@ pub fn to_pb(m: &ChatMessage) -> pb::Message {
 }
 
 /// Converts a received message; the error names what is missing or wrong.
-pub fn from_pb(m: pb::Message) -> Result<ChatMessage, String> {
+pub fn from_pb(m: history_pb::Message) -> Result<ChatMessage, String> {
     if m.id.is_empty() || m.conversation_id.is_empty() || m.seq == 0 || m.sender.is_empty() {
         return Err("message needs id, conversation_id, seq > 0 and sender".into());
     }
@@ -100,6 +100,6 @@ mod tests {
             from_pb(to_pb(&e)).is_err(),
             "an event targets an earlier seq"
         );
-        assert!(from_pb(pb::Message::default()).is_err());
+        assert!(from_pb(history_pb::Message::default()).is_err());
     }
 }

@@ -10,7 +10,7 @@
 //! archived once).
 
 use prost::Message;
-use proto::history::internal::v1 as hpb;
+use proto::history::internal::v1 as internal_pb;
 
 /// Most items one call carries (history-service refuses more).
 pub const MAX_ITEMS: usize = 1000;
@@ -20,10 +20,13 @@ const OVERHEAD: usize = 16;
 /// The calls that carry `items` within `max_bytes` each: `Append`s, then
 /// `Enqueue`s, each with `presence_at`.
 pub fn split(
-    items: Vec<hpb::AppendItem>,
+    items: Vec<internal_pb::AppendItem>,
     max_bytes: usize,
     presence_at: i64,
-) -> (Vec<hpb::AppendRequest>, Vec<hpb::AppendRequest>) {
+) -> (
+    Vec<internal_pb::AppendRequest>,
+    Vec<internal_pb::AppendRequest>,
+) {
     let budget = max_bytes.saturating_sub(OVERHEAD * 4).max(1024);
     let mut appends = Vec::new();
     let mut enqueues = Vec::new();
@@ -42,11 +45,11 @@ pub fn split(
 
 /// `item` as one or more items of at most `budget` bytes each, by cutting its
 /// offline recipients.
-fn cut(item: hpb::AppendItem, budget: usize) -> Vec<hpb::AppendItem> {
+fn cut(item: internal_pb::AppendItem, budget: usize) -> Vec<internal_pb::AppendItem> {
     if item.encoded_len() + OVERHEAD <= budget {
         return vec![item];
     }
-    let bare = hpb::AppendItem {
+    let bare = internal_pb::AppendItem {
         offline_recipients: Vec::new(),
         ..item.clone()
     };
@@ -69,14 +72,18 @@ fn cut(item: hpb::AppendItem, budget: usize) -> Vec<hpb::AppendItem> {
 
 /// Greedy packing of items into requests of at most `budget` bytes and
 /// MAX_ITEMS items.
-fn pack(items: Vec<hpb::AppendItem>, budget: usize, presence_at: i64) -> Vec<hpb::AppendRequest> {
+fn pack(
+    items: Vec<internal_pb::AppendItem>,
+    budget: usize,
+    presence_at: i64,
+) -> Vec<internal_pb::AppendRequest> {
     let mut requests = Vec::new();
     let mut current = Vec::new();
     let mut size = 0;
     for item in items {
         let cost = item.encoded_len() + OVERHEAD;
         if !current.is_empty() && (size + cost > budget || current.len() == MAX_ITEMS) {
-            requests.push(hpb::AppendRequest {
+            requests.push(internal_pb::AppendRequest {
                 items: std::mem::take(&mut current),
                 presence_at,
             });
@@ -86,7 +93,7 @@ fn pack(items: Vec<hpb::AppendItem>, budget: usize, presence_at: i64) -> Vec<hpb
         current.push(item);
     }
     if !current.is_empty() {
-        requests.push(hpb::AppendRequest {
+        requests.push(internal_pb::AppendRequest {
             items: current,
             presence_at,
         });
@@ -96,13 +103,13 @@ fn pack(items: Vec<hpb::AppendItem>, budget: usize, presence_at: i64) -> Vec<hpb
 
 #[cfg(test)]
 mod tests {
-    use proto::history::v1 as pb;
+    use proto::history::v1 as history_pb;
 
     use super::*;
 
-    fn item(seq: u64, body: usize, recipients: usize) -> hpb::AppendItem {
-        hpb::AppendItem {
-            message: Some(pb::Message {
+    fn item(seq: u64, body: usize, recipients: usize) -> internal_pb::AppendItem {
+        internal_pb::AppendItem {
+            message: Some(history_pb::Message {
                 id: format!("id-{seq}"),
                 conversation_id: "room:big".into(),
                 seq,

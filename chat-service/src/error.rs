@@ -4,20 +4,17 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
-    #[error("redis: {0}")]
+    #[error("Redis failed")]
     Redis(#[from] redis::RedisError),
-    #[error("user-service: {0}")]
+    #[error("asking user-service")]
     Users(#[from] crate::members::Unavailable),
-    #[error("history-service: {code:?}: {message}")]
-    History { code: tonic::Code, message: String },
+    #[error("history-service answered {code:?}", code = .0.code())]
+    History(#[source] tonic::Status),
 }
 
 impl BatchError {
     pub fn history(status: tonic::Status) -> Self {
-        Self::History {
-            code: status.code(),
-            message: status.message().to_owned(),
-        }
+        Self::History(status)
     }
 
     /// The batch's own content was refused (history-service judged it
@@ -26,13 +23,13 @@ impl BatchError {
     pub fn is_content(&self) -> bool {
         matches!(
             self,
-            Self::History {
-                code: tonic::Code::InvalidArgument
+            Self::History(status) if matches!(
+                status.code(),
+                tonic::Code::InvalidArgument
                     | tonic::Code::OutOfRange
                     | tonic::Code::FailedPrecondition
-                    | tonic::Code::ResourceExhausted,
-                ..
-            }
+                    | tonic::Code::ResourceExhausted
+            )
         )
     }
 }

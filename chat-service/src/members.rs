@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
+use proto::user::v1::{self as user_pb, user_service_client::UserServiceClient};
 use service_kit::auth::InternalChannel;
 use tonic::Code;
 
@@ -30,9 +30,10 @@ struct Versioned {
     owners: Arc<[String]>,
 }
 
+/// user-service did not answer a membership question.
 #[derive(Debug, thiserror::Error)]
-#[error("user-service unavailable: {0}")]
-pub struct Unavailable(pub String);
+#[error("user-service answered {code:?}", code = .0.code())]
+pub struct Unavailable(#[source] pub tonic::Status);
 
 #[derive(Clone)]
 pub struct Members {
@@ -82,7 +83,7 @@ impl Members {
         let reply = self
             .client
             .clone()
-            .list_room_members(pb::ListRoomMembersRequest {
+            .list_room_members(user_pb::ListRoomMembersRequest {
                 room: room.to_owned(),
             })
             .await;
@@ -107,7 +108,7 @@ impl Members {
                 members: None,
                 owners: Arc::from(Vec::new()),
             },
-            Err(s) => return Err(Unavailable(s.message().to_owned())),
+            Err(s) => return Err(Unavailable(s)),
         };
         store(&self.rooms, room, fetched.clone(), self.ttl);
         Ok(fetched)
@@ -135,7 +136,7 @@ impl Members {
             let reply = self
                 .client
                 .clone()
-                .get_users(pb::GetUsersRequest {
+                .get_users(user_pb::GetUsersRequest {
                     usernames: chunk.to_vec(),
                 })
                 .await;
@@ -148,7 +149,7 @@ impl Members {
                     .collect(),
                 // One name user-service refuses: each is asked on its own.
                 Err(s) if s.code() == Code::InvalidArgument => return Ok(()),
-                Err(s) => return Err(Unavailable(s.message().to_owned())),
+                Err(s) => return Err(Unavailable(s)),
             };
             for user in chunk {
                 store(&self.users, user, found.contains(user), self.ttl);
@@ -165,14 +166,14 @@ impl Members {
         let reply = self
             .client
             .clone()
-            .get_user(pb::GetUserRequest {
+            .get_user(user_pb::GetUserRequest {
                 username: user.to_owned(),
             })
             .await;
         let exists = match reply {
             Ok(_) => true,
             Err(s) if s.code() == Code::NotFound => false,
-            Err(s) => return Err(Unavailable(s.message().to_owned())),
+            Err(s) => return Err(Unavailable(s)),
         };
         store(&self.users, user, exists, self.ttl);
         Ok(exists)

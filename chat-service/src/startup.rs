@@ -71,7 +71,7 @@ impl Application {
         let conn =
             connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
         let keys = config.redis.keys();
-        let token = config.service_token.get();
+        let token = config.service_token.get().expose();
         let users = UserServiceClient::new(internal_channel(&config.user_service_url, token)?);
         let history =
             HistoryInternalClient::new(internal_channel(&config.history_service_url, token)?)

@@ -105,10 +105,11 @@ impl Worker {
             match self.processor.process(entries, consumer.finish()).await {
                 Err(e) if e.is_content() => {
                     if let [entry] = entries {
-                        tracing::error!(id = %entry.id, error = %e, "entry refused for its content; dead-lettered");
+                        tracing::error!(id = %entry.id, error = %service_kit::error::Chain(&e), "entry refused for its content; dead-lettered");
                         let payload = consumer.group.payload(entry);
                         self.processor.tombstone(&payload).await?;
-                        consumer.dead_letter_now(entry, &e.to_string()).await?;
+                        let reason = service_kit::error::Chain(&e).to_string();
+                        consumer.dead_letter_now(entry, &reason).await?;
                         return Ok(BatchStats {
                             dead: 1,
                             ..BatchStats::default()

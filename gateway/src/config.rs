@@ -81,7 +81,7 @@ pub struct Config {
     pub ingress_max_wait_ms: u64,
     /// Under steady traffic (sends closer together than this on average),
     /// how long a send waits for others to share its write to Redis (ms;
-    /// 0 = never). A lone send never waits (`ws/appender.rs`).
+    /// 0 = never). A lone send never waits (`ingress/appender.rs`).
     #[arg(long, env = "INGRESS_LINGER_MS", default_value_t = 0)]
     pub ingress_linger_ms: u64,
     /// How long shutdown waits for sockets to close (ms).

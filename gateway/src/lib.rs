@@ -1,18 +1,30 @@
 //! gateway: the public edge. WebSocket sessions and the REST facade; inbound
 //! messages go onto the Redis ingress stream, deliveries come back over one
 //! Redis pub/sub channel per gateway.
+//!
+//! Built in floors; each imports only the floors below it:
+//! - `domain/`: what the gateway does for a user (access, accounts, rooms,
+//!   conversations, history, read markers, tickets, limits, the offline
+//!   queue), knowing nothing of axum, HTTP or WebSocket frames;
+//! - `ingress/`: sends in, onto the ingress streams, with backpressure;
+//! - `delivery/`: frames out, from the pub/sub subscription to each
+//!   session's outbox;
+//! - `http/`: what every HTTP route shares (errors, extractors, access log);
+//! - `api/` (REST) and `ws/` (WebSocket sessions), the transports, side by
+//!   side: neither imports the other;
+//! - `routes`, `state` and `startup` put them together.
+//!
+//! gateway/tests/api/layers.rs checks that no module imports one that
+//! imports it back, and that the domain stays free of transports.
 
-pub mod access_log;
 pub mod api;
-pub mod backpressure;
 pub mod config;
-pub mod history;
-pub mod hub;
+pub mod delivery;
+pub mod domain;
+pub mod http;
+pub mod ingress;
 pub mod metrics;
-pub mod outbox;
-pub mod pubsub;
-pub mod reads;
-pub mod seen;
+pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod ws;

@@ -4,20 +4,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Router, extract::DefaultBodyLimit, serve::ListenerExt};
+use axum::serve::ListenerExt;
 use chat_redis::{
-    connection,
+    connection::{self, Redis},
     keys::Keys,
     presence::{GatewayPresence, Lookup},
 };
-use proto::{
-    history::{
-        internal::v1::history_internal_client::HistoryInternalClient,
-        v1::history_service_client::HistoryServiceClient,
-    },
-    user::v1::user_service_client::UserServiceClient,
-};
 use service_kit::{
+    auth::InternalChannel,
     grpc::internal_channel,
     ops::{self, Readiness},
     service::{Listeners, Service, ServiceArgs, StartupError},
@@ -27,23 +21,24 @@ use tokio::sync::watch;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
-    access_log,
-    api::{self, error::ApiError},
-    backpressure,
     config::Config,
-    hub::Hub,
-    pubsub,
+    delivery::{caps::ConnCaps, hub::Hub, pubsub},
+    domain::{
+        HistoryClient, HistoryInternal, UserClient, access::Access, accounts::Accounts,
+        conversations::Conversations, history::History, limits::Limits, offline::OfflineQueue,
+        reads::Reads, rooms::Rooms, tickets::Tickets, tokens::Tokens,
+    },
+    http::extract::ProxyTrust,
+    ingress::{Ingress, appender::Appender, backlog},
+    routes,
     state::{AppState, Shared},
-    ws::caps::ConnCaps,
+    ws::{self, Sessions},
 };
-
-/// Largest REST request body.
-const MAX_API_BODY: usize = 16 * 1024;
 
 pub struct Application {
     listeners: Listeners,
     config: Config,
-    redis: chat_redis::connection::Redis,
+    redis: Redis,
 }
 
 impl Service for Application {
@@ -130,18 +125,20 @@ impl Application {
             hub.clone(),
             shutdown.clone(),
         ));
+        let upstreams = Upstreams::connect(&config)?;
         let state = shared_state(Parts {
             config: config.clone(),
             keys,
-            redis: self.redis,
+            redis: self.redis.clone(),
             hub: hub.clone(),
             presence,
-            subscribed,
             shutdown: shutdown.clone(),
-        })?;
+            upstreams: &upstreams,
+        });
+        let ready = readiness(self.redis, subscribed, upstreams);
         let ops_server = tokio::spawn(ops::serve(
             listeners.take("ops"),
-            ops::router(readiness(state.clone())),
+            ops::router(ready),
             shutdown.clone().wait(),
         ));
         // Nagle off: WebSocket frames are flushed in batches already, and a
@@ -151,7 +148,7 @@ impl Application {
         });
         axum::serve(
             listener,
-            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            routes::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown.clone().wait())
         .await
@@ -171,91 +168,128 @@ impl Application {
     }
 }
 
-/// What the shared state is made of, besides the upstream clients.
-struct Parts {
+/// The upstream channels, and their clients.
+struct Upstreams {
+    user_channel: InternalChannel,
+    history_channel: InternalChannel,
+}
+
+impl Upstreams {
+    fn connect(config: &Config) -> Result<Self, StartupError> {
+        let token = config.service_token.get().expose();
+        Ok(Self {
+            user_channel: internal_channel(&config.user_service_url, token)?,
+            history_channel: internal_channel(&config.history_service_url, token)?,
+        })
+    }
+
+    fn users(&self) -> UserClient {
+        UserClient::new(self.user_channel.clone())
+    }
+
+    fn history(&self) -> HistoryClient {
+        HistoryClient::new(self.history_channel.clone())
+    }
+
+    fn history_internal(&self) -> HistoryInternal {
+        HistoryInternal::new(self.history_channel.clone())
+    }
+}
+
+/// What the shared state is made of.
+struct Parts<'a> {
     config: Arc<Config>,
     keys: Keys,
-    redis: chat_redis::connection::Redis,
+    redis: Redis,
     hub: Arc<Hub>,
     presence: GatewayPresence,
-    subscribed: watch::Receiver<bool>,
     shutdown: Shutdown,
+    upstreams: &'a Upstreams,
 }
 
-/// The state every handler shares: upstream clients, caps, presence, and
-/// the ingress backlog (polled in the background for backpressure).
-fn shared_state(p: Parts) -> Result<AppState, StartupError> {
-    let token = p.config.service_token.get();
-    let user_channel = internal_channel(&p.config.user_service_url, token)?;
-    let history_channel = internal_channel(&p.config.history_service_url, token)?;
-    let ingress = Arc::new(backpressure::Ingress::default());
-    let appender = crate::ws::appender::Appender::start(
-        p.redis.clone(),
-        std::time::Duration::from_millis(p.config.ingress_linger_ms),
-    );
-    tokio::spawn(backpressure::poll(
-        p.redis.clone(),
-        (0..p.config.ingress_partitions)
-            .map(|i| p.keys.ingress(i))
+/// The handles of every floor, wired together, and the ingress backlog
+/// poller (in the background, for backpressure).
+fn shared_state(p: Parts<'_>) -> AppState {
+    let Parts {
+        config,
+        keys,
+        redis,
+        hub,
+        presence,
+        shutdown,
+        upstreams,
+    } = p;
+    let lookup = Lookup::new(keys.clone(), config.gateway_ttl_ms);
+    let access = Access::new(upstreams.users());
+    let limits = Limits::new(redis.clone(), keys.clone(), (&*config).into());
+    let tokens = Tokens::new(config.jwt.get().clone());
+    let tickets = Tickets::new(redis.clone(), keys.clone(), limits.clone());
+    let history = History::new(access.clone(), upstreams.history());
+    let reads = Reads::new(access.clone(), redis.clone(), keys.clone(), lookup.clone());
+    let backlog = Arc::new(backlog::Backlog::default());
+    tokio::spawn(backlog::poll(
+        redis.clone(),
+        (0..config.ingress_partitions)
+            .map(|i| keys.ingress(i))
             .collect(),
-        ingress.clone(),
-        p.shutdown.clone(),
+        backlog.clone(),
+        shutdown.clone(),
     ));
-    Ok(AppState::new(Shared {
+    let appender = Appender::start(
+        redis.clone(),
+        Duration::from_millis(config.ingress_linger_ms),
+    );
+    let sessions = Sessions::new(ws::context::Parts {
+        settings: (&*config).into(),
         caps: Arc::new(ConnCaps::new(
-            p.config.max_connections_per_user,
-            p.config.max_connections_per_ip,
+            config.max_connections_per_user,
+            config.max_connections_per_ip,
         )),
-        lookup: Lookup::new(p.keys.clone(), p.config.gateway_ttl_ms),
-        reads: crate::reads::Reads::new(p.keys.clone()),
-        summaries: chat_redis::summary::Summaries::new(p.keys.clone()),
-        config: p.config,
-        keys: p.keys,
-        redis: p.redis,
-        users: UserServiceClient::new(user_channel.clone()),
-        history: HistoryServiceClient::new(history_channel.clone()),
-        history_internal: HistoryInternalClient::new(history_channel.clone()),
-        user_channel,
-        history_channel,
-        hub: p.hub,
-        ingress,
-        appender,
-        presence: p.presence,
-        shutdown: p.shutdown,
-        subscribed: p.subscribed,
-    }))
-}
-
-/// The public routes. `/readyz` and `/metrics` are not among them: they say
-/// what the system depends on and how busy it is, so they live on OPS_ADDR.
-pub fn router(state: AppState) -> Router {
-    api::router()
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_API_BODY))
-        .layer(axum::middleware::from_fn(access_log::log))
-        .with_state(state)
-}
-
-async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route".into())
+        hub,
+        presence,
+        shutdown,
+        tokens: tokens.clone(),
+        tickets: tickets.clone(),
+        offline: OfflineQueue::new(upstreams.history(), upstreams.history_internal()),
+        reads: reads.clone(),
+        history: history.clone(),
+        ingress: Ingress::new(appender, backlog, keys.clone(), (&*config).into()),
+    });
+    AppState::new(Shared {
+        accounts: Accounts::new(upstreams.users(), limits.clone()),
+        rooms: Rooms::new(
+            upstreams.users(),
+            access.clone(),
+            limits,
+            lookup,
+            redis.clone(),
+        ),
+        conversations: Conversations::new(upstreams.users(), access, redis, keys),
+        history,
+        reads,
+        tickets,
+        tokens,
+        proxy_trust: ProxyTrust(config.trust_forwarded_for),
+        sessions,
+    })
 }
 
 /// Ready when Redis answers, the delivery subscription is live, and both
 /// upstreams report SERVING.
-fn readiness(state: AppState) -> ops::ReadyCheck {
+fn readiness(redis: Redis, subscribed: watch::Receiver<bool>, up: Upstreams) -> ops::ReadyCheck {
+    let up = Arc::new(up);
     Arc::new(move || {
-        let state = state.clone();
+        let (mut redis, subscribed, up) = (redis.clone(), subscribed.clone(), up.clone());
         Box::pin(async move {
-            let mut redis = state.redis.clone();
             if let Err(e) = connection::ping(&mut redis).await {
                 return Readiness::Unavailable(e);
             }
-            if !*state.subscribed.borrow() {
+            if !*subscribed.borrow() {
                 return Readiness::Unavailable("pub/sub not subscribed".into());
             }
             for (name, channel) in [
-                ("user-service", &state.user_channel),
-                ("history-service", &state.history_channel),
+                ("user-service", &up.user_channel),
+                ("history-service", &up.history_channel),
             ] {
                 let check = HealthClient::new(channel.clone())
                     .check(HealthCheckRequest {

@@ -25,8 +25,11 @@ use chat_model::{
 use redis::streams::StreamId;
 
 pub use crate::archive_status::ArchiveStatus;
+use service_kit::error::Chain;
+
 use crate::{
-    mongo::{Applied, Archive, MessageDoc},
+    error::HistoryError,
+    mongo::{Applied, Archive, ArchiveError, MessageDoc},
     store::{ARCHIVE_FIELD, RedisStore},
 };
 
@@ -60,26 +63,40 @@ pub fn group(store: &RedisStore, partition: usize, consumer: String, batch: usiz
     }
 }
 
-impl Handler for Archiver {
-    type Error = String;
+/// Why a batch was not archived (it is read again, after a backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiverError {
+    #[error("archiving")]
+    Archive(#[from] ArchiveError),
+    #[error("reading the recent window")]
+    Window(#[from] HistoryError),
+    #[error("reading the recent windows to trim")]
+    Redis(#[from] redis::RedisError),
+    /// Its target is in the recent window but not archived yet (another
+    /// instance is on it): tried again.
+    #[error("{conversation} seq {seq}: the target of an event is not archived yet")]
+    TargetNotArchived {
+        conversation: ConversationId,
+        seq: u64,
+    },
+}
 
-    async fn prepare(&mut self) -> Result<(), String> {
-        let ready = self
-            .archive
-            .ensure_indexes()
-            .await
-            .map_err(|e| format!("mongodb: {e}"));
+impl Handler for Archiver {
+    type Error = ArchiverError;
+
+    async fn prepare(&mut self) -> Result<(), ArchiverError> {
+        let ready = self.archive.ensure_indexes().await;
         if let Err(e) = &ready {
-            self.status.set(Err(e.clone()));
+            self.status.set(Err(Chain(e).to_string()));
         }
-        ready
+        Ok(ready?)
     }
 
     async fn handle(
         &mut self,
         consumer: &mut Consumer,
         entries: &[StreamId],
-    ) -> Result<(), String> {
+    ) -> Result<(), ArchiverError> {
         self.record_backlog(consumer);
         self.archive_batch(consumer, entries).await?;
         self.status.set(Ok(()));
@@ -90,8 +107,8 @@ impl Handler for Archiver {
         self.record_backlog(consumer);
     }
 
-    fn failed(&mut self, error: &String) {
-        self.status.set(Err(error.clone()));
+    fn failed(&mut self, error: &ArchiverError) {
+        self.status.set(Err(Chain(error).to_string()));
         metrics::counter!("history_archive_failures_total").increment(1);
     }
 }
@@ -119,7 +136,7 @@ impl Archiver {
         &mut self,
         consumer: &mut Consumer,
         entries: &[StreamId],
-    ) -> Result<(), String> {
+    ) -> Result<(), ArchiverError> {
         let Decoded {
             docs,
             states,
@@ -130,10 +147,7 @@ impl Archiver {
         record_lag(&self.partition, entries);
         dead.extend(self.insert(&docs).await?);
         for state in &states {
-            self.archive
-                .store_state(state)
-                .await
-                .map_err(|e| format!("mongodb: {e}"))?;
+            self.archive.store_state(state).await?;
         }
         events.sort_by_key(|e| e.seq);
         self.apply_events(&events).await?;
@@ -146,13 +160,9 @@ impl Archiver {
     /// Applies each event to its archived target. A target not archived yet
     /// but still in the recent window is on its way: the batch fails and is
     /// retried. One in neither place never was stored; nothing to change.
-    async fn apply_events(&self, events: &[ChatMessage]) -> Result<(), String> {
+    async fn apply_events(&self, events: &[ChatMessage]) -> Result<(), ArchiverError> {
         for event in events {
-            let applied = self
-                .archive
-                .apply_event(event)
-                .await
-                .map_err(|e| format!("mongodb: {e}"))?;
+            let applied = self.archive.apply_event(event).await?;
             if applied == Applied::Done {
                 continue;
             }
@@ -160,13 +170,12 @@ impl Archiver {
             let in_window = self
                 .store
                 .at_seqs(&[(event.conversation.as_str(), target)])
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if in_window.first().is_some_and(Option::is_some) {
-                return Err(format!(
-                    "{} seq {target}: the target of an event is not archived yet",
-                    event.conversation
-                ));
+                return Err(ArchiverError::TargetNotArchived {
+                    conversation: event.conversation.clone(),
+                    seq: target,
+                });
             }
             tracing::warn!(conversation = %event.conversation, seq = target, "an event's target is stored nowhere; skipped");
         }
@@ -176,12 +185,8 @@ impl Archiver {
     /// Inserts `docs`; returns the conflicts, to dead-letter. A duplicate is
     /// a replay (same id: done) or a conflict (another message holds that
     /// seq): never silently the latter.
-    async fn insert(&self, docs: &[MessageDoc]) -> Result<Vec<Dead>, String> {
-        let outcome = self
-            .archive
-            .insert(docs)
-            .await
-            .map_err(|e| format!("mongodb: {e}"))?;
+    async fn insert(&self, docs: &[MessageDoc]) -> Result<Vec<Dead>, ArchiverError> {
+        let outcome = self.archive.insert(docs).await?;
         metrics::counter!("history_archived_total").increment(outcome.inserted as u64);
         metrics::counter!("history_archive_duplicates_total")
             .increment(outcome.duplicates.len() as u64);
@@ -190,11 +195,7 @@ impl Archiver {
             .iter()
             .filter_map(|i| docs.get(*i))
             .collect();
-        let conflicts = self
-            .archive
-            .conflicts(&duplicates)
-            .await
-            .map_err(|e| format!("mongodb: {e}"))?;
+        let conflicts = self.archive.conflicts(&duplicates).await?;
         Ok(conflicts
             .into_iter()
             .map(|c| {
@@ -270,7 +271,7 @@ impl Archiver {
     async fn safe_trims(
         &mut self,
         conversations: &HashMap<ConversationId, u64>,
-    ) -> Result<Vec<(ConversationId, u64)>, String> {
+    ) -> Result<Vec<(ConversationId, u64)>, ArchiverError> {
         let keys = self.store.keys().clone();
         let limit = u64::from(self.recent_limit);
         let convs: Vec<&ConversationId> = conversations
@@ -289,10 +290,7 @@ impl Archiver {
                 .arg(-(i64::from(self.recent_limit)) - 1)
                 .arg("WITHSCORES");
         }
-        let excess: Vec<Vec<(String, f64)>> = pipe
-            .query_async(&mut self.store.conn())
-            .await
-            .map_err(|e| format!("redis: {e}"))?;
+        let excess: Vec<Vec<(String, f64)>> = pipe.query_async(&mut self.store.conn()).await?;
         let mut trims = Vec::new();
         for (conv, members) in convs.into_iter().zip(excess) {
             let mut seqs: Vec<u64> = members.iter().map(|(_, s)| *s as u64).collect();
@@ -300,11 +298,7 @@ impl Archiver {
             if seqs.is_empty() {
                 continue;
             }
-            let archived = self
-                .archive
-                .archived_seqs(conv.as_str(), &seqs)
-                .await
-                .map_err(|e| format!("mongodb: {e}"))?;
+            let archived = self.archive.archived_seqs(conv.as_str(), &seqs).await?;
             let below = seqs
                 .iter()
                 .find(|s| !archived.contains(s))

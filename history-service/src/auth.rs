@@ -10,7 +10,7 @@ use std::sync::Arc;
 use service_kit::auth::{Caller, InternalChannel, bearer, constant_time_eq};
 
 use chat_model::ids::{Conversation, ConversationId};
-use proto::user::v1::{self as upb, user_service_client::UserServiceClient};
+use proto::user::v1::{self as user_pb, user_service_client::UserServiceClient};
 use tonic::{Request, Status, service::Interceptor};
 
 use crate::error::HistoryError;
@@ -94,7 +94,7 @@ impl Access {
                 let reply = self
                     .users
                     .clone()
-                    .check_membership(upb::RoomMembershipRequest {
+                    .check_membership(user_pb::RoomMembershipRequest {
                         room: room.to_owned(),
                         username: user.clone(),
                     })

@@ -40,7 +40,7 @@ pub struct Config {
         default_value = "",
         hide_default_value = true
     )]
-    pub operator_token: String,
+    pub operator_token: service_kit::secret::Secret,
     /// File holding the operator token.
     #[arg(long, env = "OPERATOR_TOKEN_FILE")]
     pub operator_token_file: Option<PathBuf>,

@@ -12,8 +12,8 @@ pub enum HistoryError {
     Upstream(tonic::Status),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("archive unavailable: {0}")]
-    Archive(#[from] mongodb::error::Error),
+    #[error("archive unavailable")]
+    Archive(#[from] crate::mongo::ArchiveError),
     #[error("corrupt stored message: {0}")]
     Corrupt(#[from] serde_json::Error),
 }

@@ -9,7 +9,7 @@ use chat_model::{
     ids::{self, ConversationId},
     message::ChatMessage,
 };
-use proto::history::{internal::v1 as ipb, v1 as pb};
+use proto::history::{internal::v1 as internal_pb, v1 as history_pb};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -41,11 +41,11 @@ fn check_username(field: &str, name: &str) -> Result<(), HistoryError> {
 }
 
 #[tonic::async_trait]
-impl pb::history_service_server::HistoryService for HistoryApi {
+impl history_pb::history_service_server::HistoryService for HistoryApi {
     async fn get_history(
         &self,
-        request: Request<pb::GetHistoryRequest>,
-    ) -> Result<Response<pb::GetHistoryResponse>, Status> {
+        request: Request<history_pb::GetHistoryRequest>,
+    ) -> Result<Response<history_pb::GetHistoryResponse>, Status> {
         let caller = Caller::of(&request)?.clone();
         let req = request.into_inner();
         // Bad input is answered before any authorization work.
@@ -59,7 +59,7 @@ impl pb::history_service_server::HistoryService for HistoryApi {
             .map_err(|e| HistoryError::InvalidArgument(format!("conversation_id: {e}")))?;
         self.access.check_read(&caller, &conversation).await?;
         let page = query::page(&self.redis, &self.archive, &page_req).await?;
-        Ok(Response::new(pb::GetHistoryResponse {
+        Ok(Response::new(history_pb::GetHistoryResponse {
             messages: page.messages.into_iter().map(|m| to_pb(&m)).collect(),
             has_more: page.has_more,
         }))
@@ -67,14 +67,14 @@ impl pb::history_service_server::HistoryService for HistoryApi {
 
     async fn list_offline(
         &self,
-        request: Request<pb::ListOfflineRequest>,
-    ) -> Result<Response<pb::ListOfflineResponse>, Status> {
+        request: Request<history_pb::ListOfflineRequest>,
+    ) -> Result<Response<history_pb::ListOfflineResponse>, Status> {
         let caller = Caller::of(&request)?.clone();
         let req = request.into_inner();
         check_username("username", &req.username)?;
         Access::check_offline(&caller, &req.username)?;
         let batch = self.redis.offline(&req.username).await?;
-        Ok(Response::new(pb::ListOfflineResponse {
+        Ok(Response::new(history_pb::ListOfflineResponse {
             messages: batch.messages.into_iter().map(|m| to_pb(&m)).collect(),
             truncated: batch.dropped > 0,
             dropped: batch.dropped,
@@ -92,7 +92,7 @@ pub struct InternalApi {
 pub const MAX_GET_MESSAGES: usize = 1000;
 
 /// Validates an Append or Enqueue request's items.
-fn items(req: ipb::AppendRequest) -> Result<Vec<AppendItem>, HistoryError> {
+fn items(req: internal_pb::AppendRequest) -> Result<Vec<AppendItem>, HistoryError> {
     let invalid = HistoryError::InvalidArgument;
     if req.items.len() > MAX_APPEND_BATCH {
         return Err(HistoryError::InvalidArgument(format!(
@@ -137,8 +137,8 @@ fn items(req: ipb::AppendRequest) -> Result<Vec<AppendItem>, HistoryError> {
     Ok(items)
 }
 
-fn late_pb(late: crate::store::Late) -> ipb::Late {
-    ipb::Late {
+fn late_pb(late: crate::store::Late) -> internal_pb::Late {
+    internal_pb::Late {
         item: late.item as u32,
         username: late.user,
     }
@@ -166,11 +166,7 @@ impl InternalApi {
             .at_seqs(conversation.as_str(), &missing)
             .await?
         {
-            let m = ChatMessage::try_from(doc).map_err(|e| {
-                HistoryError::Archive(
-                    std::io::Error::other(format!("archived message: {e}")).into(),
-                )
-            })?;
+            let m = ChatMessage::try_from(doc).map_err(crate::mongo::ArchiveError::from)?;
             out.push(m);
         }
         Ok(out)
@@ -178,11 +174,11 @@ impl InternalApi {
 }
 
 #[tonic::async_trait]
-impl ipb::history_internal_server::HistoryInternal for InternalApi {
+impl internal_pb::history_internal_server::HistoryInternal for InternalApi {
     async fn append(
         &self,
-        request: Request<ipb::AppendRequest>,
-    ) -> Result<Response<ipb::AppendResponse>, Status> {
+        request: Request<internal_pb::AppendRequest>,
+    ) -> Result<Response<internal_pb::AppendResponse>, Status> {
         // Part of the first message's trace (service_kit::trace), when on.
         let span = tracing::info_span!("history.append");
         service_kit::trace::set_parent(
@@ -198,7 +194,7 @@ impl ipb::history_internal_server::HistoryInternal for InternalApi {
                 .append(&items, presence_at, &self.archive)
                 .await?;
             metrics::counter!("history_appended_total").increment(items.len() as u64);
-            Ok(Response::new(ipb::AppendResponse {
+            Ok(Response::new(internal_pb::AppendResponse {
                 late: late.into_iter().map(late_pb).collect(),
             }))
         }
@@ -208,22 +204,22 @@ impl ipb::history_internal_server::HistoryInternal for InternalApi {
 
     async fn enqueue(
         &self,
-        request: Request<ipb::AppendRequest>,
-    ) -> Result<Response<ipb::AppendResponse>, Status> {
+        request: Request<internal_pb::AppendRequest>,
+    ) -> Result<Response<internal_pb::AppendResponse>, Status> {
         let request = request.into_inner();
         let presence_at = request.presence_at;
         let items = items(request)?;
         let late = self.redis.enqueue(&items, presence_at).await?;
         metrics::counter!("history_enqueued_total").increment(items.len() as u64);
-        Ok(Response::new(ipb::AppendResponse {
+        Ok(Response::new(internal_pb::AppendResponse {
             late: late.into_iter().map(late_pb).collect(),
         }))
     }
 
     async fn get_messages(
         &self,
-        request: Request<ipb::GetMessagesRequest>,
-    ) -> Result<Response<ipb::GetMessagesResponse>, Status> {
+        request: Request<internal_pb::GetMessagesRequest>,
+    ) -> Result<Response<internal_pb::GetMessagesResponse>, Status> {
         let req = request.into_inner();
         let conversation = ConversationId::parse(&req.conversation_id)
             .map_err(|e| HistoryError::InvalidArgument(format!("conversation_id: {e}")))?;
@@ -234,15 +230,15 @@ impl ipb::history_internal_server::HistoryInternal for InternalApi {
             .into());
         }
         let messages = self.messages_at(&conversation, &req.seqs).await?;
-        Ok(Response::new(ipb::GetMessagesResponse {
+        Ok(Response::new(internal_pb::GetMessagesResponse {
             messages: messages.iter().map(to_pb).collect(),
         }))
     }
 
     async fn ack_offline(
         &self,
-        request: Request<ipb::AckOfflineRequest>,
-    ) -> Result<Response<ipb::AckOfflineResponse>, Status> {
+        request: Request<internal_pb::AckOfflineRequest>,
+    ) -> Result<Response<internal_pb::AckOfflineResponse>, Status> {
         let req = request.into_inner();
         check_username("username", &req.username)?;
         if req.last_id.is_empty() || req.last_id.len() > 64 || req.last_id.contains('"') {
@@ -252,6 +248,6 @@ impl ipb::history_internal_server::HistoryInternal for InternalApi {
             .redis
             .ack_offline(&req.username, &req.last_id, req.dropped)
             .await?;
-        Ok(Response::new(ipb::AckOfflineResponse { removed }))
+        Ok(Response::new(internal_pb::AckOfflineResponse { removed }))
     }
 }

@@ -19,6 +19,21 @@ use serde::{Deserialize, Serialize};
 /// MongoDB's duplicate-key error code: an already archived message.
 const DUPLICATE_KEY: i32 = 11000;
 
+/// Why the archive could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("MongoDB failed")]
+    Mongo(#[from] mongodb::error::Error),
+    /// A stored document this service did not write.
+    #[error("an archived message is not one of ours")]
+    Foreign(#[from] IdError),
+    /// A compare-and-set lost to other writers every time it tried.
+    #[error("{0} kept changing while it was written")]
+    Contended(&'static str),
+}
+
+pub type ArchiveResult<T> = Result<T, ArchiveError>;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageDoc {
     #[serde(rename = "_id")]
@@ -110,7 +125,7 @@ pub struct Archive {
 impl Archive {
     /// Creates the client without contacting the server: MongoDB may be down at
     /// start, and chat must not wait for it.
-    pub async fn new(uri: &str, database: &str) -> mongodb::error::Result<Self> {
+    pub async fn new(uri: &str, database: &str) -> ArchiveResult<Self> {
         let mut options = ClientOptions::parse(uri).await?;
         options.server_selection_timeout = Some(Duration::from_secs(3));
         options.connect_timeout = Some(Duration::from_secs(3));
@@ -121,7 +136,7 @@ impl Archive {
         })
     }
 
-    pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+    pub async fn ensure_indexes(&self) -> ArchiveResult<()> {
         let index = IndexModel::builder()
             .keys(doc! {"conversation_id": 1, "seq": 1})
             .options(
@@ -135,7 +150,7 @@ impl Archive {
         Ok(())
     }
 
-    pub async fn ping(&self) -> mongodb::error::Result<()> {
+    pub async fn ping(&self) -> ArchiveResult<()> {
         self.messages
             .client()
             .database("admin")
@@ -146,7 +161,7 @@ impl Archive {
 
     /// Of `docs` that hit a duplicate key, those whose (conversation, seq) holds
     /// a message with another id: not a replay, a conflict.
-    pub async fn conflicts(&self, docs: &[&MessageDoc]) -> mongodb::error::Result<Vec<MessageDoc>> {
+    pub async fn conflicts(&self, docs: &[&MessageDoc]) -> ArchiveResult<Vec<MessageDoc>> {
         let mut out = Vec::new();
         for d in docs {
             let stored = self
@@ -165,7 +180,7 @@ impl Archive {
         &self,
         conversation: &str,
         seqs: &[u64],
-    ) -> mongodb::error::Result<std::collections::HashSet<u64>> {
+    ) -> ArchiveResult<std::collections::HashSet<u64>> {
         Ok(self
             .at_seqs(conversation, seqs)
             .await?
@@ -179,22 +194,23 @@ impl Archive {
         &self,
         conversation: &str,
         seqs: &[u64],
-    ) -> mongodb::error::Result<Vec<MessageDoc>> {
+    ) -> ArchiveResult<Vec<MessageDoc>> {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
         let wanted: Vec<i64> = seqs.iter().map(|s| *s as i64).collect();
-        self.messages
+        Ok(self
+            .messages
             .find(doc! {"conversation_id": conversation, "seq": {"$in": wanted}})
             .await?
             .try_collect()
-            .await
+            .await?)
     }
 
     /// Applies an edit or delete to its archived target. The update names
     /// the target's state it was computed from, so two archivers applying
     /// events to one message at once cannot lose one: the loser reads again.
-    pub async fn apply_event(&self, event: &ChatMessage) -> mongodb::error::Result<Applied> {
+    pub async fn apply_event(&self, event: &ChatMessage) -> ArchiveResult<Applied> {
         let Some(target) = event.target_seq else {
             return Ok(Applied::Done);
         };
@@ -233,7 +249,7 @@ impl Archive {
                 return Ok(Applied::Done);
             }
         }
-        Err(std::io::Error::other("the target kept changing while an event was applied").into())
+        Err(ArchiveError::Contended("an event's target"))
     }
 
     /// Stores `state`, a message's state with an edit or delete applied as
@@ -242,7 +258,7 @@ impl Archive {
     /// a later edit). A message not archived yet is inserted in that state;
     /// its own archive entry then finds it there, as a replay. Each write
     /// names the state it replaces, so two archivers cannot lose one.
-    pub async fn store_state(&self, state: &ChatMessage) -> mongodb::error::Result<()> {
+    pub async fn store_state(&self, state: &ChatMessage) -> ArchiveResult<()> {
         let doc = MessageDoc::from(state);
         let edit_seq = doc.edit_seq.unwrap_or(0);
         for _ in 0..APPLY_ATTEMPTS {
@@ -283,15 +299,15 @@ impl Archive {
                 Ok(_) => return Ok(()),
                 // Archived meanwhile by another writer: compare again.
                 Err(e) if is_duplicate(&e) => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
-        Err(std::io::Error::other("the message kept changing while its state was stored").into())
+        Err(ArchiveError::Contended("a message's state"))
     }
 
     /// Inserts a batch, unordered. Duplicates (code 11000) count as done, so a
     /// replayed batch succeeds; any other failure is returned and the batch retried.
-    pub async fn insert(&self, docs: &[MessageDoc]) -> mongodb::error::Result<InsertOutcome> {
+    pub async fn insert(&self, docs: &[MessageDoc]) -> ArchiveResult<InsertOutcome> {
         if docs.is_empty() {
             return Ok(InsertOutcome::default());
         }
@@ -318,7 +334,7 @@ impl Archive {
                         duplicates,
                     })
                 }
-                _ => Err(e),
+                _ => Err(e.into()),
             },
         }
     }
@@ -329,7 +345,7 @@ impl Archive {
         conversation: &str,
         before: u64,
         limit: usize,
-    ) -> mongodb::error::Result<Vec<ChatMessage>> {
+    ) -> ArchiveResult<Vec<ChatMessage>> {
         self.find(
             doc! {"conversation_id": conversation, "seq": {"$lt": before as i64}},
             -1,
@@ -345,7 +361,7 @@ impl Archive {
         after: u64,
         below: Option<u64>,
         limit: usize,
-    ) -> mongodb::error::Result<Vec<ChatMessage>> {
+    ) -> ArchiveResult<Vec<ChatMessage>> {
         let mut seq = doc! {"$gt": after as i64};
         if let Some(below) = below {
             seq.insert("$lt", below as i64);
@@ -359,7 +375,7 @@ impl Archive {
         filter: bson::Document,
         direction: i32,
         limit: usize,
-    ) -> mongodb::error::Result<Vec<ChatMessage>> {
+    ) -> ArchiveResult<Vec<ChatMessage>> {
         let docs: Vec<MessageDoc> = self
             .messages
             .find(filter)
@@ -368,17 +384,10 @@ impl Archive {
             .await?
             .try_collect()
             .await?;
-        docs.into_iter()
-            .map(|d| {
-                ChatMessage::try_from(d).map_err(|e| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("archived message: {e}"),
-                    )
-                    .into()
-                })
-            })
-            .collect()
+        Ok(docs
+            .into_iter()
+            .map(ChatMessage::try_from)
+            .collect::<Result<_, _>>()?)
     }
 }
 

@@ -49,7 +49,7 @@ pub async fn public(
         proto::history::v1::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
     ])?;
-    let auth = PublicAuth::new(config.jwt.get(), &config.operator_token);
+    let auth = PublicAuth::new(config.jwt.get().expose(), config.operator_token.expose());
     Ok(tonic::transport::Server::builder()
         .add_service(health().await)
         .add_service(reflection_v1)
@@ -72,7 +72,7 @@ pub async fn internal(
         proto::history::internal::v1::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
     ])?;
-    let service = RequireServiceToken::new(config.service_token.get());
+    let service = RequireServiceToken::new(config.service_token.get().expose());
     Ok(tonic::transport::Server::builder()
         .add_service(health().await)
         .add_service(internal_v1)

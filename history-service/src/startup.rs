@@ -138,7 +138,7 @@ impl Application {
 
         let users = UserServiceClient::new(internal_channel(
             &self.config.user_service_url,
-            self.config.service_token.get(),
+            self.config.service_token.get().expose(),
         )?);
         let api = HistoryApi {
             redis: self.store.clone(),

@@ -98,7 +98,7 @@ pub struct IdleArgs {
     /// HS256 secret of the stack: tokens are minted locally, so no user
     /// needs registering (idle sockets need only a valid token).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: String,
+    pub jwt_secret: service_kit::secret::Secret,
     /// Local addresses to connect from, round-robin (e.g.
     /// 127.0.0.2,127.0.0.3): each gives another ~28,000 ephemeral ports
     /// towards the gateway. Default: any.

@@ -62,9 +62,12 @@ pub async fn run(cli: &Cli, args: &IdleArgs) -> anyhow::Result<String> {
     };
     let targets: Vec<(String, Option<IpAddr>)> = (0..args.connections)
         .map(|i| {
-            let (token, _) =
-                service_kit::jwt::issue(&args.jwt_secret, &format!("{}_{i}", cli.run), 3600)
-                    .expect("mint token");
+            let (token, _) = service_kit::jwt::issue(
+                args.jwt_secret.expose(),
+                &format!("{}_{i}", cli.run),
+                3600,
+            )
+            .expect("mint token");
             (setup::ws_url(gateway, &token), sources[i % sources.len()])
         })
         .collect();

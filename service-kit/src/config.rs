@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::secret::Secret;
+
 /// Exit code for bad configuration.
 pub const EXIT_BAD_CONFIG: i32 = 2;
 
@@ -53,7 +55,7 @@ pub trait ServiceConfig: Parser {
 pub fn resolve_secret(
     name: &'static str,
     file_name: &'static str,
-    value: &mut String,
+    value: &mut Secret,
     file: Option<&PathBuf>,
 ) -> Result<(), ConfigError> {
     let Some(path) = file else {
@@ -67,7 +69,7 @@ pub fn resolve_secret(
     }
     let content = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(file_name, format!("cannot read {}: {e}", path.display())))?;
-    *value = content.trim_end_matches(['\n', '\r']).to_owned();
+    *value = Secret::new(content.trim_end_matches(['\n', '\r']));
     if value.is_empty() {
         return Err(ConfigError::new(
             file_name,
@@ -82,7 +84,7 @@ pub fn resolve_secret(
 pub fn check_required_secret(
     name: &'static str,
     file_name: &'static str,
-    value: &str,
+    value: &Secret,
     min: usize,
 ) -> Result<(), ConfigError> {
     if value.is_empty() {
@@ -91,7 +93,7 @@ pub fn check_required_secret(
             format!("required (or {file_name}); there is no default"),
         ));
     }
-    check_secret_len(name, value, min)
+    check_secret_len(name, value.expose(), min)
 }
 
 fn check_secret_len(name: &'static str, value: &str, min: usize) -> Result<(), ConfigError> {
@@ -113,13 +115,13 @@ fn check_secret_len(name: &'static str, value: &str, min: usize) -> Result<(), C
 /// Checks an optional secret: empty means off, otherwise as a required one.
 pub fn check_optional_secret(
     name: &'static str,
-    value: &str,
+    value: &Secret,
     min: usize,
 ) -> Result<(), ConfigError> {
     if value.is_empty() {
         Ok(())
     } else {
-        check_secret_len(name, value, min)
+        check_secret_len(name, value.expose(), min)
     }
 }
 
@@ -135,7 +137,7 @@ pub struct JwtSecretArg {
         default_value = "",
         hide_default_value = true
     )]
-    pub jwt_secret: String,
+    pub jwt_secret: Secret,
     /// File holding the JWT secret (Docker/Kubernetes secrets).
     #[arg(long = "jwt-secret-file", env = "JWT_SECRET_FILE")]
     pub jwt_secret_file: Option<PathBuf>,
@@ -144,7 +146,7 @@ pub struct JwtSecretArg {
 impl JwtSecretArg {
     pub fn inline(secret: &str) -> Self {
         Self {
-            jwt_secret: secret.to_owned(),
+            jwt_secret: Secret::new(secret),
             jwt_secret_file: None,
         }
     }
@@ -167,7 +169,7 @@ impl JwtSecretArg {
         )
     }
 
-    pub fn get(&self) -> &str {
+    pub fn get(&self) -> &Secret {
         &self.jwt_secret
     }
 }
@@ -184,7 +186,7 @@ pub struct ServiceTokenArg {
         default_value = "",
         hide_default_value = true
     )]
-    pub service_token: String,
+    pub service_token: Secret,
     /// File holding the service token (Docker/Kubernetes secrets).
     #[arg(long = "service-token-file", env = "SERVICE_TOKEN_FILE")]
     pub service_token_file: Option<PathBuf>,
@@ -193,7 +195,7 @@ pub struct ServiceTokenArg {
 impl ServiceTokenArg {
     pub fn inline(token: &str) -> Self {
         Self {
-            service_token: token.to_owned(),
+            service_token: Secret::new(token),
             service_token_file: None,
         }
     }
@@ -216,7 +218,7 @@ impl ServiceTokenArg {
         )
     }
 
-    pub fn get(&self) -> &str {
+    pub fn get(&self) -> &Secret {
         &self.service_token
     }
 }
@@ -383,12 +385,13 @@ mod tests {
         assert!(check_prefix("P", "").is_ok());
         assert!(check_prefix("P", "a b").is_err());
         assert!(check_prefix("P", "a{b").is_err());
-        assert!(check_required_secret("S", "S_FILE", "short", 16).is_err());
-        assert!(check_required_secret("S", "S_FILE", "", 16).is_err());
-        assert!(check_required_secret("S", "S_FILE", "0123456789abcdef", 16).is_ok());
-        assert!(check_required_secret("S", "S_FILE", "0123456789 abcdef", 16).is_err());
-        assert!(check_optional_secret("S", "", 16).is_ok());
-        assert!(check_optional_secret("S", "short", 16).is_err());
+        let s = |v: &str| Secret::new(v);
+        assert!(check_required_secret("S", "S_FILE", &s("short"), 16).is_err());
+        assert!(check_required_secret("S", "S_FILE", &s(""), 16).is_err());
+        assert!(check_required_secret("S", "S_FILE", &s("0123456789abcdef"), 16).is_ok());
+        assert!(check_required_secret("S", "S_FILE", &s("0123456789 abcdef"), 16).is_err());
+        assert!(check_optional_secret("S", &s(""), 16).is_ok());
+        assert!(check_optional_secret("S", &s("short"), 16).is_err());
     }
 
     #[test]
@@ -397,14 +400,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("jwt");
         std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
-        let mut value = String::new();
+        let mut value = Secret::default();
         resolve_secret("S", "S_FILE", &mut value, Some(&path)).unwrap();
-        assert_eq!(value, "0123456789abcdef0123");
+        assert_eq!(value.expose(), "0123456789abcdef0123");
 
-        let mut both = "inline".to_owned();
+        let mut both = Secret::new("inline");
         let e = resolve_secret("S", "S_FILE", &mut both, Some(&path)).unwrap_err();
         assert_eq!(e.name, "S");
-        let mut missing = String::new();
+        let mut missing = Secret::default();
         let e = resolve_secret("S", "S_FILE", &mut missing, Some(&dir.join("nope"))).unwrap_err();
         assert_eq!(e.name, "S_FILE");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -3,7 +3,8 @@
 //! (`config`), the startup skeleton with its listeners, ready file and
 //! startup error (`service`), logs, metrics and spans (`telemetry`,
 //! `metrics_catalog`, `trace`), the ops endpoints (`ops`), shutdown on a
-//! signal (`shutdown`), retry backoff (`backoff`), and gRPC plumbing:
+//! signal (`shutdown`), retry backoff (`backoff`), secrets that never
+//! print (`secret`), and gRPC plumbing:
 //! lazily connected channels, the service token and callers, reflection
 //! (`grpc`, `auth`), with the user tokens user-service signs (`jwt`).
 //!
@@ -20,6 +21,7 @@ pub mod jwt;
 pub mod metrics_catalog;
 pub mod ops;
 pub mod ready;
+pub mod secret;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

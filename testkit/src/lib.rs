@@ -5,6 +5,7 @@
 //! that `scripts/test` sets up.
 
 pub mod config;
+pub mod layers;
 pub mod mongo_server;
 pub mod otlp;
 pub mod ports;

@@ -14,7 +14,7 @@ use service_kit::{config, service::ServiceArgs};
 pub struct Config {
     /// PostgreSQL connection URL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: service_kit::secret::Secret,
     /// File holding the PostgreSQL password; it replaces the one in DATABASE_URL.
     #[arg(long, env = "DATABASE_PASSWORD_FILE")]
     pub database_password_file: Option<PathBuf>,
@@ -50,22 +50,22 @@ impl config::ServiceConfig for Config {
         self.jwt.resolve()?;
         self.service_token.resolve()?;
         if let Some(path) = &self.database_password_file {
-            let mut password = String::new();
+            let mut password = service_kit::secret::Secret::default();
             config::resolve_secret(
                 "DATABASE_PASSWORD",
                 "DATABASE_PASSWORD_FILE",
                 &mut password,
                 Some(path),
             )?;
-            self.database_url = with_password(&self.database_url, &password)?;
+            self.database_url =
+                with_password(self.database_url.expose(), password.expose())?.into();
         }
         Ok(())
     }
 
     fn validate(&self) -> Result<(), config::ConfigError> {
-        if !(self.database_url.starts_with("postgres://")
-            || self.database_url.starts_with("postgresql://"))
-        {
+        let url = self.database_url.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(config::ConfigError::new(
                 "DATABASE_URL",
                 "must start with postgres:// or postgresql://",

@@ -4,7 +4,7 @@ use chat_model::{
     ids::{self, valid_username},
     limits::MAX_GET_USERS,
 };
-use proto::user::v1 as pb;
+use proto::user::v1 as user_pb;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -58,16 +58,16 @@ fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     }
 }
 
-fn user_pb(u: UserRow) -> pb::User {
-    pb::User {
+fn user_pb(u: UserRow) -> user_pb::User {
+    user_pb::User {
         username: u.username,
         display_name: u.display_name,
         created_at: Some(timestamp(u.created_at)),
     }
 }
 
-fn room_pb(r: RoomRow) -> pb::Room {
-    pb::Room {
+fn room_pb(r: RoomRow) -> user_pb::Room {
+    user_pb::Room {
         name: r.name,
         topic: r.topic,
         created_by: r.created_by,
@@ -77,11 +77,11 @@ fn room_pb(r: RoomRow) -> pb::Room {
 }
 
 #[tonic::async_trait]
-impl pb::user_service_server::UserService for UserApi {
+impl user_pb::user_service_server::UserService for UserApi {
     async fn register(
         &self,
-        request: Request<pb::RegisterRequest>,
-    ) -> Result<Response<pb::User>, Status> {
+        request: Request<user_pb::RegisterRequest>,
+    ) -> Result<Response<user_pb::User>, Status> {
         let req = request.into_inner();
         check_username(&req.username)?;
         let chars = req.password.chars().count();
@@ -117,8 +117,8 @@ impl pb::user_service_server::UserService for UserApi {
 
     async fn authenticate(
         &self,
-        request: Request<pb::AuthenticateRequest>,
-    ) -> Result<Response<pb::AuthenticateResponse>, Status> {
+        request: Request<user_pb::AuthenticateRequest>,
+    ) -> Result<Response<user_pb::AuthenticateResponse>, Status> {
         let req = request.into_inner();
         // Malformed names and over-long passwords are just wrong credentials:
         // the answer must not tell which usernames exist.
@@ -135,7 +135,7 @@ impl pb::user_service_server::UserService for UserApi {
         let (token, expires_at) =
             service_kit::jwt::issue(&self.jwt_secret, &req.username, self.token_ttl_secs)
                 .map_err(|e| UserError::Internal(e.to_string()))?;
-        Ok(Response::new(pb::AuthenticateResponse {
+        Ok(Response::new(user_pb::AuthenticateResponse {
             token,
             expires_at,
             username: req.username,
@@ -144,8 +144,8 @@ impl pb::user_service_server::UserService for UserApi {
 
     async fn get_user(
         &self,
-        request: Request<pb::GetUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
+        request: Request<user_pb::GetUserRequest>,
+    ) -> Result<Response<user_pb::User>, Status> {
         let req = request.into_inner();
         check_username(&req.username)?;
         let user = self
@@ -158,8 +158,8 @@ impl pb::user_service_server::UserService for UserApi {
 
     async fn get_users(
         &self,
-        request: Request<pb::GetUsersRequest>,
-    ) -> Result<Response<pb::GetUsersResponse>, Status> {
+        request: Request<user_pb::GetUsersRequest>,
+    ) -> Result<Response<user_pb::GetUsersResponse>, Status> {
         let mut names = request.into_inner().usernames;
         if names.len() > MAX_GET_USERS {
             return Err(UserError::InvalidArgument(format!(
@@ -174,15 +174,15 @@ impl pb::user_service_server::UserService for UserApi {
         names.sort_unstable();
         names.dedup();
         let users = self.store.users(&names).await?;
-        Ok(Response::new(pb::GetUsersResponse {
+        Ok(Response::new(user_pb::GetUsersResponse {
             users: users.into_iter().map(user_pb).collect(),
         }))
     }
 
     async fn create_room(
         &self,
-        request: Request<pb::CreateRoomRequest>,
-    ) -> Result<Response<pb::Room>, Status> {
+        request: Request<user_pb::CreateRoomRequest>,
+    ) -> Result<Response<user_pb::Room>, Status> {
         let req = request.into_inner();
         check_room(&req.name)?;
         check_username(&req.creator)?;
@@ -203,8 +203,8 @@ impl pb::user_service_server::UserService for UserApi {
 
     async fn join_room(
         &self,
-        request: Request<pb::RoomMembershipRequest>,
-    ) -> Result<Response<pb::Room>, Status> {
+        request: Request<user_pb::RoomMembershipRequest>,
+    ) -> Result<Response<user_pb::Room>, Status> {
         let req = request.into_inner();
         check_room(&req.room)?;
         check_username(&req.username)?;
@@ -215,32 +215,32 @@ impl pb::user_service_server::UserService for UserApi {
 
     async fn leave_room(
         &self,
-        request: Request<pb::RoomMembershipRequest>,
-    ) -> Result<Response<pb::LeaveRoomResponse>, Status> {
+        request: Request<user_pb::RoomMembershipRequest>,
+    ) -> Result<Response<user_pb::LeaveRoomResponse>, Status> {
         let req = request.into_inner();
         check_room(&req.room)?;
         check_username(&req.username)?;
         self.store.leave_room(&req.room, &req.username).await?;
         self.events.changed(&req.room).await;
-        Ok(Response::new(pb::LeaveRoomResponse {}))
+        Ok(Response::new(user_pb::LeaveRoomResponse {}))
     }
 
     async fn list_user_rooms(
         &self,
-        request: Request<pb::ListUserRoomsRequest>,
-    ) -> Result<Response<pb::ListUserRoomsResponse>, Status> {
+        request: Request<user_pb::ListUserRoomsRequest>,
+    ) -> Result<Response<user_pb::ListUserRoomsResponse>, Status> {
         let req = request.into_inner();
         check_username(&req.username)?;
         let rooms = self.store.user_rooms(&req.username).await?;
-        Ok(Response::new(pb::ListUserRoomsResponse {
+        Ok(Response::new(user_pb::ListUserRoomsResponse {
             rooms: rooms.into_iter().map(room_pb).collect(),
         }))
     }
 
     async fn list_room_members(
         &self,
-        request: Request<pb::ListRoomMembersRequest>,
-    ) -> Result<Response<pb::ListRoomMembersResponse>, Status> {
+        request: Request<user_pb::ListRoomMembersRequest>,
+    ) -> Result<Response<user_pb::ListRoomMembersResponse>, Status> {
         let req = request.into_inner();
         check_room(&req.room)?;
         let members = self
@@ -248,10 +248,10 @@ impl pb::user_service_server::UserService for UserApi {
             .room_members(&req.room)
             .await?
             .ok_or_else(|| UserError::NotFound(format!("room {} not found", req.room)))?;
-        Ok(Response::new(pb::ListRoomMembersResponse {
+        Ok(Response::new(user_pb::ListRoomMembersResponse {
             members: members
                 .into_iter()
-                .map(|m| pb::Member {
+                .map(|m| user_pb::Member {
                     username: m.username,
                     role: m.role,
                     joined_at: Some(timestamp(m.joined_at)),
@@ -262,13 +262,13 @@ impl pb::user_service_server::UserService for UserApi {
 
     async fn check_membership(
         &self,
-        request: Request<pb::RoomMembershipRequest>,
-    ) -> Result<Response<pb::CheckMembershipResponse>, Status> {
+        request: Request<user_pb::RoomMembershipRequest>,
+    ) -> Result<Response<user_pb::CheckMembershipResponse>, Status> {
         let req = request.into_inner();
         check_room(&req.room)?;
         check_username(&req.username)?;
         let (room_exists, member) = self.store.membership(&req.room, &req.username).await?;
-        Ok(Response::new(pb::CheckMembershipResponse {
+        Ok(Response::new(user_pb::CheckMembershipResponse {
             member,
             room_exists,
         }))

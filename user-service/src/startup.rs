@@ -54,7 +54,7 @@ impl Application {
         let pool = PgPoolOptions::new()
             .max_connections(config.db_max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(&config.database_url)
+            .connect(config.database_url.expose())
             .await
             .map_err(|e| StartupError::storage("cannot connect to PostgreSQL", e))?;
         MIGRATOR
@@ -110,11 +110,11 @@ impl Application {
             self.store.clone(),
             self.events.clone(),
             Hasher::new(self.config.hash_concurrency, self.config.hash_queue),
-            self.config.jwt.get().to_owned(),
+            self.config.jwt.get().expose().to_owned(),
             self.config.token_ttl_secs,
         );
         // Every call is internal: only holders of the service token get in.
-        let service = RequireServiceToken::new(self.config.service_token.get());
+        let service = RequireServiceToken::new(self.config.service_token.get().expose());
         let mut listeners = self.listeners;
         let _ready = listeners.announce(self.config.service.ready_file.as_deref())?;
         let ops_server = ops::serve(

@@ -1,8 +1,8 @@
 //! Lua scripts sent as EVALSHA in pipelines, loaded on demand.
 
-use redis::Pipeline;
+use redis::{Pipeline, aio::ConnectionLike};
 
-use super::{Redis, slots};
+use super::slots;
 
 /// A Lua script run with EVALSHA inside pipelines sent by [`query_scripted`],
 /// which loads it when Redis does not have it (a restart, SCRIPT FLUSH).
@@ -60,7 +60,7 @@ impl LuaScript {
 /// run twice. Loading the scripts in every pipeline instead cost 1.4
 /// SCRIPT LOAD calls per DM, each hashing the whole script (bench/README.md).
 pub async fn query_scripted<T: redis::FromRedisValue>(
-    conn: &mut Redis,
+    conn: &mut (impl ConnectionLike + Send),
     pipe: &Pipeline,
     scripts: &[&LuaScript],
 ) -> redis::RedisResult<T> {

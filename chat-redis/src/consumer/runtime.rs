@@ -10,19 +10,19 @@
 
 use std::{
     collections::HashSet,
-    fmt::Display,
     future::Future,
     time::{Duration, Instant},
 };
 
 use redis::streams::StreamId;
+use service_kit::{backoff::Backoff, error::Chain, shutdown::Shutdown};
 
-use super::Consumer;
-use service_kit::{backoff::Backoff, shutdown::Shutdown};
+use super::group::Consumer;
 
 /// What a consumer does with its entries.
 pub trait Handler: Send {
-    type Error: Display + Send;
+    /// Logged with its whole `source()` chain.
+    type Error: std::error::Error + Send + 'static;
 
     /// Runs before the first read and again after a failure of it (indexes,
     /// say). A failure is retried with backoff.
@@ -31,7 +31,7 @@ pub trait Handler: Send {
     }
 
     /// Handles `entries` and, on success, has acknowledged every one of them
-    /// (with [`super::Group::ack`], in [`Consumer::finish`] or whatever
+    /// (with [`super::group::Group::ack`], in [`Consumer::finish`] or whatever
     /// pipeline finishes them). An error leaves them pending: they are read
     /// again, after a backoff.
     fn handle(
@@ -64,6 +64,35 @@ pub trait Handler: Send {
     fn dead_lettered(&mut self, _count: usize) {}
 }
 
+/// Why a step of the loop failed; it is tried again after a backoff.
+#[derive(Debug, thiserror::Error)]
+enum StepError<E: std::error::Error + 'static> {
+    #[error("{what}: Redis failed")]
+    Redis {
+        what: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("the handler's {what} failed")]
+    Handler {
+        what: &'static str,
+        #[source]
+        source: E,
+    },
+    #[error("a batch of {entries} entries failed")]
+    Batch {
+        entries: usize,
+        #[source]
+        source: E,
+    },
+}
+
+fn redis_failed<E: std::error::Error>(
+    what: &'static str,
+) -> impl FnOnce(redis::RedisError) -> StepError<E> {
+    move |source| StepError::Redis { what, source }
+}
+
 /// Works `consumer`'s stream with `handler` until shutdown.
 pub async fn run<H: Handler>(mut consumer: Consumer, mut handler: H, shutdown: Shutdown) {
     let mut state = State {
@@ -81,14 +110,14 @@ pub async fn run<H: Handler>(mut consumer: Consumer, mut handler: H, shutdown: S
             match prepare(&mut consumer, &mut handler).await {
                 Ok(()) => state.ready = true,
                 Err(e) => {
-                    tracing::warn!(stream = %consumer.group.stream, error = %e, "consumer not ready, retrying");
+                    tracing::warn!(stream = %consumer.group.stream, error = %Chain(&e), "consumer not ready, retrying");
                     state.backoff.wait(&shutdown).await;
                     continue;
                 }
             }
         }
         if let Err(e) = step(&mut consumer, &mut handler, &mut state).await {
-            tracing::warn!(stream = %consumer.group.stream, error = %e, "will retry");
+            tracing::warn!(stream = %consumer.group.stream, error = %Chain(&e), "will retry");
             state.backoff.wait(&shutdown).await;
         }
     }
@@ -113,12 +142,21 @@ struct State {
     retrying: HashSet<String>,
 }
 
-async fn prepare<H: Handler>(consumer: &mut Consumer, handler: &mut H) -> Result<(), String> {
+async fn prepare<H: Handler>(
+    consumer: &mut Consumer,
+    handler: &mut H,
+) -> Result<(), StepError<H::Error>> {
     consumer
         .ensure_group()
         .await
-        .map_err(|e| format!("redis: {e}"))?;
-    handler.prepare().await.map_err(|e| e.to_string())
+        .map_err(redis_failed("making the group"))?;
+    handler
+        .prepare()
+        .await
+        .map_err(|source| StepError::Handler {
+            what: "preparation",
+            source,
+        })
 }
 
 /// One read and what follows it. An error means: back off, then go on.
@@ -126,7 +164,7 @@ async fn step<H: Handler>(
     consumer: &mut Consumer,
     handler: &mut H,
     state: &mut State,
-) -> Result<(), String> {
+) -> Result<(), StepError<H::Error>> {
     sweep_if_due(consumer, state).await;
     let claimed = claim_if_due(consumer, state).await;
     if consumer.take_finish_failed() {
@@ -147,7 +185,7 @@ async fn step<H: Handler>(
                     // The stream was deleted: make the group again.
                     state.ready = false;
                 }
-                format!("reading {}: {e}", consumer.group.stream)
+                redis_failed("reading")(e)
             })?;
             (entries, pending, pending && state.first_read)
         }
@@ -187,7 +225,10 @@ async fn step<H: Handler>(
             state.retrying = entries.iter().map(|e| e.id.clone()).collect();
             // What stayed pending is read again, in order.
             state.read_pending = true;
-            Err(format!("batch of {} failed: {e}", entries.len()))
+            Err(StepError::Batch {
+                entries: entries.len(),
+                source: e,
+            })
         }
     }
 }
@@ -253,14 +294,14 @@ async fn drop_poison<H: Handler>(
     handler: &mut H,
     entries: Vec<StreamId>,
     retrying: &HashSet<String>,
-) -> Result<Vec<StreamId>, String> {
+) -> Result<Vec<StreamId>, StepError<H::Error>> {
     let Some(max) = consumer.group.max_deliveries else {
         return Ok(entries);
     };
     let mut poison = consumer
         .over_delivered(&entries, max)
         .await
-        .map_err(|e| format!("checking delivery counts: {e}"))?;
+        .map_err(redis_failed("checking delivery counts"))?;
     poison.retain(|id| !retrying.contains(id));
     if poison.is_empty() {
         return Ok(entries);
@@ -270,7 +311,10 @@ async fn drop_poison<H: Handler>(
         handler
             .before_dead_letter(entry)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| StepError::Handler {
+                what: "look before dead-lettering",
+                source,
+            })?;
         let payload = consumer.group.payload(entry);
         consumer
             .group
@@ -280,7 +324,7 @@ async fn drop_poison<H: Handler>(
     consumer.group.ack(&mut pipe, &ids);
     pipe.query_async::<()>(&mut consumer.conn)
         .await
-        .map_err(|e| format!("dead-lettering: {e}"))?;
+        .map_err(redis_failed("dead-lettering"))?;
     tracing::error!(stream = %consumer.group.stream, count = poison.len(), "entries moved to the dead-letter stream");
     handler.dead_lettered(poison.len());
     Ok(entries

@@ -22,7 +22,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{HEARTBEAT, TABLE_FIELD, TABLE_VALUE};
+use super::layout::{DEFAULT_GATEWAY_TTL_MS, HEARTBEAT, TABLE_FIELD, TABLE_VALUE};
 use crate::{connection::Redis, keys::Keys};
 use chat_model::time::now_ms;
 use service_kit::shutdown::Shutdown;
@@ -85,7 +85,7 @@ impl GatewayPresence {
                 keys,
                 gateway,
                 changes,
-                sweep_after_ms: 2 * super::DEFAULT_GATEWAY_TTL_MS,
+                sweep_after_ms: 2 * DEFAULT_GATEWAY_TTL_MS,
             },
             Writer(rx),
         )

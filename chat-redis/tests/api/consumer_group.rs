@@ -42,20 +42,20 @@ impl Recorder {
 }
 
 impl Handler for Recorder {
-    type Error = String;
+    type Error = std::io::Error;
 
     async fn handle(
         &mut self,
         consumer: &mut Consumer,
         entries: &[StreamId],
-    ) -> Result<(), String> {
+    ) -> Result<(), std::io::Error> {
         *self.attempts.lock().unwrap() += 1;
         self.sizes.lock().unwrap().push(entries.len());
         if *self.failing.lock().unwrap() {
-            return Err("downstream unavailable".into());
+            return Err(std::io::Error::other("downstream unavailable"));
         }
         if self.most.lock().unwrap().is_some_and(|m| entries.len() > m) {
-            return Err("timed out".into());
+            return Err(std::io::Error::other("timed out"));
         }
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         if std::mem::take(&mut *self.lose_first_finish.lock().unwrap()) {
@@ -70,14 +70,14 @@ impl Handler for Recorder {
             consumer.group.ack(&mut pipe, &ids);
             pipe.query_async::<()>(&mut consumer.conn)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(std::io::Error::other)?;
         }
         let mut seen = self.seen.lock().unwrap();
         seen.extend(entries.iter().map(|e| consumer.group.payload(e)));
         Ok(())
     }
 
-    async fn before_dead_letter(&mut self, entry: &StreamId) -> Result<(), String> {
+    async fn before_dead_letter(&mut self, entry: &StreamId) -> Result<(), std::io::Error> {
         self.before_dead
             .lock()
             .unwrap()

@@ -16,7 +16,9 @@ use chat_redis::{
     keys::Keys,
     presence::{Lookup, Online},
 };
-use proto::history::internal::v1::{self as hpb, history_internal_client::HistoryInternalClient};
+use proto::history::internal::v1::{
+    self as internal_pb, history_internal_client::HistoryInternalClient,
+};
 
 use chat_redis::{publish::Publisher, summary::Summaries};
 
@@ -152,14 +154,14 @@ impl Deliver {
         }
         let items = stranded
             .iter()
-            .map(|s| hpb::AppendItem {
+            .map(|s| internal_pb::AppendItem {
                 message: Some(chat_model::convert::to_pb(s.message)),
                 offline_recipients: s.users.clone(),
                 ..Default::default()
             })
             .collect();
         self.history
-            .enqueue(hpb::AppendRequest {
+            .enqueue(internal_pb::AppendRequest {
                 items,
                 presence_at: 0,
             })

@@ -13,7 +13,9 @@ use chat_redis::{
 };
 
 use chat_model::message::{ChatMessage, IngressEntry};
-use proto::history::internal::v1::{self as hpb, history_internal_client::HistoryInternalClient};
+use proto::history::internal::v1::{
+    self as internal_pb, history_internal_client::HistoryInternalClient,
+};
 
 use std::collections::HashMap;
 
@@ -71,7 +73,7 @@ impl Persist {
                 let offline = online
                     .get(a.conversation.as_str())
                     .map_or(&a.recipients[..], |reach| &reach.offline[..]);
-                hpb::AppendItem {
+                internal_pb::AppendItem {
                     message: Some(chat_model::convert::to_pb(m)),
                     offline_recipients: offline
                         .iter()
@@ -89,7 +91,8 @@ impl Persist {
             .map(|(i, m)| ((m.conversation.as_str(), m.seq), i))
             .collect();
         let mut late = Vec::new();
-        let mut collect = |request: &hpb::AppendRequest, reply: hpb::AppendResponse| {
+        let mut collect = |request: &internal_pb::AppendRequest,
+                           reply: internal_pb::AppendResponse| {
             for l in reply.late {
                 let found = request
                     .items
@@ -154,7 +157,7 @@ impl Persist {
         // stands, and a re-send of it is acknowledged as stored.
         let found = self
             .history
-            .get_messages(hpb::GetMessagesRequest {
+            .get_messages(internal_pb::GetMessagesRequest {
                 conversation_id: conversation.to_string(),
                 seqs: vec![s.seq],
             })
@@ -162,7 +165,7 @@ impl Persist {
             .map_err(BatchError::history);
         let stored = match found {
             Err(e) if e.is_content() => {
-                tracing::warn!(error = %e, "no tombstone: history refuses this conversation");
+                tracing::warn!(error = %service_kit::error::Chain(&e), "no tombstone: history refuses this conversation");
                 return Ok(());
             }
             found => found?
@@ -186,13 +189,13 @@ impl Persist {
             entry.client_id,
         );
         tombstone.tombstone = true;
-        let item = hpb::AppendItem {
+        let item = internal_pb::AppendItem {
             message: Some(chat_model::convert::to_pb(&tombstone)),
             ..Default::default()
         };
         let stored = self
             .history
-            .append(hpb::AppendRequest {
+            .append(internal_pb::AppendRequest {
                 items: vec![item],
                 presence_at: 0,
             })
@@ -200,7 +203,7 @@ impl Persist {
             .map_err(BatchError::history);
         match stored {
             Err(e) if e.is_content() => {
-                tracing::warn!(error = %e, "no tombstone: history refuses this conversation");
+                tracing::warn!(error = %service_kit::error::Chain(&e), "no tombstone: history refuses this conversation");
                 Ok(())
             }
             Err(e) => Err(e),

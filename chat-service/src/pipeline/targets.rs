@@ -11,7 +11,9 @@ use chat_model::{
     message::{ChatMessage, EventKind},
     protocol::ErrorCode,
 };
-use proto::history::internal::v1::{self as hpb, history_internal_client::HistoryInternalClient};
+use proto::history::internal::v1::{
+    self as internal_pb, history_internal_client::HistoryInternalClient,
+};
 
 use crate::error::BatchError;
 
@@ -32,7 +34,7 @@ impl Targets {
         let reply = self
             .history
             .clone()
-            .get_messages(hpb::GetMessagesRequest {
+            .get_messages(internal_pb::GetMessagesRequest {
                 conversation_id: conversation.to_string(),
                 seqs,
             })

@@ -11,8 +11,8 @@ use chat_model::{
 use chat_redis::keys::Keys;
 use chat_service::{config::Config, startup::Application};
 use proto::{
-    history::v1::{self as hpb, history_service_client::HistoryServiceClient},
-    user::v1::{self as upb, user_service_client::UserServiceClient},
+    history::v1::{self as history_pb, history_service_client::HistoryServiceClient},
+    user::v1::{self as user_pb, user_service_client::UserServiceClient},
 };
 use redis::AsyncCommands;
 use serde_json::Value;
@@ -103,7 +103,7 @@ impl TestEnv {
     pub async fn user(&self, name: &str) {
         self.users
             .clone()
-            .register(upb::RegisterRequest {
+            .register(user_pb::RegisterRequest {
                 username: name.into(),
                 password: "password123".into(),
                 display_name: None,
@@ -115,7 +115,7 @@ impl TestEnv {
     pub async fn room(&self, name: &str, members: &[&str]) {
         self.users
             .clone()
-            .create_room(upb::CreateRoomRequest {
+            .create_room(user_pb::CreateRoomRequest {
                 name: name.into(),
                 topic: None,
                 creator: members[0].into(),
@@ -125,7 +125,7 @@ impl TestEnv {
         for m in &members[1..] {
             self.users
                 .clone()
-                .join_room(upb::RoomMembershipRequest {
+                .join_room(user_pb::RoomMembershipRequest {
                     room: name.into(),
                     username: (*m).into(),
                 })
@@ -297,10 +297,10 @@ impl TestEnv {
         pending.count()
     }
 
-    pub async fn history(&self, conversation: &str) -> Vec<hpb::Message> {
+    pub async fn history(&self, conversation: &str) -> Vec<history_pb::Message> {
         self.history
             .clone()
-            .get_history(hpb::GetHistoryRequest {
+            .get_history(history_pb::GetHistoryRequest {
                 conversation_id: conversation.into(),
                 before_seq: None,
                 after_seq: None,
@@ -312,10 +312,10 @@ impl TestEnv {
             .messages
     }
 
-    pub async fn offline(&self, user: &str) -> Vec<hpb::Message> {
+    pub async fn offline(&self, user: &str) -> Vec<history_pb::Message> {
         self.history
             .clone()
-            .list_offline(hpb::ListOfflineRequest {
+            .list_offline(history_pb::ListOfflineRequest {
                 username: user.into(),
             })
             .await

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use proto::user::v1 as upb;
+use proto::user::v1 as user_pb;
 use testkit::proxy::{Mode, TcpProxy};
 
 use crate::helpers::spawn_env;
@@ -52,7 +52,7 @@ async fn a_retried_batch_keeps_its_admission() {
     .await;
     env.users
         .clone()
-        .leave_room(upb::RoomMembershipRequest {
+        .leave_room(user_pb::RoomMembershipRequest {
             room: "general".into(),
             username: "alice".into(),
         })

@@ -10,6 +10,7 @@ mod delivery_loss;
 mod deploy;
 mod helpers;
 mod k8s;
+mod layers;
 mod metrics;
 mod nginx;
 mod openapi;

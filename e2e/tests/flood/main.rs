@@ -12,7 +12,7 @@ use std::{
 };
 
 use e2e::Service;
-use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
+use proto::user::v1::{self as user_pb, user_service_client::UserServiceClient};
 use service_kit::{auth::InternalChannel, grpc::internal_channel};
 use testkit::{JWT_SECRET, SERVICE_TOKEN, Storage};
 
@@ -81,8 +81,8 @@ async fn a_login_burst_stays_within_the_memory_bound_and_others_are_served() {
     drop(service);
 }
 
-fn membership() -> pb::RoomMembershipRequest {
-    pb::RoomMembershipRequest {
+fn membership() -> user_pb::RoomMembershipRequest {
+    user_pb::RoomMembershipRequest {
         room: "general".into(),
         username: "someone".into(),
     }
@@ -94,7 +94,7 @@ async fn one_client(mut client: UserServiceClient<InternalChannel>, index: usize
     for u in 0..USERS_PER_CLIENT {
         let username = format!("flood_{index}_{u}");
         let registered = client
-            .register(pb::RegisterRequest {
+            .register(user_pb::RegisterRequest {
                 username: username.clone(),
                 password: "password123".into(),
                 display_name: None,
@@ -103,7 +103,7 @@ async fn one_client(mut client: UserServiceClient<InternalChannel>, index: usize
         assert!(registered.is_ok(), "register {username}: {registered:?}");
         ok += 1;
         let login = client
-            .authenticate(pb::AuthenticateRequest {
+            .authenticate(user_pb::AuthenticateRequest {
                 username: username.clone(),
                 password: "password123".into(),
             })

@@ -1,23 +1,18 @@
 //! Register, log in, who am I.
 
-use std::net::SocketAddr;
-
-use axum::{
-    Json,
-    extract::{ConnectInfo, State},
-    http::{HeaderMap, StatusCode},
-};
-use proto::user::v1 as pb;
+use axum::{Json, extract::State, http::StatusCode};
+use proto::user::v1 as user_pb;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{
-    error::ApiError,
-    extract::{ApiJson, AuthUser},
-    limits,
-    schema::{ErrorBody, Login, User},
+use super::schema::{ErrorBody, Login, User};
+use crate::{
+    domain::accounts::Accounts,
+    http::{
+        error::ApiError,
+        extract::{ApiJson, AuthUser, ClientIp},
+    },
 };
-use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterBody {
@@ -57,23 +52,16 @@ pub struct LoginBody {
     )
 )]
 pub async fn register(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    State(accounts): State<Accounts>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    let ip = limits::client_ip(&state, &headers, peer);
-    limits::registration(&state, ip).await?;
-    let user = state
-        .users
-        .clone()
-        .register(pb::RegisterRequest {
-            username: body.username,
-            password: body.password,
-            display_name: body.display_name,
-        })
-        .await?
-        .into_inner();
+    let request = user_pb::RegisterRequest {
+        username: body.username,
+        password: body.password,
+        display_name: body.display_name,
+    };
+    let user = accounts.register(ip, request).await?;
     Ok((StatusCode::CREATED, Json(User::from(&user))))
 }
 
@@ -96,34 +84,11 @@ pub async fn register(
     )
 )]
 pub async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    State(accounts): State<Accounts>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<Login>, ApiError> {
-    let ip = limits::client_ip(&state, &headers, peer);
-    // Counted before the password is checked; refunded below on success.
-    limits::login_attempt(&state, &body.username, ip).await?;
-    let result = state
-        .users
-        .clone()
-        .authenticate(pb::AuthenticateRequest {
-            username: body.username.clone(),
-            password: body.password,
-        })
-        .await;
-    let reply = match result {
-        Ok(reply) => reply.into_inner(),
-        Err(status) => {
-            if status.code() != tonic::Code::Unauthenticated {
-                // Not a wrong password (the service was busy or down): the
-                // attempt does not count against the user.
-                limits::refund_login(&state, &body.username, ip, false).await;
-            }
-            return Err(status.into());
-        }
-    };
-    limits::refund_login(&state, &body.username, ip, true).await;
+    let reply = accounts.login(&body.username, body.password, ip).await?;
     Ok(Json(Login {
         token: reply.token,
         expires_at: reply.expires_at,
@@ -145,14 +110,9 @@ pub async fn login(
     )
 )]
 pub async fn me(
-    State(state): State<AppState>,
+    State(accounts): State<Accounts>,
     AuthUser(user): AuthUser,
 ) -> Result<Json<User>, ApiError> {
-    let user = state
-        .users
-        .clone()
-        .get_user(pb::GetUserRequest { username: user })
-        .await?
-        .into_inner();
+    let user = accounts.get(user).await?;
     Ok(Json(User::from(&user)))
 }

@@ -9,14 +9,16 @@ use chat_model::{ids::ConversationId, paging::PageQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{
-    access::check_can_read,
-    error::ApiError,
-    extract::{ApiJson, ApiQuery, AuthUser},
-    listing::{self, Cursor},
-    schema::{ConversationSummary, Conversations, ErrorBody, Page, ReadBody, ReadMarker},
+use super::schema::{
+    ConversationSummary, Conversations as ConversationPage, ErrorBody, Page, ReadBody, ReadMarker,
 };
-use crate::state::AppState;
+use crate::{
+    domain::{conversations::Conversations, history::History, reads::Reads},
+    http::{
+        error::ApiError,
+        extract::{ApiJson, ApiQuery, AuthUser},
+    },
+};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -52,15 +54,15 @@ pub struct PageParams {
     )
 )]
 pub async fn messages(
-    State(state): State<AppState>,
+    State(history): State<History>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> Result<Json<Page>, ApiError> {
     let conversation = parse(&id)?;
     let page = PageQuery::new(q.before, q.after, q.limit)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (messages, has_more) = crate::history::page(&state, &user, &conversation, page).await?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (messages, has_more) = history.page(&user, &conversation, page).await?;
     Ok(Json(Page {
         conversation: id,
         messages,
@@ -93,29 +95,23 @@ pub struct ListParams {
     security(("bearer" = [])),
     params(ListParams),
     responses(
-        (status = 200, description = "A page of the caller's conversations", body = Conversations),
+        (status = 200, description = "A page of the caller's conversations", body = ConversationPage),
         (status = 400, description = "Bad limit or cursor", body = ErrorBody),
         (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
         (status = 503, description = "A dependency is down", body = ErrorBody),
     )
 )]
 pub async fn list(
-    State(state): State<AppState>,
+    State(conversations): State<Conversations>,
     AuthUser(user): AuthUser,
     ApiQuery(q): ApiQuery<ListParams>,
-) -> Result<Json<Conversations>, ApiError> {
-    let limit = match q.limit {
-        None => listing::DEFAULT_PAGE,
-        Some(n @ 1..=200) => n as usize,
-        Some(_) => return Err(ApiError::BadRequest("limit must be 1 to 200".into())),
-    };
-    let cursor = q.cursor.as_deref().map(Cursor::parse).transpose()?;
-    let ids = listing::all_ids(&state, &user).await?;
-    let all = listing::summaries(&state, &user, &ids).await?;
-    let (conversations, next) = listing::page(all, cursor.as_ref(), limit);
-    Ok(Json(Conversations {
-        conversations,
-        next_cursor: next.map(|c| c.encode()),
+) -> Result<Json<ConversationPage>, ApiError> {
+    let (page, next_cursor) = conversations
+        .list(&user, q.limit, q.cursor.as_deref())
+        .await?;
+    Ok(Json(ConversationPage {
+        conversations: page,
+        next_cursor,
     }))
 }
 
@@ -139,17 +135,12 @@ pub async fn list(
     )
 )]
 pub async fn one(
-    State(state): State<AppState>,
+    State(conversations): State<Conversations>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationSummary>, ApiError> {
     let conversation = parse(&id)?;
-    check_can_read(&state, &user, &conversation).await?;
-    let mut found = listing::summaries(&state, &user, &[conversation]).await?;
-    found
-        .pop()
-        .map(Json)
-        .ok_or_else(|| ApiError::Internal("no summary".into()))
+    Ok(Json(conversations.one(&user, conversation).await?))
 }
 
 /// Moves the caller's read marker forward (never back). The caller's other
@@ -174,13 +165,13 @@ pub async fn one(
     )
 )]
 pub async fn read(
-    State(state): State<AppState>,
+    State(reads): State<Reads>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ReadBody>,
 ) -> Result<Json<ReadMarker>, ApiError> {
     let conversation = parse(&id)?;
-    let marker = crate::reads::mark(&state, &user, &conversation, body.seq).await?;
+    let marker = reads.mark(&user, &conversation, body.seq).await?;
     Ok(Json(ReadMarker {
         conversation: id,
         read_seq: marker.seq,
@@ -189,5 +180,5 @@ pub async fn read(
 }
 
 fn parse(id: &str) -> Result<ConversationId, ApiError> {
-    ConversationId::parse(id).map_err(|e| ApiError::BadRequest(format!("conversation: {e}")))
+    ConversationId::parse(id).map_err(|e| ApiError::bad_request(format!("conversation: {e}")))
 }

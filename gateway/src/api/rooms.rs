@@ -5,19 +5,17 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use chat_model::ids::{ConversationId, check_room_name};
-use proto::user::v1 as pb;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{
-    access::check_can_read,
-    error::ApiError,
-    extract::{ApiJson, AuthUser},
-    limits,
-    schema::{ErrorBody, Left, Member, Members, Room, Rooms, ms},
+use super::schema::{ErrorBody, Left, Member, Members, Room, Rooms as RoomList, ms};
+use crate::{
+    domain::rooms::Rooms,
+    http::{
+        error::ApiError,
+        extract::{ApiJson, AuthUser},
+    },
 };
-use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateBody {
@@ -29,10 +27,6 @@ pub struct CreateBody {
     topic: Option<String>,
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
-    check_room_name(name).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
-
 /// The caller's rooms, with the caller's role in each.
 #[utoipa::path(
     get,
@@ -40,23 +34,17 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     tag = "rooms",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's rooms", body = Rooms),
+        (status = 200, description = "The caller's rooms", body = RoomList),
         (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
         (status = 503, description = "A dependency is down", body = ErrorBody),
     )
 )]
 pub async fn list(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
     AuthUser(user): AuthUser,
-) -> Result<Json<Rooms>, ApiError> {
-    let rooms = state
-        .users
-        .clone()
-        .list_user_rooms(pb::ListUserRoomsRequest { username: user })
-        .await?
-        .into_inner()
-        .rooms;
-    Ok(Json(Rooms {
+) -> Result<Json<RoomList>, ApiError> {
+    let rooms = rooms.mine(user).await?;
+    Ok(Json(RoomList {
         rooms: rooms.iter().map(Room::from).collect(),
     }))
 }
@@ -81,22 +69,11 @@ pub async fn list(
     )
 )]
 pub async fn create(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
     AuthUser(user): AuthUser,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
-    check_name(&body.name)?;
-    limits::room_creation(&state, &user).await?;
-    let room = state
-        .users
-        .clone()
-        .create_room(pb::CreateRoomRequest {
-            name: body.name,
-            topic: body.topic,
-            creator: user,
-        })
-        .await?
-        .into_inner();
+    let room = rooms.create(user, body.name, body.topic).await?;
     Ok((StatusCode::CREATED, Json(Room::from(&room))))
 }
 
@@ -116,20 +93,11 @@ pub async fn create(
     )
 )]
 pub async fn join(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
     AuthUser(user): AuthUser,
     Path(name): Path<String>,
 ) -> Result<Json<Room>, ApiError> {
-    check_name(&name)?;
-    let room = state
-        .users
-        .clone()
-        .join_room(pb::RoomMembershipRequest {
-            room: name,
-            username: user,
-        })
-        .await?
-        .into_inner();
+    let room = rooms.join(user, name).await?;
     Ok(Json(Room::from(&room)))
 }
 
@@ -150,19 +118,11 @@ pub async fn join(
     )
 )]
 pub async fn leave(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
     AuthUser(user): AuthUser,
     Path(name): Path<String>,
 ) -> Result<Json<Left>, ApiError> {
-    check_name(&name)?;
-    state
-        .users
-        .clone()
-        .leave_room(pb::RoomMembershipRequest {
-            room: name.clone(),
-            username: user,
-        })
-        .await?;
+    rooms.leave(user, name.clone()).await?;
     Ok(Json(Left {
         room: name,
         left: true,
@@ -187,33 +147,19 @@ pub async fn leave(
     )
 )]
 pub async fn members(
-    State(state): State<AppState>,
+    State(rooms): State<Rooms>,
     AuthUser(user): AuthUser,
     Path(name): Path<String>,
 ) -> Result<Json<Members>, ApiError> {
-    check_name(&name)?;
-    check_can_read(&state, &user, &ConversationId::room(&name)).await?;
-    let members = state
-        .users
-        .clone()
-        .list_room_members(pb::ListRoomMembersRequest { room: name.clone() })
+    let members = rooms
+        .members(&user, &name)
         .await?
-        .into_inner()
-        .members;
-    let names: Vec<String> = members.iter().map(|m| m.username.clone()).collect();
-    let online = state
-        .lookup
-        .clone()
-        .any_online(&mut state.redis.clone(), &names)
-        .await?;
-    let members = members
-        .iter()
-        .zip(online)
-        .map(|(m, online)| Member {
-            username: m.username.clone(),
-            role: m.role.clone(),
-            joined_at: ms(m.joined_at.as_ref()),
-            online,
+        .into_iter()
+        .map(|m| Member {
+            username: m.member.username,
+            role: m.member.role,
+            joined_at: ms(m.member.joined_at.as_ref()),
+            online: m.online,
         })
         .collect();
     Ok(Json(Members {

@@ -2,10 +2,15 @@
 //! the OpenAPI document (`/api/openapi.json`) describes them from the same
 //! definitions, so the two cannot drift.
 
-use chat_model::{message::ChatMessage, preview::Preview};
-use proto::user::v1 as pb;
+use chat_model::message::ChatMessage;
+use proto::user::v1 as user_pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+pub use crate::{
+    domain::conversations::ConversationSummary,
+    http::error::{ErrorBody, ErrorDetail},
+};
 
 /// A protobuf timestamp as Unix milliseconds, the protocol's time unit.
 pub fn ms(t: Option<&prost_types::Timestamp>) -> i64 {
@@ -21,8 +26,8 @@ pub struct User {
     pub created_at: i64,
 }
 
-impl From<&pb::User> for User {
-    fn from(u: &pb::User) -> Self {
+impl From<&user_pb::User> for User {
+    fn from(u: &user_pb::User) -> Self {
         Self {
             username: u.username.clone(),
             display_name: u.display_name.clone(),
@@ -60,8 +65,8 @@ pub struct Room {
     pub role: Option<String>,
 }
 
-impl From<&pb::Room> for Room {
-    fn from(r: &pb::Room) -> Self {
+impl From<&user_pb::Room> for Room {
+    fn from(r: &user_pb::Room) -> Self {
         Self {
             name: r.name.clone(),
             topic: r.topic.clone(),
@@ -103,28 +108,6 @@ pub struct Members {
     pub members: Vec<Member>,
 }
 
-/// One of the caller's conversations.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConversationSummary {
-    /// `room:<name>` or `dm:<a>:<b>`.
-    pub id: String,
-    /// `room` or `dm`.
-    pub kind: String,
-    /// For a DM: the other party.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer: Option<String>,
-    /// The conversation's last seq, events included (0: nothing yet).
-    pub last_seq: u64,
-    /// The caller's read marker (0: nothing read).
-    pub read_seq: u64,
-    /// `last_seq − read_seq`.
-    pub unread: u64,
-    /// Unix milliseconds of its last message or event; null before any.
-    pub last_activity: Option<i64>,
-    /// Its newest message (not event), as it is now; null before any.
-    pub last_message: Option<Preview>,
-}
-
 /// A page of the caller's conversations, most recently active first.
 #[derive(Serialize, ToSchema)]
 pub struct Conversations {
@@ -157,18 +140,4 @@ pub struct Page {
     pub messages: Vec<ChatMessage>,
     /// Whether there are more messages beyond this page.
     pub has_more: bool,
-}
-
-/// Every error: `{"error": {"code", "message"}}`.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
-    /// `too_large`, `rate_limited`, `unavailable` or `internal`.
-    pub code: String,
-    pub message: String,
 }

@@ -2,7 +2,7 @@
 //! (`hello`, then the offline handshake), read and dispatch client frames
 //! until the peer leaves or the server closes, then unregister and finish
 //! the closing handshake. The writer task (`writer.rs`) owns the sending
-//! side; sends go to the ingress producer (`ingress.rs`).
+//! side; sends go to the ingress floor (`crate::ingress`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,15 +16,15 @@ use futures::StreamExt;
 use tracing::Instrument;
 
 use super::{
-    caps::ConnPermit,
-    close,
+    Sessions, close,
     inbound::{self, ClientFrame, FrameError},
-    ingress::{self, Item, Produced},
-    offline,
-    ratelimit::TokenBucket,
     writer::{CLOSE_WAIT, Sink, write_loop},
 };
-use crate::{history, outbox::Outbox, state::AppState};
+use crate::{
+    delivery::{caps::ConnPermit, outbox::Outbox, seen},
+    domain::{Error, offline},
+    ingress::{Item, Produced, ratelimit::TokenBucket},
+};
 
 /// Bad or rate-limited frames in a row before the socket is closed (1008).
 const MAX_STRIKES: u32 = 50;
@@ -35,9 +35,9 @@ const MAX_STRIKES: u32 = 50;
 /// tasks' futures, and a future keeps its arguments for its whole life. The
 /// upgrade task's future holds axum's upgrade state and the unsplit socket
 /// (2 KiB together); this one holds the split halves only.
-pub fn spawn(socket: WebSocket, state: AppState, user: String, permit: ConnPermit) {
+pub fn spawn(socket: WebSocket, ctx: Sessions, user: String, permit: ConnPermit) {
     let (sink, stream) = socket.split();
-    tokio::spawn(run(sink, stream, state, user, permit));
+    tokio::spawn(run(sink, stream, ctx, user, permit));
 }
 
 /// Runs one socket; `_permit` holds its place under the per-user and
@@ -45,29 +45,30 @@ pub fn spawn(socket: WebSocket, state: AppState, user: String, permit: ConnPermi
 async fn run(
     sink: Sink,
     mut stream: futures::stream::SplitStream<WebSocket>,
-    state: AppState,
+    ctx: Sessions,
     user: String,
     _permit: ConnPermit,
 ) {
+    let settings = &ctx.settings;
     let outbox = Arc::new(Outbox::bounded(
-        state.config.outbound_queue,
-        state.config.outbound_queue_bytes,
+        settings.outbound_queue,
+        settings.outbound_queue_bytes,
     ));
     // Registered before the offline queue is read, so nothing falls between
     // the two; what arrives live meanwhile waits behind the greeting.
     outbox.begin_greeting();
-    let reg = state.hub.register(&user, outbox.clone());
+    let reg = ctx.hub.register(&user, outbox.clone());
     metrics::counter!("gateway_sessions_total").increment(1);
-    state.presence.changed(&user).await;
+    ctx.presence.changed(&user).await;
     let mut writer = tokio::spawn(write_loop(
         sink,
         outbox.clone(),
-        state.shutdown.clone(),
-        state.config.heartbeat(),
+        ctx.shutdown.clone(),
+        settings.heartbeat(),
     ));
     let mut session = Session {
-        bucket: TokenBucket::new(state.config.rate_per_sec, state.config.rate_burst),
-        state,
+        bucket: TokenBucket::new(settings.rate_per_sec, settings.rate_burst),
+        ctx,
         user,
         conn: reg.id,
         outbox,
@@ -80,13 +81,10 @@ async fn run(
     let ended = session.read_loop(&mut stream, &mut writer).await;
 
     let Session {
-        state,
-        user,
-        outbox,
-        ..
+        ctx, user, outbox, ..
     } = session;
-    state.hub.unregister(reg.id);
-    state.presence.changed_later(&user);
+    ctx.hub.unregister(reg.id);
+    ctx.presence.changed_later(&user);
     outbox.finish();
     if ended != Ended::WriterDone {
         // The writer sends what is queued and its close frame, then ends.
@@ -123,7 +121,7 @@ enum Ended {
 }
 
 struct Session {
-    state: AppState,
+    ctx: Sessions,
     user: String,
     conn: u64,
     outbox: Arc<Outbox>,
@@ -140,6 +138,16 @@ impl Session {
 
     fn error(&self, code: ErrorCode, message: &str, reference: Option<&str>) {
         self.error_retry(code, message, reference, None);
+    }
+
+    /// A domain error as an `error` frame, logged here if it is ours.
+    fn failed(&self, error: &Error, reference: Option<&str>) {
+        error.log_answered();
+        self.error(
+            super::error::code(error),
+            &error.public_message(),
+            reference,
+        );
     }
 
     fn error_retry(
@@ -161,14 +169,14 @@ impl Session {
     /// `hello`, then always `offline` (possibly empty), ahead of anything
     /// delivered live meanwhile.
     async fn greet(&mut self) {
-        let config = &self.state.config;
+        let settings = &self.ctx.settings;
         let greeting = |frame: &ServerFrame<'_>| Utf8Bytes::from(frame.to_json());
         self.outbox.push_greeting(greeting(&ServerFrame::Hello {
             user: &self.user,
-            gateway: &config.gateway_id,
-            heartbeat_ms: config.heartbeat_ms,
+            gateway: &settings.gateway_id,
+            heartbeat_ms: settings.heartbeat_ms,
         }));
-        let fetched = offline::fetch(&self.state, &self.user).await;
+        let fetched = self.ctx.offline.fetch(&self.user).await;
         match fetched {
             Ok(mut queued) => {
                 self.offline = queued.sent.take();
@@ -176,8 +184,8 @@ impl Session {
                 // greeting) is not in the batch again; the rest is recorded,
                 // so a live copy that comes later is not handed again.
                 queued.messages.retain(|m| {
-                    let key = crate::seen::key(m.conversation.as_str());
-                    self.outbox.admit(key, crate::seen::Mark::Seq(m.seq))
+                    let key = seen::key(m.conversation.as_str());
+                    self.outbox.admit(key, seen::Mark::Seq(m.seq))
                 });
                 self.outbox.push_greeting(greeting(&ServerFrame::Offline {
                     messages: &queued.messages,
@@ -185,8 +193,8 @@ impl Session {
                 }));
                 self.outbox.end_greeting();
             }
-            Err(status) => {
-                tracing::warn!(error = %status, "offline queue unavailable");
+            Err(e) => {
+                tracing::warn!(error = %service_kit::error::Chain(&e), "offline queue unavailable");
                 self.outbox.push_greeting(greeting(&ServerFrame::Offline {
                     messages: &[],
                     truncated: false,
@@ -208,7 +216,7 @@ impl Session {
         stream: &mut futures::stream::SplitStream<WebSocket>,
         writer: &mut tokio::task::JoinHandle<()>,
     ) -> Ended {
-        let idle = self.state.config.idle_timeout();
+        let idle = self.ctx.settings.idle_timeout;
         loop {
             let next = tokio::select! {
                 next = tokio::time::timeout(idle, stream.next()) => next,
@@ -257,7 +265,7 @@ impl Session {
     /// the strikes: a stream of garbage between pings still closes the
     /// socket, and garbage cannot be sent faster than the limit.
     fn admit(&mut self, text: &str) -> Option<ClientFrame> {
-        let max = self.state.config.max_frame_bytes;
+        let max = self.ctx.settings.max_frame_bytes;
         if text.len() > max {
             self.strikes += 1;
             self.bucket.try_take();
@@ -326,10 +334,8 @@ impl Session {
                 seq,
                 reference,
             } => {
-                if let Err(e) =
-                    crate::reads::mark(&self.state, &self.user, &conversation, seq).await
-                {
-                    self.error(e.ws_code(), &e.to_string(), reference.as_deref());
+                if let Err(e) = self.ctx.reads.mark(&self.user, &conversation, seq).await {
+                    self.failed(&e, reference.as_deref());
                 }
             }
             ClientFrame::Typing { to, reference } => {
@@ -349,14 +355,14 @@ impl Session {
                 reference,
                 conversation,
                 page,
-            } => match history::page(&self.state, &self.user, &conversation, page).await {
+            } => match self.ctx.history.page(&self.user, &conversation, page).await {
                 Ok((messages, has_more)) => self.frame(&ServerFrame::History {
                     reference: &reference,
                     conversation: conversation.as_str(),
                     messages: &messages,
                     has_more,
                 }),
-                Err(e) => self.error(e.ws_code(), &e.to_string(), Some(&reference)),
+                Err(e) => self.failed(&e, Some(&reference)),
             },
             ClientFrame::OfflineAck { reference } => self.ack_offline(reference.as_deref()).await,
             ClientFrame::Ping => self.frame(&ServerFrame::Pong),
@@ -404,7 +410,7 @@ impl Session {
             code,
             message,
             retry_after_ms,
-        } = ingress::produce(&self.state, &self.user, self.conn, item).await
+        } = self.ctx.ingress.produce(&self.user, self.conn, item).await
         {
             self.error_retry(code, message, reference.as_deref(), retry_after_ms);
         }
@@ -414,8 +420,8 @@ impl Session {
         let Some(sent) = self.offline.take() else {
             return;
         };
-        if let Err(status) = offline::ack(&self.state, &self.user, &sent).await {
-            tracing::warn!(error = %status, "offline ack failed");
+        if let Err(e) = self.ctx.offline.ack(&self.user, &sent).await {
+            tracing::warn!(error = %service_kit::error::Chain(&e), "offline ack failed");
             self.offline = Some(sent);
             self.error(
                 ErrorCode::Unavailable,

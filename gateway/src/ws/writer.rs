@@ -8,7 +8,7 @@ use futures::{SinkExt, stream::SplitSink};
 use service_kit::shutdown::Shutdown;
 
 use super::close;
-use crate::outbox::{Close, Next, Outbox};
+use crate::delivery::outbox::{Close, Next, Outbox};
 
 /// Most frames written between two flushes.
 const WRITE_BATCH: usize = 256;

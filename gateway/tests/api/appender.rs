@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chat_redis::connection::{self, Redis, Target};
-use gateway::ws::appender::Appender;
+use gateway::ingress::appender::Appender;
 use testkit::{
     proxy::{Mode, TcpProxy},
     storage::Storage,

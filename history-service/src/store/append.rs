@@ -16,10 +16,19 @@ use std::collections::HashMap;
 
 use chat_model::message::{ArchiveEntry, ChatMessage, EventKind};
 
-use chat_redis::connection::query_scripted;
+use chat_redis::{
+    connection::{LuaScript, Redis, query_scripted},
+    keys::Keys,
+};
 
-use super::{ARCHIVE_FIELD, RedisStore, current, parse_all};
+use super::{
+    offline::Queues,
+    window::{Window, current, parse_all},
+};
 use crate::{error::HistoryError, mongo::Archive};
+
+/// Field of the archive stream entry that holds the message JSON.
+pub const ARCHIVE_FIELD: &str = "m";
 
 /// Puts ARGV[2], the new state of the message at seq ARGV[1], in the recent
 /// window (KEYS[1]) in place of what is there, unless nothing is there (it
@@ -27,7 +36,7 @@ use crate::{error::HistoryError, mongo::Archive};
 /// what is there supersedes it: a deleted copy, or (unless ARGV[4] is '1',
 /// a deleted new state) one with an event at or after ARGV[3] applied. The
 /// same comparison as `ChatMessage::supersedes`.
-pub(super) const REPLACE_TARGET: &str = r#"
+const REPLACE_TARGET: &str = r#"
 local items = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[1], 'BYSCORE')
 if #items == 0 then return 0 end
 for _, item in ipairs(items) do
@@ -73,7 +82,30 @@ enum Stored {
     Deleted,
 }
 
-impl RedisStore {
+/// The writing side: the window, the archive backlog, the offline queues.
+#[derive(Clone)]
+pub struct Appends {
+    conn: Redis,
+    keys: Keys,
+    window: Window,
+    queues: Queues,
+    replace_target: LuaScript,
+    /// ARCHIVE_PARTITIONS: the archive stream a conversation's messages go to.
+    pub archive_partitions: usize,
+}
+
+impl Appends {
+    pub fn new(conn: Redis, keys: Keys, window: Window, queues: Queues) -> Self {
+        Self {
+            conn,
+            keys,
+            window,
+            queues,
+            replace_target: LuaScript::new(REPLACE_TARGET),
+            archive_partitions: 1,
+        }
+    }
+
     /// Makes a batch durable (see the module); returns the offline
     /// recipients who connected meanwhile. `presence_at`: when chat-service
     /// looked up who was online (0: unknown).
@@ -145,7 +177,8 @@ impl RedisStore {
                 &[(ARCHIVE_FIELD, ArchiveEntry::json(m, target)?)],
             )
             .ignore();
-            self.push_offline(&mut pipe, &item.offline_recipients, &json, presence_at);
+            self.queues
+                .push(&mut pipe, &item.offline_recipients, &json, presence_at);
             pushes.extend(item.offline_recipients.iter().map(|u| (i, u)));
         }
         if pipe.cmd_iter().next().is_none() {
@@ -155,7 +188,7 @@ impl RedisStore {
         let replies: Vec<i64> = query_scripted(
             &mut conn,
             &pipe,
-            &[&self.offline_push, &self.replace_target],
+            &[self.queues.push_script(), &self.replace_target],
         )
         .await?;
         Ok(late(&pushes, &replies))
@@ -173,14 +206,16 @@ impl RedisStore {
         let mut pushes = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let json = serde_json::to_string(&item.message)?;
-            self.push_offline(&mut pipe, &item.offline_recipients, &json, presence_at);
+            self.queues
+                .push(&mut pipe, &item.offline_recipients, &json, presence_at);
             pushes.extend(item.offline_recipients.iter().map(|u| (i, u)));
         }
         if pushes.is_empty() {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let replies: Vec<i64> = query_scripted(&mut conn, &pipe, &[&self.offline_push]).await?;
+        let replies: Vec<i64> =
+            query_scripted(&mut conn, &pipe, &[self.queues.push_script()]).await?;
         Ok(late(&pushes, &replies))
     }
 
@@ -210,7 +245,7 @@ impl RedisStore {
             return Ok(out);
         }
         let wanted: Vec<(&str, u64)> = looks.iter().map(|(_, c, s)| (*c, *s)).collect();
-        let windowed = self.at_seqs(&wanted).await?;
+        let windowed = self.window.at_seqs(&wanted).await?;
         for ((n, conversation, seq), found) in looks.into_iter().zip(windowed) {
             let found = match found {
                 Some(m) => Some(m),

@@ -7,9 +7,11 @@
 //! socket that did it: the push reports the user as late, and chat-service
 //! delivers the message to them live (the connect race).
 
-use chat_redis::connection::query_scripted;
+use chat_redis::{
+    connection::{LuaScript, Redis, query_scripted},
+    keys::Keys,
+};
 
-use super::RedisStore;
 use crate::error::HistoryError;
 
 /// Appends one message to an offline queue unless it is already there (a
@@ -21,7 +23,7 @@ use crate::error::HistoryError;
 /// ARGV[4]: the oldest queue read that may have missed this message (Unix
 /// ms; 0: none). Returns 0 if it was queued already, 1 once queued, 2 once
 /// queued after a socket of the user read the queue at or after ARGV[4].
-pub(super) const OFFLINE_PUSH: &str = r#"
+const OFFLINE_PUSH: &str = r#"
 if redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
 local n = redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3], 'NX')
@@ -40,7 +42,7 @@ return 1
 /// id is ARGV[1], and clears the dropped count reported with it (ARGV[2]).
 /// Entries are decoded to find the id, so nothing depends on how the JSON
 /// is laid out; an entry that does not decode is never the one acknowledged.
-pub(super) const OFFLINE_ACK: &str = r#"
+const OFFLINE_ACK: &str = r#"
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
 local removed = 0
 for i, item in ipairs(items) do
@@ -72,18 +74,41 @@ pub struct OfflineBatch {
     pub dropped: u64,
 }
 
-impl RedisStore {
+/// The offline queues, with their scripts.
+#[derive(Clone)]
+pub struct Queues {
+    conn: Redis,
+    keys: Keys,
+    /// OFFLINE_LIMIT and OFFLINE_TTL_SECS, as the push script's arguments.
+    args: [String; 2],
+    ttl_secs: u64,
+    push: LuaScript,
+    ack: LuaScript,
+}
+
+impl Queues {
+    pub fn new(conn: Redis, keys: Keys, limit: u32, ttl_secs: u64) -> Self {
+        Self {
+            conn,
+            keys,
+            args: [limit.to_string(), ttl_secs.to_string()],
+            ttl_secs,
+            push: LuaScript::new(OFFLINE_PUSH),
+            ack: LuaScript::new(OFFLINE_ACK),
+        }
+    }
+
+    /// The push script, for `query_scripted` on a pipeline [`Queues::push`]
+    /// added to.
+    pub fn push_script(&self) -> &LuaScript {
+        &self.push
+    }
+
     /// Adds the offline push of `json` for each of `users` to `pipe` (sent
     /// with `query_scripted`; one reply each, see [`OFFLINE_PUSH`]).
     /// `presence_at`: when the batch looked presence up (0: unknown).
-    pub(super) fn push_offline(
-        &self,
-        pipe: &mut redis::Pipeline,
-        users: &[String],
-        json: &str,
-        presence_at: i64,
-    ) {
-        let [limit, ttl] = &self.offline_args;
+    pub fn push(&self, pipe: &mut redis::Pipeline, users: &[String], json: &str, presence_at: i64) {
+        let [limit, ttl] = &self.args;
         let since = if presence_at > 0 {
             (presence_at - CLOCK_SKEW_MS).max(1)
         } else {
@@ -91,7 +116,7 @@ impl RedisStore {
         };
         let since = since.to_string();
         for user in users {
-            self.offline_push.call(
+            self.push.call(
                 pipe,
                 &self.keys.offline_push_script(user),
                 &[json, limit.as_str(), ttl.as_str(), since.as_str()],
@@ -102,10 +127,10 @@ impl RedisStore {
     /// The whole offline queue (oldest first) and the dropped count, read
     /// atomically. The user is present, so the queue's time to live
     /// restarts, and the read is recorded for the connect race.
-    pub async fn offline(&self, user: &str) -> Result<OfflineBatch, HistoryError> {
+    pub async fn read(&self, user: &str) -> Result<OfflineBatch, HistoryError> {
         let mut conn = self.conn.clone();
         let (queue, dropped_key) = (self.keys.offline(user), self.keys.offline_dropped(user));
-        let ttl = self.offline_ttl_secs as i64;
+        let ttl = self.ttl_secs as i64;
         let (items, dropped): (Vec<String>, Option<u64>) = redis::pipe()
             .atomic()
             .lrange(&queue, 0, -1)
@@ -133,20 +158,15 @@ impl RedisStore {
     }
 
     /// Removes the acknowledged batch; returns how many messages went.
-    pub async fn ack_offline(
-        &self,
-        user: &str,
-        last_id: &str,
-        dropped: u64,
-    ) -> Result<u64, HistoryError> {
+    pub async fn ack(&self, user: &str, last_id: &str, dropped: u64) -> Result<u64, HistoryError> {
         let mut pipe = redis::pipe();
-        self.offline_ack.call(
+        self.ack.call(
             &mut pipe,
             &self.keys.offline_script(user),
             &[last_id, &dropped.to_string()],
         );
         let mut conn = self.conn.clone();
-        let (removed,): (u64,) = query_scripted(&mut conn, &pipe, &[&self.offline_ack]).await?;
+        let (removed,): (u64,) = query_scripted(&mut conn, &pipe, &[&self.ack]).await?;
         Ok(removed)
     }
 }

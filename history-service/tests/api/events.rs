@@ -4,7 +4,7 @@
 
 use chat_model::message::{ChatMessage, EventKind};
 use mongodb::bson::doc;
-use proto::history::internal::v1 as ipb;
+use proto::history::internal::v1 as internal_pb;
 
 use crate::helpers::{Options, message, seqs, spawn_app, spawn_with};
 
@@ -70,7 +70,7 @@ async fn events_apply_in_the_window_in_seq_order_and_a_delete_is_final() {
     // GetMessages answers with the current state.
     let found = app
         .w()
-        .get_messages(ipb::GetMessagesRequest {
+        .get_messages(internal_pb::GetMessagesRequest {
             conversation_id: conv.into(),
             seqs: vec![1, 2, 99],
         })
@@ -82,7 +82,7 @@ async fn events_apply_in_the_window_in_seq_order_and_a_delete_is_final() {
     assert_eq!(got, [(1, true), (2, false)]);
     let bad = app
         .w()
-        .get_messages(ipb::GetMessagesRequest {
+        .get_messages(internal_pb::GetMessagesRequest {
             conversation_id: conv.into(),
             seqs: vec![0],
         })

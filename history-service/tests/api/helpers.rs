@@ -5,8 +5,8 @@ use std::time::Duration;
 use chat_model::message::ChatMessage;
 use history_service::{config::Config, startup::Application};
 use proto::history::{
-    internal::v1::{self as ipb, history_internal_client::HistoryInternalClient},
-    v1::{self as pb, history_service_client::HistoryServiceClient},
+    internal::v1::{self as internal_pb, history_internal_client::HistoryInternalClient},
+    v1::{self as history_pb, history_service_client::HistoryServiceClient},
 };
 use redis::AsyncCommands;
 use service_kit::{auth::InternalChannel, grpc::internal_channel};
@@ -106,14 +106,14 @@ impl TestApp {
     pub async fn append(&self, messages: &[ChatMessage], offline: &[&str]) {
         let items = messages
             .iter()
-            .map(|m| ipb::AppendItem {
+            .map(|m| internal_pb::AppendItem {
                 message: Some(chat_model::convert::to_pb(m)),
                 offline_recipients: offline.iter().map(|s| (*s).to_owned()).collect(),
                 ..Default::default()
             })
             .collect();
         self.w()
-            .append(ipb::AppendRequest {
+            .append(internal_pb::AppendRequest {
                 items,
                 presence_at: 0,
             })
@@ -123,10 +123,10 @@ impl TestApp {
 
     /// Appends items as chat-service sends them: an event with its target's
     /// new state, a replay marked so. Returns the call's `late` list.
-    pub async fn append_items(&self, items: Vec<Item>, presence_at: i64) -> Vec<ipb::Late> {
+    pub async fn append_items(&self, items: Vec<Item>, presence_at: i64) -> Vec<internal_pb::Late> {
         let items = items
             .into_iter()
-            .map(|i| ipb::AppendItem {
+            .map(|i| internal_pb::AppendItem {
                 message: Some(chat_model::convert::to_pb(&i.message)),
                 offline_recipients: i.offline.iter().map(|s| (*s).to_owned()).collect(),
                 target: i.target.as_ref().map(chat_model::convert::to_pb),
@@ -134,7 +134,7 @@ impl TestApp {
             })
             .collect();
         self.w()
-            .append(ipb::AppendRequest { items, presence_at })
+            .append(internal_pb::AppendRequest { items, presence_at })
             .await
             .expect("append")
             .into_inner()
@@ -170,7 +170,7 @@ impl TestApp {
     /// Acknowledges `user`'s offline batch ending at `last_id`.
     pub async fn ack_offline(&self, user: &str, last_id: &str, dropped: u64) {
         self.w()
-            .ack_offline(ipb::AckOfflineRequest {
+            .ack_offline(internal_pb::AckOfflineRequest {
                 username: user.to_owned(),
                 last_id: last_id.to_owned(),
                 dropped,
@@ -179,9 +179,9 @@ impl TestApp {
             .expect("ack offline");
     }
 
-    pub async fn offline(&self, user: &str) -> pb::ListOfflineResponse {
+    pub async fn offline(&self, user: &str) -> history_pb::ListOfflineResponse {
         self.c()
-            .list_offline(pb::ListOfflineRequest {
+            .list_offline(history_pb::ListOfflineRequest {
                 username: user.to_owned(),
             })
             .await
@@ -195,9 +195,9 @@ impl TestApp {
         before: Option<u64>,
         after: Option<u64>,
         limit: u32,
-    ) -> pb::GetHistoryResponse {
+    ) -> history_pb::GetHistoryResponse {
         self.c()
-            .get_history(pb::GetHistoryRequest {
+            .get_history(history_pb::GetHistoryRequest {
                 conversation_id: conversation.to_owned(),
                 before_seq: before,
                 after_seq: after,
@@ -298,6 +298,6 @@ impl Item {
     }
 }
 
-pub fn seqs(messages: &[pb::Message]) -> Vec<u64> {
+pub fn seqs(messages: &[history_pb::Message]) -> Vec<u64> {
     messages.iter().map(|m| m.seq).collect()
 }

@@ -5,6 +5,7 @@ mod archive;
 mod events;
 mod helpers;
 mod history;
+mod layers;
 mod offline;
 mod public_auth;
 mod states;

@@ -2,7 +2,7 @@
 //! only their own DMs and offline queue. (Rooms ask user-service; the e2e
 //! tests cover those with the real binaries.)
 
-use proto::history::v1::{self as pb, history_service_client::HistoryServiceClient};
+use proto::history::v1::{self as history_pb, history_service_client::HistoryServiceClient};
 use tonic::{Code, Request, transport::Channel};
 
 use crate::helpers::{TestApp, message, spawn_app};
@@ -28,8 +28,8 @@ fn token(user: &str) -> String {
         .0
 }
 
-fn page(conversation: &str) -> pb::GetHistoryRequest {
-    pb::GetHistoryRequest {
+fn page(conversation: &str) -> history_pb::GetHistoryRequest {
+    history_pb::GetHistoryRequest {
         conversation_id: conversation.into(),
         before_seq: None,
         after_seq: None,
@@ -78,7 +78,7 @@ async fn users_read_their_own_dms_and_queues_only() {
 
     let own = client
         .list_offline(with_token(
-            pb::ListOfflineRequest {
+            history_pb::ListOfflineRequest {
                 username: "bob".into(),
             },
             &token("bob"),
@@ -89,7 +89,7 @@ async fn users_read_their_own_dms_and_queues_only() {
     assert_eq!(own.messages.len(), 1);
     let foreign = client
         .list_offline(with_token(
-            pb::ListOfflineRequest {
+            history_pb::ListOfflineRequest {
                 username: "bob".into(),
             },
             &token("alice"),

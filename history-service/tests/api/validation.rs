@@ -1,4 +1,4 @@
-use proto::history::{internal::v1 as ipb, v1 as pb};
+use proto::history::{internal::v1 as internal_pb, v1 as history_pb};
 use tonic::Code;
 
 use crate::helpers::spawn_app;
@@ -18,7 +18,7 @@ async fn bad_arguments_are_invalid_argument() {
     for (conv, before, after, limit, needle) in cases {
         let status = app
             .c()
-            .get_history(pb::GetHistoryRequest {
+            .get_history(history_pb::GetHistoryRequest {
                 conversation_id: conv.into(),
                 before_seq: before,
                 after_seq: after,
@@ -36,7 +36,7 @@ async fn bad_arguments_are_invalid_argument() {
     for username in ["", "B", "has space"] {
         let status = app
             .c()
-            .list_offline(pb::ListOfflineRequest {
+            .list_offline(history_pb::ListOfflineRequest {
                 username: username.into(),
             })
             .await
@@ -45,9 +45,9 @@ async fn bad_arguments_are_invalid_argument() {
     }
     let status = app
         .w()
-        .append(ipb::AppendRequest {
-            items: vec![ipb::AppendItem {
-                message: Some(pb::Message::default()),
+        .append(internal_pb::AppendRequest {
+            items: vec![internal_pb::AppendItem {
+                message: Some(history_pb::Message::default()),
                 ..Default::default()
             }],
             presence_at: 0,
@@ -66,7 +66,7 @@ async fn limit_defaults_to_50() {
     app.append(&messages, &[]).await;
     let page = app
         .c()
-        .get_history(pb::GetHistoryRequest {
+        .get_history(history_pb::GetHistoryRequest {
             conversation_id: "room:general".into(),
             before_seq: None,
             after_seq: None,
@@ -95,7 +95,7 @@ async fn numbers_out_of_range_are_invalid_argument() {
     let page = |before: Option<u64>, after: Option<u64>, limit: Option<u32>| {
         let mut c = app.c();
         async move {
-            c.get_history(pb::GetHistoryRequest {
+            c.get_history(history_pb::GetHistoryRequest {
                 conversation_id: conv.into(),
                 before_seq: before,
                 after_seq: after,

@@ -1,10 +1,10 @@
-use proto::user::v1 as pb;
+use proto::user::v1 as user_pb;
 use tonic::Code;
 
 use crate::helpers::spawn_app;
 
-fn register_req(username: &str, password: &str) -> pb::RegisterRequest {
-    pb::RegisterRequest {
+fn register_req(username: &str, password: &str) -> user_pb::RegisterRequest {
+    user_pb::RegisterRequest {
         username: username.to_owned(),
         password: password.to_owned(),
         display_name: Some("Alice A.".to_owned()),
@@ -25,7 +25,7 @@ async fn register_authenticate_and_get_user_round_trip() {
 
     let auth = app
         .c()
-        .authenticate(pb::AuthenticateRequest {
+        .authenticate(user_pb::AuthenticateRequest {
             username: "alice".into(),
             password: "correct horse".into(),
         })
@@ -38,7 +38,7 @@ async fn register_authenticate_and_get_user_round_trip() {
 
     let got = app
         .c()
-        .get_user(pb::GetUserRequest {
+        .get_user(user_pb::GetUserRequest {
             username: "alice".into(),
         })
         .await
@@ -71,7 +71,7 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     ] {
         let status = app
             .c()
-            .authenticate(pb::AuthenticateRequest {
+            .authenticate(user_pb::AuthenticateRequest {
                 username: username.into(),
                 password: password.into(),
             })
@@ -137,7 +137,7 @@ async fn bad_registrations_are_invalid_argument_and_change_nothing() {
     }
     let status = app
         .c()
-        .register(pb::RegisterRequest {
+        .register(user_pb::RegisterRequest {
             username: "alice".into(),
             password: "password123".into(),
             display_name: Some("bad\u{7}name".into()),
@@ -186,7 +186,7 @@ async fn get_users_answers_which_of_many_names_exist() {
     let ask = |names: Vec<String>| {
         let mut c = app.c();
         async move {
-            c.get_users(pb::GetUsersRequest { usernames: names })
+            c.get_users(user_pb::GetUsersRequest { usernames: names })
                 .await
                 .map(|r| {
                     let mut found: Vec<String> = r

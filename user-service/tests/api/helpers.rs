@@ -1,6 +1,6 @@
 //! Spawns user-service on port 0 with a fresh PostgreSQL database.
 
-use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
+use proto::user::v1::{self as user_pb, user_service_client::UserServiceClient};
 use service_kit::{auth::InternalChannel, grpc::internal_channel};
 use testkit::{SERVICE_TOKEN, Storage};
 use user_service::{config::Config, startup::Application};
@@ -46,9 +46,9 @@ impl TestApp {
         self.client.clone()
     }
 
-    pub async fn register(&self, username: &str) -> pb::User {
+    pub async fn register(&self, username: &str) -> user_pb::User {
         self.c()
-            .register(pb::RegisterRequest {
+            .register(user_pb::RegisterRequest {
                 username: username.to_owned(),
                 password: "password123".to_owned(),
                 display_name: None,
@@ -58,9 +58,13 @@ impl TestApp {
             .into_inner()
     }
 
-    pub async fn create_room(&self, name: &str, creator: &str) -> Result<pb::Room, tonic::Status> {
+    pub async fn create_room(
+        &self,
+        name: &str,
+        creator: &str,
+    ) -> Result<user_pb::Room, tonic::Status> {
         self.c()
-            .create_room(pb::CreateRoomRequest {
+            .create_room(user_pb::CreateRoomRequest {
                 name: name.to_owned(),
                 topic: None,
                 creator: creator.to_owned(),
@@ -69,8 +73,8 @@ impl TestApp {
             .map(|r| r.into_inner())
     }
 
-    pub fn membership(room: &str, username: &str) -> pb::RoomMembershipRequest {
-        pb::RoomMembershipRequest {
+    pub fn membership(room: &str, username: &str) -> user_pb::RoomMembershipRequest {
+        user_pb::RoomMembershipRequest {
             room: room.to_owned(),
             username: username.to_owned(),
         }

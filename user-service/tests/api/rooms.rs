@@ -1,4 +1,4 @@
-use proto::user::v1 as pb;
+use proto::user::v1 as user_pb;
 use tonic::Code;
 
 use crate::helpers::{TestApp, spawn_app};
@@ -29,7 +29,7 @@ async fn create_join_members_leave() {
 
     let members = app
         .c()
-        .list_room_members(pb::ListRoomMembersRequest {
+        .list_room_members(user_pb::ListRoomMembersRequest {
             room: "general".into(),
         })
         .await
@@ -44,7 +44,7 @@ async fn create_join_members_leave() {
 
     let rooms = app
         .c()
-        .list_user_rooms(pb::ListUserRoomsRequest {
+        .list_user_rooms(user_pb::ListUserRoomsRequest {
             username: "bob".into(),
         })
         .await

@@ -1,7 +1,7 @@
 //! Reaching user-service's port is not enough: every call needs the service
 //! token. Health stays open for probes.
 
-use proto::user::v1::{self as pb, user_service_client::UserServiceClient};
+use proto::user::v1::{self as user_pb, user_service_client::UserServiceClient};
 use tonic::Code;
 
 use crate::helpers::spawn_app;
@@ -14,7 +14,7 @@ async fn calls_without_the_service_token_are_refused() {
     let forged =
         service_kit::grpc::internal_channel(&url, "not-the-token-0123456789-0123456789").unwrap();
 
-    let register = pb::RegisterRequest {
+    let register = user_pb::RegisterRequest {
         username: "mallory".into(),
         password: "password123".into(),
         display_name: None,
@@ -30,7 +30,7 @@ async fn calls_without_the_service_token_are_refused() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
     let refused = UserServiceClient::new(anonymous.clone())
-        .check_membership(pb::RoomMembershipRequest {
+        .check_membership(user_pb::RoomMembershipRequest {
             room: "general".into(),
             username: "alice".into(),
         })
@@ -41,7 +41,7 @@ async fn calls_without_the_service_token_are_refused() {
     // Nothing was created by the refused calls.
     let missing = app
         .c()
-        .get_user(pb::GetUserRequest {
+        .get_user(user_pb::GetUserRequest {
             username: "mallory".into(),
         })
         .await

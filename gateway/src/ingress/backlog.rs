@@ -33,29 +33,29 @@ pub const POLL: Duration = Duration::from_millis(200);
 /// The retry hint given to a refused send.
 pub const RETRY_AFTER_MS: u64 = 1_000;
 
-/// The ingress stream as last polled.
+/// The ingress streams as last polled.
 #[derive(Debug, Default)]
-pub struct Ingress {
+pub struct Backlog {
     /// Entries not handled yet.
-    pub backlog: AtomicU64,
+    pub entries: AtomicU64,
     /// How long the oldest entry not read by any worker has waited (ms).
     pub wait_ms: AtomicU64,
 }
 
-impl Ingress {
+impl Backlog {
     /// True when sends should be refused.
     pub fn over_limit(&self, backlog_limit: u64, max_wait_ms: u64) -> bool {
-        self.backlog.load(Ordering::Relaxed) >= backlog_limit
+        self.entries.load(Ordering::Relaxed) >= backlog_limit
             || (max_wait_ms > 0 && self.wait_ms.load(Ordering::Relaxed) >= max_wait_ms)
     }
 }
 
-/// Keeps `ingress` up to date until shutdown. A failed read keeps the last
+/// Keeps `backlog` up to date until shutdown. A failed read keeps the last
 /// values: XADD failing says the same thing louder.
 pub async fn poll(
     mut redis: Redis,
     streams: Vec<String>,
-    ingress: std::sync::Arc<Ingress>,
+    backlog: std::sync::Arc<Backlog>,
     shutdown: Shutdown,
 ) {
     let mut tick = tokio::time::interval(POLL);
@@ -73,9 +73,9 @@ pub async fn poll(
         }
         let lens: redis::RedisResult<Vec<u64>> = pipe.query_async(&mut redis).await;
         let Ok(lens) = lens else { continue };
-        let backlog = lens.iter().sum();
-        ingress.backlog.store(backlog, Ordering::Relaxed);
-        metrics::gauge!("gateway_ingress_backlog").set(backlog as f64);
+        let total = lens.iter().sum();
+        backlog.entries.store(total, Ordering::Relaxed);
+        metrics::gauge!("gateway_ingress_backlog").set(total as f64);
         let busy: Vec<&String> = streams
             .iter()
             .zip(lens)
@@ -84,7 +84,7 @@ pub async fn poll(
             .collect();
         let wait = oldest_unread_wait(&mut redis, &busy).await;
         if let Ok(wait) = wait {
-            ingress.wait_ms.store(wait, Ordering::Relaxed);
+            backlog.wait_ms.store(wait, Ordering::Relaxed);
             metrics::gauge!("gateway_ingress_wait_seconds").set(wait as f64 / 1000.0);
         }
     }

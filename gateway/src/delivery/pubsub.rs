@@ -33,7 +33,7 @@ use redis::{
 use service_kit::{backoff::Backoff, shutdown::Shutdown};
 use tokio::sync::{mpsc, watch};
 
-use crate::{
+use super::{
     hub::{Hub, Outgoing},
     seen::Mark,
 };
@@ -253,7 +253,7 @@ pub fn dispatch(hub: &Hub, payload: &[u8]) {
                 mark: f.seq.map(Mark::Seq).or(f.read.map(Mark::Read)),
             })
             .collect();
-        let conversation = d.conversation.as_deref().map(crate::seen::key);
+        let conversation = d.conversation.as_deref().map(super::seen::key);
         let n = hub.deliver(&d.users, conversation, &frames);
         metrics::counter!("gateway_deliveries_total").increment(n as u64);
     }

@@ -11,7 +11,7 @@ use std::{collections::VecDeque, sync::Mutex};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
 
-use crate::seen::{Mark, Seen};
+use super::seen::{Mark, Seen};
 
 /// A close code and reason.
 pub type Close = (u16, &'static str);
@@ -317,7 +317,7 @@ mod tests {
     #[tokio::test]
     async fn a_frame_handed_once_is_not_queued_again() {
         let o = Outbox::new(8);
-        let c = Some(crate::seen::key("room:a"));
+        let c = Some(crate::delivery::seen::key("room:a"));
         let marked = |seq| (Some(Mark::Seq(seq)), frame("m"));
         assert_eq!(o.push_marked(c, [marked(1), marked(2)]), 2);
         assert_eq!(o.push_marked(c, [marked(2), marked(1), marked(3)]), 1);
@@ -327,7 +327,7 @@ mod tests {
             "unmarked frames pass"
         );
         assert_eq!(o.len(), 4);
-        assert!(!o.admit(crate::seen::key("room:a"), Mark::Seq(3)));
+        assert!(!o.admit(crate::delivery::seen::key("room:a"), Mark::Seq(3)));
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use chat_model::message::Name;
 
 use chat_redis::presence::Roster;
 
-use crate::outbox::Outbox;
+use super::outbox::Outbox;
 
 #[derive(Clone)]
 struct ConnHandle {
@@ -191,13 +191,13 @@ pub struct Outgoing {
     pub skip_conn: Option<u64>,
     pub frame: Utf8Bytes,
     /// What it is in its conversation, for handing it once per socket.
-    pub mark: Option<crate::seen::Mark>,
+    pub mark: Option<super::seen::Mark>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::Next;
+    use crate::delivery::outbox::Next;
 
     fn frame(s: &'static str) -> Utf8Bytes {
         Utf8Bytes::from_static(s)
