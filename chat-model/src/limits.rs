@@ -19,3 +19,27 @@ pub const DEAD_LETTER_MAXLEN: u64 = 10_000;
 /// Names one `GetUsers` call may ask about: user-service refuses more, and
 /// chat-service asks in chunks of this size.
 pub const MAX_GET_USERS: usize = 1000;
+
+/// A `client_id` within its limits, or what to tell the client: the one
+/// rule and the one message, at the gateway and in chat-service.
+pub fn check_client_id(client_id: &str) -> Result<(), String> {
+    if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
+        return Err(format!("client_id must be 1 to {MAX_CLIENT_ID} bytes"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_names_the_limit() {
+        assert!(check_client_id("c1").is_ok());
+        assert_eq!(
+            check_client_id(&"x".repeat(MAX_CLIENT_ID + 1)).unwrap_err(),
+            format!("client_id must be 1 to {MAX_CLIENT_ID} bytes")
+        );
+        assert!(check_client_id("").is_err());
+    }
+}

@@ -210,7 +210,8 @@ impl EntryKind {
     }
 }
 
-/// A `send` or `typing` the gateway accepted and put on the ingress stream.
+/// A `send`, `edit`, `delete` or `typing` the gateway accepted and put on
+/// the ingress stream (`kind` says which).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngressEntry {
     #[serde(default = "version_1")]

@@ -27,8 +27,8 @@ impl RedisArgs {
         }
     }
 
-    pub fn target(&self) -> crate::connection::Target {
-        crate::connection::Target::new(&self.redis_url, self.redis_cluster)
+    pub fn endpoints(&self) -> crate::connection::Endpoints {
+        crate::connection::Endpoints::new(&self.redis_url, self.redis_cluster)
     }
 
     /// Keys of the deployment: every Redis name starts with [`Self::prefix`].
@@ -38,17 +38,17 @@ impl RedisArgs {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         service_kit::config::check_prefix("REDIS_PREFIX", &self.prefix)?;
-        let target = self.target();
-        if target.urls.is_empty() {
+        let endpoints = self.endpoints();
+        if endpoints.urls.is_empty() {
             return Err(ConfigError::new("REDIS_URL", "is empty"));
         }
-        if target.urls.len() > 1 && !target.cluster {
+        if endpoints.urls.len() > 1 && !endpoints.cluster {
             return Err(ConfigError::new(
                 "REDIS_URL",
                 "several URLs are seed nodes of a cluster: set REDIS_CLUSTER=true",
             ));
         }
-        for url in &target.urls {
+        for url in &endpoints.urls {
             check_redis_url("REDIS_URL", url)?;
         }
         Ok(())
@@ -72,7 +72,7 @@ mod tests {
         assert!(check_redis_url("X", "nope://x").is_err());
         let seeds = "redis://a:7000, redis://b:7001";
         assert!(RedisArgs::new(seeds, true).validate().is_ok());
-        assert_eq!(RedisArgs::new(seeds, true).target().urls.len(), 2);
+        assert_eq!(RedisArgs::new(seeds, true).endpoints().urls.len(), 2);
         let e = RedisArgs::new(seeds, false).validate().unwrap_err();
         assert!(e.to_string().contains("REDIS_CLUSTER"), "{e}");
         assert!(RedisArgs::new("", true).validate().is_err());

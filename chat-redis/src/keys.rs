@@ -201,7 +201,7 @@ impl Keys {
 
 /// The key set of every Lua script of the system, built here so that the
 /// scripts' callers and the test that checks each set stays in one Redis
-/// Cluster slot (`common/tests/api/slots.rs`) use the same sets.
+/// Cluster slot (`chat-redis/tests/api/slots.rs`) use the same sets.
 impl Keys {
     /// chat-service's dedup-and-seq script (`sequencer.rs`).
     pub fn sequence_script(

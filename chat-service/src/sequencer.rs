@@ -76,7 +76,7 @@ return {1, rec}
 
 /// What the sequencer decided for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sequenced {
+pub struct Taken {
     /// False for a replay of an already sequenced (sender, client_id).
     pub fresh: bool,
     pub id: String,
@@ -95,7 +95,7 @@ pub struct Sequenced {
 /// What the sequencer answered one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Sequenced(Sequenced),
+    Taken(Taken),
     /// An edit or delete refused against its target's state now: the
     /// target is deleted, or no message has that seq. Nothing was written.
     Refused(String),
@@ -192,18 +192,18 @@ fn decision(reply: Vec<redis::Value>) -> redis::RedisResult<Decision> {
             if let Some(delivered) = parts.next() {
                 s.delivered = redis::from_owned_redis_value::<i64>(delivered)? == 1;
             }
-            Ok(Decision::Sequenced(s))
+            Ok(Decision::Taken(s))
         }
     }
 }
 
 /// `id|seq|ts|entry`, or `id|seq|ts` from before entries were recorded.
-pub(crate) fn parse_record(fresh: bool, record: &str) -> redis::RedisResult<Sequenced> {
+pub(crate) fn parse_record(fresh: bool, record: &str) -> redis::RedisResult<Taken> {
     let mut parts = record.splitn(4, '|');
     let (Some(id), Some(seq), Some(ts)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(corrupt(record));
     };
-    Ok(Sequenced {
+    Ok(Taken {
         fresh,
         id: id.to_owned(),
         seq: seq.parse().map_err(|_| corrupt(record))?,

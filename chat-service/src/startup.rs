@@ -69,7 +69,8 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         service_kit::metrics_catalog::register(&crate::metrics::catalog());
         let conn =
-            connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
+            connection::connect_with_retry(&config.redis.endpoints(), Duration::from_secs(30))
+                .await?;
         let keys = config.redis.keys();
         let token = config.service_token.get().expose();
         let users = UserServiceClient::new(internal_channel(&config.user_service_url, token)?);
@@ -116,7 +117,7 @@ impl Application {
         let mut partitions = Vec::with_capacity(config.ingress_partitions);
         for partition in 0..config.ingress_partitions {
             let group = ingress_group(&config, &keys, partition);
-            let reader = connection::connect(&config.redis.target()).await?;
+            let reader = connection::connect(&config.redis.endpoints()).await?;
             let worker = Worker {
                 processor: BatchProcessor {
                     group: group.clone(),

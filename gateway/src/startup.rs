@@ -65,7 +65,8 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         service_kit::metrics_catalog::register(&crate::metrics::catalog());
         let redis =
-            connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
+            connection::connect_with_retry(&config.redis.endpoints(), Duration::from_secs(30))
+                .await?;
         let listeners = Listeners::bind(
             "gateway",
             &[
@@ -111,7 +112,7 @@ impl Application {
         presence.start().await?;
         let (subscribed_tx, subscribed) = watch::channel(false);
         let pubsub = tokio::spawn(pubsub::run(
-            config.redis.target(),
+            config.redis.endpoints(),
             pubsub::Channel {
                 name: keys.gateway_channel(&config.gateway_id),
                 probe_key: keys.gateway_delivery_seq(&config.gateway_id),

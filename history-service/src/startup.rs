@@ -57,7 +57,8 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         service_kit::metrics_catalog::register(&crate::metrics::catalog());
         let conn =
-            connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
+            connection::connect_with_retry(&config.redis.endpoints(), Duration::from_secs(30))
+                .await?;
         let store = RedisStore::new(
             conn,
             config.redis.keys(),
@@ -128,7 +129,7 @@ impl Application {
                 self.config.instance_id.clone(),
                 self.config.archive_batch as usize,
             );
-            let reader = connection::connect(&self.config.redis.target()).await?;
+            let reader = connection::connect(&self.config.redis.endpoints()).await?;
             archivers.push(tokio::spawn(consumer::run(
                 Consumer::new(group, reader).measuring_length(),
                 archiver,

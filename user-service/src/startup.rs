@@ -62,7 +62,8 @@ impl Application {
             .await
             .map_err(|e| StartupError::storage("cannot run migrations", e))?;
         let redis =
-            connection::connect_with_retry(&config.redis.target(), Duration::from_secs(30)).await?;
+            connection::connect_with_retry(&config.redis.endpoints(), Duration::from_secs(30))
+                .await?;
         let events = MembershipEvents::new(redis, config.redis.keys());
         let listeners = Listeners::bind(
             "user-service",

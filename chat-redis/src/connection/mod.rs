@@ -37,12 +37,12 @@ pub use scripts::{LuaScript, query_scripted};
 /// Where Redis is: one node, or the seed nodes of a cluster (REDIS_URL, a
 /// comma-separated list with REDIS_CLUSTER).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct Endpoints {
     pub urls: Vec<String>,
     pub cluster: bool,
 }
 
-impl Target {
+impl Endpoints {
     pub fn new(url: &str, cluster: bool) -> Self {
         Self {
             urls: url
@@ -84,7 +84,7 @@ enum Link {
 }
 
 struct Healing {
-    target: Target,
+    endpoints: Endpoints,
     db: i64,
     current: RwLock<Link>,
     replacing: AtomicBool,
@@ -95,7 +95,7 @@ struct Healing {
 impl Redis {
     /// True on a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
-        self.0.target.cluster
+        self.0.endpoints.cluster
     }
 
     /// How many times a timed-out connection was replaced by a fresh one.
@@ -125,7 +125,7 @@ impl Healing {
         tracing::warn!(error = %e, "redis command timed out; replacing the connection");
         let healing = self.clone();
         tokio::spawn(async move {
-            match open(&healing.target).await {
+            match open(&healing.endpoints).await {
                 Ok(fresh) => {
                     *healing.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
                     healing.replaced.fetch_add(1, Ordering::Relaxed);
@@ -172,16 +172,16 @@ impl ConnectionLike for Redis {
     }
 }
 
-/// A fresh connection to `target`.
-async fn open(target: &Target) -> redis::RedisResult<Link> {
-    if target.cluster {
-        let client = redis::cluster::ClusterClientBuilder::new(target.urls.clone())
+/// A fresh connection to `endpoints`.
+async fn open(endpoints: &Endpoints) -> redis::RedisResult<Link> {
+    if endpoints.cluster {
+        let client = redis::cluster::ClusterClientBuilder::new(endpoints.urls.clone())
             .connection_timeout(Duration::from_secs(3))
             .response_timeout(RESPONSE_TIMEOUT)
             .build()?;
         return Ok(Link::Cluster(client.get_async_connection().await?));
     }
-    let client = redis::Client::open(target.first())?;
+    let client = redis::Client::open(endpoints.first())?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Duration::from_secs(3))
         .set_response_timeout(RESPONSE_TIMEOUT)
@@ -193,19 +193,19 @@ async fn open(target: &Target) -> redis::RedisResult<Link> {
 }
 
 /// Opens a connection: self-healing to a single node, or a cluster client.
-/// Fails only if the first connection cannot be made, or if a single-node
-/// target turns out to be a cluster node (a misconfiguration that would
+/// Fails only if the first connection cannot be made, or if a single
+/// node turns out to be a cluster node (a misconfiguration that would
 /// otherwise show as MOVED errors on a share of the keys).
-pub async fn connect(target: &Target) -> redis::RedisResult<Redis> {
-    let db = if target.cluster {
+pub async fn connect(endpoints: &Endpoints) -> redis::RedisResult<Redis> {
+    let db = if endpoints.cluster {
         0
     } else {
-        redis::Client::open(target.first())?
+        redis::Client::open(endpoints.first())?
             .get_connection_info()
             .redis
             .db
     };
-    let link = open(target).await?;
+    let link = open(endpoints).await?;
     if let Link::Single(conn) = &link {
         let info: String = redis::cmd("INFO")
             .arg("cluster")
@@ -220,7 +220,7 @@ pub async fn connect(target: &Target) -> redis::RedisResult<Redis> {
         }
     }
     Ok(Redis(Arc::new(Healing {
-        target: target.clone(),
+        endpoints: endpoints.clone(),
         db,
         current: RwLock::new(link),
         replacing: AtomicBool::new(false),
@@ -229,12 +229,15 @@ pub async fn connect(target: &Target) -> redis::RedisResult<Redis> {
 }
 
 /// Connects, retrying until `deadline` passes: services may start before Redis.
-pub async fn connect_with_retry(target: &Target, deadline: Duration) -> redis::RedisResult<Redis> {
+pub async fn connect_with_retry(
+    endpoints: &Endpoints,
+    deadline: Duration,
+) -> redis::RedisResult<Redis> {
     let start = tokio::time::Instant::now();
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         let delay = backoff.next_delay();
-        match connect(target).await {
+        match connect(endpoints).await {
             Ok(conn) => return Ok(conn),
             Err(e) if e.kind() == redis::ErrorKind::InvalidClientConfig => return Err(e),
             Err(e) if start.elapsed() + delay < deadline => {

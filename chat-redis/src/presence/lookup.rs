@@ -30,7 +30,7 @@ pub struct Reach {
 }
 
 /// For each conversation of a batch, where its recipients are.
-pub type Online = HashMap<String, Reach>;
+pub type Whereabouts = HashMap<String, Reach>;
 
 impl Lookup {
     pub fn new(keys: Keys, ttl_ms: u64) -> Self {
@@ -68,7 +68,7 @@ impl Lookup {
         &mut self,
         conn: &mut Redis,
         conversations: impl IntoIterator<Item = (&'a str, &'a [String])>,
-    ) -> redis::RedisResult<Online> {
+    ) -> redis::RedisResult<Whereabouts> {
         let gateways = self.alive_gateways(conn).await?;
         let conversations: Vec<(&str, &[String])> = conversations.into_iter().collect();
         let mut index: HashMap<&str, usize> = HashMap::new();
@@ -95,7 +95,7 @@ impl Lookup {
                 .map(|counts| counts.into_iter().map(|n| n.unwrap_or(0) > 0).collect())
                 .collect()
         };
-        let mut online = Online::new();
+        let mut online = Whereabouts::new();
         for (conv, recipients) in conversations {
             let mut reach = Reach::default();
             let mut seen = vec![false; recipients.len()];

@@ -18,4 +18,4 @@ mod lookup;
 
 pub use gateway::{GatewayPresence, Roster, Writer};
 pub use layout::{DEFAULT_GATEWAY_TTL_MS, HEARTBEAT, TABLE_FIELD};
-pub use lookup::{Lookup, Online, Reach};
+pub use lookup::{Lookup, Reach, Whereabouts};

@@ -116,7 +116,7 @@ impl Running {
 }
 
 async fn connect() -> connection::Redis {
-    connection::connect(&chat_redis::connection::Target::new(
+    connection::connect(&chat_redis::connection::Endpoints::new(
         &testkit::redis_url(),
         testkit::redis_cluster(),
     ))

@@ -2,11 +2,11 @@
 //! Redis and on a cluster (where `redis_conn` splits them by slot); and a
 //! single-node target that is really a cluster node is refused.
 
-use chat_redis::connection::{self, Target, slots::slot};
+use chat_redis::connection::{self, Endpoints, slots::slot};
 use testkit::storage::Storage;
 
 async fn connect() -> connection::Redis {
-    connection::connect(&Target::new(
+    connection::connect(&Endpoints::new(
         &testkit::redis_url(),
         testkit::redis_cluster(),
     ))
@@ -63,7 +63,7 @@ async fn a_single_node_url_that_is_a_cluster_node_is_refused() {
         // On a single node there is no cluster node to point at.
         return;
     }
-    let err = match connection::connect(&Target::single(&testkit::redis_url())).await {
+    let err = match connection::connect(&Endpoints::single(&testkit::redis_url())).await {
         Ok(_) => panic!("a cluster node accepted as a single Redis"),
         Err(e) => e,
     };

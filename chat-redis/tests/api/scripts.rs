@@ -6,7 +6,7 @@ use testkit::storage::Storage;
 #[tokio::test]
 async fn a_pipeline_reloads_its_script_after_a_flush_and_runs_once_more() {
     let storage = Storage::new();
-    let mut conn = connection::connect(&chat_redis::connection::Target::new(
+    let mut conn = connection::connect(&chat_redis::connection::Endpoints::new(
         &testkit::redis_url(),
         testkit::redis_cluster(),
     ))

@@ -39,7 +39,7 @@ fn event(seq: u64, kind: EventKind, target: u64, body: &str) -> ChatMessage {
 #[tokio::test]
 async fn previews_move_forward_and_events_change_only_the_previewed_message() {
     let storage = Storage::new();
-    let conn = connection::connect(&chat_redis::connection::Target::new(
+    let conn = connection::connect(&chat_redis::connection::Endpoints::new(
         &testkit::redis_url(),
         testkit::redis_cluster(),
     ))

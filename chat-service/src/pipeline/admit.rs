@@ -23,7 +23,7 @@ use std::{
 
 use chat_model::{
     ids::{Conversation, ConversationId, Target},
-    limits::{MAX_BODY, MAX_CLIENT_ID, MAX_SEQ},
+    limits::{MAX_BODY, MAX_SEQ, check_client_id},
     message::{self, ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
     protocol::ErrorCode,
 };
@@ -404,11 +404,8 @@ fn check_fields(entry: &IngressEntry) -> Option<Admission> {
     if !entry.kind.is_stored() {
         return None;
     }
-    if entry.client_id.is_empty() || entry.client_id.len() > MAX_CLIENT_ID {
-        return Some(Admission::Refused(
-            ErrorCode::BadRequest,
-            format!("client_id must be 1 to {MAX_CLIENT_ID} bytes"),
-        ));
+    if let Err(message) = check_client_id(&entry.client_id) {
+        return Some(Admission::Refused(ErrorCode::BadRequest, message));
     }
     if entry.target_seq.is_some_and(|s| s > MAX_SEQ) {
         return Some(Admission::Refused(

@@ -14,7 +14,7 @@ use chat_model::{ids::Conversation, message::ChatMessage};
 use chat_redis::{
     connection::{Redis, query_scripted},
     keys::Keys,
-    presence::{Lookup, Online},
+    presence::{Lookup, Whereabouts},
 };
 use proto::history::internal::v1::{
     self as internal_pb, history_internal_client::HistoryInternalClient,
@@ -47,7 +47,7 @@ impl Deliver {
         &mut self,
         conn: &mut Redis,
         outcome: &Outcome<'_>,
-        online: &Online,
+        online: &Whereabouts,
         late: &[Late],
     ) -> Result<(), BatchError> {
         let payloads = payloads::payloads(outcome, online);
@@ -103,7 +103,7 @@ impl Deliver {
             .map(|s| (s.message.conversation.as_str(), &s.users[..]))
             .collect();
         let now = self.presence.online(conn, wanted).await?;
-        let payloads = payloads::rerouted(&stranded, &Online::new(), &now, &[]);
+        let payloads = payloads::rerouted(&stranded, &Whereabouts::new(), &now, &[]);
         self.publisher.publish(conn, &payloads).await?;
         metrics::counter!("chat_connect_race_deliveries_total").increment(late.len() as u64);
         Ok(())
@@ -144,7 +144,7 @@ impl Deliver {
         &mut self,
         conn: &mut Redis,
         outcome: &Outcome<'_>,
-        online: &Online,
+        online: &Whereabouts,
         unheard: &[String],
     ) -> Result<(), BatchError> {
         tracing::warn!(gateways = ?unheard, "deliveries reached no subscriber; rerouting");

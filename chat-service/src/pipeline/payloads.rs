@@ -13,7 +13,7 @@ use chat_model::{
 };
 use serde_json::value::RawValue;
 
-use chat_redis::presence::Online;
+use chat_redis::presence::Whereabouts;
 
 use super::admit::{Accepted, Rejected};
 
@@ -116,7 +116,7 @@ impl<'a> Plan<'a> {
 }
 
 /// The payload to publish to each gateway that has something to receive.
-pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Online) -> Vec<(String, String)> {
+pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Whereabouts) -> Vec<(String, String)> {
     let Outcome {
         accepted,
         messages,
@@ -184,7 +184,7 @@ fn plan_typing<'a>(
     plan: &mut Plan<'a>,
     frames: &mut Vec<Box<RawValue>>,
     t: &'a Accepted,
-    online: &'a Online,
+    online: &'a Whereabouts,
 ) {
     let Some(reach) = online.get(t.conversation.as_str()) else {
         return;
@@ -264,7 +264,7 @@ pub(crate) struct Stranded<'a> {
 /// recipients (senders excepted) that were on those gateways.
 pub(crate) fn stranded<'a>(
     outcome: &Outcome<'a>,
-    online: &Online,
+    online: &Whereabouts,
     unheard: &[String],
 ) -> Vec<Stranded<'a>> {
     let mut out = Vec::new();
@@ -294,8 +294,8 @@ pub(crate) fn stranded<'a>(
 /// a gateway the first delivery already reached for that user (`before`).
 pub(crate) fn rerouted(
     stranded: &[Stranded<'_>],
-    before: &Online,
-    again: &Online,
+    before: &Whereabouts,
+    again: &Whereabouts,
     unheard: &[String],
 ) -> Vec<(String, String)> {
     let mut frames: Vec<Box<RawValue>> = Vec::new();

@@ -8,7 +8,7 @@ use service_kit::auth::InternalChannel;
 use chat_redis::{
     connection::{Redis, query_scripted},
     keys::Keys,
-    presence::Online,
+    presence::Whereabouts,
     summary::Summaries,
 };
 
@@ -19,7 +19,7 @@ use proto::history::internal::v1::{
 
 use std::collections::HashMap;
 
-use super::sequence::Sequenced;
+use super::sequence::SequencedBatch;
 use crate::error::BatchError;
 
 #[derive(Clone)]
@@ -48,12 +48,12 @@ impl Persist {
     /// recipients who connected meanwhile.
     pub(crate) async fn run(
         &mut self,
-        sequenced: &Sequenced,
-        online: &Online,
+        sequenced: &SequencedBatch,
+        online: &Whereabouts,
         presence_at: i64,
         trace: Option<&str>,
     ) -> Result<Vec<Late>, BatchError> {
-        let Sequenced {
+        let SequencedBatch {
             stored,
             messages,
             targets,

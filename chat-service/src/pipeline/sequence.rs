@@ -25,12 +25,12 @@ use chat_model::{
 use super::admit::{Accepted, Rejected};
 use crate::{
     error::BatchError,
-    sequencer::{Decision, SequenceRequest, Sequenced as Taken, Sequencer},
+    sequencer::{Decision, SequenceRequest, Sequencer, Taken},
 };
 
 /// The batch's sends after sequencing.
 #[derive(Default)]
-pub(crate) struct Sequenced {
+pub(crate) struct SequencedBatch {
     /// Sends to store and deliver, with their messages (same order).
     pub stored: Vec<Accepted>,
     pub messages: Vec<ChatMessage>,
@@ -65,7 +65,7 @@ impl Sequence {
         &self,
         conn: &mut Redis,
         sends: Vec<Accepted>,
-    ) -> Result<Sequenced, BatchError> {
+    ) -> Result<SequencedBatch, BatchError> {
         let requests: Vec<SequenceRequest<'_>> = sends
             .iter()
             .map(|a| SequenceRequest {
@@ -79,19 +79,19 @@ impl Sequence {
             .collect();
         let decisions = self.sequencer.sequence(conn, &requests).await?;
         drop(requests);
-        let mut out = Sequenced::default();
+        let mut out = SequencedBatch::default();
         let mut taken = Vec::with_capacity(sends.len());
         for (a, d) in sends.into_iter().zip(decisions) {
             match d {
                 Decision::Refused(reason) => out.refused.push(refusal(a, ErrorCode::NotFound, reason)),
                 // Its seq is a tombstone: never acknowledged as stored, whether a
                 // re-send or a retry of the entry being dead-lettered.
-                Decision::Sequenced(t) if t.dead => out.refused.push(refusal(
+                Decision::Taken(t) if t.dead => out.refused.push(refusal(
                     a,
                     ErrorCode::Failed,
                     "this request failed for good and nothing was stored; send it again under a new client_id".into(),
                 )),
-                Decision::Sequenced(t) => taken.push((a, t)),
+                Decision::Taken(t) => taken.push((a, t)),
             }
         }
         out.fresh = taken.iter().filter(|(_, t)| t.fresh).count();

@@ -25,7 +25,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::Utf8Bytes;
 use chat_model::message::{self, Delivery, open_envelope};
-use chat_redis::connection::Target;
+use chat_redis::connection::Endpoints;
 use redis::{
     AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value,
     aio::ConnectionLike,
@@ -52,7 +52,7 @@ pub struct Channel {
 
 /// Runs until shutdown. `subscribed` is true while the subscription is live.
 pub async fn run(
-    target: Target,
+    endpoints: Endpoints,
     channel: Channel,
     hub: Arc<Hub>,
     subscribed: watch::Sender<bool>,
@@ -62,7 +62,7 @@ pub async fn run(
     // the default and never waits more than 3 s.
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(3));
     while !shutdown.is_triggered() {
-        match subscribe(&target, &channel.name).await {
+        match subscribe(&endpoints, &channel.name).await {
             Ok((conn, pushes)) => {
                 backoff.reset();
                 let _ = subscribed.send(true);
@@ -136,7 +136,7 @@ async fn listen(
         }
     };
     tokio::pin!(prober);
-    let mut sequence = Sequence::default();
+    let mut sequence = DeliveryNumbers::default();
     loop {
         tokio::select! {
             push = pushes.recv() => match push {
@@ -172,13 +172,13 @@ async fn listen(
 /// A fresh RESP3 connection with `channel` subscribed (sharded); its pushes
 /// come on the receiver.
 async fn subscribe(
-    target: &Target,
+    endpoints: &Endpoints,
     channel: &str,
 ) -> redis::RedisResult<(Subscription, mpsc::UnboundedReceiver<PushInfo>)> {
     let (tx, rx) = mpsc::unbounded_channel();
     let connect = async {
-        if target.cluster {
-            let client = redis::cluster::ClusterClientBuilder::new(target.urls.clone())
+        if endpoints.cluster {
+            let client = redis::cluster::ClusterClientBuilder::new(endpoints.urls.clone())
                 .use_protocol(ProtocolVersion::RESP3)
                 .push_sender(tx)
                 .connection_timeout(Duration::from_secs(3))
@@ -188,7 +188,7 @@ async fn subscribe(
             conn.ssubscribe(channel).await?;
             Ok::<_, redis::RedisError>(Subscription::Cluster(conn))
         } else {
-            let mut info = target.first().into_connection_info()?;
+            let mut info = endpoints.first().into_connection_info()?;
             info.redis.protocol = ProtocolVersion::RESP3;
             let config = AsyncConnectionConfig::new()
                 .set_push_sender(tx)
@@ -212,11 +212,11 @@ async fn subscribe(
 
 /// The delivery numbers seen on one subscription.
 #[derive(Default)]
-struct Sequence {
+struct DeliveryNumbers {
     last: Option<u64>,
 }
 
-impl Sequence {
+impl DeliveryNumbers {
     /// Records `n`; true when numbers were skipped since the last one. The
     /// first number after subscribing cannot be judged (what came before was
     /// missed anyway, and `resync` covers it). A number that goes back (Redis
@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn skipped_numbers_are_a_gap_and_a_restart_is_not() {
-        let mut s = Sequence::default();
+        let mut s = DeliveryNumbers::default();
         assert!(!s.gap(7), "the first number is not judged");
         assert!(!s.gap(8));
         assert!(s.gap(10));

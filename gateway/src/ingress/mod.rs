@@ -21,7 +21,7 @@ use chat_redis::keys::Keys;
 use self::{appender::Appender, backlog::Backlog};
 use crate::config::Config;
 
-/// What became of a send or typing notice.
+/// What became of a send, edit, delete or typing notice.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Produced {
     Queued,

@@ -8,7 +8,7 @@ use chat_model::{
 };
 use serde_json::{Map, Value};
 
-use chat_model::limits::{MAX_CLIENT_ID, MAX_REF, MAX_SEQ};
+use chat_model::limits::{MAX_REF, MAX_SEQ, check_client_id};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientFrame {
@@ -191,9 +191,7 @@ impl Fields<'_> {
 
     fn client_id(&self) -> Result<String, FrameError> {
         let client_id = self.string("client_id")?;
-        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
-            return Err(self.bad(format!("client_id must be 1 to {MAX_CLIENT_ID} bytes")));
-        }
+        check_client_id(&client_id).map_err(|message| self.bad(message))?;
         Ok(client_id)
     }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chat_redis::connection::{self, Redis, Target};
+use chat_redis::connection::{self, Endpoints, Redis};
 use gateway::ingress::appender::Appender;
 use testkit::{
     proxy::{Mode, TcpProxy},
@@ -12,7 +12,7 @@ use testkit::{
 };
 
 async fn connect(url: &str) -> Redis {
-    connection::connect(&Target::new(url, testkit::redis_cluster()))
+    connection::connect(&Endpoints::new(url, testkit::redis_cluster()))
         .await
         .expect("redis")
 }

@@ -23,7 +23,7 @@ async fn publish(stack: &TestStack, user: &str, frame: Value, seq: Option<u64>, 
         "conversation": "dm:alice:bob",
         "frames": [{"frame": frame, "seq": seq, "read": read}],
     }]);
-    let mut redis = chat_redis::connection::connect(&chat_redis::connection::Target::new(
+    let mut redis = chat_redis::connection::connect(&chat_redis::connection::Endpoints::new(
         &testkit::redis_url(),
         testkit::redis_cluster(),
     ))
