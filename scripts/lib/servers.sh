@@ -312,6 +312,16 @@ ensure_grpcurl() {
   _srv_log "grpcurl ok ($("$bin" -version 2>&1))"
 }
 
+# cargo-nextest, which runs the tests (each in its own process, several at
+# once across the test binaries); installed from crates.io when missing.
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    _srv_log "installing cargo-nextest from crates.io (a few minutes, once)"
+    cargo install --locked cargo-nextest >&2 || { _srv_die "cargo install cargo-nextest failed"; return 1; }
+  fi
+  _srv_log "nextest ok ($(cargo nextest --version 2>&1 | head -n 1))"
+}
+
 # schemathesis, for the OpenAPI fuzz test; TEST_SCHEMATHESIS names it.
 ensure_schemathesis() {
   ensure_venv
