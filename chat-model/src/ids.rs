@@ -11,6 +11,14 @@ pub fn valid_username(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Session ids: 128 random bits as 32 lowercase hex digits.
+pub fn valid_session_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Room names: `[a-z0-9_-]{1,32}`.
 pub fn valid_room_name(name: &str) -> bool {
     (1..=32).contains(&name.len())

@@ -117,6 +117,19 @@ pub enum ServerFrame<'a> {
     Resync {
         reason: &'a str,
     },
+    /// The socket's access token expires at `expires_at` (Unix ms): answer
+    /// with an `auth` frame carrying a fresh one, or the socket is closed
+    /// then (4002).
+    Refresh {
+        expires_at: i64,
+    },
+    /// An `auth` frame was accepted: the socket now runs on its token, which
+    /// expires at `expires_at` (Unix ms).
+    Authed {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        expires_at: i64,
+    },
     Error {
         code: ErrorCode,
         message: &'a str,

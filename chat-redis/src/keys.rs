@@ -164,9 +164,40 @@ impl Keys {
         format!("{}limit:tickets:{user}", self.prefix)
     }
 
+    /// Account export pages read by one user, this window.
+    pub fn exports(&self, user: &str) -> String {
+        format!("{}limit:exports:{user}", self.prefix)
+    }
+
     /// A one-time WebSocket ticket: the username it admits, for 30 s.
     pub fn ws_ticket(&self, ticket: &str) -> String {
         format!("{}ws-ticket:{ticket}", self.prefix)
+    }
+
+    /// A revoked session: present while a token naming it could still be
+    /// unexpired (`sessions.rs`).
+    pub fn revoked_session(&self, session: &str) -> String {
+        format!("{}session:{session}:revoked", self.prefix)
+    }
+
+    /// The sharded channel every gateway reads revocations from: one slot
+    /// for the whole system (revocations are rare), with [`Self::revocations_probe`].
+    pub fn revocations_channel(&self) -> String {
+        format!("{}{{sessions}}:revoked", self.prefix)
+    }
+
+    /// A key in the revocations channel's slot, to probe its node.
+    pub fn revocations_probe(&self) -> String {
+        format!("{}{{sessions}}:probe", self.prefix)
+    }
+
+    /// Messages sent by one account in the current second and today: one
+    /// hash tag, so one script counts both (`gateway/src/ingress/quota.rs`).
+    pub fn account_quota(&self, user: &str) -> [String; 2] {
+        [
+            format!("{}{{quota:{user}}}:sec", self.prefix),
+            format!("{}{{quota:{user}}}:day", self.prefix),
+        ]
     }
 
     /// Sorted set of gateway id → last heartbeat (Unix ms).

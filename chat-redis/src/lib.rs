@@ -3,7 +3,8 @@
 //! slot, scripts, timeouts), every key name (`keys`), the consumer-group
 //! runtime both streams run on (`consumer`), presence (`presence`), the
 //! numbered publish to gateways (`publish`), the conversation list's
-//! summaries (`summary`) and read markers (`read`), and the settings that
+//! summaries (`summary`) and read markers (`read`), revoked sessions
+//! (`sessions`), and the settings that
 //! say where Redis is (`config`).
 //!
 //! What belongs here: the layout of Redis and the code that reads and
@@ -18,4 +19,5 @@ pub mod keys;
 pub mod presence;
 pub mod publish;
 pub mod read;
+pub mod sessions;
 pub mod summary;

@@ -4,7 +4,7 @@
 //! while its version is current, so a change is enforced for every send
 //! processed after the join or leave returned. MEMBERSHIP_TTL_MS bounds the
 //! staleness if a version bump was lost. User existence is cached for that
-//! time too (ten times longer for known users: they are never deleted).
+//! time too, so a deleted account stops taking DMs within it.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -180,23 +180,16 @@ impl Members {
     }
 }
 
-fn cached<T: Clone + IsPositive>(
+/// Every answer lives MEMBERSHIP_TTL_MS: a deleted account stops taking
+/// DMs within it, as a left room stops taking a leaver's sends.
+fn cached<T: Clone>(
     map: &Mutex<HashMap<String, (Instant, T)>>,
     key: &str,
     ttl: Duration,
 ) -> Option<T> {
     let map = map.lock().ok()?;
     let (at, value) = map.get(key)?;
-    (at.elapsed() < lifetime(value, ttl)).then(|| value.clone())
-}
-
-/// Known users are kept ten times longer: they are never deleted.
-fn lifetime<T: IsPositive>(value: &T, ttl: Duration) -> Duration {
-    if value.is_positive_user() {
-        ttl * 10
-    } else {
-        ttl
-    }
+    (at.elapsed() < ttl).then(|| value.clone())
 }
 
 /// Inserts, keeping the map under MAX_ENTRIES at an amortized constant cost:
@@ -204,15 +197,10 @@ fn lifetime<T: IsPositive>(value: &T, ttl: Duration) -> Duration {
 /// of its entries (whichever the hash order gives, in effect at random). A
 /// scan for the oldest on every insert would cost a 100,000-entry walk per
 /// miss exactly when misses are many (more users than the cache holds).
-fn store<T: IsPositive>(
-    map: &Mutex<HashMap<String, (Instant, T)>>,
-    key: &str,
-    value: T,
-    ttl: Duration,
-) {
+fn store<T>(map: &Mutex<HashMap<String, (Instant, T)>>, key: &str, value: T, ttl: Duration) {
     let Ok(mut map) = map.lock() else { return };
     if map.len() >= MAX_ENTRIES {
-        map.retain(|_, (at, v)| at.elapsed() < lifetime(v, ttl));
+        map.retain(|_, (at, _)| at.elapsed() < ttl);
     }
     if map.len() >= MAX_ENTRIES {
         let doomed: Vec<String> = map.keys().take(MAX_ENTRIES / 8).cloned().collect();
@@ -221,23 +209,6 @@ fn store<T: IsPositive>(
         }
     }
     map.insert(key.to_owned(), (Instant::now(), value));
-}
-
-/// Whether a cached value is a known user (kept longer).
-trait IsPositive {
-    fn is_positive_user(&self) -> bool;
-}
-
-impl IsPositive for bool {
-    fn is_positive_user(&self) -> bool {
-        *self
-    }
-}
-
-impl IsPositive for Versioned {
-    fn is_positive_user(&self) -> bool {
-        false
-    }
 }
 
 #[cfg(test)]
@@ -259,13 +230,16 @@ mod tests {
     }
 
     #[test]
-    fn unknown_users_expire_sooner_than_known_ones() {
+    fn known_users_expire_like_unknown_ones() {
+        // Accounts can be deleted: a known user is asked about again too.
         let map = Mutex::new(HashMap::new());
         let ttl = Duration::from_millis(100);
         store(&map, "known", true, ttl);
         store(&map, "ghost", false, ttl);
-        std::thread::sleep(Duration::from_millis(150));
         assert_eq!(cached(&map, "known", ttl), Some(true));
+        assert_eq!(cached(&map, "ghost", ttl), Some(false));
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(cached(&map, "known", ttl), None);
         assert_eq!(cached(&map, "ghost", ttl), None);
     }
 }

@@ -38,6 +38,14 @@ pub struct Config {
     /// Messages per connection allowed in a burst.
     #[arg(long, env = "RATE_BURST", default_value_t = 40)]
     pub rate_burst: u32,
+    /// Messages (sends, edits, deletes) per second per account, across
+    /// every socket and gateway; 0: no limit.
+    #[arg(long, env = "ACCOUNT_MESSAGES_PER_SEC", default_value_t = 50)]
+    pub account_messages_per_sec: u32,
+    /// Messages per day (24 hours from the first of the window) per
+    /// account; 0: no limit.
+    #[arg(long, env = "ACCOUNT_MESSAGES_PER_DAY", default_value_t = 20_000)]
+    pub account_messages_per_day: u32,
     /// Frames queued per connection before it is closed with 4008.
     #[arg(long, env = "OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
@@ -147,6 +155,16 @@ impl config::ServiceConfig for Config {
         config::check_range("MAX_FRAME_BYTES", self.max_frame_bytes, 256..=1 << 20)?;
         config::check_range("RATE_PER_SEC", self.rate_per_sec, 1..=1_000_000)?;
         config::check_range("RATE_BURST", self.rate_burst, 1..=1_000_000)?;
+        config::check_range(
+            "ACCOUNT_MESSAGES_PER_SEC",
+            self.account_messages_per_sec,
+            0..=1_000_000,
+        )?;
+        config::check_range(
+            "ACCOUNT_MESSAGES_PER_DAY",
+            self.account_messages_per_day,
+            0..=100_000_000,
+        )?;
         config::check_range("OUTBOUND_QUEUE", self.outbound_queue, 8..=1_000_000)?;
         config::check_range(
             "OUTBOUND_QUEUE_BYTES",

@@ -26,7 +26,22 @@ pub fn catalog() -> Vec<Metric> {
                 "failed logins",
                 "registrations from this address",
                 "rooms created",
+                "tickets",
+                "export pages",
+                "account messages",
             ],
+        ),
+        Metric::counter(
+            "gateway_revoked_sockets_total",
+            "sockets closed with 4001 because their session was signed out",
+        ),
+        Metric::counter(
+            "gateway_expired_sockets_total",
+            "sockets closed with 4002: their token expired without an auth frame",
+        ),
+        Metric::counter(
+            "gateway_erasures_incomplete_total",
+            "deleted accounts whose Redis state could not be erased",
         ),
         Metric::counter("gateway_ingress_total", "frames put on the ingress stream"),
         Metric::histogram(

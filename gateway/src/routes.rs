@@ -16,7 +16,7 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    api::{accounts, conversations, rooms, site, tickets},
+    api::{accounts, conversations, rooms, sessions, site, tickets},
     domain::Error,
     http::{access_log, error::ApiError},
     state::AppState,
@@ -34,7 +34,7 @@ const MAX_API_BODY: usize = 16 * 1024;
     ),
     modifiers(&BearerAuth),
     tags(
-        (name = "accounts", description = "Register, log in, tokens and WebSocket tickets"),
+        (name = "accounts", description = "Register, log in, sessions, tokens, the account, and WebSocket tickets"),
         (name = "rooms", description = "Rooms and memberships"),
         (name = "conversations", description = "The caller's conversations and their history"),
         (name = "service", description = "The WebSocket, the web client, health and this document"),
@@ -85,7 +85,18 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(accounts::register))
         .routes(routes!(accounts::login))
-        .routes(routes!(accounts::me))
+        .routes(routes!(accounts::refresh))
+        .routes(routes!(
+            accounts::me,
+            accounts::update_me,
+            accounts::delete_me
+        ))
+        .routes(routes!(accounts::change_password))
+        .routes(routes!(accounts::export))
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::revoke))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(sessions::logout_all))
         .routes(routes!(tickets::issue))
         .routes(routes!(rooms::list, rooms::create))
         .routes(routes!(rooms::join))

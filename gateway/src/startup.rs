@@ -9,6 +9,7 @@ use chat_redis::{
     connection::{self, Redis},
     keys::Keys,
     presence::{GatewayPresence, Lookup},
+    sessions::Revocations,
 };
 use service_kit::{
     auth::InternalChannel,
@@ -22,14 +23,15 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
     config::Config,
-    delivery::{caps::ConnCaps, hub::Hub, pubsub},
+    delivery::{caps::ConnCaps, hub::Hub, pubsub, revocations::RevocationListener},
     domain::{
         HistoryClient, HistoryInternal, UserClient, access::Access, accounts::Accounts,
-        conversations::Conversations, history::History, limits::Limits, offline::OfflineQueue,
-        reads::Reads, rooms::Rooms, tickets::Tickets, tokens::Tokens,
+        conversations::Conversations, erasure::Erasure, export::Export, history::History,
+        limits::Limits, offline::OfflineQueue, reads::Reads, rooms::Rooms, sessions::UserSessions,
+        tickets::Tickets, tokens::Tokens,
     },
     http::extract::ProxyTrust,
-    ingress::{Ingress, appender::Appender, backlog},
+    ingress::{Ingress, appender::Appender, backlog, quota::AccountQuota},
     routes,
     state::{AppState, Shared},
     ws::{self, Sessions},
@@ -117,8 +119,21 @@ impl Application {
                 name: keys.gateway_channel(&config.gateway_id),
                 probe_key: keys.gateway_delivery_seq(&config.gateway_id),
             },
-            hub.clone(),
+            pubsub::Deliveries::new(hub.clone()),
             subscribed_tx,
+            shutdown.clone(),
+        ));
+        // Readiness follows the delivery subscription; this one's state is
+        // only logged (a missed revocation is caught by the next sweep).
+        let revocations = Revocations::new(self.redis.clone(), keys.clone());
+        let revocations_task = tokio::spawn(pubsub::run(
+            config.redis.endpoints(),
+            pubsub::Channel {
+                name: keys.revocations_channel(),
+                probe_key: keys.revocations_probe(),
+            },
+            RevocationListener::new(hub.clone(), revocations.clone()),
+            watch::channel(false).0,
             shutdown.clone(),
         ));
         let heartbeat = tokio::spawn(presence.clone().run(
@@ -131,6 +146,7 @@ impl Application {
             config: config.clone(),
             keys,
             redis: self.redis.clone(),
+            revocations,
             hub: hub.clone(),
             presence,
             shutdown: shutdown.clone(),
@@ -164,6 +180,7 @@ impl Application {
         let _ = tokio::time::timeout_at(deadline, heartbeat).await;
         let _ = tokio::time::timeout_at(deadline, ops_server).await;
         pubsub.abort();
+        revocations_task.abort();
         tracing::info!(open = hub.connections(), "gateway stopped");
         Ok(())
     }
@@ -202,6 +219,7 @@ struct Parts<'a> {
     config: Arc<Config>,
     keys: Keys,
     redis: Redis,
+    revocations: Revocations,
     hub: Arc<Hub>,
     presence: GatewayPresence,
     shutdown: Shutdown,
@@ -215,6 +233,7 @@ fn shared_state(p: Parts<'_>) -> AppState {
         config,
         keys,
         redis,
+        revocations,
         hub,
         presence,
         shutdown,
@@ -223,7 +242,7 @@ fn shared_state(p: Parts<'_>) -> AppState {
     let lookup = Lookup::new(keys.clone(), config.gateway_ttl_ms);
     let access = Access::new(upstreams.users());
     let limits = Limits::new(redis.clone(), keys.clone(), (&*config).into());
-    let tokens = Tokens::new(config.jwt.get().clone());
+    let tokens = Tokens::new(config.jwt.get().clone(), revocations);
     let tickets = Tickets::new(redis.clone(), keys.clone(), limits.clone());
     let history = History::new(access.clone(), upstreams.history());
     let reads = Reads::new(access.clone(), redis.clone(), keys.clone(), lookup.clone());
@@ -254,10 +273,28 @@ fn shared_state(p: Parts<'_>) -> AppState {
         offline: OfflineQueue::new(upstreams.history(), upstreams.history_internal()),
         reads: reads.clone(),
         history: history.clone(),
-        ingress: Ingress::new(appender, backlog, keys.clone(), (&*config).into()),
+        ingress: Ingress::new(
+            appender,
+            backlog,
+            AccountQuota::new(redis.clone(), keys.clone(), (&*config).into()),
+            keys.clone(),
+            (&*config).into(),
+        ),
     });
     AppState::new(Shared {
-        accounts: Accounts::new(upstreams.users(), limits.clone()),
+        accounts: Accounts::new(
+            upstreams.users(),
+            limits.clone(),
+            Erasure::new(redis.clone(), keys.clone()),
+        ),
+        user_sessions: UserSessions::new(upstreams.users()),
+        export: Export::new(
+            upstreams.users(),
+            upstreams.history(),
+            redis.clone(),
+            keys.clone(),
+            limits.clone(),
+        ),
         rooms: Rooms::new(
             upstreams.users(),
             access.clone(),

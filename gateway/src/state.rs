@@ -9,8 +9,8 @@ use axum::extract::FromRef;
 
 use crate::{
     domain::{
-        accounts::Accounts, conversations::Conversations, history::History, reads::Reads,
-        rooms::Rooms, tickets::Tickets, tokens::Tokens,
+        accounts::Accounts, conversations::Conversations, export::Export, history::History,
+        reads::Reads, rooms::Rooms, sessions::UserSessions, tickets::Tickets, tokens::Tokens,
     },
     http::extract::ProxyTrust,
     ws::Sessions,
@@ -21,6 +21,8 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub accounts: Accounts,
+    pub user_sessions: UserSessions,
+    pub export: Export,
     pub rooms: Rooms,
     pub conversations: Conversations,
     pub history: History,
@@ -50,6 +52,8 @@ macro_rules! handles {
 
 handles! {
     Accounts => accounts,
+    UserSessions => user_sessions,
+    Export => export,
     Rooms => rooms,
     Conversations => conversations,
     History => history,

@@ -3,13 +3,17 @@
 //! The interceptor only establishes *who* calls (a user from a verified JWT, or
 //! the operator); the handlers then decide *what* that caller may see: a user
 //! reads the DMs they are a party to, the rooms they are a member of (asked of
-//! user-service, the owner of memberships) and their own offline queue.
+//! user-service, the owner of memberships) and their own offline queue. A
+//! user's token must belong to a live session: the handlers check its
+//! session against the deny-list of revoked sessions (`chat_redis::sessions`)
+//! before anything else, as the gateway does.
 
 use std::sync::Arc;
 
 use service_kit::auth::{Caller, InternalChannel, bearer, constant_time_eq};
 
 use chat_model::ids::{Conversation, ConversationId};
+use chat_redis::sessions::Revocations;
 use proto::user::v1::{self as user_pb, user_service_client::UserServiceClient};
 use tonic::{Request, Status, service::Interceptor};
 
@@ -31,14 +35,14 @@ impl PublicAuth {
         }
     }
 
-    fn caller(&self, credential: &str) -> Result<Caller, Status> {
+    fn caller(&self, credential: &str) -> Result<(Caller, Option<TokenSession>), Status> {
         if let Some(operator) = &self.operator
             && constant_time_eq(credential.as_bytes(), operator.as_bytes())
         {
-            return Ok(Caller::Operator);
+            return Ok((Caller::Operator, None));
         }
         service_kit::jwt::verify(&self.jwt_secret, credential)
-            .map(|claims| Caller::User(claims.sub))
+            .map(|claims| (Caller::User(claims.sub), Some(TokenSession(claims.sid))))
             .map_err(|e| Status::unauthenticated(e.to_string()))
     }
 }
@@ -52,8 +56,11 @@ impl Interceptor for PublicAuth {
             )),
         };
         match caller {
-            Ok(caller) => {
+            Ok((caller, session)) => {
                 request.extensions_mut().insert(caller);
+                if let Some(session) = session {
+                    request.extensions_mut().insert(session);
+                }
                 Ok(request)
             }
             Err(status) => {
@@ -64,15 +71,39 @@ impl Interceptor for PublicAuth {
     }
 }
 
+/// The session a user's token names, beside its [`Caller`].
+#[derive(Debug, Clone)]
+pub struct TokenSession(pub String);
+
 /// Decides reads for a caller.
 #[derive(Clone)]
 pub struct Access {
     users: UserServiceClient<InternalChannel>,
+    revocations: Revocations,
 }
 
 impl Access {
-    pub fn new(users: UserServiceClient<InternalChannel>) -> Self {
-        Self { users }
+    pub fn new(users: UserServiceClient<InternalChannel>, revocations: Revocations) -> Self {
+        Self { users, revocations }
+    }
+
+    /// Unauthenticated when the request's token belongs to a revoked
+    /// session; unavailable when that cannot be told (fails closed).
+    pub async fn check_session<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(TokenSession(session)) = request.extensions().get::<TokenSession>() else {
+            return Ok(());
+        };
+        match self.revocations.is_revoked(session).await {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                metrics::counter!("grpc_auth_refused_total", "listener" => "public").increment(1);
+                Err(Status::unauthenticated("session revoked"))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "revoked sessions unreadable");
+                Err(Status::unavailable("cannot check the session now"))
+            }
+        }
     }
 
     /// May `caller` read `conversation`?

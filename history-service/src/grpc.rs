@@ -47,6 +47,7 @@ impl history_pb::history_service_server::HistoryService for HistoryApi {
         request: Request<history_pb::GetHistoryRequest>,
     ) -> Result<Response<history_pb::GetHistoryResponse>, Status> {
         let caller = Caller::of(&request)?.clone();
+        self.access.check_session(&request).await?;
         let req = request.into_inner();
         // Bad input is answered before any authorization work.
         let page_req = PageRequest::new(
@@ -70,6 +71,7 @@ impl history_pb::history_service_server::HistoryService for HistoryApi {
         request: Request<history_pb::ListOfflineRequest>,
     ) -> Result<Response<history_pb::ListOfflineResponse>, Status> {
         let caller = Caller::of(&request)?.clone();
+        self.access.check_session(&request).await?;
         let req = request.into_inner();
         check_username("username", &req.username)?;
         Access::check_offline(&caller, &req.username)?;

@@ -30,6 +30,7 @@ pub struct Application {
     listeners: Listeners,
     store: RedisStore,
     archive: Archive,
+    revocations: chat_redis::sessions::Revocations,
     config: Config,
 }
 
@@ -59,6 +60,7 @@ impl Application {
         let conn =
             connection::connect_with_retry(&config.redis.endpoints(), Duration::from_secs(30))
                 .await?;
+        let revocations = chat_redis::sessions::Revocations::new(conn.clone(), config.redis.keys());
         let store = RedisStore::new(
             conn,
             config.redis.keys(),
@@ -82,6 +84,7 @@ impl Application {
             listeners,
             store,
             archive,
+            revocations,
             config,
         })
     }
@@ -144,7 +147,7 @@ impl Application {
         let api = HistoryApi {
             redis: self.store.clone(),
             archive: self.archive.clone(),
-            access: Access::new(users),
+            access: Access::new(users, self.revocations.clone()),
         };
         let public_server =
             servers::public(&self.config, api.clone(), listeners.take("grpc"), &shutdown).await?;

@@ -65,6 +65,8 @@ pub async fn run(cli: &Cli, args: &IdleArgs) -> anyhow::Result<String> {
             let (token, _) = service_kit::jwt::issue(
                 args.jwt_secret.expose(),
                 &format!("{}_{i}", cli.run),
+                // A session of its own per socket, never revoked.
+                &format!("{i:032x}"),
                 3600,
             )
             .expect("mint token");

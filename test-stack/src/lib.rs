@@ -10,13 +10,19 @@ use testkit::{
 
 /// Starts user-service on `storage`'s PostgreSQL database; returns its URL.
 pub async fn user_service(storage: &Storage) -> String {
+    user_service_with(storage, &[]).await
+}
+
+/// As [`user_service`], with `more` settings (TOKEN_TTL_SECS…).
+pub async fn user_service_with(storage: &Storage, more: &[Setting]) -> String {
     let mut s = base_with_jwt(storage);
     s.extend(settings(&[
         ("DATABASE_URL", storage.database_url()),
-        // Tests register many users: a shorter-lived token is enough.
+        // Tests outlast the 15-minute default token on a loaded machine.
         ("TOKEN_TTL_SECS", "3600".into()),
         ("DB_MAX_CONNECTIONS", "5".into()),
     ]));
+    s.extend(more.iter().cloned());
     let app = user_service::startup::Application::build(parse("user-service", &s))
         .await
         .expect("user-service starts");

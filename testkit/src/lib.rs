@@ -24,5 +24,7 @@ pub use ws::WsClient;
 
 /// The JWT secret tests share with the services they start.
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef";
+/// A session id for tokens a test mints itself (never revoked).
+pub const TEST_SESSION: &str = "0123456789abcdef0123456789abcdef";
 /// The service token tests share with the services they start.
 pub const SERVICE_TOKEN: &str = "test-service-token-0123456789abcdef";

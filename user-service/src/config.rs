@@ -9,7 +9,7 @@ use service_kit::{config, service::ServiceArgs};
 #[command(
     name = "user-service",
     version,
-    about = "Users, rooms and memberships (internal gRPC)"
+    about = "Users, rooms, memberships and sessions (internal gRPC)"
 )]
 pub struct Config {
     /// PostgreSQL connection URL.
@@ -35,9 +35,19 @@ pub struct Config {
     /// gRPC listen address (internal: service token required).
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50052")]
     pub listen_addr: SocketAddr,
-    /// Lifetime of issued tokens, in seconds.
-    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 86_400)]
+    /// Lifetime of access tokens, in seconds. A live socket is asked for a
+    /// fresh one before its token expires; a revoked session's tokens are
+    /// refused at once.
+    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 900)]
     pub token_ttl_secs: i64,
+    /// How long a session lives without a refresh, in seconds; every
+    /// refresh starts it again.
+    #[arg(long, env = "REFRESH_TTL_SECS", default_value_t = 30 * 86_400)]
+    pub refresh_ttl_secs: i64,
+    /// Live sessions per user; a login beyond it revokes the least recently
+    /// seen one.
+    #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = 50)]
+    pub max_sessions_per_user: i64,
     /// Size of the PostgreSQL connection pool.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
@@ -76,7 +86,17 @@ impl config::ServiceConfig for Config {
         self.service_token.validate()?;
         config::check_range("HASH_CONCURRENCY", self.hash_concurrency, 1..=64)?;
         config::check_range("HASH_QUEUE", self.hash_queue, 0..=100_000)?;
-        config::check_range("TOKEN_TTL_SECS", self.token_ttl_secs, 60..=30 * 86_400)?;
+        config::check_range("TOKEN_TTL_SECS", self.token_ttl_secs, 5..=86_400)?;
+        config::check_range(
+            "REFRESH_TTL_SECS",
+            self.refresh_ttl_secs,
+            self.token_ttl_secs..=365 * 86_400,
+        )?;
+        config::check_range(
+            "MAX_SESSIONS_PER_USER",
+            self.max_sessions_per_user,
+            1..=1_000,
+        )?;
         config::check_range("DB_MAX_CONNECTIONS", self.db_max_connections, 1..=1_000)?;
         Ok(())
     }

@@ -8,6 +8,9 @@ pub enum UserError {
     InvalidArgument(String),
     #[error("invalid username or password")]
     BadCredentials,
+    /// A refresh token or session that is not (or no longer) valid.
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -39,7 +42,9 @@ impl From<UserError> for Status {
         let msg = e.to_string();
         match e {
             UserError::InvalidArgument(_) => Status::invalid_argument(msg),
-            UserError::BadCredentials => Status::unauthenticated(msg),
+            UserError::BadCredentials | UserError::Unauthenticated(_) => {
+                Status::unauthenticated(msg)
+            }
             UserError::NotFound(_) => Status::not_found(msg),
             UserError::AlreadyExists(_) => Status::already_exists(msg),
             UserError::FailedPrecondition(_) => Status::failed_precondition(msg),

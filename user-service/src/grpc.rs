@@ -11,31 +11,24 @@ use crate::{
     error::UserError,
     events::MembershipEvents,
     password::{self, Hasher},
+    sessions::Sessions,
     store::{RoomRow, Store, UserRow},
 };
 
 pub struct UserApi {
-    store: Store,
-    events: MembershipEvents,
-    hasher: Hasher,
-    jwt_secret: String,
-    token_ttl_secs: i64,
+    pub(crate) store: Store,
+    pub(crate) events: MembershipEvents,
+    pub(crate) hasher: Hasher,
+    pub(crate) sessions: Sessions,
 }
 
 impl UserApi {
-    pub fn new(
-        store: Store,
-        events: MembershipEvents,
-        hasher: Hasher,
-        jwt_secret: String,
-        token_ttl_secs: i64,
-    ) -> Self {
+    pub fn new(store: Store, events: MembershipEvents, hasher: Hasher, sessions: Sessions) -> Self {
         Self {
             store,
             events,
             hasher,
-            jwt_secret,
-            token_ttl_secs,
+            sessions,
         }
     }
 }
@@ -43,22 +36,45 @@ impl UserApi {
 pub const MAX_DISPLAY_NAME: usize = 64;
 pub const MAX_TOPIC: usize = 256;
 
-fn check_username(name: &str) -> Result<(), UserError> {
+pub(crate) fn check_username(name: &str) -> Result<(), UserError> {
     ids::check_username(name).map_err(|e| UserError::InvalidArgument(e.to_string()))
+}
+
+pub(crate) fn check_password(password: &str) -> Result<(), UserError> {
+    let chars = password.chars().count();
+    if (password::MIN_PASSWORD..=password::MAX_PASSWORD).contains(&chars) {
+        Ok(())
+    } else {
+        Err(UserError::InvalidArgument(format!(
+            "password must be {} to {} characters",
+            password::MIN_PASSWORD,
+            password::MAX_PASSWORD
+        )))
+    }
+}
+
+pub(crate) fn check_display_name(name: &str) -> Result<(), UserError> {
+    if name.chars().count() > MAX_DISPLAY_NAME || name.chars().any(char::is_control) {
+        Err(UserError::InvalidArgument(format!(
+            "display_name must be at most {MAX_DISPLAY_NAME} characters, no control characters"
+        )))
+    } else {
+        Ok(())
+    }
 }
 
 fn check_room(name: &str) -> Result<(), UserError> {
     ids::check_room_name(name).map_err(|e| UserError::InvalidArgument(e.to_string()))
 }
 
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+pub(crate) fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
     }
 }
 
-fn user_pb(u: UserRow) -> user_pb::User {
+pub(crate) fn user_pb(u: UserRow) -> user_pb::User {
     user_pb::User {
         username: u.username,
         display_name: u.display_name,
@@ -84,28 +100,13 @@ impl user_pb::user_service_server::UserService for UserApi {
     ) -> Result<Response<user_pb::User>, Status> {
         let req = request.into_inner();
         check_username(&req.username)?;
-        let chars = req.password.chars().count();
-        if !(password::MIN_PASSWORD..=password::MAX_PASSWORD).contains(&chars) {
-            return Err(UserError::InvalidArgument(format!(
-                "password must be {} to {} characters",
-                password::MIN_PASSWORD,
-                password::MAX_PASSWORD
-            ))
-            .into());
-        }
+        check_password(&req.password)?;
         let display_name = req
             .display_name
             .map(|d| d.trim().to_owned())
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| req.username.clone());
-        if display_name.chars().count() > MAX_DISPLAY_NAME
-            || display_name.chars().any(char::is_control)
-        {
-            return Err(UserError::InvalidArgument(format!(
-                "display_name must be at most {MAX_DISPLAY_NAME} characters, no control characters"
-            ))
-            .into());
-        }
+        check_display_name(&display_name)?;
         let hash = self.hasher.hash(req.password).await?;
         let user = self
             .store
@@ -132,14 +133,81 @@ impl user_pb::user_service_server::UserService for UserApi {
         if !self.hasher.verify(req.password, stored).await? {
             return Err(UserError::BadCredentials.into());
         }
-        let (token, expires_at) =
-            service_kit::jwt::issue(&self.jwt_secret, &req.username, self.token_ttl_secs)
-                .map_err(|e| UserError::Internal(e.to_string()))?;
-        Ok(Response::new(user_pb::AuthenticateResponse {
-            token,
-            expires_at,
-            username: req.username,
-        }))
+        let session = self
+            .sessions
+            .open(&req.username, &req.device, &req.client_addr)
+            .await?;
+        Ok(Response::new(session))
+    }
+
+    async fn refresh(
+        &self,
+        request: Request<user_pb::RefreshRequest>,
+    ) -> Result<Response<user_pb::AuthenticateResponse>, Status> {
+        Ok(Response::new(self.do_refresh(request.into_inner()).await?))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<user_pb::ListSessionsRequest>,
+    ) -> Result<Response<user_pb::ListSessionsResponse>, Status> {
+        Ok(Response::new(
+            self.do_list_sessions(request.into_inner()).await?,
+        ))
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<user_pb::RevokeSessionRequest>,
+    ) -> Result<Response<user_pb::RevokeSessionsResponse>, Status> {
+        Ok(Response::new(
+            self.do_revoke_session(request.into_inner()).await?,
+        ))
+    }
+
+    async fn revoke_all_sessions(
+        &self,
+        request: Request<user_pb::RevokeAllSessionsRequest>,
+    ) -> Result<Response<user_pb::RevokeSessionsResponse>, Status> {
+        Ok(Response::new(
+            self.do_revoke_all(request.into_inner()).await?,
+        ))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<user_pb::ChangePasswordRequest>,
+    ) -> Result<Response<user_pb::RevokeSessionsResponse>, Status> {
+        Ok(Response::new(
+            self.do_change_password(request.into_inner()).await?,
+        ))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<user_pb::ResetPasswordRequest>,
+    ) -> Result<Response<user_pb::RevokeSessionsResponse>, Status> {
+        Ok(Response::new(
+            self.do_reset_password(request.into_inner()).await?,
+        ))
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<user_pb::DeleteAccountRequest>,
+    ) -> Result<Response<user_pb::DeleteAccountResponse>, Status> {
+        Ok(Response::new(
+            self.do_delete_account(request.into_inner()).await?,
+        ))
+    }
+
+    async fn update_profile(
+        &self,
+        request: Request<user_pb::UpdateProfileRequest>,
+    ) -> Result<Response<user_pb::User>, Status> {
+        Ok(Response::new(
+            self.do_update_profile(request.into_inner()).await?,
+        ))
     }
 
     async fn get_user(
@@ -253,6 +321,7 @@ impl user_pb::user_service_server::UserService for UserApi {
                 .into_iter()
                 .map(|m| user_pb::Member {
                     username: m.username,
+                    display_name: m.display_name,
                     role: m.role,
                     joined_at: Some(timestamp(m.joined_at)),
                 })

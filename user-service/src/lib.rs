@@ -1,11 +1,16 @@
-//! user-service: users, rooms and memberships in PostgreSQL, behind an internal
-//! gRPC API; issues the JWTs that gateways verify.
+//! user-service: users, rooms, memberships and sessions in PostgreSQL, behind
+//! an internal gRPC API; issues the access tokens that gateways verify and
+//! announces revoked sessions.
 
+pub mod account_store;
+pub mod accounts;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod metrics;
 pub mod password;
+pub mod session_store;
+pub mod sessions;
 pub mod startup;
 pub mod store;

@@ -14,13 +14,20 @@ use proto::user::v1::user_service_server::UserServiceServer;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::{
-    config::Config, events::MembershipEvents, grpc::UserApi, password::Hasher, store::Store,
+    config::Config,
+    events::MembershipEvents,
+    grpc::UserApi,
+    password::Hasher,
+    session_store::SessionStore,
+    sessions::{self, Sessions},
+    store::Store,
 };
 
 pub struct Application {
     listeners: Listeners,
     store: Store,
     events: MembershipEvents,
+    sessions: Sessions,
     config: Config,
 }
 
@@ -64,7 +71,17 @@ impl Application {
         let redis =
             connection::connect_with_retry(&config.redis.endpoints(), Duration::from_secs(30))
                 .await?;
-        let events = MembershipEvents::new(redis, config.redis.keys());
+        let events = MembershipEvents::new(redis.clone(), config.redis.keys());
+        let sessions = Sessions::new(
+            SessionStore::new(pool.clone()),
+            chat_redis::sessions::Revocations::new(redis, config.redis.keys()),
+            config.jwt.get().expose().to_owned(),
+            sessions::Settings {
+                token_ttl_secs: config.token_ttl_secs,
+                refresh_ttl_secs: config.refresh_ttl_secs,
+                max_sessions: config.max_sessions_per_user,
+            },
+        );
         let listeners = Listeners::bind(
             "user-service",
             &[
@@ -77,6 +94,7 @@ impl Application {
             listeners,
             store: Store::new(pool),
             events,
+            sessions,
             config,
         })
     }
@@ -111,8 +129,7 @@ impl Application {
             self.store.clone(),
             self.events.clone(),
             Hasher::new(self.config.hash_concurrency, self.config.hash_queue),
-            self.config.jwt.get().expose().to_owned(),
-            self.config.token_ttl_secs,
+            self.sessions.clone(),
         );
         // Every call is internal: only holders of the service token get in.
         let service = RequireServiceToken::new(self.config.service_token.get().expose());

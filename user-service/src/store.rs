@@ -1,5 +1,7 @@
-//! PostgreSQL queries. Every lookup on the hot path has an index
-//! (users.username, rooms.name, memberships primary key and user_id).
+//! PostgreSQL queries for users, rooms and memberships. Every lookup on the
+//! hot path has an index (users.username, rooms.name, memberships primary
+//! key and user_id). A deleted account is invisible to every lookup here
+//! (`deleted_at IS NULL`); its row only keeps its username retired.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
@@ -25,6 +27,7 @@ pub struct RoomRow {
 #[derive(Debug, Clone)]
 pub struct MemberRow {
     pub username: String,
+    pub display_name: String,
     pub role: String,
     pub joined_at: DateTime<Utc>,
 }
@@ -71,17 +74,17 @@ impl Store {
     }
 
     pub async fn password_hash(&self, username: &str) -> Result<Option<String>, UserError> {
-        Ok(
-            sqlx::query_scalar("SELECT password_hash FROM users WHERE username = $1")
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT password_hash FROM users WHERE username = $1 AND deleted_at IS NULL",
         )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     pub async fn user(&self, username: &str) -> Result<Option<UserRow>, UserError> {
         let row =
-            sqlx::query("SELECT username, display_name, created_at FROM users WHERE username = $1")
+            sqlx::query("SELECT username, display_name, created_at FROM users WHERE username = $1 AND deleted_at IS NULL")
                 .bind(username)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -91,7 +94,8 @@ impl Store {
     /// The users among `usernames` that exist, in one query.
     pub async fn users(&self, usernames: &[String]) -> Result<Vec<UserRow>, UserError> {
         let rows = sqlx::query(
-            "SELECT username, display_name, created_at FROM users WHERE username = ANY($1)",
+            "SELECT username, display_name, created_at FROM users
+             WHERE username = ANY($1) AND deleted_at IS NULL",
         )
         .bind(usernames)
         .fetch_all(&self.pool)
@@ -108,7 +112,7 @@ impl Store {
     ) -> Result<RoomRow, UserError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "WITH c AS (SELECT id FROM users WHERE username = $3)
+            "WITH c AS (SELECT id FROM users WHERE username = $3 AND deleted_at IS NULL)
              INSERT INTO rooms (name, topic, created_by) SELECT $1, $2, c.id FROM c
              RETURNING id, created_at",
         )
@@ -149,7 +153,7 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO memberships (room_id, user_id, role)
              SELECT r.id, u.id, 'member' FROM rooms r, users u
-             WHERE r.name = $1 AND u.username = $2
+             WHERE r.name = $1 AND u.username = $2 AND u.deleted_at IS NULL
              ON CONFLICT (room_id, user_id) DO NOTHING",
         )
         .bind(room)
@@ -226,7 +230,7 @@ impl Store {
     /// Members of `room`, or None when the room does not exist.
     pub async fn room_members(&self, room: &str) -> Result<Option<Vec<MemberRow>>, UserError> {
         let rows = sqlx::query(
-            "SELECT u.username, m.role, m.joined_at FROM rooms r
+            "SELECT u.username, u.display_name, m.role, m.joined_at FROM rooms r
              JOIN memberships m ON m.room_id = r.id
              JOIN users u ON u.id = m.user_id
              WHERE r.name = $1 ORDER BY u.username",
@@ -241,6 +245,7 @@ impl Store {
             rows.iter()
                 .map(|r| MemberRow {
                     username: r.get("username"),
+                    display_name: r.get("display_name"),
                     role: r.get("role"),
                     joined_at: r.get("joined_at"),
                 })

@@ -54,6 +54,7 @@ async fn chaos_soak_loses_nothing() {
         gateway_redis: vec![format!("redis://{}", link.addr)],
         gateway_env: vec![
             ("RATE_PER_SEC", "1000".into()),
+            ("ACCOUNT_MESSAGES_PER_SEC", "0".into()),
             ("RATE_BURST", "1000".into()),
         ],
         worker_env: vec![("CLAIM_IDLE_MS", "2000".into())],

@@ -26,6 +26,7 @@ async fn a_client_that_stops_reading_big_history_pages_is_closed_within_a_memory
         workers: 1,
         gateway_env: vec![
             ("RATE_PER_SEC", "1000".into()),
+            ("ACCOUNT_MESSAGES_PER_SEC", "0".into()),
             ("RATE_BURST", "1000".into()),
             ("OUTBOUND_QUEUE_BYTES", QUEUE_BYTES.to_string()),
         ],

@@ -33,6 +33,7 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
             ("LOGIN_FAILURES_PER_USER", "100000".into()),
             ("LOGIN_FAILURES_PER_IP", "100000".into()),
             ("RATE_PER_SEC", "100000".into()),
+            ("ACCOUNT_MESSAGES_PER_SEC", "0".into()),
         ],
         ..StackOptions::default()
     })

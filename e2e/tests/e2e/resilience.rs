@@ -14,6 +14,7 @@ use crate::{chat_client::ChatClient, helpers::user};
 fn fast_gateways() -> Vec<(&'static str, String)> {
     vec![
         ("RATE_PER_SEC", "5000".into()),
+        ("ACCOUNT_MESSAGES_PER_SEC", "0".into()),
         ("RATE_BURST", "5000".into()),
     ]
 }

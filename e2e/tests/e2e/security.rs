@@ -101,9 +101,14 @@ async fn history_reads_need_a_token_and_stay_within_the_callers_conversations() 
     a.recv_type("sent").await;
 
     // No credentials, garbage, or a token signed with another secret.
-    let forged = service_kit::jwt::issue("someone-elses-secret-0123456789", "alice", 600)
-        .unwrap()
-        .0;
+    let forged = service_kit::jwt::issue(
+        "someone-elses-secret-0123456789",
+        "alice",
+        testkit::TEST_SESSION,
+        600,
+    )
+    .unwrap()
+    .0;
     for (auth, what) in [
         (String::new(), "anonymous"),
         (bearer("garbage"), "garbage token"),

@@ -35,6 +35,7 @@ async fn killing_a_master_under_dm_traffic_recovers_by_itself_and_reports_the_lo
     let stack = Stack::start(StackOptions {
         gateway_env: vec![
             ("RATE_PER_SEC", "1000".into()),
+            ("ACCOUNT_MESSAGES_PER_SEC", "0".into()),
             ("RATE_BURST", "1000".into()),
         ],
         ..StackOptions::default()

@@ -106,6 +106,7 @@ async fn one_client(mut client: UserServiceClient<InternalChannel>, index: usize
             .authenticate(user_pb::AuthenticateRequest {
                 username: username.clone(),
                 password: "password123".into(),
+                ..Default::default()
             })
             .await;
         assert!(login.is_ok(), "login {username}: {login:?}");

@@ -38,7 +38,11 @@ async fn acknowledged_changes_hold_under_races_and_faults() {
         gateways: 2,
         workers: 2,
         history_link: true,
-        gateway_env: vec![("RATE_PER_SEC", "200".into()), ("RATE_BURST", "200".into())],
+        gateway_env: vec![
+            ("RATE_PER_SEC", "200".into()),
+            ("RATE_BURST", "200".into()),
+            ("ACCOUNT_MESSAGES_PER_SEC", "0".into()),
+        ],
         worker_env: vec![("CLAIM_IDLE_MS", "2000".into())],
         ..StackOptions::default()
     })

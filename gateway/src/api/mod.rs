@@ -7,5 +7,6 @@ pub mod accounts;
 pub mod conversations;
 pub mod rooms;
 pub mod schema;
+pub mod sessions;
 pub mod site;
 pub mod tickets;

@@ -157,6 +157,7 @@ pub async fn members(
         .into_iter()
         .map(|m| Member {
             username: m.member.username,
+            display_name: m.member.display_name,
             role: m.member.role,
             joined_at: ms(m.member.joined_at.as_ref()),
             online: m.online,

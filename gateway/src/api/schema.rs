@@ -36,13 +36,78 @@ impl From<&user_pb::User> for User {
     }
 }
 
-/// A session token for `Authorization: Bearer <token>`.
+/// A session's tokens: the access token for `Authorization: Bearer
+/// <token>` (short-lived), and the refresh token that trades for new ones
+/// at `POST /api/refresh` (each use replaces it; a replaced one used again
+/// signs the session out).
 #[derive(Serialize, ToSchema)]
 pub struct Login {
     pub token: String,
-    /// Unix seconds.
+    /// When `token` expires, Unix milliseconds.
     pub expires_at: i64,
     pub username: String,
+    pub refresh_token: String,
+    /// When `refresh_token` expires unless used, Unix milliseconds.
+    pub refresh_expires_at: i64,
+    pub session_id: String,
+}
+
+impl From<user_pb::AuthenticateResponse> for Login {
+    fn from(r: user_pb::AuthenticateResponse) -> Self {
+        Self {
+            token: r.token,
+            expires_at: r.expires_at,
+            username: r.username,
+            refresh_token: r.refresh_token,
+            refresh_expires_at: r.refresh_expires_at,
+            session_id: r.session_id,
+        }
+    }
+}
+
+/// A signed-in device.
+#[derive(Serialize, ToSchema)]
+pub struct SessionInfo {
+    pub id: String,
+    /// What the client called itself at login.
+    pub device: String,
+    /// The client address at login or at its last refresh.
+    pub client_addr: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// The login or the last refresh, Unix milliseconds.
+    pub last_seen_at: i64,
+    /// Whether this is the caller's own session.
+    pub current: bool,
+}
+
+/// The caller's live sessions, most recently seen first.
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// How many sessions a call signed out.
+#[derive(Serialize, ToSchema)]
+pub struct SignedOut {
+    pub revoked: usize,
+}
+
+/// One page of the account export.
+#[derive(Serialize, ToSchema)]
+pub struct ExportPage {
+    /// The account, on the first page only.
+    pub account: Option<User>,
+    /// On the first page only.
+    pub sessions: Option<Vec<SessionInfo>>,
+    /// The rooms the account is a member of, on the first page only.
+    pub rooms: Option<Vec<Room>>,
+    /// Every conversation the export walks, on the first page only.
+    pub conversations: Option<Vec<String>>,
+    /// Messages the account sent, by conversation then seq.
+    pub messages: Vec<ChatMessage>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// A one-time WebSocket ticket: `GET /ws?ticket=<ticket>`.
@@ -94,6 +159,7 @@ pub struct Left {
 #[derive(Serialize, ToSchema)]
 pub struct Member {
     pub username: String,
+    pub display_name: String,
     pub role: String,
     /// Unix milliseconds.
     pub joined_at: i64,

@@ -1,5 +1,5 @@
-//! The gateway's local registry of sockets: connection id → outbox, and
-//! username → connection ids. Deliveries from pub/sub are pushed to outboxes,
+//! The gateway's local registry of sockets: connection id → outbox and
+//! session, and username → connection ids. Deliveries from pub/sub are pushed to outboxes,
 //! which never wait, so the pub/sub reader never stalls on a slow socket; a
 //! full outbox marks its socket as a slow consumer, to be closed with 4008.
 
@@ -17,12 +17,20 @@ use chat_model::message::Name;
 
 use chat_redis::presence::Roster;
 
-use super::outbox::Outbox;
+use super::outbox::{Close, Outbox};
 
 #[derive(Clone)]
 struct ConnHandle {
     user: Arc<str>,
     outbox: Arc<Outbox>,
+    /// The session of the socket's token (`session_key`).
+    session: u128,
+}
+
+/// A session id (32 hex digits) as a number: 16 bytes per socket, not a
+/// string. A malformed id (never verified) is 0.
+pub fn session_key(session: &str) -> u128 {
+    u128::from_str_radix(session, 16).unwrap_or(0)
 }
 
 #[derive(Default)]
@@ -54,7 +62,7 @@ pub struct Registration {
 }
 
 impl Hub {
-    pub fn register(&self, user: &str, outbox: Arc<Outbox>) -> Registration {
+    pub fn register(&self, user: &str, session: u128, outbox: Arc<Outbox>) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let user: Arc<str> = inner
@@ -63,7 +71,14 @@ impl Hub {
             .map_or_else(|| Arc::from(user), |(k, _)| k.clone());
         let ids = inner.users.entry(user.clone()).or_default();
         ids.push(id);
-        inner.conns.insert(id, ConnHandle { user, outbox });
+        inner.conns.insert(
+            id,
+            ConnHandle {
+                user,
+                outbox,
+                session,
+            },
+        );
         Registration { id }
     }
 
@@ -86,6 +101,36 @@ impl Hub {
 
     pub fn connections(&self) -> usize {
         self.inner.read().map(|i| i.conns.len()).unwrap_or(0)
+    }
+
+    /// The socket `id` now runs on a token of `session` (an `auth` frame).
+    pub fn set_session(&self, id: u64, session: u128) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(handle) = inner.conns.get_mut(&id) {
+            handle.session = session;
+        }
+    }
+
+    /// The sessions of the sockets here, each once.
+    pub fn sessions(&self) -> Vec<u128> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let mut sessions: Vec<u128> = inner.conns.values().map(|h| h.session).collect();
+        sessions.sort_unstable();
+        sessions.dedup();
+        sessions
+    }
+
+    /// Closes every socket of `sessions` with `close`; returns how many.
+    pub fn close_sessions(&self, sessions: &[u128], close: Close) -> usize {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let mut closed = 0;
+        for handle in inner.conns.values() {
+            if sessions.contains(&handle.session) {
+                handle.outbox.close(close);
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Tells every socket here that it may have missed deliveries: each gets
@@ -228,9 +273,9 @@ mod tests {
             Arc::new(Outbox::new(8)),
             Arc::new(Outbox::new(8)),
         );
-        let a = hub.register("alice", o1.clone());
-        let b = hub.register("alice", o2.clone());
-        let c = hub.register("carol", o3.clone());
+        let a = hub.register("alice", 1, o1.clone());
+        let b = hub.register("alice", 2, o2.clone());
+        let c = hub.register("carol", 3, o3.clone());
         // a sent m2: its other device gets m2, a gets its ack in line;
         // carol (not in `users`) gets only the frame addressed to her socket.
         let frames = [
@@ -251,10 +296,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn closing_a_session_closes_its_sockets_only() {
+        let hub = Hub::default();
+        let (o1, o2, o3) = (
+            Arc::new(Outbox::new(8)),
+            Arc::new(Outbox::new(8)),
+            Arc::new(Outbox::new(8)),
+        );
+        let a = hub.register("alice", 7, o1.clone());
+        hub.register("alice", 7, o2.clone());
+        hub.register("alice", 8, o3.clone());
+        assert_eq!(hub.sessions(), [7, 8]);
+        hub.set_session(a.id, 9);
+        assert_eq!(hub.close_sessions(&[7], (4001, "x")), 1);
+        assert!(o1.try_next().is_none(), "moved to session 9");
+        assert!(matches!(
+            o2.try_next(),
+            Some(super::super::outbox::Next::Close((4001, _)))
+        ));
+        assert!(o3.try_next().is_none());
+        assert_eq!(session_key("00000000000000000000000000000010"), 16);
+        assert_eq!(session_key("nonsense"), 0);
+    }
+
+    #[tokio::test]
     async fn ids_do_not_repeat_across_hubs() {
-        let first = Hub::default().register("a", Arc::new(Outbox::new(1))).id;
+        let first = Hub::default().register("a", 1, Arc::new(Outbox::new(1))).id;
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let second = Hub::default().register("a", Arc::new(Outbox::new(1))).id;
+        let second = Hub::default().register("a", 1, Arc::new(Outbox::new(1))).id;
         assert_ne!(first, second);
     }
 }

@@ -1,5 +1,6 @@
-//! The gateway's one Redis subscription: its own delivery channel, a sharded
-//! channel (SSUBSCRIBE) on a single Redis and on a Redis Cluster alike. Each
+//! The gateway's Redis subscriptions: its own delivery channel, and the
+//! system's revocations channel (`revocations.rs`), each a sharded channel
+//! (SSUBSCRIBE) on a single Redis and on a Redis Cluster alike. Each
 //! message is a JSON array of deliveries; every frame is turned into a
 //! shared buffer once and offered to the target sockets without blocking.
 //!
@@ -43,7 +44,50 @@ pub const PING_EVERY: Duration = Duration::from_secs(1);
 /// How long a probe may take before the connection counts as dead.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What the gateway subscribes to: its channel, and a key in the channel's
+/// What a subscription does with what it hears.
+pub trait Listener: Send + 'static {
+    /// The subscription was made (again): whatever was published while it
+    /// was not there reached nobody here.
+    fn subscribed(&mut self);
+    /// One message of the channel.
+    fn message(&mut self, payload: &[u8]);
+}
+
+/// The gateway's deliveries: numbered payloads for the hub.
+pub struct Deliveries {
+    hub: Arc<Hub>,
+    numbers: DeliveryNumbers,
+}
+
+impl Deliveries {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self {
+            hub,
+            numbers: DeliveryNumbers::default(),
+        }
+    }
+}
+
+impl Listener for Deliveries {
+    fn subscribed(&mut self) {
+        self.numbers = DeliveryNumbers::default();
+        self.hub.resync_all("subscribed");
+    }
+
+    fn message(&mut self, payload: &[u8]) {
+        let (n, deliveries) = open_envelope(payload);
+        if let Some(n) = n
+            && self.numbers.gap(n)
+        {
+            metrics::counter!("gateway_delivery_gaps_total").increment(1);
+            tracing::warn!(n, "gap in the delivery sequence; clients resync");
+            self.hub.resync_all("gap");
+        }
+        dispatch(&self.hub, deliveries);
+    }
+}
+
+/// What the gateway subscribes to: a channel, and a key in the channel's
 /// slot to probe the node that holds it.
 pub struct Channel {
     pub name: String,
@@ -54,7 +98,7 @@ pub struct Channel {
 pub async fn run(
     endpoints: Endpoints,
     channel: Channel,
-    hub: Arc<Hub>,
+    mut listener: impl Listener,
     subscribed: watch::Sender<bool>,
     shutdown: Shutdown,
 ) {
@@ -67,10 +111,8 @@ pub async fn run(
                 backoff.reset();
                 let _ = subscribed.send(true);
                 tracing::info!(channel = %channel.name, "subscribed");
-                // Whatever was published while we were not listening reached
-                // nobody here: every socket recovers.
-                hub.resync_all("subscribed");
-                let ended = listen(conn, pushes, &channel, &hub, &shutdown).await;
+                listener.subscribed();
+                let ended = listen(conn, pushes, &channel, &mut listener, &shutdown).await;
                 let _ = subscribed.send(false);
                 match ended {
                     Ended::Shutdown => return,
@@ -117,7 +159,7 @@ async fn listen(
     mut conn: Subscription,
     mut pushes: mpsc::UnboundedReceiver<PushInfo>,
     channel: &Channel,
-    hub: &Hub,
+    listener: &mut impl Listener,
     shutdown: &Shutdown,
 ) -> Ended {
     let stop = shutdown.clone().wait();
@@ -136,7 +178,6 @@ async fn listen(
         }
     };
     tokio::pin!(prober);
-    let mut sequence = DeliveryNumbers::default();
     loop {
         tokio::select! {
             push = pushes.recv() => match push {
@@ -145,15 +186,7 @@ async fn listen(
                         let Some(Value::BulkString(payload)) = push.data.get(1) else {
                             continue;
                         };
-                        let (n, deliveries) = open_envelope(payload);
-                        if let Some(n) = n
-                            && sequence.gap(n)
-                        {
-                            metrics::counter!("gateway_delivery_gaps_total").increment(1);
-                            tracing::warn!(n, "gap in the delivery sequence; clients resync");
-                            hub.resync_all("gap");
-                        }
-                        dispatch(hub, deliveries);
+                        listener.message(payload);
                     }
                     PushKind::Disconnection => return Ended::Lost("connection closed"),
                     PushKind::SUnsubscribe | PushKind::Unsubscribe => {

@@ -56,6 +56,9 @@ end
 return 0
 ";
 
+/// Export pages one account may read per hour.
+pub const EXPORT_PAGES_PER_HOUR: u32 = 600;
+
 /// The limits' settings (the README's table names each).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -233,6 +236,15 @@ impl Limits {
             "rooms created",
         )
         .await
+    }
+
+    /// Pages of `GET /api/me/export` per user, per hour
+    /// ([`EXPORT_PAGES_PER_HOUR`]): each page reads up to a bounded number of
+    /// messages, and this bounds how much of the archive one account can
+    /// make the system read.
+    pub async fn export_page(&self, user: &str) -> Result<(), Error> {
+        let counters = [(self.keys.exports(user), EXPORT_PAGES_PER_HOUR)];
+        self.take(&counters, 3600, "export pages").await
     }
 
     /// WebSocket tickets minted per user, per minute (TICKETS_PER_USER): a

@@ -1,6 +1,7 @@
 //! The domain floor: what the gateway does for a user, whatever the
-//! transport. Access checks, accounts, rooms, the conversation list,
-//! history pages, read markers, tickets, abuse limits and the offline queue.
+//! transport. Access checks, accounts (with their erasure and export),
+//! sessions and access tokens, rooms, the conversation list, history pages,
+//! read markers, tickets, abuse limits and the offline queue.
 //!
 //! Nothing here knows axum, HTTP status codes or WebSocket frames: each
 //! operation is a method on a small handle (cheap to clone, holding only
@@ -11,12 +12,15 @@
 pub mod access;
 pub mod accounts;
 pub mod conversations;
+pub mod erasure;
 pub mod error;
+pub mod export;
 pub mod history;
 pub mod limits;
 pub mod offline;
 pub mod reads;
 pub mod rooms;
+pub mod sessions;
 pub mod tickets;
 pub mod tokens;
 

@@ -11,9 +11,13 @@ use axum::{
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::domain::{Error, tokens::Tokens};
+use crate::domain::{
+    Error,
+    tokens::{Identity, Tokens},
+};
 
-/// The caller, from `Authorization: Bearer <jwt>`.
+/// The caller's username, from `Authorization: Bearer <access token>` of a
+/// live session.
 pub struct AuthUser(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for AuthUser
@@ -23,9 +27,24 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Authed(identity) = Authed::from_request_parts(parts, state).await?;
+        Ok(AuthUser(identity.user))
+    }
+}
+
+/// The caller with their session, for the routes about sessions.
+pub struct Authed(pub Identity);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authed
+where
+    Tokens: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers)
             .ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
-        Ok(AuthUser(Tokens::from_ref(state).verify(token)?))
+        Ok(Authed(Tokens::from_ref(state).authenticate(token).await?))
     }
 }
 

@@ -3,10 +3,11 @@
 //! format version) for chat-service. The appender writes the entries
 //! (`appender.rs`); the backlog poller refuses new ones while chat-service
 //! is behind (`backlog.rs`); each session spends a token bucket per frame
-//! (`ratelimit.rs`).
+//! (`ratelimit.rs`), and each account its quota per message (`quota.rs`).
 
 pub mod appender;
 pub mod backlog;
+pub mod quota;
 pub mod ratelimit;
 
 use std::sync::Arc;
@@ -18,7 +19,11 @@ use chat_model::{
 };
 use chat_redis::keys::Keys;
 
-use self::{appender::Appender, backlog::Backlog};
+use self::{
+    appender::Appender,
+    backlog::Backlog,
+    quota::{AccountQuota, Taken},
+};
 use crate::config::Config;
 
 /// What became of a send, edit, delete or typing notice.
@@ -72,23 +77,33 @@ impl From<&Config> for Settings {
 pub struct Ingress {
     appender: Appender,
     backlog: Arc<Backlog>,
+    quota: AccountQuota,
     keys: Keys,
     settings: Arc<Settings>,
 }
 
 impl Ingress {
-    pub fn new(appender: Appender, backlog: Arc<Backlog>, keys: Keys, settings: Settings) -> Self {
+    pub fn new(
+        appender: Appender,
+        backlog: Arc<Backlog>,
+        quota: AccountQuota,
+        keys: Keys,
+        settings: Settings,
+    ) -> Self {
         Self {
             appender,
             backlog,
+            quota,
             keys,
             settings: Arc::new(settings),
         }
     }
 
     /// Puts `item` from `user`'s session `conn` on the ingress stream,
-    /// unless the stream's backlog is over its limit: then a send is
-    /// refused with a retry hint and a typing notice is dropped.
+    /// unless the stream's backlog is over its limit (then a send is
+    /// refused with a retry hint and a typing notice is dropped) or the
+    /// account is over its quota (then a message is refused as
+    /// `rate_limited` with a retry hint; typing is not counted).
     pub async fn produce(&self, user: &str, conn: u64, item: Item) -> Produced {
         let settings = &self.settings;
         if self
@@ -104,6 +119,25 @@ impl Ingress {
                     retry_after_ms: Some(backlog::RETRY_AFTER_MS),
                 },
             };
+        }
+        if item.kind != EntryKind::Typing {
+            match self.quota.take(user).await {
+                Taken::Yes => {}
+                Taken::Limited { retry_after_ms } => {
+                    return Produced::Refused {
+                        code: ErrorCode::RateLimited,
+                        message: "this account is sending too fast; retry with the same client_id",
+                        retry_after_ms: Some(retry_after_ms),
+                    };
+                }
+                Taken::Unavailable => {
+                    return Produced::Refused {
+                        code: ErrorCode::Unavailable,
+                        message: "message not accepted; retry with the same client_id",
+                        retry_after_ms: None,
+                    };
+                }
+            }
         }
         let partition =
             chat_redis::keys::partition(item.to.conversation(user).as_str(), settings.partitions);

@@ -2,6 +2,12 @@
 
 /// A silent connection past IDLE_TIMEOUT_MS.
 pub const IDLE: (u16, &str) = (4000, "idle timeout");
+/// The socket's session was signed out (logout, revoke, password change,
+/// account deletion): do not reconnect with the same tokens.
+pub use crate::delivery::revocations::CLOSE as REVOKED;
+/// The socket's access token expired without an `auth` frame bringing a
+/// fresh one: refresh, then reconnect.
+pub const TOKEN_EXPIRED: (u16, &str) = (4002, "token expired");
 /// The outbound queue filled up: the client stopped reading.
 pub const SLOW_CONSUMER: (u16, &str) = (4008, "slow consumer");
 /// Gateway shutdown: reconnect elsewhere.

@@ -43,7 +43,15 @@ pub enum ClientFrame {
         reference: Option<String>,
     },
     Ping,
+    /// A fresh access token for this socket (the answer to `refresh`).
+    Auth {
+        token: String,
+        reference: Option<String>,
+    },
 }
+
+/// The longest token an `auth` frame may carry.
+pub const MAX_TOKEN: usize = 2048;
 
 impl ClientFrame {
     /// What an error about this frame refers to: a `send`'s, `edit`'s or
@@ -57,7 +65,8 @@ impl ClientFrame {
             }
             Self::Read { reference, .. }
             | Self::OfflineAck { reference }
-            | Self::Typing { reference, .. } => reference.as_deref(),
+            | Self::Typing { reference, .. }
+            | Self::Auth { reference, .. } => reference.as_deref(),
             Self::Ping => None,
         }
     }
@@ -145,6 +154,13 @@ pub fn parse(text: &str, max_body: usize) -> Result<ClientFrame, FrameError> {
             reference,
         }),
         Some("ping") => Ok(ClientFrame::Ping),
+        Some("auth") => {
+            let token = field.string("token")?;
+            if token.is_empty() || token.len() > MAX_TOKEN {
+                return Err(field.bad(format!("token must be 1 to {MAX_TOKEN} bytes")));
+            }
+            Ok(ClientFrame::Auth { token, reference })
+        }
         Some(other) => Err(field.bad(format!(
             "unknown type {:?}",
             other.chars().take(32).collect::<String>()
@@ -241,6 +257,14 @@ mod tests {
             })
         );
         assert_eq!(parse(r#"{"type":"ping"}"#, 4096), Ok(ClientFrame::Ping));
+        assert_eq!(
+            parse(r#"{"type":"auth","token":"t","ref":"a1"}"#, 4096),
+            Ok(ClientFrame::Auth {
+                token: "t".into(),
+                reference: Some("a1".into())
+            })
+        );
+        assert!(parse(r#"{"type":"auth","token":""}"#, 4096).is_err());
         assert_eq!(
             parse(
                 r#"{"type":"edit","client_id":"e1","conversation":"room:a","seq":3,"body":"b"}"#,

@@ -19,7 +19,7 @@ use serde::Deserialize;
 pub use self::context::Sessions;
 use crate::{
     delivery::caps::{CapExceeded, ConnPermit},
-    domain::Error,
+    domain::{Error, tokens::Identity},
     http::{
         error::{ApiError, ErrorBody},
         extract::{ApiQuery, ClientIp, bearer},
@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// How a browser authenticates: `ticket` (one-time, from `POST /api/ws-ticket`)
-/// keeps long-lived tokens out of URLs; `token` still works for old clients.
+/// keeps tokens out of URLs; `token` still works for old clients.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WsQuery {
@@ -48,7 +48,10 @@ const WRITE_BUFFER: usize = 4 * 1024;
 /// Open a WebSocket session (docs/protocol.md: frames, codes, limits).
 ///
 /// Authenticate with `Authorization: Bearer <token>`, or in a browser with
-/// `?ticket=`. The first frames are `hello`, then `offline`.
+/// `?ticket=`. The first frames are `hello`, then `offline`. The socket
+/// belongs to the token's session: before the token expires it gets a
+/// `refresh` frame (answer with `auth`), and it is closed with 4001 when
+/// the session is signed out, or 4002 when the token expires.
 #[utoipa::path(
     get,
     path = "/ws",
@@ -58,7 +61,7 @@ const WRITE_BUFFER: usize = 4 * 1024;
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket upgrade, or a bad query", body = ErrorBody),
-        (status = 401, description = "Missing or bad token or ticket", body = ErrorBody),
+        (status = 401, description = "Missing or bad token or ticket, or a signed-out session", body = ErrorBody),
         (status = 403, description = "Origin not allowed", body = ErrorBody),
         (status = 429, description = "Too many sockets for this user or address", body = ErrorBody),
         (status = 503, description = "At the connection limit, or shutting down", body = ErrorBody),
@@ -72,7 +75,7 @@ pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match admit(&sessions, &headers, ip, query, ws.as_ref().err()).await {
-        Ok((user, permit)) => match ws {
+        Ok((identity, permit)) => match ws {
             Ok(ws) => ws
                 .read_buffer_size(READ_BUFFER)
                 .write_buffer_size(WRITE_BUFFER)
@@ -80,9 +83,9 @@ pub async fn upgrade(
                 // times that closes the socket (1009) without buffering it.
                 .max_message_size(sessions.settings.max_frame_bytes * 4)
                 .max_frame_size(sessions.settings.max_frame_bytes * 4)
-                .on_upgrade(
-                    move |socket| async move { session::spawn(socket, sessions, user, permit) },
-                )
+                .on_upgrade(move |socket| async move {
+                    session::spawn(socket, sessions, identity, permit)
+                })
                 .into_response(),
             Err(rejection) => ApiError(not_an_upgrade(&rejection)).into_response(),
         },
@@ -98,12 +101,17 @@ async fn admit(
     ip: IpAddr,
     query: WsQuery,
     rejection: Option<&WebSocketUpgradeRejection>,
-) -> Result<(String, ConnPermit), Error> {
-    let (user, ticket) = match (bearer(headers).or(query.token.as_deref()), &query.ticket) {
+) -> Result<(Identity, ConnPermit), Error> {
+    let (identity, ticket) = match (bearer(headers).or(query.token.as_deref()), &query.ticket) {
         (Some(token), _) => (sessions.tokens.verify(token)?, None),
         (None, Some(ticket)) => (sessions.tickets.peek(ticket).await?, Some(ticket)),
         (None, None) => return Err(Error::Unauthorized("missing token or ticket".into())),
     };
+    if identity.expires_at <= chat_model::time::now_ms() {
+        return Err(Error::Unauthorized("token expired".into()));
+    }
+    sessions.tokens.check_live(&identity.session).await?;
+    let user = &identity.user;
     let origins = &sessions.settings.origins;
     if !origins.is_empty()
         && let Some(origin) = headers.get(header::ORIGIN)
@@ -120,7 +128,7 @@ async fn admit(
         metrics::counter!("gateway_rejected_connections_total").increment(1);
         return Err(Error::Busy("gateway is at its connection limit".into()));
     }
-    let permit = sessions.caps.acquire(&user, ip).map_err(|cap| {
+    let permit = sessions.caps.acquire(user, ip).map_err(|cap| {
         metrics::counter!("gateway_rejected_connections_total").increment(1);
         let message = match cap {
             CapExceeded::User => "too many open sockets for this user",
@@ -135,9 +143,9 @@ async fn admit(
         return Err(not_an_upgrade(rejection));
     }
     if let Some(ticket) = ticket {
-        sessions.tickets.redeem(ticket, &user).await?;
+        sessions.tickets.redeem(ticket, user).await?;
     }
-    Ok((user, permit))
+    Ok((identity, permit))
 }
 
 fn not_an_upgrade(rejection: &WebSocketUpgradeRejection) -> Error {

@@ -1,10 +1,14 @@
 //! One WebSocket session's life: register with the hub and presence, greet
 //! (`hello`, then the offline handshake), read and dispatch client frames
 //! until the peer leaves or the server closes, then unregister and finish
-//! the closing handshake. The writer task (`writer.rs`) owns the sending
+//! the closing handshake. The socket lives on its access token: before it
+//! expires the client is asked for a fresh one (`refresh`, answered by
+//! `auth`), and without one the socket is closed at expiry (4002). The writer task (`writer.rs`) owns the sending
 //! side; sends go to the ingress floor (`crate::ingress`).
 
 use std::{sync::Arc, time::Duration};
+
+use tokio::time::Instant;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use chat_model::{
@@ -21,8 +25,8 @@ use super::{
     writer::{CLOSE_WAIT, Sink, write_loop},
 };
 use crate::{
-    delivery::{caps::ConnPermit, outbox::Outbox, seen},
-    domain::{Error, offline},
+    delivery::{caps::ConnPermit, hub::session_key, outbox::Outbox, seen},
+    domain::{Error, offline, tokens::Identity},
     ingress::{Item, Produced, ratelimit::TokenBucket},
 };
 
@@ -35,9 +39,38 @@ const MAX_STRIKES: u32 = 50;
 /// tasks' futures, and a future keeps its arguments for its whole life. The
 /// upgrade task's future holds axum's upgrade state and the unsplit socket
 /// (2 KiB together); this one holds the split halves only.
-pub fn spawn(socket: WebSocket, ctx: Sessions, user: String, permit: ConnPermit) {
+pub fn spawn(socket: WebSocket, ctx: Sessions, identity: Identity, permit: ConnPermit) {
     let (sink, stream) = socket.split();
-    tokio::spawn(run(sink, stream, ctx, user, permit));
+    tokio::spawn(run(sink, stream, ctx, identity, permit));
+}
+
+/// The most a `refresh` comes ahead of the token's expiry; a shorter-lived
+/// token is asked at two thirds of its remaining life.
+const REFRESH_LEAD: Duration = Duration::from_secs(60);
+
+/// The token a socket runs on.
+struct Auth {
+    expires_at: i64,
+    expires: Instant,
+    /// When to send `refresh`; None once sent.
+    ask_at: Option<Instant>,
+}
+
+impl Auth {
+    fn new(expires_at: i64) -> Self {
+        let left = Duration::from_millis((expires_at - chat_model::time::now_ms()).max(0) as u64);
+        let now = Instant::now();
+        Self {
+            expires_at,
+            expires: now + left,
+            ask_at: Some(now + left - REFRESH_LEAD.min(left / 3)),
+        }
+    }
+
+    /// The next moment the socket must act on its token.
+    fn deadline(&self) -> Instant {
+        self.ask_at.unwrap_or(self.expires)
+    }
 }
 
 /// Runs one socket; `_permit` holds its place under the per-user and
@@ -46,9 +79,14 @@ async fn run(
     sink: Sink,
     mut stream: futures::stream::SplitStream<WebSocket>,
     ctx: Sessions,
-    user: String,
+    identity: Identity,
     _permit: ConnPermit,
 ) {
+    let Identity {
+        user,
+        session,
+        expires_at,
+    } = identity;
     let settings = &ctx.settings;
     let outbox = Arc::new(Outbox::bounded(
         settings.outbound_queue,
@@ -57,7 +95,9 @@ async fn run(
     // Registered before the offline queue is read, so nothing falls between
     // the two; what arrives live meanwhile waits behind the greeting.
     outbox.begin_greeting();
-    let reg = ctx.hub.register(&user, outbox.clone());
+    let reg = ctx
+        .hub
+        .register(&user, session_key(&session), outbox.clone());
     metrics::counter!("gateway_sessions_total").increment(1);
     ctx.presence.changed(&user).await;
     let mut writer = tokio::spawn(write_loop(
@@ -74,6 +114,7 @@ async fn run(
         outbox,
         offline: None,
         strikes: 0,
+        auth: Auth::new(expires_at),
     };
     // Boxed, like frame handling below: their gRPC futures are large, and an
     // idle session should not carry their space for its whole life.
@@ -129,6 +170,7 @@ struct Session {
     offline: Option<offline::Sent>,
     bucket: TokenBucket,
     strikes: u32,
+    auth: Auth,
 }
 
 impl Session {
@@ -217,14 +259,27 @@ impl Session {
         writer: &mut tokio::task::JoinHandle<()>,
     ) -> Ended {
         let idle = self.ctx.settings.idle_timeout;
+        let mut idle_at = Instant::now() + idle;
         loop {
+            let deadline = idle_at.min(self.auth.deadline());
             let next = tokio::select! {
-                next = tokio::time::timeout(idle, stream.next()) => next,
+                next = tokio::time::timeout_at(deadline, stream.next()) => next,
                 _ = &mut *writer => return Ended::WriterDone,
             };
             let message = match next {
-                Err(_) => {
+                Err(_) if Instant::now() >= idle_at => {
                     self.outbox.close(close::IDLE);
+                    return Ended::ByServer;
+                }
+                Err(_) => {
+                    if self.auth.ask_at.take().is_some() {
+                        self.frame(&ServerFrame::Refresh {
+                            expires_at: self.auth.expires_at,
+                        });
+                        continue;
+                    }
+                    metrics::counter!("gateway_expired_sockets_total").increment(1);
+                    self.outbox.close(close::TOKEN_EXPIRED);
                     return Ended::ByServer;
                 }
                 Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Ended::PeerClosed,
@@ -237,6 +292,7 @@ impl Session {
                 }
                 Ok(Some(Ok(message))) => message,
             };
+            idle_at = Instant::now() + idle;
             match message {
                 Message::Text(text) => Box::pin(self.handle_text(text.as_str())).await,
                 Message::Binary(_) => {
@@ -366,7 +422,42 @@ impl Session {
             },
             ClientFrame::OfflineAck { reference } => self.ack_offline(reference.as_deref()).await,
             ClientFrame::Ping => self.frame(&ServerFrame::Pong),
+            ClientFrame::Auth { token, reference } => {
+                Box::pin(self.reauthenticate(&token, reference.as_deref())).await;
+            }
         }
+    }
+
+    /// An `auth` frame: a fresh token of the same user, in a live session,
+    /// expiring later than the current one, replaces it. The socket moves
+    /// to the new session before the session is checked, so a revocation
+    /// announced in between still finds it.
+    async fn reauthenticate(&mut self, token: &str, reference: Option<&str>) {
+        let identity = match self.ctx.tokens.verify(token) {
+            Ok(identity) => identity,
+            Err(e) => return self.failed(&e, reference),
+        };
+        if identity.user != self.user {
+            let message = "the token is another user's";
+            return self.error(ErrorCode::Forbidden, message, reference);
+        }
+        if identity.expires_at <= self.auth.expires_at {
+            let message = "the token expires no later than the socket's";
+            return self.error(ErrorCode::BadRequest, message, reference);
+        }
+        self.ctx
+            .hub
+            .set_session(self.conn, session_key(&identity.session));
+        match self.ctx.tokens.check_live(&identity.session).await {
+            Ok(()) => {}
+            Err(Error::Unauthorized(_)) => return self.outbox.close(close::REVOKED),
+            Err(e) => return self.failed(&e, reference),
+        }
+        self.auth = Auth::new(identity.expires_at);
+        self.frame(&ServerFrame::Authed {
+            reference,
+            expires_at: identity.expires_at,
+        });
     }
 
     /// An edit (with a body) or delete of the message at `seq`: to the

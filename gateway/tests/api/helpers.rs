@@ -36,6 +36,8 @@ pub struct StackOptions {
     pub gateway: Vec<Setting>,
     /// Settings of the chat-service worker.
     pub worker: Vec<Setting>,
+    /// Settings of user-service (`TOKEN_TTL_SECS`).
+    pub user: Vec<Setting>,
     /// Start a chat-service worker (false: sends stay on the stream).
     pub chat_worker: bool,
     /// The worker reaches history-service through a proxy
@@ -53,6 +55,7 @@ impl Default for StackOptions {
             gateways: 1,
             gateway: Vec::new(),
             worker: Vec::new(),
+            user: Vec::new(),
             chat_worker: true,
             history_link: false,
             gateway_history_link: false,
@@ -102,7 +105,7 @@ pub async fn spawn_stack() -> TestStack {
 
 pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
     let storage = Storage::with_postgres().await;
-    let user_url = test_stack::user_service(&storage).await;
+    let user_url = test_stack::user_service_with(&storage, &options.user).await;
     let history_url = test_stack::history_service(&storage, &user_url).await;
     let history_link = if options.history_link || options.gateway_history_link {
         let port: u16 = history_url.rsplit(':').next().unwrap().parse().unwrap();
@@ -246,6 +249,46 @@ impl TestStack {
         let r = req.send().await.expect("request");
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.send(self.http.delete(self.url(path)), token, body)
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.send(self.http.patch(self.url(path)), token, body)
+            .await
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let r = req
+            .json(&body)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Logs `username` (password "password123") in from `device`; the
+    /// whole answer (token, refresh_token, session_id…).
+    pub async fn login(&self, username: &str, device: &str) -> Value {
+        let (s, body) = self
+            .post(
+                "/api/login",
+                None,
+                json!({"username": username, "password": "password123", "device": device}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body
     }
 
     /// Registers `username` (password "password123") and logs in; returns the token.

@@ -89,10 +89,13 @@ async fn account_errors_have_status_and_error_json() {
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
     let (s, b) = stack.get("/api/me", Some("not.a.token")).await;
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
-    let (other, _) = service_kit::jwt::issue("another-secret-of-16+", "alice", 60).unwrap();
+    let (other, _) =
+        service_kit::jwt::issue("another-secret-of-16+", "alice", testkit::TEST_SESSION, 60)
+            .unwrap();
     let (s, b) = stack.get("/api/me", Some(&other)).await;
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
-    let (expired, _) = service_kit::jwt::issue(testkit::JWT_SECRET, "alice", -5).unwrap();
+    let (expired, _) =
+        service_kit::jwt::issue(testkit::JWT_SECRET, "alice", testkit::TEST_SESSION, -5).unwrap();
     let (s, b) = stack.get("/api/me", Some(&expired)).await;
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
 

@@ -2,6 +2,7 @@
 //! chat-service started in-process on port 0), real Redis, PostgreSQL and
 //! MongoDB-wire storage, driven over real HTTP and WebSocket connections.
 
+mod account_lifecycle;
 mod appender;
 mod conversations;
 mod deliveries;
@@ -16,6 +17,7 @@ mod openapi;
 mod presence;
 mod races;
 mod refs;
+mod sessions;
 mod ws_admission;
 mod ws_auth;
 mod ws_limits;

@@ -18,12 +18,19 @@ async fn no_or_bad_token_is_401_before_the_upgrade() {
         WsClient::connect(port, "garbage").await,
         Err(WsEnd::Refused(401))
     ));
-    let (expired, _) = service_kit::jwt::issue(testkit::JWT_SECRET, "alice", -5).unwrap();
+    let (expired, _) =
+        service_kit::jwt::issue(testkit::JWT_SECRET, "alice", testkit::TEST_SESSION, -5).unwrap();
     assert!(matches!(
         WsClient::connect_query(port, &expired).await,
         Err(WsEnd::Refused(401))
     ));
-    let (forged, _) = service_kit::jwt::issue("some-other-secret-value", "alice", 60).unwrap();
+    let (forged, _) = service_kit::jwt::issue(
+        "some-other-secret-value",
+        "alice",
+        testkit::TEST_SESSION,
+        60,
+    )
+    .unwrap();
     assert!(matches!(
         WsClient::connect(port, &forged).await,
         Err(WsEnd::Refused(401))

@@ -11,6 +11,7 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_slows_no_one() {
         gateway: vec![
             ("OUTBOUND_QUEUE", 256.to_string()),
             ("RATE_PER_SEC", 100_000.to_string()),
+            ("ACCOUNT_MESSAGES_PER_SEC", 0.to_string()),
             ("RATE_BURST", 100_000.to_string()),
         ],
         ..StackOptions::default()

@@ -241,6 +241,7 @@ async fn past_the_offline_limit_the_newest_arrive_with_truncated() {
     let stack = spawn_stack_with(StackOptions {
         gateway: vec![
             ("RATE_PER_SEC", 1000.to_string()),
+            ("ACCOUNT_MESSAGES_PER_SEC", 0.to_string()),
             ("RATE_BURST", 1000.to_string()),
         ],
         ..StackOptions::default()

@@ -23,7 +23,7 @@ fn with_token<T>(body: T, token: &str) -> Request<T> {
 }
 
 fn token(user: &str) -> String {
-    service_kit::jwt::issue(testkit::JWT_SECRET, user, 600)
+    service_kit::jwt::issue(testkit::JWT_SECRET, user, testkit::TEST_SESSION, 600)
         .unwrap()
         .0
 }
@@ -46,7 +46,7 @@ async fn users_read_their_own_dms_and_queues_only() {
 
     let anonymous = client.get_history(page("dm:alice:bob")).await.unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated);
-    let expired = service_kit::jwt::issue(testkit::JWT_SECRET, "bob", -5)
+    let expired = service_kit::jwt::issue(testkit::JWT_SECRET, "bob", testkit::TEST_SESSION, -5)
         .unwrap()
         .0;
     let refused = client

@@ -28,6 +28,7 @@ async fn register_authenticate_and_get_user_round_trip() {
         .authenticate(user_pb::AuthenticateRequest {
             username: "alice".into(),
             password: "correct horse".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -74,6 +75,7 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
             .authenticate(user_pb::AuthenticateRequest {
                 username: username.into(),
                 password: password.into(),
+                ..Default::default()
             })
             .await
             .unwrap_err();

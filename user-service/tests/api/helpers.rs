@@ -14,18 +14,33 @@ pub struct TestApp {
 
 /// The configuration production would parse, on this test's storage.
 pub fn config(storage: &Storage) -> Config {
+    config_with(storage, &[])
+}
+
+/// The same, with `more` settings by their README names.
+pub fn config_with(storage: &Storage, more: &[(&'static str, &str)]) -> Config {
     let mut s = testkit::config::base_with_jwt(storage);
     s.extend(testkit::config::settings(&[
         ("DATABASE_URL", storage.database_url()),
         ("TOKEN_TTL_SECS", "3600".into()),
         ("DB_MAX_CONNECTIONS", "5".into()),
     ]));
+    s.extend(more.iter().map(|(k, v)| (*k, (*v).to_owned())));
     testkit::config::parse("user-service", &s)
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(more: &[(&'static str, &str)]) -> TestApp {
     let storage = Storage::with_postgres().await;
-    let app = Application::build(config(&storage))
+    spawn_on(storage, more).await
+}
+
+/// user-service on `storage`, whose database may hold data already.
+pub async fn spawn_on(storage: Storage, more: &[(&'static str, &str)]) -> TestApp {
+    let app = Application::build(config_with(&storage, more))
         .await
         .expect("user-service builds");
     let port = app.port();

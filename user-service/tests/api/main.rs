@@ -5,3 +5,4 @@ mod helpers;
 mod migrations;
 mod rooms;
 mod service_auth;
+mod sessions;

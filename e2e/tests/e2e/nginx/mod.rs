@@ -155,9 +155,14 @@ async fn five_thousand_websockets_upgrade_through_nginx_onto_both_gateways_and_c
     let nginx = Nginx::start(&stack).await;
     let tokens: Vec<String> = (0..USERS)
         .map(|u| {
-            service_kit::jwt::issue(JWT_SECRET, &format!("nginx_{u}"), 600)
-                .unwrap()
-                .0
+            service_kit::jwt::issue(
+                JWT_SECRET,
+                &format!("nginx_{u}"),
+                testkit::TEST_SESSION,
+                600,
+            )
+            .unwrap()
+            .0
         })
         .collect();
 
