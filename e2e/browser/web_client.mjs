@@ -7,7 +7,10 @@
 // `read` frame when A reads on the first; the typing line stays with its
 // conversation; B edits and deletes DMs, shown live and from history; B
 // races a delete and an edit of one DM (two frames back to back): the edit
-// is refused, and every page shows the message deleted.
+// is refused, and every page shows the message deleted. Tokens live 20 s and
+// are refreshed on the live sockets; from its account page A signs its other
+// device out (that page's connection closes and it shows the sign-in form),
+// changes its display name and its password, and signs in again on A2.
 //
 //   PLAYWRIGHT_NODE_PATH=.tools/node/node_modules \
 //     node e2e/browser/web_client.mjs http://127.0.0.1:8081 http://127.0.0.1:8082
@@ -291,8 +294,8 @@ async function main() {
     await connected(pageA, "A after reload");
     check(await pageA.isHidden("#login"), "A after reload: login form shown, the session did not persist");
     check((await pageA.textContent("#me")).includes(userA), "A after reload: #me does not name the user");
-    const saved = await pageA.evaluate(() => JSON.parse(sessionStorage.getItem("chat") || "null"));
-    check(saved && saved.user === userA && saved.token, "A after reload: no session in sessionStorage");
+    const saved = await pageA.evaluate(() => JSON.parse(localStorage.getItem("chat") || "null"));
+    check(saved && saved.user === userA && saved.token && saved.refresh, "A after reload: no session in localStorage");
 
     step = "A after reload: DM history";
     // The DM comes back from GET /api/conversations.
@@ -450,6 +453,55 @@ async function main() {
     const historyRows = await rows(pageA2);
     check(JSON.stringify(historyRows) === JSON.stringify(wantDm),
       `A2 after reload: DM rows ${JSON.stringify(historyRows)}, want ${JSON.stringify(wantDm)} (history events are no rows)`);
+
+    step = "tokens refreshed on the live sockets";
+    // Access tokens live 20 s in this run: each socket has been asked for a
+    // fresh one (`refresh`), and answered with `auth`, without ever running out.
+    await pageA.waitForFunction(() => window.chatStats.authed >= 1, undefined, { timeout: 30000, polling: 200 });
+    const stats = await pageA.evaluate(() => window.chatStats);
+    check(stats.expired === 0, `A: a socket closed with 4002 (token expired) ${stats.expired} times`);
+
+    step = "A's account page lists both of A's devices";
+    await pageA.click("#accountBtn", { timeout: TIMEOUT });
+    await until(pageA, "A: two sessions listed, one marked this device", () =>
+      document.querySelectorAll("#sessions li").length === 2 &&
+      document.querySelectorAll('#sessions li[data-current="true"] .here').length === 1 &&
+      /^web: /.test(document.querySelector("#sessions li .device")?.textContent || ""));
+
+    step = "A signs its other device out: A2's connection closes";
+    const signOutAt = Date.now();
+    await pageA.click('#sessions li[data-current="false"] button.revoke', { timeout: TIMEOUT });
+    await until(pageA2, "A2: the sign-in form, saying this device was signed out", () =>
+      !document.getElementById("login").classList.contains("hidden") &&
+      /signed out/.test(document.getElementById("error").textContent));
+    console.log(`A2 signed out and back at the sign-in form ${Date.now() - signOutAt} ms after the click`);
+    await until(pageA, "A: one session left", () => document.querySelectorAll("#sessions li").length === 1);
+    await connected(pageA, "A after signing A2 out");
+
+    step = "A changes its display name";
+    await pageA.fill("#displayName", "Alice W.", { timeout: TIMEOUT });
+    await pageA.click('#profile button', { timeout: TIMEOUT });
+    await until(pageA, "A: #me shows the display name", ([u]) =>
+      document.getElementById("me").textContent === `as Alice W. (${u})`, [userA]);
+
+    step = "A changes its password";
+    await pageA.fill("#currentPassword", "not the password", { timeout: TIMEOUT });
+    await pageA.fill("#newPassword", "a new password", { timeout: TIMEOUT });
+    await pageA.click('#passwordForm button', { timeout: TIMEOUT });
+    await until(pageA, "A: a wrong current password is refused", () =>
+      /invalid username or password/.test(document.getElementById("accountStatus").textContent));
+    await pageA.fill("#currentPassword", PASSWORD, { timeout: TIMEOUT });
+    await pageA.fill("#newPassword", "a new password", { timeout: TIMEOUT });
+    await pageA.click('#passwordForm button', { timeout: TIMEOUT });
+    await until(pageA, "A: password changed", () =>
+      /^Password changed; 0 other devices signed out/.test(document.getElementById("accountStatus").textContent));
+    await pageA.click("#closeAccount", { timeout: TIMEOUT });
+
+    step = "A2 signs in again with the new password";
+    await pageA2.fill("#username", userA, { timeout: TIMEOUT });
+    await pageA2.fill("#password", "a new password", { timeout: TIMEOUT });
+    await pageA2.click('#login button[type="submit"]', { timeout: TIMEOUT });
+    await connected(pageA2, "A2 signed in again");
 
     step = "page errors";
     check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join("; ")}`);

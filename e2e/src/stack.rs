@@ -16,6 +16,8 @@ pub struct StackOptions {
     pub worker_env: Vec<(&'static str, String)>,
     /// Extra settings for history-service.
     pub history_env: Vec<(&'static str, String)>,
+    /// Extra settings for user-service, e.g. a short token lifetime.
+    pub user_env: Vec<(&'static str, String)>,
     /// The archive's MongoDB (default: the test server of the environment).
     pub mongodb_uri: Option<String>,
     /// Per gateway, the Redis URL it uses (default: the test Redis), e.g. a
@@ -34,6 +36,7 @@ impl Default for StackOptions {
             gateway_env: Vec::new(),
             worker_env: Vec::new(),
             history_env: Vec::new(),
+            user_env: Vec::new(),
             mongodb_uri: None,
             gateway_redis: Vec::new(),
             history_link: false,
@@ -101,11 +104,14 @@ impl Stack {
         let mut user = Service::start(
             "user-service",
             "user-service",
-            &env(vec![
+            &env([
                 ("DATABASE_URL", storage.database_url()),
                 ("LISTEN_ADDR", any.clone()),
                 ("OPS_ADDR", any.clone()),
-            ]),
+            ]
+            .into_iter()
+            .chain(options.user_env.iter().cloned())
+            .collect()),
             &log_dir,
         );
         let user_port = user.bound_port("grpc").await;

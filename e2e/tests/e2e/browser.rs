@@ -1,6 +1,8 @@
 //! The web client in headless Chromium (playwright-core), against the real
 //! binaries: two users on two gateways register, DM both ways, talk in a
-//! room, recover a message lost on the wire, and reload. The browser script is e2e/browser/web_client.mjs.
+//! room, recover a message lost on the wire, and reload; their 20-second
+//! tokens are refreshed on the live sockets as they go; a device signed out
+//! from another loses its connection at once. The browser script is e2e/browser/web_client.mjs.
 
 use std::process::Command;
 
@@ -8,7 +10,12 @@ use e2e::{Stack, StackOptions};
 
 #[tokio::test]
 async fn the_web_client_works_in_a_real_browser() {
-    let stack = Stack::start(StackOptions::default()).await;
+    // Tokens short enough to be refreshed on the live sockets during the run.
+    let stack = Stack::start(StackOptions {
+        user_env: vec![("TOKEN_TTL_SECS", "20".into())],
+        ..StackOptions::default()
+    })
+    .await;
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let node_path = std::env::var("PLAYWRIGHT_NODE_PATH").unwrap_or_else(|_| {
         repo.join(".tools/node/node_modules")

@@ -105,3 +105,50 @@ async fn users_read_their_own_dms_and_queues_only() {
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn a_signed_out_sessions_token_is_refused_at_once() {
+    let app = spawn_app().await;
+    app.append(&[message("dm:alice:bob", 1, "alice")], &["bob"])
+        .await;
+    let mut client = public(&app).await;
+    let session = "00000000000000000000000000000abc";
+    let (bob, _) = service_kit::jwt::issue(testkit::JWT_SECRET, "bob", session, 600).unwrap();
+    client
+        .get_history(with_token(page("dm:alice:bob"), &bob))
+        .await
+        .expect("a live session reads");
+    // What user-service does on a sign-out.
+    let revocations = chat_redis::sessions::Revocations::new(
+        chat_redis::connection::connect(&chat_redis::connection::Endpoints::new(
+            &testkit::redis_url(),
+            testkit::redis_cluster(),
+        ))
+        .await
+        .unwrap(),
+        chat_redis::keys::Keys::new(app.storage.redis_prefix.clone()),
+    );
+    revocations
+        .revoke(&[session.to_owned()], 600)
+        .await
+        .unwrap();
+    for call in [
+        client
+            .get_history(with_token(page("dm:alice:bob"), &bob))
+            .await
+            .map(drop),
+        client
+            .list_offline(with_token(
+                history_pb::ListOfflineRequest {
+                    username: "bob".into(),
+                },
+                &bob,
+            ))
+            .await
+            .map(drop),
+    ] {
+        let refused = call.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+        assert_eq!(refused.message(), "session revoked");
+    }
+}
