@@ -222,6 +222,12 @@ impl Keys {
         format!("{}{{user:{user}}}:dms", self.prefix)
     }
 
+    /// The sharded channel a gateway reads frames from, POSTed on other
+    /// gateways for the streams it holds: in its delivery counter's slot.
+    pub fn gateway_inbound(&self, gateway: &str) -> String {
+        format!("{}{{gw:{gateway}}}:inbound", self.prefix)
+    }
+
     /// The sharded pub/sub channel (SSUBSCRIBE) a gateway reads its
     /// deliveries from: in its delivery counter's slot, so one script
     /// numbers and publishes a payload.

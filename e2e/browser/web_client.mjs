@@ -17,48 +17,15 @@
 //
 // (scripts/lib/servers.sh: ensure_chromium, ensure_playwright.) Prints
 // "web client: ok" and exits 0, or prints what failed and exits 1.
-import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { ARGS, CHROMIUM, ROOT, loadPlaywright } from "./lib.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TIMEOUT = 15000; // every wait
 const OVERALL = 180000; // the whole run, in case something hangs outside a wait
 const PASSWORD = "password123";
 const SCREENSHOT = path.join(ROOT, ".tools/web_client.png");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-
-// ESM `import` ignores NODE_PATH, so playwright-core is required from the
-// directories given by PLAYWRIGHT_NODE_PATH / NODE_PATH, then .tools/node.
-function loadPlaywright() {
-  const require = createRequire(import.meta.url);
-  const dirs = [process.env.PLAYWRIGHT_NODE_PATH, process.env.NODE_PATH]
-    .filter(Boolean)
-    .flatMap((v) => v.split(path.delimiter))
-    .filter(Boolean)
-    .concat(path.join(ROOT, ".tools/node/node_modules"));
-  const tried = [];
-  for (const dir of dirs) {
-    try {
-      return require(path.join(path.resolve(dir), "playwright-core"));
-    } catch (e) {
-      if (e.code !== "MODULE_NOT_FOUND") throw e;
-      tried.push(dir);
-    }
-  }
-  try {
-    return require("playwright-core");
-  } catch (e) {
-    throw new Error(`playwright-core not found (tried ${tried.join(", ")} and the default resolution); ` +
-      "run ensure_playwright from scripts/lib/servers.sh and set PLAYWRIGHT_NODE_PATH");
-  }
-}
 
 const [urlA, urlB] = process.argv.slice(2);
 if (!urlA || !urlB) {

@@ -29,6 +29,10 @@ pub struct Config {
     /// Comma-separated origins allowed to open /ws; empty allows any.
     #[arg(long, env = "ALLOWED_ORIGINS", default_value = "")]
     pub allowed_origins: String,
+    /// Transports served, comma-separated: `websocket` (`/ws`) and `stream`
+    /// (`/api/stream` with POSTed frames).
+    #[arg(long, env = "TRANSPORTS", default_value = "websocket,stream")]
+    pub transports: String,
     /// Largest inbound WebSocket frame answered with `too_large` (bytes).
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 16 * 1024)]
     pub max_frame_bytes: usize,
@@ -144,6 +148,13 @@ impl config::ServiceConfig for Config {
         config::check_http_url("USER_SERVICE_URL", &self.user_service_url)?;
         config::check_http_url("HISTORY_SERVICE_URL", &self.history_service_url)?;
         config::check_instance_name("GATEWAY_ID", &self.gateway_id)?;
+        let names: Vec<&str> = self.transports.split(',').map(str::trim).collect();
+        if names.is_empty() || names.iter().any(|n| !matches!(*n, "websocket" | "stream")) {
+            return Err(config::ConfigError::new(
+                "TRANSPORTS",
+                "must list websocket, stream or both, comma-separated",
+            ));
+        }
         for origin in self.origins() {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return Err(config::ConfigError::new(
@@ -238,7 +249,22 @@ impl config::ServiceConfig for Config {
     }
 }
 
+/// Which transports a gateway serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Transports {
+    pub websocket: bool,
+    pub stream: bool,
+}
+
 impl Config {
+    pub fn transports(&self) -> Transports {
+        let names: Vec<&str> = self.transports.split(',').map(str::trim).collect();
+        Transports {
+            websocket: names.contains(&"websocket"),
+            stream: names.contains(&"stream"),
+        }
+    }
+
     pub fn origins(&self) -> Vec<String> {
         self.allowed_origins
             .split(',')

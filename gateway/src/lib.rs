@@ -10,8 +10,10 @@
 //! - `delivery/`: frames out, from the pub/sub subscription to each
 //!   session's outbox;
 //! - `http/`: what every HTTP route shares (errors, extractors, access log);
-//! - `api/` (REST) and `ws/` (WebSocket sessions), the transports, side by
-//!   side: neither imports the other;
+//! - `session/`: one client's session (admission, frames, its token),
+//!   whatever transport carries it;
+//! - `api/` (REST), `ws/` (WebSocket) and `stream/` (server-sent events with
+//!   POSTed frames), the transports, side by side: none imports another;
 //! - `routes`, `state` and `startup` put them together.
 //!
 //! gateway/tests/api/layers.rs checks that no module imports one that
@@ -25,6 +27,8 @@ pub mod http;
 pub mod ingress;
 pub mod metrics;
 pub mod routes;
+pub mod session;
 pub mod startup;
 pub mod state;
+pub mod stream;
 pub mod ws;

@@ -31,6 +31,11 @@ pub fn catalog() -> Vec<Metric> {
                 "account messages",
             ],
         ),
+        Metric::counter("gateway_streams_total", "streams (GET /api/stream) opened"),
+        Metric::counter(
+            "gateway_stream_frames_forwarded_total",
+            "POSTed frames published to the gateway that holds their stream",
+        ),
         Metric::counter(
             "gateway_revoked_sockets_total",
             "sockets closed with 4001 because their session was signed out",

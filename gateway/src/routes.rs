@@ -20,7 +20,7 @@ use crate::{
     domain::Error,
     http::{access_log, error::ApiError},
     state::AppState,
-    ws,
+    stream, ws,
 };
 
 /// Largest REST request body.
@@ -107,6 +107,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(conversations::read))
         .routes(routes!(conversations::messages))
         .routes(routes!(ws::upgrade))
+        .routes(routes!(stream::open))
+        .routes(routes!(stream::post))
         .routes(routes!(site::index))
         .routes(routes!(site::healthz))
         .routes(routes!(openapi_json))

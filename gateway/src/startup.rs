@@ -33,8 +33,9 @@ use crate::{
     http::extract::ProxyTrust,
     ingress::{Ingress, appender::Appender, backlog, quota::AccountQuota},
     routes,
+    session::{self, Sessions},
     state::{AppState, Shared},
-    ws::{self, Sessions},
+    stream::{forward::Forwarded, registry::Streams},
 };
 
 pub struct Application {
@@ -141,12 +142,29 @@ impl Application {
             hub.clone(),
             shutdown.clone(),
         ));
+        let streams = Streams::new(
+            config.gateway_id.clone(),
+            config.jwt.get().expose(),
+            self.redis.clone(),
+            keys.clone(),
+        );
+        let inbound_task = tokio::spawn(pubsub::run(
+            config.redis.endpoints(),
+            pubsub::Channel {
+                name: keys.gateway_inbound(&config.gateway_id),
+                probe_key: keys.gateway_delivery_seq(&config.gateway_id),
+            },
+            Forwarded::new(streams.clone()),
+            watch::channel(false).0,
+            shutdown.clone(),
+        ));
         let upstreams = Upstreams::connect(&config)?;
         let state = shared_state(Parts {
             config: config.clone(),
             keys,
             redis: self.redis.clone(),
             revocations,
+            streams,
             hub: hub.clone(),
             presence,
             shutdown: shutdown.clone(),
@@ -181,6 +199,7 @@ impl Application {
         let _ = tokio::time::timeout_at(deadline, ops_server).await;
         pubsub.abort();
         revocations_task.abort();
+        inbound_task.abort();
         tracing::info!(open = hub.connections(), "gateway stopped");
         Ok(())
     }
@@ -220,6 +239,7 @@ struct Parts<'a> {
     keys: Keys,
     redis: Redis,
     revocations: Revocations,
+    streams: Streams,
     hub: Arc<Hub>,
     presence: GatewayPresence,
     shutdown: Shutdown,
@@ -234,6 +254,7 @@ fn shared_state(p: Parts<'_>) -> AppState {
         keys,
         redis,
         revocations,
+        streams,
         hub,
         presence,
         shutdown,
@@ -259,7 +280,7 @@ fn shared_state(p: Parts<'_>) -> AppState {
         redis.clone(),
         Duration::from_millis(config.ingress_linger_ms),
     );
-    let sessions = Sessions::new(ws::context::Parts {
+    let sessions = Sessions::new(session::context::Parts {
         settings: (&*config).into(),
         caps: Arc::new(ConnCaps::new(
             config.max_connections_per_user,
@@ -309,6 +330,7 @@ fn shared_state(p: Parts<'_>) -> AppState {
         tokens,
         proxy_trust: ProxyTrust(config.trust_forwarded_for),
         sessions,
+        streams,
     })
 }
 

@@ -13,7 +13,8 @@ use crate::{
         reads::Reads, rooms::Rooms, sessions::UserSessions, tickets::Tickets, tokens::Tokens,
     },
     http::extract::ProxyTrust,
-    ws::Sessions,
+    session::Sessions,
+    stream::registry::Streams,
 };
 
 #[derive(Clone)]
@@ -31,6 +32,7 @@ pub struct Shared {
     pub tokens: Tokens,
     pub proxy_trust: ProxyTrust,
     pub sessions: Sessions,
+    pub streams: Streams,
 }
 
 impl AppState {
@@ -62,4 +64,5 @@ handles! {
     Tokens => tokens,
     ProxyTrust => proxy_trust,
     Sessions => sessions,
+    Streams => streams,
 }

@@ -8,14 +8,9 @@ use std::process::Command;
 
 use e2e::{Stack, StackOptions};
 
-#[tokio::test]
-async fn the_web_client_works_in_a_real_browser() {
-    // Tokens short enough to be refreshed on the live sockets during the run.
-    let stack = Stack::start(StackOptions {
-        user_env: vec![("TOKEN_TTL_SECS", "20".into())],
-        ..StackOptions::default()
-    })
-    .await;
+/// Runs `script` (under e2e/browser) against gateways 0 and 1 of `stack`;
+/// its stdout must hold `<name>: ok`.
+async fn node(stack: Stack, script: &'static str, name: &'static str) {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let node_path = std::env::var("PLAYWRIGHT_NODE_PATH").unwrap_or_else(|_| {
         repo.join(".tools/node/node_modules")
@@ -24,7 +19,7 @@ async fn the_web_client_works_in_a_real_browser() {
     });
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .arg(repo.join("e2e/browser/web_client.mjs"))
+            .arg(repo.join("e2e/browser").join(script))
             .arg(stack.gateway_url(0, ""))
             .arg(stack.gateway_url(1, ""))
             .env("PLAYWRIGHT_NODE_PATH", node_path)
@@ -38,8 +33,32 @@ async fn the_web_client_works_in_a_real_browser() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        output.status.success() && stdout.contains("web client: ok"),
+        output.status.success() && stdout.contains(&format!("{name}: ok")),
         "browser test failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
+}
+
+/// The gateways refuse WebSockets (as behind a proxy that strips
+/// `Upgrade`): the web client falls back to the stream by itself, and two
+/// users on two gateways chat. The script is e2e/browser/fallback.mjs.
+#[tokio::test]
+async fn the_web_client_falls_back_to_streaming_without_websockets() {
+    let stack = Stack::start(StackOptions {
+        gateway_env: vec![("TRANSPORTS", "stream".into())],
+        ..StackOptions::default()
+    })
+    .await;
+    node(stack, "fallback.mjs", "fallback").await;
+}
+
+#[tokio::test]
+async fn the_web_client_works_in_a_real_browser() {
+    // Tokens short enough to be refreshed on the live sockets during the run.
+    let stack = Stack::start(StackOptions {
+        user_env: vec![("TOKEN_TTL_SECS", "20".into())],
+        ..StackOptions::default()
+    })
+    .await;
+    node(stack, "web_client.mjs", "web client").await;
 }

@@ -1,28 +1,26 @@
 //! `GET /ws`: authentication, origin and capacity checks before the upgrade.
 
-pub mod close;
-pub mod context;
-pub mod error;
-pub mod inbound;
-pub mod session;
 pub mod writer;
-
-use std::net::IpAddr;
 
 use axum::{
     extract::{State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
-    http::{HeaderMap, header},
+    http::HeaderMap,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 
-pub use self::context::Sessions;
+use futures::StreamExt;
+
 use crate::{
-    delivery::caps::{CapExceeded, ConnPermit},
-    domain::{Error, tokens::Identity},
+    domain::Error,
     http::{
         error::{ApiError, ErrorBody},
-        extract::{ApiQuery, ClientIp, bearer},
+        extract::{ApiQuery, ClientIp},
+    },
+    session::{
+        self, Sessions,
+        admit::{Credentials, admit},
+        run::Transport,
     },
 };
 
@@ -31,7 +29,7 @@ use crate::{
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WsQuery {
-    /// A session token (prefer `Authorization: Bearer` or a ticket).
+    /// An access token (prefer `Authorization: Bearer` or a ticket).
     token: Option<String>,
     /// A one-time ticket from `POST /api/ws-ticket`.
     ticket: Option<String>,
@@ -74,7 +72,15 @@ pub async fn upgrade(
     ApiQuery(query): ApiQuery<WsQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match admit(&sessions, &headers, ip, query, ws.as_ref().err()).await {
+    let credentials = Credentials::of(&headers, query.token, query.ticket);
+    let not_upgrade = if sessions.settings.websocket {
+        ws.as_ref().err().map(not_an_upgrade)
+    } else {
+        Some(Error::Forbidden(
+            "WebSockets are turned off on this gateway (TRANSPORTS): use /api/stream".into(),
+        ))
+    };
+    match admit(&sessions, &headers, ip, credentials, not_upgrade).await {
         Ok((identity, permit)) => match ws {
             Ok(ws) => ws
                 .read_buffer_size(READ_BUFFER)
@@ -83,9 +89,7 @@ pub async fn upgrade(
                 // times that closes the socket (1009) without buffering it.
                 .max_message_size(sessions.settings.max_frame_bytes * 4)
                 .max_frame_size(sessions.settings.max_frame_bytes * 4)
-                .on_upgrade(move |socket| async move {
-                    session::spawn(socket, sessions, identity, permit)
-                })
+                .on_upgrade(move |socket| async move { spawn(socket, sessions, identity, permit) })
                 .into_response(),
             Err(rejection) => ApiError(not_an_upgrade(&rejection)).into_response(),
         },
@@ -93,61 +97,34 @@ pub async fn upgrade(
     }
 }
 
-/// Every check before the upgrade, in the documented order; a ticket is
-/// spent only once all of them passed, so a refused upgrade never burns it.
-async fn admit(
-    sessions: &Sessions,
-    headers: &HeaderMap,
-    ip: IpAddr,
-    query: WsQuery,
-    rejection: Option<&WebSocketUpgradeRejection>,
-) -> Result<(Identity, ConnPermit), Error> {
-    let (identity, ticket) = match (bearer(headers).or(query.token.as_deref()), &query.ticket) {
-        (Some(token), _) => (sessions.tokens.verify(token)?, None),
-        (None, Some(ticket)) => (sessions.tickets.peek(ticket).await?, Some(ticket)),
-        (None, None) => return Err(Error::Unauthorized("missing token or ticket".into())),
-    };
-    if identity.expires_at <= chat_model::time::now_ms() {
-        return Err(Error::Unauthorized("token expired".into()));
-    }
-    sessions.tokens.check_live(&identity.session).await?;
-    let user = &identity.user;
-    let origins = &sessions.settings.origins;
-    if !origins.is_empty()
-        && let Some(origin) = headers.get(header::ORIGIN)
-    {
-        let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
-        if !origins.iter().any(|o| o == origin) {
-            return Err(Error::Forbidden(format!("origin {origin} is not allowed")));
-        }
-    }
-    if sessions.shutdown.is_triggered() {
-        return Err(Error::Busy("gateway is shutting down".into()));
-    }
-    if sessions.hub.connections() >= sessions.settings.max_connections {
-        metrics::counter!("gateway_rejected_connections_total").increment(1);
-        return Err(Error::Busy("gateway is at its connection limit".into()));
-    }
-    let permit = sessions.caps.acquire(user, ip).map_err(|cap| {
-        metrics::counter!("gateway_rejected_connections_total").increment(1);
-        let message = match cap {
-            CapExceeded::User => "too many open sockets for this user",
-            CapExceeded::Ip => "too many open sockets from this address",
-        };
-        Error::Limited {
-            message: message.into(),
-            retry_after_secs: 5,
-        }
-    })?;
-    if let Some(rejection) = rejection {
-        return Err(not_an_upgrade(rejection));
-    }
-    if let Some(ticket) = ticket {
-        sessions.tickets.redeem(ticket, user).await?;
-    }
-    Ok((identity, permit))
-}
-
 fn not_an_upgrade(rejection: &WebSocketUpgradeRejection) -> Error {
     Error::Invalid(format!("expected a WebSocket upgrade: {rejection}"))
+}
+
+/// Starts one socket's session as a task of its own, and returns.
+///
+/// Why not run it in the upgrade task: an idle socket's memory is mostly its
+/// tasks' futures, and a future keeps its arguments for its whole life. The
+/// upgrade task's future holds axum's upgrade state and the unsplit socket
+/// (2 KiB together); this one holds the split halves only.
+fn spawn(
+    socket: axum::extract::ws::WebSocket,
+    ctx: Sessions,
+    identity: crate::domain::tokens::Identity,
+    permit: crate::delivery::caps::ConnPermit,
+) {
+    let (sink, stream) = socket.split();
+    let outbox = session::run::outbox(&ctx);
+    let writer = tokio::spawn(writer::write_loop(
+        sink,
+        outbox.clone(),
+        ctx.shutdown.clone(),
+        ctx.settings.heartbeat(),
+    ));
+    let transport = Transport {
+        input: stream,
+        writer,
+        handshake: true,
+    };
+    tokio::spawn(session::run::run(transport, outbox, ctx, identity, permit));
 }

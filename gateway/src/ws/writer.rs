@@ -7,13 +7,13 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{SinkExt, stream::SplitSink};
 use service_kit::shutdown::Shutdown;
 
-use super::close;
-use crate::delivery::outbox::{Close, Next, Outbox};
+use crate::{
+    delivery::outbox::{Close, Next, Outbox},
+    session::{close, run::CLOSE_WAIT},
+};
 
 /// Most frames written between two flushes.
 const WRITE_BATCH: usize = 256;
-/// How long the close frame may wait for a peer that is not reading.
-pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 pub type Sink = SplitSink<WebSocket, Message>;
 

@@ -291,8 +291,8 @@ impl TestStack {
         body
     }
 
-    /// Registers `username` (password "password123") and logs in; returns the token.
-    pub async fn user(&self, username: &str) -> String {
+    /// Registers `username` and logs in; the whole login answer.
+    pub async fn login_registered(&self, username: &str) -> Value {
         let (s, body) = self
             .post(
                 "/api/register",
@@ -301,15 +301,15 @@ impl TestStack {
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
-        let (s, body) = self
-            .post(
-                "/api/login",
-                None,
-                json!({"username": username, "password": "password123"}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{body}");
-        body["token"].as_str().unwrap().to_owned()
+        self.login(username, "").await
+    }
+
+    /// Registers `username` (password "password123") and logs in; returns the token.
+    pub async fn user(&self, username: &str) -> String {
+        self.login_registered(username).await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn create_room(&self, token: &str, name: &str) {

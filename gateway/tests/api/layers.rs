@@ -24,7 +24,18 @@ fn each_floor_imports_only_the_floors_below_it() {
         ("delivery", &[]),
         ("http", &["domain"]),
         ("api", &["domain", "http"]),
-        ("ws", &["config", "delivery", "domain", "http", "ingress"]),
+        (
+            "session",
+            &["config", "delivery", "domain", "http", "ingress"],
+        ),
+        (
+            "ws",
+            &["config", "delivery", "domain", "http", "ingress", "session"],
+        ),
+        (
+            "stream",
+            &["config", "delivery", "domain", "http", "ingress", "session"],
+        ),
     ];
     for (floor, may) in allowed {
         let uses = top.get(*floor).cloned().unwrap_or_default();

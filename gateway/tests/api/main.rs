@@ -18,6 +18,7 @@ mod presence;
 mod races;
 mod refs;
 mod sessions;
+mod streams;
 mod ws_admission;
 mod ws_auth;
 mod ws_limits;

@@ -49,6 +49,7 @@ async fn every_route_is_described_with_its_responses() {
             "get /api/rooms",
             "get /api/rooms/{name}/members",
             "get /api/sessions",
+            "get /api/stream",
             "get /healthz",
             "get /ws",
             "patch /api/me",
@@ -61,6 +62,7 @@ async fn every_route_is_described_with_its_responses() {
             "post /api/rooms",
             "post /api/rooms/{name}/join",
             "post /api/rooms/{name}/leave",
+            "post /api/stream/{conn}",
             "post /api/ws-ticket",
             "put /api/conversations/{id}/read",
         ]

@@ -30,6 +30,43 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_slows_no_one() {
     let (mut a, _) = stack.connect(0, &alice).await;
     let (mut c, _) = stack.connect(0, &carol).await;
 
+    // bob never reads, until the gateway has flagged him as a slow
+    // consumer: then he looks at once, and finds the socket ending with
+    // 4008 (the close waits CLOSE_WAIT, 5 s, for him to read that far).
+    let (http, ops) = (stack.http.clone(), stack.ops[0]);
+    let bob_looks = tokio::spawn(async move {
+        testkit::wait::eventually(
+            "the gateway to flag a slow consumer",
+            Duration::from_secs(60),
+            || {
+                let http = http.clone();
+                async move {
+                    let text = http
+                        .get(format!("http://127.0.0.1:{ops}/metrics"))
+                        .send()
+                        .await
+                        .ok()?
+                        .text()
+                        .await
+                        .ok()?;
+                    text.lines()
+                        .any(|l| {
+                            l.starts_with("gateway_slow_consumers_total ") && !l.ends_with(" 0")
+                        })
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+        loop {
+            match slow.next_frame(Duration::from_secs(20)).await {
+                Ok(_) => continue,
+                Err(WsEnd::Closed(frame)) => break frame.map(|f| u16::from(f.code)),
+                Err(other) => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    });
+
     const N: usize = 3000;
     let reader = tokio::spawn(async move {
         let mut got = std::collections::HashSet::new();
@@ -57,15 +94,9 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_slows_no_one() {
     .await
     .unwrap();
     assert_eq!(received, N, "the reading member got everything");
-
-    // bob never read: once he looks, the socket ends with 4008.
-    let code = loop {
-        match slow.next_frame(Duration::from_secs(20)).await {
-            Ok(_) => continue,
-            Err(WsEnd::Closed(frame)) => break frame.map(|f| u16::from(f.code)),
-            Err(other) => panic!("expected a close frame, got {other:?}"),
-        }
-    };
+    let code = testkit::within("bob's socket to close", Duration::from_secs(60), bob_looks)
+        .await
+        .unwrap();
     assert_eq!(code, Some(4008));
 }
 

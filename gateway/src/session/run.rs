@@ -1,28 +1,29 @@
-//! One WebSocket session's life: register with the hub and presence, greet
-//! (`hello`, then the offline handshake), read and dispatch client frames
-//! until the peer leaves or the server closes, then unregister and finish
-//! the closing handshake. The socket lives on its access token: before it
-//! expires the client is asked for a fresh one (`refresh`, answered by
-//! `auth`), and without one the socket is closed at expiry (4002). The writer task (`writer.rs`) owns the sending
-//! side; sends go to the ingress floor (`crate::ingress`).
+//! One session's life, whatever carries it (a WebSocket, a stream with
+//! POSTs): register with the hub and presence, greet (`hello`, then the
+//! offline handshake), read and dispatch client frames until the peer
+//! leaves or the server closes, then unregister and let the writer finish.
+//! The session lives on its access token (`auth.rs`). The transport's
+//! writer task owns the sending side; sends go to the ingress floor
+//! (`crate::ingress`).
 
 use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, Utf8Bytes};
 use chat_model::{
     ids::ConversationId,
     message::EntryKind,
     protocol::{ErrorCode, ServerFrame},
 };
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tracing::Instrument;
 
 use super::{
-    Sessions, close,
+    Sessions,
+    auth::Auth,
+    close,
     inbound::{self, ClientFrame, FrameError},
-    writer::{CLOSE_WAIT, Sink, write_loop},
 };
 use crate::{
     delivery::{caps::ConnPermit, hub::session_key, outbox::Outbox, seen},
@@ -30,68 +31,51 @@ use crate::{
     ingress::{Item, Produced, ratelimit::TokenBucket},
 };
 
-/// Bad or rate-limited frames in a row before the socket is closed (1008).
+/// Bad or rate-limited frames in a row before the session is closed (1008).
 const MAX_STRIKES: u32 = 50;
+/// How long a close may wait for a peer that is not reading.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-/// Starts one socket's session as a task of its own, and returns.
-///
-/// Why not run it in the upgrade task: an idle socket's memory is mostly its
-/// tasks' futures, and a future keeps its arguments for its whole life. The
-/// upgrade task's future holds axum's upgrade state and the unsplit socket
-/// (2 KiB together); this one holds the split halves only.
-pub fn spawn(socket: WebSocket, ctx: Sessions, identity: Identity, permit: ConnPermit) {
-    let (sink, stream) = socket.split();
-    tokio::spawn(run(sink, stream, ctx, identity, permit));
+/// What carries a session: where its client frames come from, and the task
+/// that writes its outbox to the client.
+pub struct Transport<S> {
+    pub input: S,
+    pub writer: tokio::task::JoinHandle<()>,
+    /// After the server's close, wait (bounded) for the peer's: the
+    /// WebSocket closing handshake.
+    pub handshake: bool,
 }
 
-/// The most a `refresh` comes ahead of the token's expiry; a shorter-lived
-/// token is asked at two thirds of its remaining life.
-const REFRESH_LEAD: Duration = Duration::from_secs(60);
-
-/// The token a socket runs on.
-struct Auth {
-    expires_at: i64,
-    expires: Instant,
-    /// When to send `refresh`; None once sent.
-    ask_at: Option<Instant>,
+/// A session's outbound queue, bounded as the settings say.
+pub fn outbox(ctx: &Sessions) -> Arc<Outbox> {
+    Arc::new(Outbox::bounded(
+        ctx.settings.outbound_queue,
+        ctx.settings.outbound_queue_bytes,
+    ))
 }
 
-impl Auth {
-    fn new(expires_at: i64) -> Self {
-        let left = Duration::from_millis((expires_at - chat_model::time::now_ms()).max(0) as u64);
-        let now = Instant::now();
-        Self {
-            expires_at,
-            expires: now + left,
-            ask_at: Some(now + left - REFRESH_LEAD.min(left / 3)),
-        }
-    }
-
-    /// The next moment the socket must act on its token.
-    fn deadline(&self) -> Instant {
-        self.ask_at.unwrap_or(self.expires)
-    }
-}
-
-/// Runs one socket; `_permit` holds its place under the per-user and
+/// Runs one session; `_permit` holds its place under the per-user and
 /// per-address caps until the session ends.
-async fn run(
-    sink: Sink,
-    mut stream: futures::stream::SplitStream<WebSocket>,
+pub async fn run<S>(
+    transport: Transport<S>,
+    outbox: Arc<Outbox>,
     ctx: Sessions,
     identity: Identity,
     _permit: ConnPermit,
-) {
+) where
+    S: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+{
+    let Transport {
+        input: mut stream,
+        mut writer,
+        handshake,
+    } = transport;
     let Identity {
         user,
         session,
         expires_at,
     } = identity;
     let settings = &ctx.settings;
-    let outbox = Arc::new(Outbox::bounded(
-        settings.outbound_queue,
-        settings.outbound_queue_bytes,
-    ));
     // Registered before the offline queue is read, so nothing falls between
     // the two; what arrives live meanwhile waits behind the greeting.
     outbox.begin_greeting();
@@ -100,12 +84,6 @@ async fn run(
         .register(&user, session_key(&session), outbox.clone());
     metrics::counter!("gateway_sessions_total").increment(1);
     ctx.presence.changed(&user).await;
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        outbox.clone(),
-        ctx.shutdown.clone(),
-        settings.heartbeat(),
-    ));
     let mut session = Session {
         bucket: TokenBucket::new(settings.rate_per_sec, settings.rate_burst),
         ctx,
@@ -128,7 +106,7 @@ async fn run(
     ctx.presence.changed_later(&user);
     outbox.finish();
     if ended != Ended::WriterDone {
-        // The writer sends what is queued and its close frame, then ends.
+        // The writer sends what is queued and its close, then ends.
         if tokio::time::timeout(CLOSE_WAIT + Duration::from_secs(1), &mut writer)
             .await
             .is_err()
@@ -136,7 +114,7 @@ async fn run(
             writer.abort();
         }
     }
-    if ended != Ended::PeerClosed {
+    if handshake && ended != Ended::PeerClosed {
         // The closing handshake: wait (bounded) for the peer's close before
         // dropping the connection, so it reads our close frame and code.
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
@@ -253,11 +231,14 @@ impl Session {
 
     /// Reads until the client leaves, the socket fails, the writer ends, or
     /// the server closes the session.
-    async fn read_loop(
+    async fn read_loop<S>(
         &mut self,
-        stream: &mut futures::stream::SplitStream<WebSocket>,
+        stream: &mut S,
         writer: &mut tokio::task::JoinHandle<()>,
-    ) -> Ended {
+    ) -> Ended
+    where
+        S: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+    {
         let idle = self.ctx.settings.idle_timeout;
         let mut idle_at = Instant::now() + idle;
         loop {

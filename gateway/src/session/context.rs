@@ -29,6 +29,9 @@ pub struct Settings {
     pub max_connections: usize,
     /// ALLOWED_ORIGINS, parsed; empty allows any.
     pub origins: Vec<String>,
+    /// TRANSPORTS: WebSockets at `/ws`, streams at `/api/stream`.
+    pub websocket: bool,
+    pub streaming: bool,
 }
 
 impl From<&Config> for Settings {
@@ -44,6 +47,8 @@ impl From<&Config> for Settings {
             idle_timeout: c.idle_timeout(),
             max_connections: c.max_connections,
             origins: c.origins(),
+            websocket: c.transports().websocket,
+            streaming: c.transports().stream,
         }
     }
 }

@@ -1,0 +1,107 @@
+// Browser test of the web client's transport fallback: the gateways serve
+// no WebSockets (TRANSPORTS=stream), as behind a proxy that strips
+// `Upgrade`. Each page's WebSocket fails twice, then it runs on the stream
+// (server-sent events, frames POSTed) and says so; two users on two
+// gateways still DM both ways, and a reload comes back on the stream.
+//
+//   PLAYWRIGHT_NODE_PATH=.tools/node/node_modules \
+//     node e2e/browser/fallback.mjs http://127.0.0.1:8081 http://127.0.0.1:8082
+//
+// Prints "fallback: ok" and exits 0, or what failed and exits 1.
+import { randomBytes } from "node:crypto";
+import { ARGS, CHROMIUM, loadPlaywright } from "./lib.mjs";
+
+const TIMEOUT = 20000;
+const PASSWORD = "password123";
+const [urlA, urlB] = process.argv.slice(2);
+const run = randomBytes(4).toString("hex");
+const userA = `fa_${run}`, userB = `fb_${run}`;
+const dm = userA < userB ? `dm:${userA}:${userB}` : `dm:${userB}:${userA}`;
+let step = "start";
+const pageErrors = [];
+
+async function until(page, what, fn, arg) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: TIMEOUT, polling: 100 });
+  } catch (e) {
+    const status = await page.textContent("#status").catch(() => "?");
+    throw new Error(`timed out waiting for ${what}; status: ${JSON.stringify(status)}`);
+  }
+}
+
+const streaming = () => /^connected to \S+ \(streaming\)$/.test(document.getElementById("status").textContent);
+const shown = (text) => [...document.querySelectorAll("#list .msg")].some((m) =>
+  !m.classList.contains("pending") && m.querySelector(".body")?.textContent === text);
+
+async function register(page, url, user) {
+  await page.goto(url, { waitUntil: "domcontentloaded", timeout: TIMEOUT });
+  await page.fill("#username", user);
+  await page.fill("#password", PASSWORD);
+  await page.click("#register");
+  await until(page, `${user}: connected over the stream`, streaming);
+}
+
+async function send(page, text) {
+  await page.fill("#body", text);
+  await page.locator("#composer button").click();
+  await until(page, `own message ${JSON.stringify(text)} acknowledged`, shown, text);
+}
+
+async function main() {
+  const { chromium } = loadPlaywright();
+  step = "launch chromium";
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 60000 });
+  try {
+    const open = async (name) => {
+      const page = await (await browser.newContext()).newPage();
+      page.on("pageerror", (e) => pageErrors.push(`${name}: ${e.message}`));
+      return page;
+    };
+    const pageA = await open("A"), pageB = await open("B");
+    step = "both register and fall back to the stream";
+    await register(pageA, urlA, userA);
+    await register(pageB, urlB, userB);
+
+    step = "A DMs B";
+    await pageA.fill("#dmUser", userB);
+    await pageA.locator("#openDm button").click();
+    const hi = `hi over a stream ${run}`;
+    await send(pageA, hi);
+    await until(pageB, `B: the DM from ${userA} listed`, ([c]) => !!document.querySelector(`#dms li[data-conv="${c}"]`), [dm]);
+    await pageB.locator(`#dms li[data-conv="${dm}"]`).click();
+    await until(pageB, "B: the DM shown", shown, hi);
+
+    step = "B replies";
+    const reply = `reply over a stream ${run}`;
+    await send(pageB, reply);
+    await until(pageA, "A: the reply shown live", shown, reply);
+
+    step = "A reloads and reads the DM again";
+    await pageA.reload({ waitUntil: "domcontentloaded" });
+    await until(pageA, "A: back on the stream", streaming);
+    await pageA.locator(`#dms li[data-conv="${dm}"]`).click();
+    await until(pageA, "A: history over the stream", ([a, b]) => {
+      const bodies = [...document.querySelectorAll("#list .msg .body")].map((m) => m.textContent);
+      return bodies.includes(a) && bodies.includes(b);
+    }, [hi, reply]);
+
+    step = "page errors";
+    if (pageErrors.length) throw new Error(`uncaught errors in the page: ${pageErrors.join("; ")}`);
+  } finally {
+    await browser.close().catch(() => {});
+  }
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`fallback: FAILED: no result after 120 s (at step: ${step})`);
+  process.exit(1);
+}, 120000);
+watchdog.unref();
+try {
+  await main();
+  console.log("fallback: ok");
+  process.exit(0);
+} catch (e) {
+  console.error(`fallback: FAILED at step "${step}" (users ${userA}, ${userB}): ${e.message}`);
+  process.exit(1);
+}
