@@ -12,6 +12,8 @@
 //!   address that reaches its limit is refused while another is not, and an
 //!   X-Forwarded-For header a client sends itself neither gets it out of its
 //!   limit nor pins its failures on another address.
+//! - A stream (`streams.rs`) flows through it unbuffered, and takes POSTs
+//!   on both gateways.
 //!
 //! nginx is TEST_NGINX (scripts/test installs nginx-light and sets it), else
 //! `nginx` on PATH or in /usr/sbin. Missing, the tests fail and say how to
@@ -31,6 +33,7 @@ use testkit::{JWT_SECRET, WsClient, ws::WsEnd};
 use self::harness::Nginx;
 
 mod harness;
+mod streams;
 
 /// Sockets held through nginx at once.
 const SOCKETS: usize = 5_000;
