@@ -222,6 +222,12 @@ impl Keys {
         format!("{}{{user:{user}}}:dms", self.prefix)
     }
 
+    /// A long-poll connection's server frames, waiting for its polls: a
+    /// stream, read by whichever gateway a poll reaches.
+    pub fn poll_queue(&self, gateway: &str, id: u64) -> String {
+        format!("{}{{poll:{gateway}.{id:x}}}", self.prefix)
+    }
+
     /// The sharded channel a gateway reads frames from, POSTed on other
     /// gateways for the streams it holds: in its delivery counter's slot.
     pub fn gateway_inbound(&self, gateway: &str) -> String {

@@ -1,11 +1,13 @@
 // Browser test of the web client's transport fallback: the gateways serve
 // no WebSockets (TRANSPORTS=stream), as behind a proxy that strips
-// `Upgrade`. Each page's WebSocket fails twice, then it runs on the stream
-// (server-sent events, frames POSTed) and says so; two users on two
-// gateways still DM both ways, and a reload comes back on the stream.
+// `Upgrade`, or only long-polling (TRANSPORTS=poll). Each page's WebSocket
+// fails twice, then it runs on the stream (server-sent events, frames
+// POSTed), or after two failed streams on long-polls, and says so; two
+// users on two gateways still DM both ways, and a reload comes back on the
+// same transport.
 //
 //   PLAYWRIGHT_NODE_PATH=.tools/node/node_modules \
-//     node e2e/browser/fallback.mjs http://127.0.0.1:8081 http://127.0.0.1:8082
+//     node e2e/browser/fallback.mjs http://127.0.0.1:8081 http://127.0.0.1:8082 streaming
 //
 // Prints "fallback: ok" and exits 0, or what failed and exits 1.
 import { randomBytes } from "node:crypto";
@@ -13,7 +15,7 @@ import { ARGS, CHROMIUM, loadPlaywright } from "./lib.mjs";
 
 const TIMEOUT = 20000;
 const PASSWORD = "password123";
-const [urlA, urlB] = process.argv.slice(2);
+const [urlA, urlB, transport = "streaming"] = process.argv.slice(2);
 const run = randomBytes(4).toString("hex");
 const userA = `fa_${run}`, userB = `fb_${run}`;
 const dm = userA < userB ? `dm:${userA}:${userB}` : `dm:${userB}:${userA}`;
@@ -29,7 +31,7 @@ async function until(page, what, fn, arg) {
   }
 }
 
-const streaming = () => /^connected to \S+ \(streaming\)$/.test(document.getElementById("status").textContent);
+const streaming = (t) => document.getElementById("status").textContent.match(/^connected to \S+ \((.+)\)$/)?.[1] === t;
 const shown = (text) => [...document.querySelectorAll("#list .msg")].some((m) =>
   !m.classList.contains("pending") && m.querySelector(".body")?.textContent === text);
 
@@ -38,7 +40,7 @@ async function register(page, url, user) {
   await page.fill("#username", user);
   await page.fill("#password", PASSWORD);
   await page.click("#register");
-  await until(page, `${user}: connected over the stream`, streaming);
+  await until(page, `${user}: connected by ${transport}`, streaming, transport);
 }
 
 async function send(page, text) {
@@ -78,7 +80,7 @@ async function main() {
 
     step = "A reloads and reads the DM again";
     await pageA.reload({ waitUntil: "domcontentloaded" });
-    await until(pageA, "A: back on the stream", streaming);
+    await until(pageA, `A: back on ${transport}`, streaming, transport);
     await pageA.locator(`#dms li[data-conv="${dm}"]`).click();
     await until(pageA, "A: history over the stream", ([a, b]) => {
       const bodies = [...document.querySelectorAll("#list .msg .body")].map((m) => m.textContent);

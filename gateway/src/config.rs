@@ -29,9 +29,9 @@ pub struct Config {
     /// Comma-separated origins allowed to open /ws; empty allows any.
     #[arg(long, env = "ALLOWED_ORIGINS", default_value = "")]
     pub allowed_origins: String,
-    /// Transports served, comma-separated: `websocket` (`/ws`) and `stream`
-    /// (`/api/stream` with POSTed frames).
-    #[arg(long, env = "TRANSPORTS", default_value = "websocket,stream")]
+    /// Transports served, comma-separated: `websocket` (`/ws`), `stream`
+    /// (`/api/stream` with POSTed frames) and `poll` (`/api/poll`).
+    #[arg(long, env = "TRANSPORTS", default_value = "websocket,stream,poll")]
     pub transports: String,
     /// Largest inbound WebSocket frame answered with `too_large` (bytes).
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 16 * 1024)]
@@ -149,10 +149,14 @@ impl config::ServiceConfig for Config {
         config::check_http_url("HISTORY_SERVICE_URL", &self.history_service_url)?;
         config::check_instance_name("GATEWAY_ID", &self.gateway_id)?;
         let names: Vec<&str> = self.transports.split(',').map(str::trim).collect();
-        if names.is_empty() || names.iter().any(|n| !matches!(*n, "websocket" | "stream")) {
+        if names.is_empty()
+            || names
+                .iter()
+                .any(|n| !matches!(*n, "websocket" | "stream" | "poll"))
+        {
             return Err(config::ConfigError::new(
                 "TRANSPORTS",
-                "must list websocket, stream or both, comma-separated",
+                "must list websocket, stream and poll, or some of them, comma-separated",
             ));
         }
         for origin in self.origins() {
@@ -254,6 +258,7 @@ impl config::ServiceConfig for Config {
 pub struct Transports {
     pub websocket: bool,
     pub stream: bool,
+    pub poll: bool,
 }
 
 impl Config {
@@ -262,6 +267,7 @@ impl Config {
         Transports {
             websocket: names.contains(&"websocket"),
             stream: names.contains(&"stream"),
+            poll: names.contains(&"poll"),
         }
     }
 

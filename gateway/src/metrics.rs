@@ -33,6 +33,10 @@ pub fn catalog() -> Vec<Metric> {
         ),
         Metric::counter("gateway_streams_total", "streams (GET /api/stream) opened"),
         Metric::counter(
+            "gateway_polls_opened_total",
+            "long-poll connections (POST /api/poll) opened",
+        ),
+        Metric::counter(
             "gateway_stream_frames_forwarded_total",
             "POSTed frames published to the gateway that holds their stream",
         ),

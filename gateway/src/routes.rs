@@ -109,6 +109,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ws::upgrade))
         .routes(routes!(stream::open))
         .routes(routes!(stream::post))
+        .routes(routes!(stream::poll::open))
+        .routes(routes!(stream::poll::poll))
         .routes(routes!(site::index))
         .routes(routes!(site::healthz))
         .routes(routes!(openapi_json))

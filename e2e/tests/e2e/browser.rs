@@ -10,7 +10,12 @@ use e2e::{Stack, StackOptions};
 
 /// Runs `script` (under e2e/browser) against gateways 0 and 1 of `stack`;
 /// its stdout must hold `<name>: ok`.
-async fn node(stack: Stack, script: &'static str, name: &'static str) {
+async fn node(
+    stack: Stack,
+    script: &'static str,
+    name: &'static str,
+    args: &'static [&'static str],
+) {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let node_path = std::env::var("PLAYWRIGHT_NODE_PATH").unwrap_or_else(|_| {
         repo.join(".tools/node/node_modules")
@@ -22,6 +27,7 @@ async fn node(stack: Stack, script: &'static str, name: &'static str) {
             .arg(repo.join("e2e/browser").join(script))
             .arg(stack.gateway_url(0, ""))
             .arg(stack.gateway_url(1, ""))
+            .args(args)
             .env("PLAYWRIGHT_NODE_PATH", node_path)
             .output()
             .map(|o| (o, stack))
@@ -49,7 +55,18 @@ async fn the_web_client_falls_back_to_streaming_without_websockets() {
         ..StackOptions::default()
     })
     .await;
-    node(stack, "fallback.mjs", "fallback").await;
+    node(stack, "fallback.mjs", "fallback", &["streaming"]).await;
+}
+
+/// Only long-polling is served: the web client falls back twice, to it.
+#[tokio::test]
+async fn the_web_client_falls_back_to_long_polling_last() {
+    let stack = Stack::start(StackOptions {
+        gateway_env: vec![("TRANSPORTS", "poll".into())],
+        ..StackOptions::default()
+    })
+    .await;
+    node(stack, "fallback.mjs", "fallback", &["long-polling"]).await;
 }
 
 #[tokio::test]
@@ -60,5 +77,5 @@ async fn the_web_client_works_in_a_real_browser() {
         ..StackOptions::default()
     })
     .await;
-    node(stack, "web_client.mjs", "web client").await;
+    node(stack, "web_client.mjs", "web client", &[]).await;
 }

@@ -32,6 +32,7 @@ pub struct Settings {
     /// TRANSPORTS: WebSockets at `/ws`, streams at `/api/stream`.
     pub websocket: bool,
     pub streaming: bool,
+    pub polling: bool,
 }
 
 impl From<&Config> for Settings {
@@ -49,6 +50,7 @@ impl From<&Config> for Settings {
             origins: c.origins(),
             websocket: c.transports().websocket,
             streaming: c.transports().stream,
+            polling: c.transports().poll,
         }
     }
 }

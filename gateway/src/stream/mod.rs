@@ -9,9 +9,11 @@
 //! `pump.rs` writes the outbox as events; POSTs feed the session's inbound
 //! queue through the registry (`registry.rs`), here or, forwarded through
 //! Redis, on the gateway that holds the stream (`forward.rs`). No sticky
-//! sessions are needed.
+//! sessions are needed. Long-polling (`poll.rs`) is the same again, with
+//! the outbox in Redis for polls on any gateway.
 
 pub mod forward;
+pub mod poll;
 pub mod pump;
 pub mod registry;
 

@@ -70,6 +70,10 @@ pub struct Registration {
 }
 
 impl Registration {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The connection token its client POSTs to.
     pub fn token(&self) -> String {
         let gateway = &self.streams.0.gateway;
@@ -162,6 +166,30 @@ impl Streams {
         }
     }
 
+    /// The (gateway, id) of `token` if its MAC says it is `user`'s;
+    /// Err(Unknown) for a string that is no token, Err(NotYours) for a
+    /// forged one or another user's.
+    pub fn check<'a>(&self, token: &'a str, user: &str) -> Result<(&'a str, u64), Handed> {
+        let t = parse(token).ok_or(Handed::Unknown)?;
+        let expected = self.mac(t.gateway, t.id, user);
+        if !service_kit::auth::constant_time_eq(expected.as_bytes(), t.mac.as_bytes()) {
+            return Err(Handed::NotYours);
+        }
+        Ok((t.gateway, t.id))
+    }
+
+    pub fn redis(&self) -> &Redis {
+        &self.0.redis
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.0.keys
+    }
+
+    pub fn gateway(&self) -> &str {
+        &self.0.gateway
+    }
+
     /// Hands `frames` from `user` to the stream `token` names, here or on
     /// the gateway that holds it.
     pub async fn hand(
@@ -170,13 +198,15 @@ impl Streams {
         user: &str,
         frames: Vec<String>,
     ) -> Result<Handed, Error> {
-        let Some(t) = parse(token) else {
-            return Ok(Handed::Unknown);
+        let (gateway, id) = match self.check(token, user) {
+            Ok(found) => found,
+            Err(refused) => return Ok(refused),
         };
-        let expected = self.mac(t.gateway, t.id, user);
-        if !service_kit::auth::constant_time_eq(expected.as_bytes(), t.mac.as_bytes()) {
-            return Ok(Handed::NotYours);
-        }
+        let t = Token {
+            gateway,
+            id,
+            mac: "",
+        };
         if t.gateway == self.0.gateway {
             return Ok(self.hand_here(t.id, user, frames));
         }

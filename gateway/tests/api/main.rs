@@ -14,6 +14,7 @@ mod http_rooms;
 mod layers;
 mod numbers;
 mod openapi;
+mod polls;
 mod presence;
 mod races;
 mod refs;
