@@ -126,6 +126,34 @@ async fn start(
         sessions.shutdown.clone(),
         sessions.settings.heartbeat(),
     ));
+    spawn_session(
+        sessions,
+        inbound,
+        writer,
+        outbox,
+        identity,
+        permit,
+        registration,
+    );
+    metrics::counter!("gateway_streams_total").increment(1);
+    Ok(Sse::new(futures::stream::unfold(
+        body,
+        |mut body| async move { body.recv().await.map(|event| (event, body)) },
+    )))
+}
+
+/// Runs the session of a stream or long-poll connection as a task: client
+/// frames from the registry's queue `inbound` (what POSTs hand it), the
+/// outbox out through `writer`; the stream leaves the registry with it.
+fn spawn_session(
+    sessions: &Sessions,
+    inbound: mpsc::Receiver<String>,
+    writer: tokio::task::JoinHandle<()>,
+    outbox: std::sync::Arc<crate::delivery::outbox::Outbox>,
+    identity: crate::domain::tokens::Identity,
+    permit: crate::delivery::caps::ConnPermit,
+    registration: registry::Registration,
+) {
     let input = Box::pin(futures::stream::unfold(inbound, |mut inbound| async move {
         let text = inbound.recv().await?;
         Some((Ok::<_, axum::Error>(Message::Text(text.into())), inbound))
@@ -140,11 +168,6 @@ async fn start(
         session.await;
         drop(registration);
     });
-    metrics::counter!("gateway_streams_total").increment(1);
-    Ok(Sse::new(futures::stream::unfold(
-        body,
-        |mut body| async move { body.recv().await.map(|event| (event, body)) },
-    )))
 }
 
 /// Send client frames to a stream, on any gateway.

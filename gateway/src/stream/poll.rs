@@ -18,7 +18,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json,
-    extract::{Path, State, ws::Message},
+    extract::{Path, State},
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
@@ -40,8 +40,7 @@ use crate::{
     session::{
         Sessions,
         admit::{Credentials, admit},
-        close,
-        run::{self, Transport},
+        close, run,
     },
 };
 
@@ -112,20 +111,15 @@ pub async fn open(
         sessions.settings.outbound_queue,
         sessions.settings.idle_timeout,
     ));
-    let input = Box::pin(futures::stream::unfold(inbound, |mut inbound| async move {
-        let text = inbound.recv().await?;
-        Some((Ok::<_, axum::Error>(Message::Text(text.into())), inbound))
-    }));
-    let transport = Transport {
-        input,
+    super::spawn_session(
+        &sessions,
+        inbound,
         writer,
-        handshake: false,
-    };
-    let session = run::run(transport, outbox, sessions.clone(), identity, permit);
-    tokio::spawn(async move {
-        session.await;
-        drop(registration);
-    });
+        outbox,
+        identity,
+        permit,
+        registration,
+    );
     metrics::counter!("gateway_polls_opened_total").increment(1);
     Ok(Json(Opened {
         conn,
