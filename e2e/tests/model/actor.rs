@@ -109,7 +109,15 @@ fn transient(code: &str) -> bool {
 struct Socket {
     delivered: HashSet<String>,
     reads: HashMap<String, u64>,
+    /// Per conversation, the highest seq delivered.
+    top: HashMap<String, u64>,
 }
+
+/// How far below its highest seq a gateway remembers, per conversation and
+/// socket, what it handed (`gateway/src/delivery/seen.rs`): an older seq
+/// delivered again is handed on, as documented ("a rare duplicate beats a
+/// missed message"; clients drop it by id).
+const SEEN_WINDOW: u64 = 64;
 
 pub struct Actor {
     user: String,
@@ -301,8 +309,13 @@ impl Actor {
     /// A message delivered to this socket, live or in its offline batch.
     fn deliver(&mut self, m: &Value, how: &str) {
         let id = m["id"].as_str().unwrap_or_default().to_owned();
+        let conversation = m["conversation"].as_str().unwrap_or_default().to_owned();
+        let seq = m["seq"].as_u64().unwrap_or_default();
         self.delivered += 1;
-        if !self.socket.delivered.insert(id.clone()) {
+        let top = self.socket.top.entry(conversation).or_default();
+        let stale = *top >= seq + SEEN_WINDOW;
+        *top = (*top).max(seq);
+        if !self.socket.delivered.insert(id.clone()) && !stale {
             self.violations.push(format!(
                 "{}: {how} delivery of {} seq {} ({id}) reached this socket twice",
                 self.user, m["conversation"], m["seq"]
