@@ -104,6 +104,16 @@ pub struct IdleArgs {
     /// towards the gateway. Default: any.
     #[arg(long, value_delimiter = ',')]
     pub sources: Vec<std::net::IpAddr>,
+    /// What to hold open: WebSockets, or streams (`GET /api/stream`, the
+    /// server-sent event transport).
+    #[arg(long, value_enum, default_value_t = IdleTransport::Websocket)]
+    pub transport: IdleTransport,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleTransport {
+    Websocket,
+    Stream,
 }
 
 fn default_run_id() -> String {

@@ -2,16 +2,78 @@
 //! kernel's memory per socket beside it. Connections can come from several
 //! loopback source addresses (`--sources 127.0.0.2,127.0.0.3,…`), each good
 //! for one ephemeral-port range towards the gateway's port, to get past
-//! ~28,000 connections from one address.
+//! ~28,000 connections from one address. `--transport stream` holds
+//! streams (`GET /api/stream`) instead of WebSockets.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
+use anyhow::Context;
 use futures::{StreamExt, stream};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpSocket, TcpStream},
+};
 
 use crate::{
-    cli::{Cli, IdleArgs},
+    cli::{Cli, IdleArgs, IdleTransport},
     client, setup,
 };
+
+/// Something held open: a WebSocket, or a stream's TCP connection.
+enum Held {
+    Socket(#[allow(dead_code)] Box<client::Socket>),
+    Stream(#[allow(dead_code)] TcpStream),
+}
+
+/// A stream on `gateway` (`ws://host:port`) past its `offline` frame.
+async fn open_stream(
+    gateway: &str,
+    token: &str,
+    source: Option<IpAddr>,
+) -> anyhow::Result<TcpStream> {
+    let authority = gateway
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .context("a gateway URL")?;
+    let addr: SocketAddr = tokio::net::lookup_host(authority)
+        .await?
+        .next()
+        .context("resolving the gateway")?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(source) = source {
+        socket.bind(SocketAddr::new(source, 0)).context("bind")?;
+    }
+    let mut stream = socket.connect(addr).await.context("connect")?;
+    let request = format!(
+        "GET /api/stream HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.windows(9).any(|w| w == b"\"offline\"") {
+        let n = stream.read(&mut buf).await?;
+        anyhow::ensure!(
+            n > 0,
+            "the stream closed: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+        anyhow::ensure!(
+            seen.len() < 12 || seen.starts_with(b"HTTP/1.1 200"),
+            "refused: {}",
+            String::from_utf8_lossy(&seen)
+        );
+    }
+    Ok(stream)
+}
 
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -70,11 +132,23 @@ pub async fn run(cli: &Cli, args: &IdleArgs) -> anyhow::Result<String> {
                 3600,
             )
             .expect("mint token");
-            (setup::ws_url(gateway, &token), sources[i % sources.len()])
+            (token, sources[i % sources.len()])
         })
         .collect();
-    let sockets: Vec<_> = stream::iter(targets)
-        .map(|(url, source)| async move { client::connect_from(&url, source).await })
+    let transport = args.transport;
+    let sockets: Vec<anyhow::Result<Held>> = stream::iter(targets)
+        .map(|(token, source)| async move {
+            match transport {
+                IdleTransport::Websocket => {
+                    client::connect_from(&setup::ws_url(gateway, &token), source)
+                        .await
+                        .map(|s| Held::Socket(Box::new(s)))
+                }
+                IdleTransport::Stream => {
+                    open_stream(gateway, &token, source).await.map(Held::Stream)
+                }
+            }
+        })
         .buffer_unordered(64)
         .collect()
         .await;
@@ -100,7 +174,7 @@ pub async fn run(cli: &Cli, args: &IdleArgs) -> anyhow::Result<String> {
         ),
     };
     Ok(format!(
-        "idle: connections={open}/{} from {} source address(es): gateway RSS {before} KiB -> {after} KiB: {:.2} KiB per connection; kernel per socket: {kernel}",
+        "idle ({transport:?}): connections={open}/{} from {} source address(es): gateway RSS {before} KiB -> {after} KiB: {:.2} KiB per connection; kernel per socket: {kernel}",
         args.connections,
         sources.len(),
         (after.saturating_sub(before)) as f64 / open.max(1) as f64

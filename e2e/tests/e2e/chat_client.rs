@@ -1,7 +1,8 @@
 //! A client that behaves as the protocol asks a good client to: it keeps every
 //! message until `sent` arrives, re-sends unacknowledged ones with the same
 //! `client_id` after a reconnect or an `unavailable` error, acks offline
-//! batches, and dedups received messages by id.
+//! batches, and dedups received messages by id. It speaks over a WebSocket
+//! or over a stream (`stream_link.rs`): the same protocol either way.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -11,10 +12,44 @@ use std::{
 use serde_json::{Value, json};
 use testkit::{WsClient, ws::WsEnd};
 
+use crate::stream_link::StreamLink;
+
+/// Which transport a client uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    WebSocket,
+    /// A stream; POSTs go to every gateway of the list in turn.
+    Stream,
+}
+
+enum Link {
+    Ws(WsClient),
+    Stream(StreamLink),
+}
+
+impl Link {
+    async fn send_text(&mut self, text: &str) -> Result<(), String> {
+        match self {
+            Self::Ws(ws) => ws.try_send_text(text).await,
+            Self::Stream(s) => s.send_text(text).await,
+        }
+    }
+
+    async fn next_frame(&mut self, deadline: Duration) -> Result<Value, WsEnd> {
+        match self {
+            Self::Ws(ws) => ws.next_frame(deadline).await,
+            Self::Stream(s) => s.next_frame(deadline).await,
+        }
+    }
+}
+
 pub struct ChatClient {
     pub user: String,
     token: String,
-    ws: Option<WsClient>,
+    transport: Transport,
+    /// Every gateway port, for a stream's POSTs.
+    gateways: Vec<u16>,
+    ws: Option<Link>,
     /// client_id → (to, body), until `sent`.
     pub unacked: BTreeMap<String, (String, String)>,
     /// client_id → (id, seq).
@@ -29,9 +64,22 @@ pub struct ChatClient {
 
 impl ChatClient {
     pub async fn connect(user: &str, token: &str, port: u16) -> Self {
+        Self::connect_with(Transport::WebSocket, &[], user, token, port).await
+    }
+
+    /// A client on `transport`; a stream's POSTs go to `gateways` in turn.
+    pub async fn connect_with(
+        transport: Transport,
+        gateways: &[u16],
+        user: &str,
+        token: &str,
+        port: u16,
+    ) -> Self {
         let mut c = Self {
             user: user.to_owned(),
             token: token.to_owned(),
+            transport,
+            gateways: gateways.to_vec(),
             ws: None,
             unacked: BTreeMap::new(),
             acked: HashMap::new(),
@@ -45,13 +93,32 @@ impl ChatClient {
 
     /// (Re)connects, takes the offline batch, and re-sends what is unacked.
     pub async fn reconnect(&mut self, port: u16) {
-        let (mut ws, offline) = WsClient::connect_ready(port, &self.token).await;
+        let (mut link, offline) = match self.transport {
+            Transport::WebSocket => {
+                let (ws, offline) = WsClient::connect_ready(port, &self.token).await;
+                (Link::Ws(ws), offline)
+            }
+            Transport::Stream => {
+                // The living gateways: POSTs to a dead one would only fail.
+                let posts: Vec<u16> = if self.gateways.is_empty() {
+                    vec![port]
+                } else {
+                    self.gateways.clone()
+                };
+                let (s, offline) = StreamLink::connect(port, &self.token, posts)
+                    .await
+                    .expect("a stream opens");
+                (Link::Stream(s), offline)
+            }
+        };
         for m in offline["messages"].as_array().unwrap() {
             self.received
                 .insert(m["id"].as_str().unwrap().to_owned(), m.clone());
         }
-        ws.send_json(&json!({"type": "offline_ack"})).await;
-        self.ws = Some(ws);
+        let _ = link
+            .send_text(&json!({"type": "offline_ack"}).to_string())
+            .await;
+        self.ws = Some(link);
         self.resend_unacked().await;
     }
 
@@ -77,10 +144,15 @@ impl ChatClient {
     async fn transmit(&mut self, client_id: &str, to: &str, body: &str) {
         if let Some(ws) = self.ws.as_mut() {
             let frame = json!({"type": "send", "client_id": client_id, "to": to, "body": body});
-            if ws.try_send_text(&frame.to_string()).await.is_err() {
+            if ws.send_text(&frame.to_string()).await.is_err() {
                 self.ws = None;
             }
         }
+    }
+
+    /// The gateways a stream's POSTs go to from the next connect on.
+    pub fn use_gateways(&mut self, gateways: &[u16]) {
+        self.gateways = gateways.to_vec();
     }
 
     pub fn connected(&self) -> bool {

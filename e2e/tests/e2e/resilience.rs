@@ -9,7 +9,10 @@ use std::{
 use e2e::{Stack, StackOptions};
 use serde_json::{Value, json};
 
-use crate::{chat_client::ChatClient, helpers::user};
+use crate::{
+    chat_client::{ChatClient, Transport},
+    helpers::user,
+};
 
 fn fast_gateways() -> Vec<(&'static str, String)> {
     vec![
@@ -167,10 +170,27 @@ enum Fault {
 /// `fault` strikes; she reconnects to gateway 1 if hers dies. Returns both
 /// clients once every message is acknowledged.
 async fn flood(stack: &Stack, n: usize, fault: Fault) -> (ChatClient, ChatClient, String) {
+    flood_on(stack, n, fault, Transport::WebSocket).await
+}
+
+/// [`flood`], with both clients on `transport`. On a stream, alice's POSTs
+/// go to both gateways in turn; after gateway 0 dies, to gateway 1 only.
+async fn flood_on(
+    stack: &Stack,
+    n: usize,
+    fault: Fault,
+    transport: Transport,
+) -> (ChatClient, ChatClient, String) {
     let alice_token = user(stack, 0, "alice").await;
     let bob_token = user(stack, 1, "bob").await;
-    let mut alice = ChatClient::connect("alice", &alice_token, stack.gateway_ports[0]).await;
-    let mut bob = ChatClient::connect("bob", &bob_token, stack.gateway_ports[1]).await;
+    let ports = stack.gateway_ports.clone();
+    let alive = match fault {
+        Fault::KillGateway => vec![ports[1]],
+        _ => ports.clone(),
+    };
+    let mut alice =
+        ChatClient::connect_with(transport, &ports, "alice", &alice_token, ports[0]).await;
+    let mut bob = ChatClient::connect_with(transport, &alive, "bob", &bob_token, ports[1]).await;
     for k in 0..n {
         alice
             .send(&format!("k{k}"), "user:bob", &format!("message {k}"))
@@ -190,11 +210,13 @@ async fn flood(stack: &Stack, n: usize, fault: Fault) -> (ChatClient, ChatClient
         }
         if !alice.connected() {
             // Her gateway is gone: reconnect to the other one, re-send.
+            alice.use_gateways(&alive);
             alice.reconnect(stack.gateway_ports[1]).await;
         }
     }
     alice.pump(Duration::from_millis(100)).await;
     if !alice.connected() {
+        alice.use_gateways(&alive);
         alice.reconnect(stack.gateway_ports[1]).await;
     }
     alice.settle(Duration::from_secs(60)).await;
@@ -311,5 +333,31 @@ async fn dropped_redis_connections_heal_without_losing_acknowledged_messages() {
             "bob's gateway never re-subscribed"
         );
         bob.pump(Duration::from_millis(200)).await;
+    }
+}
+
+/// The same faults, with alice and bob on streams (server-sent events, frames
+/// POSTed to both gateways in turn): nothing acknowledged is lost, nothing
+/// is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_streams_a_killed_worker_or_gateway_loses_nothing_acknowledged() {
+    const N: usize = 200;
+    for fault in [Fault::KillWorker, Fault::KillGateway] {
+        let stack = Stack::start(fast_stack()).await;
+        let (alice, mut bob, token) = flood_on(&stack, N, fault, Transport::Stream).await;
+        receive_all(&mut bob, N).await;
+        let acked: BTreeSet<&str> = alice.acked.values().map(|(id, _)| id.as_str()).collect();
+        let got: BTreeSet<&str> = bob.received.keys().map(String::as_str).collect();
+        assert_eq!(acked.len(), N);
+        assert!(
+            acked.is_subset(&got),
+            "bob misses {} acknowledged messages",
+            acked.difference(&got).count()
+        );
+        assert_exactly_once(
+            &history(&stack, 1, &token, "dm:alice:bob").await,
+            &alice.acked,
+            N,
+        );
     }
 }
