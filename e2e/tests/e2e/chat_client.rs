@@ -23,7 +23,7 @@ pub enum Transport {
 }
 
 enum Link {
-    Ws(WsClient),
+    Ws(Box<WsClient>),
     Stream(StreamLink),
 }
 
@@ -96,7 +96,7 @@ impl ChatClient {
         let (mut link, offline) = match self.transport {
             Transport::WebSocket => {
                 let (ws, offline) = WsClient::connect_ready(port, &self.token).await;
-                (Link::Ws(ws), offline)
+                (Link::Ws(Box::new(ws)), offline)
             }
             Transport::Stream => {
                 // The living gateways: POSTs to a dead one would only fail.
