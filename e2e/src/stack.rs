@@ -299,11 +299,14 @@ impl Stack {
             .collect()
     }
 
-    /// Kills only gateway `index`'s pub/sub connection (CLIENT KILL ID of
-    /// the one client of that process with a subscription, on whichever
-    /// node holds it). Returns whether one was found.
+    /// Kills only gateway `index`'s pub/sub connections (CLIENT KILL ID of
+    /// each client of that process with a subscription, on whichever node
+    /// holds it: its deliveries, revocations and forwarded frames), leaving
+    /// its command connections be. Returns whether its delivery
+    /// subscription could have been among them (at least one was killed).
     pub async fn kill_pubsub_connection(&self, index: usize) -> bool {
         let pid = self.gateways[index].pid();
+        let mut killed_any = false;
         for node in testkit::redis::redis_nodes().await {
             let addrs = Self::redis_addrs(&[pid], &node);
             let mut redis = testkit::redis::node_connection(&node).await;
@@ -330,11 +333,11 @@ impl Stack {
                         .arg(&id)
                         .query_async(&mut redis)
                         .await;
-                    return killed.is_ok_and(|n| n == 1);
+                    killed_any |= killed.is_ok_and(|n| n == 1);
                 }
             }
         }
-        false
+        killed_any
     }
 
     /// Drops every Redis connection of this stack's processes (CLIENT KILL by
