@@ -50,6 +50,8 @@ pub const MAX_WAIT_MS: u64 = 25_000;
 const POLL_FRAMES: usize = 256;
 /// How often a waiting poll looks.
 const LOOK_EVERY: Duration = Duration::from_millis(100);
+/// How often a waiting poll on another gateway asks whether the holder is up.
+const ALIVE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long a finished connection's frames stay for a last poll.
 const LINGER_SECS: i64 = 60;
 
@@ -177,6 +179,7 @@ pub async fn poll(
         .query_async(&mut redis)
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
+    let mut next_alive_check = tokio::time::Instant::now();
     loop {
         let reply: redis::streams::StreamReadReply = redis
             .xread_options(
@@ -197,6 +200,16 @@ pub async fn poll(
             .map_err(Error::redis("reading a poll queue"))?;
         if !exists && after != (0, 0) {
             return Err(Error::NotFound("no such connection (it ended)".into()).into());
+        }
+        // A killed holder never writes its close: its queue would just
+        // expire, minutes later. Its client learns at once instead.
+        if tokio::time::Instant::now() >= next_alive_check {
+            if !streams.holder_alive(gateway).await? {
+                return Err(
+                    Error::NotFound("no such connection (its gateway is gone)".into()).into(),
+                );
+            }
+            next_alive_check = tokio::time::Instant::now() + ALIVE_CHECK_EVERY;
         }
         if tokio::time::Instant::now() + LOOK_EVERY > deadline {
             return Ok(answer(Vec::new(), &cursor));

@@ -190,6 +190,25 @@ impl Streams {
         &self.0.gateway
     }
 
+    /// Whether `gateway` is up: it is while it holds the subscription its
+    /// forwarded frames arrive on (a killed gateway's subscription ends
+    /// with its Redis connection, at once). This gateway always is.
+    pub async fn holder_alive(&self, gateway: &str) -> Result<bool, Error> {
+        if gateway == self.0.gateway {
+            return Ok(true);
+        }
+        let channel = self.0.keys.gateway_inbound(gateway);
+        let mut redis = self.0.redis.clone();
+        // On a cluster every node answers and the counts are summed.
+        let counts: std::collections::HashMap<String, i64> = redis::cmd("PUBSUB")
+            .arg("SHARDNUMSUB")
+            .arg(&channel)
+            .query_async(&mut redis)
+            .await
+            .map_err(Error::redis("asking whether a stream's gateway is up"))?;
+        Ok(counts.get(&channel).copied().unwrap_or(0) > 0)
+    }
+
     /// Hands `frames` from `user` to the stream `token` names, here or on
     /// the gateway that holds it.
     pub async fn hand(
