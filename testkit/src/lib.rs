@@ -5,17 +5,22 @@
 //! that `scripts/test` sets up.
 
 pub mod config;
+pub mod http_link;
 pub mod layers;
+pub mod link;
 pub mod mongo_server;
 pub mod otlp;
 pub mod ports;
 pub mod proxy;
 pub mod recovery;
 pub mod redis;
+pub mod sse;
 pub mod storage;
 pub mod wait;
 pub mod ws;
 
+pub use http_link::StreamLink;
+pub use link::{Link, Transport};
 pub use ports::free_port;
 pub use redis::{redis_cluster, redis_url};
 pub use storage::{Storage, mongodb_uri};

@@ -13,7 +13,7 @@ use std::{
 
 use e2e::Stack;
 use serde_json::{Value, json};
-use testkit::{WsClient, recovery::Inbox, ws::WsEnd};
+use testkit::{Link, Transport, recovery::Inbox, ws::WsEnd};
 
 use crate::ROOM;
 
@@ -77,7 +77,8 @@ pub struct Peer {
     others: Vec<String>,
     shared: Arc<Shared>,
     rng: u64,
-    ws: Option<WsClient>,
+    transport: Transport,
+    ws: Option<Link>,
     port: usize,
     /// client_id → (to, body, last sent).
     unacked: HashMap<String, (String, String, Instant, Instant)>,
@@ -101,7 +102,14 @@ const DRAIN: Duration = Duration::from_secs(90);
 const SETTLE: Duration = Duration::from_secs(3);
 
 impl Peer {
-    pub fn new(user: &str, token: &str, all: &[String], shared: Arc<Shared>, seed: u64) -> Self {
+    pub fn new(
+        user: &str,
+        token: &str,
+        all: &[String],
+        shared: Arc<Shared>,
+        seed: u64,
+        transport: Transport,
+    ) -> Self {
         Self {
             user: user.to_owned(),
             token: token.to_owned(),
@@ -111,6 +119,7 @@ impl Peer {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407)
                 | 1,
+            transport,
             ws: None,
             port: 0,
             unacked: HashMap::new(),
@@ -190,22 +199,16 @@ impl Peer {
         for attempt in 0..self.shared.ports.len() {
             let port_index = (self.port + attempt) % self.shared.ports.len();
             let port = self.shared.ports[port_index];
-            let Ok(mut ws) = WsClient::connect(port, &self.token).await else {
+            let Ok((mut ws, offline)) =
+                Link::open(self.transport, port, &self.token, &self.shared.ports).await
+            else {
                 continue;
             };
-            let hello = ws.next_frame(Duration::from_secs(5)).await;
-            let offline = ws.next_frame(Duration::from_secs(5)).await;
-            let (Ok(hello), Ok(offline)) = (hello, offline) else {
-                continue;
-            };
-            if hello["type"] != "hello" || offline["type"] != "offline" {
-                continue;
-            }
             for m in offline["messages"].as_array().cloned().unwrap_or_default() {
                 self.inbox.add(&m, true);
             }
             if ws
-                .try_send_text(&json!({"type": "offline_ack"}).to_string())
+                .send_text(&json!({"type": "offline_ack"}).to_string())
                 .await
                 .is_err()
             {
@@ -258,7 +261,7 @@ impl Peer {
         *last = Instant::now();
         let frame = json!({"type": "send", "client_id": client_id, "to": to, "body": body});
         if let Some(ws) = self.ws.as_mut()
-            && ws.try_send_text(&frame.to_string()).await.is_err()
+            && ws.send_text(&frame.to_string()).await.is_err()
         {
             self.ws = None;
         }

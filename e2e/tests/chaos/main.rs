@@ -5,7 +5,8 @@
 //! connections, MongoDB stopped, CLIENT PAUSE, and a gateway's Redis link
 //! black-holed. Clients behave as docs/protocol.md asks: re-send what is
 //! unacknowledged with the same client_id, recover after `resync` and on
-//! every reconnect. Then the checker counts, from the sender's acks, the
+//! every reconnect. Two of the six users are on the HTTP transports (a
+//! stream, long-polls). Then the checker counts, from the sender's acks, the
 //! recipients' inboxes and history: lost, missed, duplicated, gaps, and the
 //! time to recover after each fault. The target is 0, 0, 0, 0.
 //!
@@ -22,7 +23,7 @@ use std::{
 };
 
 use e2e::{Stack, StackOptions};
-use testkit::{mongo_server::MongoServer, proxy::TcpProxy};
+use testkit::{Transport, mongo_server::MongoServer, proxy::TcpProxy};
 
 use crate::{
     client::{Peer, Shared},
@@ -30,6 +31,17 @@ use crate::{
 };
 
 pub const USERS: usize = 6;
+
+/// Users 0 to 3 on WebSockets, 4 on a stream, 5 on long-polls: the HTTP
+/// transports meet every fault too, their POSTs and polls spread over both
+/// gateways.
+fn transport_of(user: usize) -> Transport {
+    match user {
+        4 => Transport::Stream,
+        5 => Transport::LongPoll,
+        _ => Transport::WebSocket,
+    }
+}
 pub const ROOM: &str = "chaos";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +86,14 @@ async fn chaos_soak_loses_nothing() {
         .zip(&tokens)
         .enumerate()
         .map(|(i, (name, token))| {
-            let peer = Peer::new(name, token, &names, shared.clone(), seed + i as u64);
+            let peer = Peer::new(
+                name,
+                token,
+                &names,
+                shared.clone(),
+                seed + i as u64,
+                transport_of(i),
+            );
             tokio::spawn(peer.run(i % 2))
         })
         .collect();
@@ -93,6 +112,19 @@ async fn chaos_soak_loses_nothing() {
     let mut finished = Vec::new();
     for p in peers {
         finished.push(p.await.expect("peer task"));
+    }
+    // Each transport took part: every peer sent, was acknowledged and got
+    // messages live (a peer that never connects would send nothing, and
+    // lose nothing).
+    for (i, peer) in finished.iter().enumerate() {
+        assert!(
+            !peer.acked.is_empty() && peer.inbox.live > 0,
+            "{} on {:?}: {} acked, {} received live",
+            peer.user,
+            transport_of(i),
+            peer.acked.len(),
+            peer.inbox.live
+        );
     }
     let report = report::check(&stack, &finished, &faults, started.elapsed()).await;
     println!("{}", report.markdown(seed, secs));

@@ -2,7 +2,8 @@
 //! message until `sent` arrives, re-sends unacknowledged ones with the same
 //! `client_id` after a reconnect or an `unavailable` error, acks offline
 //! batches, and dedups received messages by id. It speaks over a WebSocket
-//! or over a stream (`stream_link.rs`): the same protocol either way.
+//! or over a stream or long-polls (`testkit::http_link`): the same protocol
+//! every way.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -10,38 +11,8 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use testkit::{WsClient, ws::WsEnd};
-
-use crate::stream_link::StreamLink;
-
-/// Which transport a client uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    WebSocket,
-    /// A stream; POSTs go to every gateway of the list in turn.
-    Stream,
-}
-
-enum Link {
-    Ws(Box<WsClient>),
-    Stream(StreamLink),
-}
-
-impl Link {
-    async fn send_text(&mut self, text: &str) -> Result<(), String> {
-        match self {
-            Self::Ws(ws) => ws.try_send_text(text).await,
-            Self::Stream(s) => s.send_text(text).await,
-        }
-    }
-
-    async fn next_frame(&mut self, deadline: Duration) -> Result<Value, WsEnd> {
-        match self {
-            Self::Ws(ws) => ws.next_frame(deadline).await,
-            Self::Stream(s) => s.next_frame(deadline).await,
-        }
-    }
-}
+pub use testkit::Transport;
+use testkit::{Link, ws::WsEnd};
 
 pub struct ChatClient {
     pub user: String,
@@ -93,24 +64,10 @@ impl ChatClient {
 
     /// (Re)connects, takes the offline batch, and re-sends what is unacked.
     pub async fn reconnect(&mut self, port: u16) {
-        let (mut link, offline) = match self.transport {
-            Transport::WebSocket => {
-                let (ws, offline) = WsClient::connect_ready(port, &self.token).await;
-                (Link::Ws(Box::new(ws)), offline)
-            }
-            Transport::Stream => {
-                // The living gateways: POSTs to a dead one would only fail.
-                let posts: Vec<u16> = if self.gateways.is_empty() {
-                    vec![port]
-                } else {
-                    self.gateways.clone()
-                };
-                let (s, offline) = StreamLink::connect(port, &self.token, posts)
-                    .await
-                    .expect("a stream opens");
-                (Link::Stream(s), offline)
-            }
-        };
+        // The living gateways: POSTs to a dead one would only fail.
+        let (mut link, offline) = Link::open(self.transport, port, &self.token, &self.gateways)
+            .await
+            .unwrap_or_else(|e| panic!("{}: the link to {port} opens: {e}", self.user));
         for m in offline["messages"].as_array().unwrap() {
             self.received
                 .insert(m["id"].as_str().unwrap().to_owned(), m.clone());
@@ -147,6 +104,33 @@ impl ChatClient {
             if ws.send_text(&frame.to_string()).await.is_err() {
                 self.ws = None;
             }
+        }
+    }
+
+    /// Sends any client frame as it is (an edit, a delete…); its `sent`
+    /// lands in `acked` under its `client_id`, as a message's does.
+    pub async fn send_frame(&mut self, frame: Value) {
+        if let Some(ws) = self.ws.as_mut()
+            && ws.send_text(&frame.to_string()).await.is_err()
+        {
+            self.ws = None;
+        }
+    }
+
+    /// Pumps until `done` holds, for at most 20 s (then panics with `what`).
+    pub async fn pump_until(&mut self, what: &str, done: impl Fn(&Self) -> bool) {
+        let end = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            assert!(
+                tokio::time::Instant::now() < end,
+                "{}: no {what} within 20 s",
+                self.user
+            );
+            assert!(
+                self.pump(Duration::from_millis(100)).await,
+                "{}: link lost waiting for {what}",
+                self.user
+            );
         }
     }
 

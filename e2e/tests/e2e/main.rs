@@ -19,5 +19,5 @@ mod resilience;
 mod security;
 mod servers;
 mod shutdown;
-mod stream_link;
 mod tracing;
+mod transports;

@@ -156,7 +156,7 @@ async fn a_thousand_room_messages_reach_ten_members_on_two_gateways_exactly_once
 }
 
 /// What goes wrong while alice floods bob with DMs.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
     /// kill -9 of chat-service worker 0, a quarter of the way in.
     KillWorker,
@@ -336,22 +336,21 @@ async fn dropped_redis_connections_heal_without_losing_acknowledged_messages() {
     }
 }
 
-/// The same faults, with alice and bob on streams (server-sent events, frames
-/// POSTed to both gateways in turn): nothing acknowledged is lost, nothing
-/// is stored twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_streams_a_killed_worker_or_gateway_loses_nothing_acknowledged() {
+/// The same faults with alice and bob on `transport` (frames POSTed to
+/// both gateways in turn; long-polls too): nothing acknowledged is lost,
+/// nothing is stored twice.
+async fn faults_on(transport: Transport) {
     const N: usize = 200;
     for fault in [Fault::KillWorker, Fault::KillGateway] {
         let stack = Stack::start(fast_stack()).await;
-        let (alice, mut bob, token) = flood_on(&stack, N, fault, Transport::Stream).await;
+        let (alice, mut bob, token) = flood_on(&stack, N, fault, transport).await;
         receive_all(&mut bob, N).await;
         let acked: BTreeSet<&str> = alice.acked.values().map(|(id, _)| id.as_str()).collect();
         let got: BTreeSet<&str> = bob.received.keys().map(String::as_str).collect();
         assert_eq!(acked.len(), N);
         assert!(
             acked.is_subset(&got),
-            "bob misses {} acknowledged messages",
+            "{transport:?}, {fault:?}: bob misses {} acknowledged messages",
             acked.difference(&got).count()
         );
         assert_exactly_once(
@@ -360,4 +359,14 @@ async fn on_streams_a_killed_worker_or_gateway_loses_nothing_acknowledged() {
             N,
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_streams_a_killed_worker_or_gateway_loses_nothing_acknowledged() {
+    faults_on(Transport::Stream).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_long_polls_a_killed_worker_or_gateway_loses_nothing_acknowledged() {
+    faults_on(Transport::LongPoll).await;
 }

@@ -10,8 +10,6 @@
 #[allow(dead_code)]
 #[path = "../e2e/chat_client.rs"]
 mod chat_client;
-#[path = "../e2e/stream_link.rs"]
-mod stream_link;
 
 use std::{
     collections::HashMap,

@@ -19,7 +19,7 @@ struct Stream {
 impl Stream {
     async fn open(stack: &TestStack, gateway: usize, token: &str) -> Result<Self, StatusCode> {
         let url = format!("http://127.0.0.1:{}/api/stream", stack.gateways[gateway]);
-        let mut response = stack
+        let response = stack
             .http
             .get(url)
             .bearer_auth(token)
@@ -34,27 +34,7 @@ impl Stream {
             "text/event-stream",
             "an event stream"
         );
-        let (tx, mut events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut buffer = String::new();
-            while let Ok(Some(chunk)) = response.chunk().await {
-                buffer.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buffer.find("\n\n") {
-                    let block: String = buffer.drain(..end + 2).collect();
-                    let (mut event, mut data) = ("message".to_owned(), String::new());
-                    for line in block.lines() {
-                        if let Some(e) = line.strip_prefix("event:") {
-                            event = e.trim().to_owned();
-                        } else if let Some(d) = line.strip_prefix("data:") {
-                            data.push_str(d.trim_start());
-                        }
-                    }
-                    if !data.is_empty() && tx.send((event, data)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
+        let mut events = testkit::sse::events(response);
         let (event, data) = tokio::time::timeout(Duration::from_secs(10), events.recv())
             .await
             .expect("the connection event")

@@ -21,32 +21,6 @@ async fn call(http: &reqwest::Client, url: String, token: Option<&str>, body: Va
     response.json().await.unwrap_or(Value::Null)
 }
 
-/// The data of each event of `response`, as (event, data).
-fn events(mut response: reqwest::Response) -> mpsc::UnboundedReceiver<(String, String)> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut buffer = String::new();
-        while let Ok(Some(chunk)) = response.chunk().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let mut event = ("message".to_owned(), String::new());
-                for line in block.lines() {
-                    if let Some(e) = line.strip_prefix("event:") {
-                        event.0 = e.trim().to_owned();
-                    } else if let Some(d) = line.strip_prefix("data:") {
-                        event.1.push_str(d.trim_start());
-                    }
-                }
-                if !event.1.is_empty() && tx.send(event).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    rx
-}
-
 #[tokio::test]
 async fn a_stream_flows_through_nginx_and_takes_posts_on_both_gateways() {
     let stack = Stack::start(StackOptions {
@@ -82,7 +56,7 @@ async fn a_stream_flows_through_nginx_and_takes_posts_on_both_gateways() {
         .await
         .expect("the stream through nginx");
     assert_eq!(response.status(), 200, "{}", nginx.logs());
-    let mut events = events(response);
+    let mut events = testkit::sse::events(response);
     // Each event as it is sent: a buffering proxy would hold these back
     // until its buffer filled.
     let next = async |events: &mut mpsc::UnboundedReceiver<(String, String)>| {
