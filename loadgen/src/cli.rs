@@ -47,6 +47,10 @@ pub struct RandomArgs {
     /// Seed of the random recipient choices (same seed, same pairs).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The clients' transport: WebSockets, streams (events down, POSTs up
+    /// to every gateway in turn) or long-polls.
+    #[arg(long, value_enum, default_value_t = crate::transport::Transport::Websocket)]
+    pub transport: crate::transport::Transport,
 }
 
 #[derive(Args, Debug)]

@@ -1,9 +1,10 @@
-//! `loadgen`: drives a running chat stack over its public surface (HTTP and
-//! WebSocket) and reports throughput, latency percentiles and memory.
+//! `loadgen`: drives a running chat stack over its public surface (HTTP,
+//! WebSocket, streams and long-polls) and reports throughput, latency percentiles and memory.
 //!
 //!   loadgen fanout --members 500 --senders 5 --rate 200 --duration 20
 //!   loadgen dm --pairs 100 --rate 1000 --duration 20
 //!   loadgen random --clients 1000 --rate 2000 --duration 20
+//!   loadgen random --clients 1000 --rate 1000 --transport stream
 //!   loadgen dm --pairs 100 --rate 1000 --duration 20 --read
 //!   loadgen list --conversations 1000 --requests 300
 //!   loadgen idle --connections 10000 --gateway-pid 1234
@@ -19,6 +20,7 @@ mod random;
 mod recovery;
 mod setup;
 mod stats;
+mod transport;
 
 use clap::Parser;
 

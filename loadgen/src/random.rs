@@ -3,17 +3,16 @@
 //! message opens a new conversation (per-conversation keys created on first
 //! use, cold caches): the shape of real DM traffic, unlike `dm`'s fixed
 //! pairs. Reports the `sent` ack and delivery latency with p95, where a
-//! bimodal tail shows first.
+//! bimodal tail shows first. `--transport stream|poll` runs the same
+//! traffic over the HTTP transports.
 
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
-
 use crate::{
     cli::{Cli, RandomArgs},
-    client, setup,
+    setup,
     stats::{Latencies, Timeline, ack_stamp, now_micros, stamp_of},
+    transport,
 };
 
 /// A small deterministic generator per client (xorshift64*): the pairs are
@@ -40,8 +39,7 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
     // yet would go to its offline queue, not be delivered live.
     let mut sockets = Vec::with_capacity(args.clients);
     for (i, token) in tokens.iter().enumerate() {
-        let gateway = &cli.gateways[i % cli.gateways.len()];
-        sockets.push(client::connect(&setup::ws_url(gateway, token)).await?);
+        sockets.push(transport::open(args.transport, &http, &cli.gateways, i, token).await?);
     }
     crate::hook::phase("start");
     let deadline = Instant::now() + Duration::from_secs(args.duration);
@@ -50,10 +48,9 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
     let started = Instant::now();
     let started_micros = now_micros();
     let mut tasks = Vec::with_capacity(args.clients);
-    for (i, socket) in sockets.into_iter().enumerate() {
-        let (mut sink, mut stream) = socket.split();
+    for (i, (mut sink, mut stream)) in sockets.into_iter().enumerate() {
         let names = names.clone();
-        let mut pick = Pick(args.seed ^ ((i as u64 + 1) * 0x9E37_79B9_7F4A_7C15));
+        let mut pick = Pick(args.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         // Sender: a random other client each time, from a random phase.
         let sender = tokio::spawn(async move {
             tokio::time::sleep(every.mul_f64(pick.next(1000) as f64 / 1000.0)).await;
@@ -76,7 +73,7 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
                     r#"{{"type":"send","client_id":"{now}-{k}","to":"user:{}","body":"{now} dm"}}"#,
                     names[to]
                 );
-                if sink.send(Message::text(frame)).await.is_err() {
+                if sink.send(frame).await.is_err() {
                     break;
                 }
                 k += 1;
@@ -89,13 +86,12 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
             let mut timeline = Timeline::new(started_micros);
             // Sends the gateway shed (`unavailable`), and other errors.
             let (mut shed, mut errors) = (0_u64, 0_u64);
-            while let Ok(Some(Ok(m))) = tokio::time::timeout(
+            while let Ok(Some(t)) = tokio::time::timeout(
                 deadline.saturating_duration_since(Instant::now()) + quiet,
                 stream.next(),
             )
             .await
             {
-                let Message::Text(t) = m else { continue };
                 let t = t.as_str();
                 if t.starts_with("{\"type\":\"sent\"") {
                     if let Some(stamp) = ack_stamp(t) {
@@ -134,7 +130,8 @@ pub async fn run(cli: &Cli, args: &RandomArgs) -> anyhow::Result<String> {
     crate::hook::phase(&format!("end {}", acks.len()));
     let window = started.elapsed().as_secs_f64() - quiet.as_secs_f64();
     Ok(format!(
-        "random: clients={} rate={}/s duration={}s gateways={} seed={}\n  sent={sent} acked={} shed={shed} errors={errors} delivered={} acked/s={:.0}\n  sent-ack latency: {}\n  delivery latency: {}\n  sent-ack p50/p99 ms by second sent: {}",
+        "random ({:?}): clients={} rate={}/s duration={}s gateways={} seed={}\n  sent={sent} acked={} shed={shed} errors={errors} delivered={} acked/s={:.0}\n  sent-ack latency: {}\n  delivery latency: {}\n  sent-ack p50/p99 ms by second sent: {}",
+        args.transport,
         args.clients,
         args.rate,
         args.duration,
