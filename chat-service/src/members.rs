@@ -26,8 +26,23 @@ pub type Version = Option<i64>;
 struct Versioned {
     version: Version,
     members: RoomMembers,
-    /// Who may delete any message in the room.
-    owners: Arc<[String]>,
+    /// Who may delete any message in the room: its owner and admins.
+    moderators: Arc<[String]>,
+    /// Muted members and until when (Unix ms).
+    muted: Arc<[(String, i64)]>,
+    /// A private room answers a stranger as if it did not exist.
+    private: bool,
+}
+
+/// What a user may do in a room, as its cached member list says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// No such room, or a private one the user is not in.
+    NoRoom,
+    NotMember,
+    /// Muted until then (Unix ms).
+    Muted(i64),
+    Member(Arc<[String]>),
 }
 
 /// user-service did not answer a membership question.
@@ -61,15 +76,43 @@ impl Members {
         Ok(self.fetch(room, version).await?.members)
     }
 
-    /// Whether `user` owns `room` (may delete anyone's message there).
-    pub async fn is_owner(
+    /// Where `user` stands in `room` at `now_ms`, given the room's current
+    /// membership `version`; with the members when they may post.
+    pub async fn standing(
+        &self,
+        room: &str,
+        version: Version,
+        user: &str,
+        now_ms: i64,
+    ) -> Result<Standing, Unavailable> {
+        let room = self.fetch(room, version).await?;
+        let Some(members) = room.members else {
+            return Ok(Standing::NoRoom);
+        };
+        if members.binary_search_by(|m| m.as_str().cmp(user)).is_err() {
+            return Ok(if room.private {
+                Standing::NoRoom
+            } else {
+                Standing::NotMember
+            });
+        }
+        if let Some((_, until)) = room.muted.iter().find(|(m, _)| m == user)
+            && *until > now_ms
+        {
+            return Ok(Standing::Muted(*until));
+        }
+        Ok(Standing::Member(members))
+    }
+
+    /// Whether `user` moderates `room` (may delete anyone's message there).
+    pub async fn is_moderator(
         &self,
         room: &str,
         version: Version,
         user: &str,
     ) -> Result<bool, Unavailable> {
         let room = self.fetch(room, version).await?;
-        Ok(room.owners.iter().any(|o| o == user))
+        Ok(room.moderators.iter().any(|o| o == user))
     }
 
     async fn fetch(&self, room: &str, version: Version) -> Result<Versioned, Unavailable> {
@@ -89,24 +132,34 @@ impl Members {
             .await;
         let fetched = match reply {
             Ok(r) => {
-                let list = r.into_inner().members;
-                let owners: Vec<String> = list
+                let reply = r.into_inner();
+                let list = reply.members;
+                let moderators: Vec<String> = list
                     .iter()
-                    .filter(|m| m.role == "owner")
+                    .filter(|m| m.role == "owner" || m.role == "admin")
                     .map(|m| m.username.clone())
+                    .collect();
+                let muted: Vec<(String, i64)> = list
+                    .iter()
+                    .filter(|m| m.muted_until_ms > 0)
+                    .map(|m| (m.username.clone(), m.muted_until_ms))
                     .collect();
                 let mut names: Vec<String> = list.into_iter().map(|m| m.username).collect();
                 names.sort_unstable();
                 Versioned {
                     version,
                     members: Some(names.into()),
-                    owners: owners.into(),
+                    moderators: moderators.into(),
+                    muted: muted.into(),
+                    private: reply.visibility == "private",
                 }
             }
             Err(s) if s.code() == Code::NotFound => Versioned {
                 version,
                 members: None,
-                owners: Arc::from(Vec::new()),
+                moderators: Arc::from(Vec::new()),
+                muted: Arc::from(Vec::new()),
+                private: false,
             },
             Err(s) => return Err(Unavailable(s)),
         };

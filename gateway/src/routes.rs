@@ -16,7 +16,7 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    api::{accounts, conversations, rooms, sessions, site, tickets},
+    api::{accounts, conversations, invites, moderation, rooms, sessions, site, tickets},
     domain::Error,
     http::{access_log, error::ApiError},
     state::AppState,
@@ -102,6 +102,20 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rooms::join))
         .routes(routes!(rooms::leave))
         .routes(routes!(rooms::members))
+        .routes(routes!(invites::directory))
+        .routes(routes!(moderation::update, moderation::delete))
+        .routes(routes!(moderation::kick))
+        .routes(routes!(moderation::ban, moderation::bans))
+        .routes(routes!(moderation::unban))
+        .routes(routes!(moderation::mute))
+        .routes(routes!(moderation::unmute))
+        .routes(routes!(moderation::set_role))
+        .routes(routes!(moderation::transfer))
+        .routes(routes!(invites::invite))
+        .routes(routes!(invites::invites))
+        .routes(routes!(invites::accept))
+        .routes(routes!(invites::decline))
+        .routes(routes!(moderation::moderation_log))
         .routes(routes!(conversations::list))
         .routes(routes!(conversations::one))
         .routes(routes!(conversations::read))

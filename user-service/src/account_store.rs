@@ -71,7 +71,8 @@ impl Store {
     }
 
     /// Deletes `username`'s account: revokes its sessions, drops its
-    /// memberships (an owned room passes to its longest-standing member),
+    /// memberships (an owned room passes to its longest-standing admin or
+    /// member, or is deleted when nobody else is in it),
     /// erases its profile and password, and keeps the row so that the
     /// username stays retired.
     pub async fn delete_account(
@@ -87,17 +88,34 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| UserError::NotFound(format!("user {username} not found")))?;
-        // Rooms it owns get a new owner: the member who joined first.
+        // Rooms it owns get a new owner: the admin who joined first, else
+        // the member who did (demoted first: a room has one owner at a
+        // time). A room it was alone in is deleted, its name retired.
+        let owned: Vec<i64> = sqlx::query_scalar(
+            "UPDATE memberships SET role = 'member' WHERE user_id = $1 AND role = 'owner'
+             RETURNING room_id",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE memberships m SET role = 'owner'
              FROM (SELECT DISTINCT ON (o.room_id) o.room_id, o.user_id
-                   FROM memberships mine
-                   JOIN memberships o ON o.room_id = mine.room_id AND o.user_id <> $1
-                   WHERE mine.user_id = $1 AND mine.role = 'owner'
-                   ORDER BY o.room_id, o.joined_at, o.user_id) heir
+                   FROM memberships o
+                   WHERE o.room_id = ANY($2) AND o.user_id <> $1
+                   ORDER BY o.room_id, (o.role = 'admin') DESC, o.joined_at, o.user_id) heir
              WHERE m.room_id = heir.room_id AND m.user_id = heir.user_id",
         )
         .bind(user_id)
+        .bind(&owned)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE rooms r SET deleted_at = now() WHERE r.id = ANY($2)
+             AND NOT EXISTS (SELECT 1 FROM memberships o WHERE o.room_id = r.id AND o.user_id <> $1)",
+        )
+        .bind(user_id)
+        .bind(&owned)
         .execute(&mut *tx)
         .await?;
         let rooms: Vec<String> = sqlx::query(

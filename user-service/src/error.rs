@@ -15,6 +15,9 @@ pub enum UserError {
     NotFound(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// The caller's role does not allow it (docs/protocol.md, permissions).
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("database unavailable: {0}")]
@@ -47,6 +50,7 @@ impl From<UserError> for Status {
             }
             UserError::NotFound(_) => Status::not_found(msg),
             UserError::AlreadyExists(_) => Status::already_exists(msg),
+            UserError::PermissionDenied(_) => Status::permission_denied(msg),
             UserError::FailedPrecondition(_) => Status::failed_precondition(msg),
             UserError::Unavailable(_) => Status::unavailable(msg),
             UserError::Busy(_) => Status::resource_exhausted(msg),

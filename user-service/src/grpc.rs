@@ -63,7 +63,7 @@ pub(crate) fn check_display_name(name: &str) -> Result<(), UserError> {
     }
 }
 
-fn check_room(name: &str) -> Result<(), UserError> {
+pub(crate) fn check_room(name: &str) -> Result<(), UserError> {
     ids::check_room_name(name).map_err(|e| UserError::InvalidArgument(e.to_string()))
 }
 
@@ -82,13 +82,15 @@ pub(crate) fn user_pb(u: UserRow) -> user_pb::User {
     }
 }
 
-fn room_pb(r: RoomRow) -> user_pb::Room {
+pub(crate) fn room_pb(r: RoomRow) -> user_pb::Room {
     user_pb::Room {
         name: r.name,
         topic: r.topic,
         created_by: r.created_by,
         created_at: Some(timestamp(r.created_at)),
         role: r.role.unwrap_or_default(),
+        visibility: r.visibility,
+        member_count: 0,
     }
 }
 
@@ -255,15 +257,12 @@ impl user_pb::user_service_server::UserService for UserApi {
         check_room(&req.name)?;
         check_username(&req.creator)?;
         let topic = req.topic.unwrap_or_default();
-        if topic.chars().count() > MAX_TOPIC || topic.chars().any(char::is_control) {
-            return Err(UserError::InvalidArgument(format!(
-                "topic must be at most {MAX_TOPIC} characters, no control characters"
-            ))
-            .into());
-        }
+        crate::room_admin::check_topic(&topic)?;
+        let visibility = req.visibility.as_deref().unwrap_or("public");
+        crate::room_admin::check_visibility(visibility)?;
         let room = self
             .store
-            .create_room(&req.name, topic.trim(), &req.creator)
+            .create_room(&req.name, topic.trim(), &req.creator, visibility)
             .await?;
         self.events.changed(&req.name).await;
         Ok(Response::new(room_pb(room)))
@@ -311,7 +310,7 @@ impl user_pb::user_service_server::UserService for UserApi {
     ) -> Result<Response<user_pb::ListRoomMembersResponse>, Status> {
         let req = request.into_inner();
         check_room(&req.room)?;
-        let members = self
+        let (visibility, members) = self
             .store
             .room_members(&req.room)
             .await?
@@ -324,8 +323,10 @@ impl user_pb::user_service_server::UserService for UserApi {
                     display_name: m.display_name,
                     role: m.role,
                     joined_at: Some(timestamp(m.joined_at)),
+                    muted_until_ms: m.muted_until.map_or(0, |t| t.timestamp_millis()),
                 })
                 .collect(),
+            visibility,
         }))
     }
 
@@ -341,5 +342,72 @@ impl user_pb::user_service_server::UserService for UserApi {
             member,
             room_exists,
         }))
+    }
+
+    async fn update_room(
+        &self,
+        request: Request<user_pb::UpdateRoomRequest>,
+    ) -> Result<Response<user_pb::Room>, Status> {
+        Ok(Response::new(
+            self.update_room_(request.into_inner()).await?,
+        ))
+    }
+
+    async fn moderate(
+        &self,
+        request: Request<user_pb::ModerateRequest>,
+    ) -> Result<Response<user_pb::ModerateResponse>, Status> {
+        self.moderate_(request.into_inner()).await?;
+        Ok(Response::new(user_pb::ModerateResponse {}))
+    }
+
+    async fn invite(
+        &self,
+        request: Request<user_pb::InviteRequest>,
+    ) -> Result<Response<user_pb::Invitation>, Status> {
+        Ok(Response::new(self.invite_(request.into_inner()).await?))
+    }
+
+    async fn answer_invite(
+        &self,
+        request: Request<user_pb::AnswerInviteRequest>,
+    ) -> Result<Response<user_pb::AnswerInviteResponse>, Status> {
+        Ok(Response::new(
+            self.answer_invite_(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_invites(
+        &self,
+        request: Request<user_pb::ListInvitesRequest>,
+    ) -> Result<Response<user_pb::ListInvitesResponse>, Status> {
+        Ok(Response::new(
+            self.list_invites_(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_public_rooms(
+        &self,
+        request: Request<user_pb::ListPublicRoomsRequest>,
+    ) -> Result<Response<user_pb::ListPublicRoomsResponse>, Status> {
+        Ok(Response::new(
+            self.list_public_rooms_(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_bans(
+        &self,
+        request: Request<user_pb::RoomActorRequest>,
+    ) -> Result<Response<user_pb::ListBansResponse>, Status> {
+        Ok(Response::new(self.list_bans_(request.into_inner()).await?))
+    }
+
+    async fn list_moderation_log(
+        &self,
+        request: Request<user_pb::ListModerationLogRequest>,
+    ) -> Result<Response<user_pb::ListModerationLogResponse>, Status> {
+        Ok(Response::new(
+            self.list_moderation_log_(request.into_inner()).await?,
+        ))
     }
 }

@@ -22,6 +22,7 @@ pub struct RoomRow {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub role: Option<String>,
+    pub visibility: String,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +31,7 @@ pub struct MemberRow {
     pub display_name: String,
     pub role: String,
     pub joined_at: DateTime<Utc>,
+    pub muted_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone)]
@@ -37,7 +39,8 @@ pub struct Store {
     pool: PgPool,
 }
 
-const ROOM_COLUMNS: &str = "r.name, r.topic, u.username AS created_by, r.created_at";
+pub(crate) const ROOM_COLUMNS: &str =
+    "r.name, r.topic, u.username AS created_by, r.created_at, r.visibility";
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
@@ -109,16 +112,18 @@ impl Store {
         name: &str,
         topic: &str,
         creator: &str,
+        visibility: &str,
     ) -> Result<RoomRow, UserError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "WITH c AS (SELECT id FROM users WHERE username = $3 AND deleted_at IS NULL)
-             INSERT INTO rooms (name, topic, created_by) SELECT $1, $2, c.id FROM c
+             INSERT INTO rooms (name, topic, created_by, visibility) SELECT $1, $2, c.id, $4 FROM c
              RETURNING id, created_at",
         )
         .bind(name)
         .bind(topic)
         .bind(creator)
+        .bind(visibility)
         .fetch_optional(&mut *tx)
         .await
         .map_err(|e| {
@@ -145,32 +150,72 @@ impl Store {
             created_by: creator.to_owned(),
             created_at: row.get("created_at"),
             role: Some("owner".to_owned()),
+            visibility: visibility.to_owned(),
         })
     }
 
-    /// Adds `username` to `room` as a member; joining twice is not an error.
+    /// Adds `username` to `room` as a member; joining twice is not an
+    /// error. A banned user is refused; a private room takes only the
+    /// invited (the invite is used up), and answers anyone else as if it
+    /// did not exist.
     pub async fn join_room(&self, room: &str, username: &str) -> Result<RoomRow, UserError> {
-        let inserted = sqlx::query(
-            "INSERT INTO memberships (room_id, user_id, role)
-             SELECT r.id, u.id, 'member' FROM rooms r, users u
-             WHERE r.name = $1 AND u.username = $2 AND u.deleted_at IS NULL
-             ON CONFLICT (room_id, user_id) DO NOTHING",
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query(
+            "SELECT r.id AS room_id, r.visibility, u.id AS user_id,
+                    EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = r.id AND m.user_id = u.id) AS member,
+                    EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id AND b.user_id = u.id
+                            AND (b.until IS NULL OR b.until > now())) AS banned,
+                    EXISTS (SELECT 1 FROM room_invites i WHERE i.room_id = r.id AND i.user_id = u.id) AS invited
+             FROM rooms r, users u
+             WHERE r.name = $1 AND r.deleted_at IS NULL AND u.username = $2 AND u.deleted_at IS NULL",
         )
         .bind(room)
         .bind(username)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        let _ = inserted;
-        self.room_for(room, username)
-            .await?
-            .ok_or_else(|| UserError::NotFound(format!("room {room} not found")))
+        let not_found = || UserError::NotFound(format!("room {room} not found"));
+        let Some(found) = found else {
+            return Err(not_found());
+        };
+        let private = found.get::<String, _>("visibility") == "private";
+        if !found.get::<bool, _>("member") {
+            if found.get::<bool, _>("banned") {
+                return Err(if private {
+                    not_found()
+                } else {
+                    UserError::PermissionDenied(format!("you are banned from room {room}"))
+                });
+            }
+            if private && !found.get::<bool, _>("invited") {
+                return Err(not_found());
+            }
+            let (room_id, user_id): (i64, i64) = (found.get("room_id"), found.get("user_id"));
+            sqlx::query("DELETE FROM room_invites WHERE room_id = $1 AND user_id = $2")
+                .bind(room_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO memberships (room_id, user_id, role) VALUES ($1, $2, 'member')
+                 ON CONFLICT (room_id, user_id) DO NOTHING",
+            )
+            .bind(room_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.room_for(room, username).await?.ok_or_else(not_found)
     }
 
-    /// Removes a membership. Missing room: NotFound; not a member: FailedPrecondition.
+    /// Removes a membership. Missing room: NotFound; not a member:
+    /// FailedPrecondition; the owner: FailedPrecondition (they hand the
+    /// room on first, or delete it).
     pub async fn leave_room(&self, room: &str, username: &str) -> Result<(), UserError> {
         let deleted = sqlx::query(
             "DELETE FROM memberships m USING rooms r, users u
-             WHERE m.room_id = r.id AND m.user_id = u.id AND r.name = $1 AND u.username = $2",
+             WHERE m.room_id = r.id AND m.user_id = u.id AND r.name = $1 AND u.username = $2
+               AND m.role <> 'owner'",
         )
         .bind(room)
         .bind(username)
@@ -179,22 +224,47 @@ impl Store {
         if deleted.rows_affected() == 1 {
             return Ok(());
         }
-        if self.room_exists(room).await? {
-            Err(UserError::FailedPrecondition(format!(
+        match self.role_in(room, username).await? {
+            None => Err(UserError::NotFound(format!("room {room} not found"))),
+            Some(Some(_)) => Err(UserError::FailedPrecondition(format!(
+                "the owner cannot leave room {room}: transfer ownership first, or delete the room"
+            ))),
+            Some(None) => Err(UserError::FailedPrecondition(format!(
                 "{username} is not a member of room {room}"
-            )))
-        } else {
-            Err(UserError::NotFound(format!("room {room} not found")))
+            ))),
         }
     }
 
-    pub async fn room_exists(&self, room: &str) -> Result<bool, UserError> {
-        Ok(
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rooms WHERE name = $1)")
-                .bind(room)
-                .fetch_one(&self.pool)
-                .await?,
+    /// None: no such room (or private, and `username` not in it); else
+    /// `username`'s role there.
+    pub async fn role_in(
+        &self,
+        room: &str,
+        username: &str,
+    ) -> Result<Option<Option<String>>, UserError> {
+        let row = sqlx::query(
+            "SELECT r.visibility, m.role FROM rooms r
+             LEFT JOIN memberships m ON m.room_id = r.id
+                 AND m.user_id = (SELECT id FROM users WHERE username = $2)
+             WHERE r.name = $1 AND r.deleted_at IS NULL",
         )
+        .bind(room)
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| {
+            let role: Option<String> = r.get("role");
+            (role.is_some() || r.get::<String, _>("visibility") == "public").then_some(role)
+        }))
+    }
+
+    pub async fn room_exists(&self, room: &str) -> Result<bool, UserError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM rooms WHERE name = $1 AND deleted_at IS NULL)",
+        )
+        .bind(room)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// The room with `username`'s role in it (None when not a member).
@@ -204,7 +274,7 @@ impl Store {
              JOIN users u ON u.id = r.created_by
              LEFT JOIN memberships m ON m.room_id = r.id
                  AND m.user_id = (SELECT id FROM users WHERE username = $2)
-             WHERE r.name = $1"
+             WHERE r.name = $1 AND r.deleted_at IS NULL"
         ))
         .bind(room)
         .bind(username)
@@ -217,7 +287,7 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {ROOM_COLUMNS}, m.role FROM memberships m
              JOIN users me ON me.id = m.user_id AND me.username = $1
-             JOIN rooms r ON r.id = m.room_id
+             JOIN rooms r ON r.id = m.room_id AND r.deleted_at IS NULL
              JOIN users u ON u.id = r.created_by
              ORDER BY r.name"
         ))
@@ -227,46 +297,48 @@ impl Store {
         Ok(rows.iter().map(room_from).collect())
     }
 
-    /// Members of `room`, or None when the room does not exist.
-    pub async fn room_members(&self, room: &str) -> Result<Option<Vec<MemberRow>>, UserError> {
+    /// The visibility and members of `room`, or None when the room does
+    /// not exist.
+    pub async fn room_members(
+        &self,
+        room: &str,
+    ) -> Result<Option<(String, Vec<MemberRow>)>, UserError> {
+        let Some(visibility) = sqlx::query_scalar::<_, String>(
+            "SELECT visibility FROM rooms WHERE name = $1 AND deleted_at IS NULL",
+        )
+        .bind(room)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
         let rows = sqlx::query(
-            "SELECT u.username, u.display_name, m.role, m.joined_at FROM rooms r
+            "SELECT u.username, u.display_name, m.role, m.joined_at, m.muted_until FROM rooms r
              JOIN memberships m ON m.room_id = r.id
              JOIN users u ON u.id = m.user_id
-             WHERE r.name = $1 ORDER BY u.username",
+             WHERE r.name = $1 AND r.deleted_at IS NULL ORDER BY u.username",
         )
         .bind(room)
         .fetch_all(&self.pool)
         .await?;
-        if rows.is_empty() && !self.room_exists(room).await? {
-            return Ok(None);
-        }
-        Ok(Some(
-            rows.iter()
-                .map(|r| MemberRow {
-                    username: r.get("username"),
-                    display_name: r.get("display_name"),
-                    role: r.get("role"),
-                    joined_at: r.get("joined_at"),
-                })
-                .collect(),
-        ))
+        let members = rows
+            .iter()
+            .map(|r| MemberRow {
+                username: r.get("username"),
+                display_name: r.get("display_name"),
+                role: r.get("role"),
+                joined_at: r.get("joined_at"),
+                muted_until: r.get("muted_until"),
+            })
+            .collect();
+        Ok(Some((visibility, members)))
     }
 
-    /// (room exists, user is a member).
+    /// (room exists, user is a member). A private room exists only for
+    /// its members: to anyone else it looks like no room at all.
     pub async fn membership(&self, room: &str, username: &str) -> Result<(bool, bool), UserError> {
-        let row = sqlx::query(
-            "SELECT r.id IS NOT NULL AS room_exists, m.user_id IS NOT NULL AS member
-             FROM (SELECT 1) one
-             LEFT JOIN rooms r ON r.name = $1
-             LEFT JOIN memberships m ON m.room_id = r.id
-                 AND m.user_id = (SELECT id FROM users WHERE username = $2)",
-        )
-        .bind(room)
-        .bind(username)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((row.get("room_exists"), row.get("member")))
+        let role = self.role_in(room, username).await?;
+        Ok((role.is_some(), matches!(role, Some(Some(_)))))
     }
 }
 
@@ -278,12 +350,13 @@ fn user_from(row: &sqlx::postgres::PgRow) -> UserRow {
     }
 }
 
-fn room_from(row: &sqlx::postgres::PgRow) -> RoomRow {
+pub(crate) fn room_from(row: &sqlx::postgres::PgRow) -> RoomRow {
     RoomRow {
         name: row.get("name"),
         topic: row.get("topic"),
         created_by: row.get("created_by"),
         created_at: row.get("created_at"),
         role: row.get("role"),
+        visibility: row.get("visibility"),
     }
 }

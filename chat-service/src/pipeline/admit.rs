@@ -34,7 +34,7 @@ use redis::streams::StreamId;
 use super::targets::{self, Targets};
 use crate::{
     error::BatchError,
-    members::{Members, Version},
+    members::{Members, Standing, Version},
 };
 
 /// An entry that passed validation and authorization.
@@ -203,7 +203,9 @@ impl Admit {
                     if t.from != a.entry.user =>
                 {
                     let version = versions.get(room).copied().flatten();
-                    self.members.is_owner(room, version, &a.entry.user).await?
+                    self.members
+                        .is_moderator(room, version, &a.entry.user)
+                        .await?
                 }
                 _ => false,
             };
@@ -244,16 +246,27 @@ impl Admit {
         let refused = |code, message| Ok(Admission::Refused(code, message));
         match &entry.to {
             Target::Room(room) => {
-                let members = self
+                let standing = self
                     .members
-                    .room(room, versions.get(room).copied().flatten())
+                    .standing(
+                        room,
+                        versions.get(room).copied().flatten(),
+                        &entry.user,
+                        chat_model::time::now_ms(),
+                    )
                     .await?;
-                match members {
-                    None => refused(ErrorCode::NotFound, format!("room {room} not found")),
-                    Some(m) if m.binary_search(&entry.user).is_err() => {
+                match standing {
+                    Standing::NoRoom => {
+                        refused(ErrorCode::NotFound, format!("room {room} not found"))
+                    }
+                    Standing::NotMember => {
                         refused(ErrorCode::Forbidden, format!("not a member of room {room}"))
                     }
-                    Some(m) => Ok(Admission::Accepted(conversation, m)),
+                    Standing::Muted(until) => refused(
+                        ErrorCode::Forbidden,
+                        format!("you are muted in room {room} until {until} (Unix ms)"),
+                    ),
+                    Standing::Member(m) => Ok(Admission::Accepted(conversation, m)),
                 }
             }
             Target::User(user) if *user == entry.user => refused(

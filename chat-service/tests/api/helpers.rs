@@ -119,6 +119,7 @@ impl TestEnv {
                 name: name.into(),
                 topic: None,
                 creator: members[0].into(),
+                visibility: None,
             })
             .await
             .unwrap();

@@ -14,7 +14,8 @@ async fn a_retried_batch_keeps_its_admission() {
     let env = spawn_env().await;
     env.user("alice").await;
     env.user("bob").await;
-    env.room("general", &["alice", "bob"]).await;
+    // bob owns it: alice, a plain member, may leave.
+    env.room("general", &["bob", "alice"]).await;
 
     // history-service behind a link we can cut.
     let history: std::net::SocketAddr = env

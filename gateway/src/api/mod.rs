@@ -5,6 +5,8 @@
 
 pub mod accounts;
 pub mod conversations;
+pub mod invites;
+pub mod moderation;
 pub mod rooms;
 pub mod schema;
 pub mod sessions;

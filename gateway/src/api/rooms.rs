@@ -25,6 +25,8 @@ pub struct CreateBody {
     /// Up to 256 characters.
     #[schema(max_length = 256)]
     topic: Option<String>,
+    /// `public` (the default) or `private`.
+    visibility: Option<String>,
 }
 
 /// The caller's rooms, with the caller's role in each.
@@ -73,7 +75,9 @@ pub async fn create(
     AuthUser(user): AuthUser,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
-    let room = rooms.create(user, body.name, body.topic).await?;
+    let room = rooms
+        .create(user, body.name, body.topic, body.visibility)
+        .await?;
     Ok((StatusCode::CREATED, Json(Room::from(&room))))
 }
 

@@ -126,8 +126,10 @@ pub struct Room {
     pub created_by: String,
     /// Unix milliseconds.
     pub created_at: i64,
-    /// `owner` or `member`; null where not known.
+    /// `owner`, `admin` or `member`; null where not known or not a member.
     pub role: Option<String>,
+    /// `public` (listed, anyone may join) or `private` (invite only).
+    pub visibility: String,
 }
 
 impl From<&user_pb::Room> for Room {
@@ -138,6 +140,7 @@ impl From<&user_pb::Room> for Room {
             created_by: r.created_by.clone(),
             created_at: ms(r.created_at.as_ref()),
             role: (!r.role.is_empty()).then(|| r.role.clone()),
+            visibility: r.visibility.clone(),
         }
     }
 }

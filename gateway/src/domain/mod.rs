@@ -17,6 +17,7 @@ pub mod error;
 pub mod export;
 pub mod history;
 pub mod limits;
+pub mod moderation;
 pub mod offline;
 pub mod reads;
 pub mod rooms;

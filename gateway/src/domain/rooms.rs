@@ -23,7 +23,7 @@ pub struct Member {
     pub online: bool,
 }
 
-fn check_name(name: &str) -> Result<(), Error> {
+pub(super) fn check_name(name: &str) -> Result<(), Error> {
     check_room_name(name).map_err(|e| Error::Invalid(e.to_string()))
 }
 
@@ -44,6 +44,11 @@ impl Rooms {
         }
     }
 
+    /// A client of user-service.
+    pub(super) fn users(&self) -> UserClient {
+        self.users.clone()
+    }
+
     /// `user`'s rooms, with their role in each.
     pub async fn mine(&self, user: String) -> Result<Vec<user_pb::Room>, Error> {
         Ok(self
@@ -62,6 +67,7 @@ impl Rooms {
         user: String,
         name: String,
         topic: Option<String>,
+        visibility: Option<String>,
     ) -> Result<user_pb::Room, Error> {
         check_name(&name)?;
         self.limits.room_creation(&user).await?;
@@ -72,6 +78,7 @@ impl Rooms {
                 name,
                 topic,
                 creator: user,
+                visibility,
             })
             .await
             .map_err(Error::upstream(USER_SERVICE))?

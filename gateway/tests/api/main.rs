@@ -10,6 +10,7 @@ mod edits;
 mod helpers;
 mod http_accounts;
 mod http_login_limits;
+mod http_moderation;
 mod http_rooms;
 mod layers;
 mod numbers;

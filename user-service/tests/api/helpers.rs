@@ -78,14 +78,47 @@ impl TestApp {
         name: &str,
         creator: &str,
     ) -> Result<user_pb::Room, tonic::Status> {
+        self.create_room_with(name, creator, None).await
+    }
+
+    /// A room of `visibility` ("public", "private"; None: the default).
+    pub async fn create_room_with(
+        &self,
+        name: &str,
+        creator: &str,
+        visibility: Option<&str>,
+    ) -> Result<user_pb::Room, tonic::Status> {
         self.c()
             .create_room(user_pb::CreateRoomRequest {
                 name: name.to_owned(),
                 topic: None,
                 creator: creator.to_owned(),
+                visibility: visibility.map(str::to_owned),
             })
             .await
             .map(|r| r.into_inner())
+    }
+
+    /// `actor` takes `action` on `target` in `room`.
+    pub async fn moderate(
+        &self,
+        room: &str,
+        actor: &str,
+        action: user_pb::ModerationAction,
+        target: &str,
+    ) -> Result<(), tonic::Status> {
+        self.c()
+            .moderate(user_pb::ModerateRequest {
+                room: room.to_owned(),
+                actor: actor.to_owned(),
+                action: action.into(),
+                target: target.to_owned(),
+                reason: String::new(),
+                until_ms: None,
+                role: String::new(),
+            })
+            .await
+            .map(|_| ())
     }
 
     pub fn membership(room: &str, username: &str) -> user_pb::RoomMembershipRequest {

@@ -3,6 +3,7 @@
 mod accounts;
 mod helpers;
 mod migrations;
+mod moderation;
 mod rooms;
 mod service_auth;
 mod sessions;

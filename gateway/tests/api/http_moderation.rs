@@ -1,0 +1,340 @@
+//! Running a room over HTTP: private rooms answer strangers as missing ones
+//! do on every route; invites; kicks, bans and mutes enforced for the very
+//! next send; settings, the directory, bans and the moderation log.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{StackOptions, assert_error, send, spawn_stack_with};
+
+#[tokio::test]
+async fn a_private_room_is_invisible_to_strangers_and_open_to_the_invited() {
+    let stack = spawn_stack_with(StackOptions::default()).await;
+    let alice = stack.user("alice").await;
+    let eve = stack.user("eve").await;
+    let bob = stack.user("bob").await;
+    let (s, room) = stack
+        .post(
+            "/api/rooms",
+            Some(&alice),
+            json!({"name": "secret", "visibility": "private"}),
+        )
+        .await;
+    assert_eq!(
+        (s, room["visibility"].as_str()),
+        (StatusCode::CREATED, Some("private"))
+    );
+
+    // Every surface answers eve the same for "secret" and for "nowhere".
+    for (method, path) in [
+        ("post", "/api/rooms/{}/join"),
+        ("get", "/api/rooms/{}/members"),
+        ("get", "/api/conversations/room:{}/messages"),
+        ("get", "/api/conversations/room:{}"),
+        ("get", "/api/rooms/{}/bans"),
+        ("post", "/api/rooms/{}/invites"),
+    ] {
+        let mut answers = Vec::new();
+        for room in ["secret", "nowhere"] {
+            let url = path.replace("{}", room);
+            let (s, body) = match method {
+                "post" => stack.post(&url, Some(&eve), json!({"user": "bob"})).await,
+                _ => stack.get(&url, Some(&eve)).await,
+            };
+            answers.push((
+                s,
+                body["error"]["code"].clone(),
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace(room, "X"),
+            ));
+        }
+        assert_eq!(answers[0], answers[1], "{method} {path}");
+        assert_eq!(answers[0].0, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    let (mut e, _) = stack.connect(0, &eve).await;
+    for (cid, room) in [("e1", "room:secret"), ("e2", "room:nowhere")] {
+        e.send_json(&send(cid, room, "anyone?")).await;
+        let err = e.recv_type("error").await;
+        assert_eq!(err["code"], "not_found", "{cid}: {err}");
+    }
+    let (_, dir) = stack.get("/api/rooms/directory", Some(&eve)).await;
+    assert_eq!(dir["rooms"], json!([]), "a private room is unlisted");
+
+    // Invited, bob sees the invite, accepts, and chats.
+    let (s, inv) = stack
+        .post(
+            "/api/rooms/secret/invites",
+            Some(&alice),
+            json!({"user": "bob"}),
+        )
+        .await;
+    assert_eq!(
+        (s, inv["invited_by"].as_str()),
+        (StatusCode::CREATED, Some("alice"))
+    );
+    let (_, mine) = stack.get("/api/invites", Some(&bob)).await;
+    assert_eq!(mine["invites"][0]["room"], "secret");
+    let (s, joined) = stack
+        .post("/api/invites/secret/accept", Some(&bob), json!({}))
+        .await;
+    assert_eq!(
+        (s, joined["role"].as_str()),
+        (StatusCode::OK, Some("member"))
+    );
+    let (mut b, _) = stack.connect(0, &bob).await;
+    b.send_json(&send("b1", "room:secret", "thanks")).await;
+    assert_eq!(b.recv_type("sent").await["client_id"], "b1");
+    let (s, body) = stack
+        .post("/api/invites/secret/accept", Some(&bob), json!({}))
+        .await;
+    assert_error(s, &body, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn kicks_bans_and_mutes_hold_for_the_very_next_send() {
+    let stack = spawn_stack_with(StackOptions {
+        worker: vec![("MEMBERSHIP_TTL_MS", 60_000.to_string())],
+        ..StackOptions::default()
+    })
+    .await;
+    let owner = stack.user("owner").await;
+    let admin = stack.user("admin").await;
+    let troll = stack.user("troll").await;
+    stack.create_room(&owner, "lobby").await;
+    stack.join_room(&admin, "lobby").await;
+    stack.join_room(&troll, "lobby").await;
+    let (s, _) = stack
+        .put(
+            "/api/rooms/lobby/members/admin/role",
+            &owner,
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (mut t, _) = stack.connect(0, &troll).await;
+    t.send_json(&send("t1", "room:lobby", "hello")).await;
+    assert_eq!(t.recv_type("sent").await["client_id"], "t1");
+
+    // Muted: reads, but the next send is refused.
+    let (s, done) = stack
+        .post(
+            "/api/rooms/lobby/mutes",
+            Some(&admin),
+            json!({"user": "troll", "duration_secs": 600, "reason": "spam"}),
+        )
+        .await;
+    assert_eq!((s, done["action"].as_str()), (StatusCode::OK, Some("mute")));
+    t.send_json(&send("t2", "room:lobby", "more spam")).await;
+    let e = t.recv_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("forbidden"), Some("t2")),
+        "{e}"
+    );
+    assert!(e["message"].as_str().unwrap().contains("muted"), "{e}");
+    let (s, _) = stack
+        .delete("/api/rooms/lobby/mutes/troll", &admin, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    t.send_json(&send("t3", "room:lobby", "sorry")).await;
+    assert_eq!(t.recv_type("sent").await["client_id"], "t3");
+
+    // A member may not kick; an admin may, and the next send is refused.
+    let (s, body) = stack
+        .post(
+            "/api/rooms/lobby/kick",
+            Some(&troll),
+            json!({"user": "admin"}),
+        )
+        .await;
+    assert_error(s, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (s, _) = stack
+        .post(
+            "/api/rooms/lobby/kick",
+            Some(&admin),
+            json!({"user": "troll", "reason": "rude"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    t.send_json(&send("t4", "room:lobby", "still here?")).await;
+    assert_eq!(t.recv_type("error").await["code"], "forbidden");
+
+    // Banned for good: cannot rejoin until lifted.
+    stack.join_room(&troll, "lobby").await;
+    let (s, _) = stack
+        .post(
+            "/api/rooms/lobby/bans",
+            Some(&admin),
+            json!({"user": "troll"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = stack
+        .post("/api/rooms/lobby/join", Some(&troll), json!({}))
+        .await;
+    assert_error(s, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (_, bans) = stack.get("/api/rooms/lobby/bans", Some(&admin)).await;
+    assert_eq!(
+        (bans["bans"][0]["user"].as_str(), &bans["bans"][0]["until"]),
+        (Some("troll"), &json!(null))
+    );
+    let (s, _) = stack.get("/api/rooms/lobby/bans", Some(&troll)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a non-member of a public room");
+
+    // The log has it all, newest first, in pages.
+    let (_, log) = stack
+        .get("/api/rooms/lobby/moderation?limit=2", Some(&owner))
+        .await;
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["ban", "kick"]);
+    let cursor = log["next_cursor"].as_str().unwrap();
+    let (_, older) = stack
+        .get(
+            &format!("/api/rooms/lobby/moderation?cursor={cursor}"),
+            Some(&owner),
+        )
+        .await;
+    let actions: Vec<&str> = older["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["unmute", "mute", "set_role:admin"]);
+    assert_eq!(older["entries"][1]["reason"], "spam");
+
+    // Bad input: the documented error, nothing changes.
+    for (path, body) in [
+        (
+            "/api/rooms/lobby/bans",
+            json!({"user": "admin", "duration_secs": 0}),
+        ),
+        ("/api/rooms/lobby/bans", json!({"user": "Not A Name"})),
+        (
+            "/api/rooms/lobby/kick",
+            json!({"user": "owner", "reason": "x".repeat(300)}),
+        ),
+        ("/api/rooms/lobby/transfer", json!({"user": "owner"})),
+    ] {
+        let (s, b) = stack.post(path, Some(&owner), body.clone()).await;
+        assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let (s, b) = stack
+        .get("/api/rooms/lobby/moderation?cursor=abc", Some(&owner))
+        .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+    let (_, members) = stack.get("/api/rooms/lobby/members", Some(&owner)).await;
+    assert_eq!(
+        members["members"].as_array().unwrap().len(),
+        2,
+        "owner and admin"
+    );
+}
+
+#[tokio::test]
+async fn settings_the_directory_and_ownership() {
+    let stack = spawn_stack_with(StackOptions::default()).await;
+    let ann = stack.user("ann").await;
+    let ben = stack.user("ben").await;
+    for name in ["alpha", "alps", "beta", "b_c"] {
+        stack.create_room(&ann, name).await;
+    }
+    let (_, page) = stack
+        .get("/api/rooms/directory?q=al&limit=1", Some(&ben))
+        .await;
+    assert_eq!(page["rooms"][0]["name"], "alpha");
+    assert_eq!(page["rooms"][0]["members"], 1);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, next) = stack
+        .get(
+            &format!("/api/rooms/directory?q=al&cursor={cursor}"),
+            Some(&ben),
+        )
+        .await;
+    assert_eq!(
+        (next["rooms"][0]["name"].as_str(), &next["next_cursor"]),
+        (Some("alps"), &json!(null))
+    );
+    let (_, underscore) = stack.get("/api/rooms/directory?q=b_", Some(&ben)).await;
+    assert_eq!(
+        underscore["rooms"].as_array().unwrap().len(),
+        1,
+        "_ is no wildcard: {underscore}"
+    );
+    let (s, b) = stack.get("/api/rooms/directory?q=%25", Some(&ben)).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+
+    // Settings: admins and the owner; going private unlists the room.
+    stack.join_room(&ben, "beta").await;
+    let (s, b) = stack
+        .patch("/api/rooms/beta", &ben, json!({"topic": "mine now"}))
+        .await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    let (s, room) = stack
+        .patch(
+            "/api/rooms/beta",
+            &ann,
+            json!({"topic": "release train", "visibility": "private"}),
+        )
+        .await;
+    assert_eq!(
+        (s, room["topic"].as_str(), room["visibility"].as_str()),
+        (StatusCode::OK, Some("release train"), Some("private"))
+    );
+    let (_, all) = stack.get("/api/rooms/directory", Some(&ben)).await;
+    assert!(
+        all["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["name"] != "beta")
+    );
+    let (s, b) = stack
+        .patch("/api/rooms/beta", &ann, json!({"visibility": "secret"}))
+        .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+
+    // The owner hands the room on before leaving; then may leave.
+    let (s, b) = stack
+        .post("/api/rooms/beta/leave", Some(&ann), json!({}))
+        .await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+    let (s, _) = stack
+        .post(
+            "/api/rooms/beta/transfer",
+            Some(&ann),
+            json!({"user": "ben"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = stack
+        .post("/api/rooms/beta/leave", Some(&ann), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, mine) = stack.get("/api/rooms", Some(&ben)).await;
+    assert_eq!(mine["rooms"][0]["role"], "owner");
+
+    // Deleting: the owner only; afterwards the room is gone everywhere.
+    let (s, _) = stack.delete("/api/rooms/alpha", &ben, json!({})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, done) = stack.delete("/api/rooms/alpha", &ann, json!({})).await;
+    assert_eq!(
+        (s, done["action"].as_str()),
+        (StatusCode::OK, Some("delete_room"))
+    );
+    let (s, _) = stack
+        .get("/api/conversations/room:alpha/messages", Some(&ann))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, b) = stack
+        .post("/api/rooms", Some(&ben), json!({"name": "alpha"}))
+        .await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+}
