@@ -12,6 +12,7 @@ mod helpers;
 mod k8s;
 mod layers;
 mod metrics;
+mod moderation;
 mod nginx;
 mod openapi;
 mod path;
