@@ -11,7 +11,7 @@
 //
 // Prints "fallback: ok" and exits 0, or what failed and exits 1.
 import { randomBytes } from "node:crypto";
-import { ARGS, CHROMIUM, loadPlaywright } from "./lib.mjs";
+import { launchPages, shown } from "./lib.mjs";
 
 const TIMEOUT = 20000;
 const PASSWORD = "password123";
@@ -32,8 +32,6 @@ async function until(page, what, fn, arg) {
 }
 
 const streaming = (t) => document.getElementById("status").textContent.match(/^connected to \S+ \((.+)\)$/)?.[1] === t;
-const shown = (text) => [...document.querySelectorAll("#list .msg")].some((m) =>
-  !m.classList.contains("pending") && m.querySelector(".body")?.textContent === text);
 
 async function register(page, url, user) {
   await page.goto(url, { waitUntil: "domcontentloaded", timeout: TIMEOUT });
@@ -50,16 +48,9 @@ async function send(page, text) {
 }
 
 async function main() {
-  const { chromium } = loadPlaywright();
   step = "launch chromium";
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 60000 });
+  const { browser, pages: [pageA, pageB] } = await launchPages(["A", "B"], pageErrors);
   try {
-    const open = async (name) => {
-      const page = await (await browser.newContext()).newPage();
-      page.on("pageerror", (e) => pageErrors.push(`${name}: ${e.message}`));
-      return page;
-    };
-    const pageA = await open("A"), pageB = await open("B");
     step = "both register and fall back to the stream";
     await register(pageA, urlA, userA);
     await register(pageB, urlB, userB);

@@ -37,3 +37,21 @@ export function loadPlaywright() {
   }
 }
 
+
+// Chromium with a page per name, each in a browser context of its own (its
+// own storage: another device); uncaught errors in a page go to `errors`.
+export async function launchPages(names, errors) {
+  const { chromium } = loadPlaywright();
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 60000 });
+  const pages = [];
+  for (const name of names) {
+    const page = await (await browser.newContext()).newPage();
+    page.on("pageerror", (e) => errors.push(`${name}: ${e.message}`));
+    pages.push(page);
+  }
+  return { browser, pages };
+}
+
+// In the page: whether a message with body `text` is shown, acknowledged.
+export const shown = (text) => [...document.querySelectorAll("#list .msg")].some((m) =>
+  !m.classList.contains("pending") && m.querySelector(".body")?.textContent === text);

@@ -79,3 +79,17 @@ async fn the_web_client_works_in_a_real_browser() {
     .await;
     node(stack, "web_client.mjs", "web client", &[]).await;
 }
+
+/// Running a room in the web client: a private room, an invite accepted,
+/// role changes, a mute, and a removal the removed user's page shows. The
+/// script is e2e/browser/rooms.mjs.
+#[tokio::test]
+async fn the_web_client_runs_a_private_room() {
+    node(
+        Stack::start(StackOptions::default()).await,
+        "rooms.mjs",
+        "rooms",
+        &[],
+    )
+    .await;
+}

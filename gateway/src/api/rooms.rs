@@ -165,6 +165,7 @@ pub async fn members(
             role: m.member.role,
             joined_at: ms(m.member.joined_at.as_ref()),
             online: m.online,
+            muted_until: (m.member.muted_until_ms != 0).then_some(m.member.muted_until_ms),
         })
         .collect();
     Ok(Json(Members {

@@ -168,6 +168,8 @@ pub struct Member {
     pub joined_at: i64,
     /// Whether the member has a socket open on any gateway.
     pub online: bool,
+    /// Muted until then (Unix ms); null when not muted.
+    pub muted_until: Option<i64>,
 }
 
 /// A room's members.

@@ -1,0 +1,127 @@
+// Browser test of running a room in the web client: A creates a private
+// room and invites B from its room page; B's invite shows in the sidebar,
+// B joins and writes, and A sees it; A makes B an admin and back, mutes
+// B (B's member line says so) and unmutes; then A removes B, and B's next
+// message is refused: B's page says B is no longer a member and stops
+// taking messages for the room; A's member list and moderation log show
+// what happened.
+//
+//   PLAYWRIGHT_NODE_PATH=.tools/node/node_modules \
+//     node e2e/browser/rooms.mjs http://127.0.0.1:8081 http://127.0.0.1:8082
+//
+// Prints "rooms: ok" and exits 0, or what failed and exits 1.
+import { randomBytes } from "node:crypto";
+import { launchPages, shown } from "./lib.mjs";
+
+const TIMEOUT = 20000;
+const PASSWORD = "password123";
+const [urlA, urlB] = process.argv.slice(2);
+const run = randomBytes(4).toString("hex");
+const userA = `ra_${run}`, userB = `rb_${run}`, room = `crew${run}`;
+let step = "start";
+const pageErrors = [];
+
+async function until(page, what, fn, arg) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: TIMEOUT, polling: 100 });
+  } catch (e) {
+    const status = await page.textContent("#status").catch(() => "?");
+    const roomStatus = await page.textContent("#roomStatus").catch(() => "?");
+    throw new Error(`timed out waiting for ${what}; status: ${JSON.stringify(status)}, room page: ${JSON.stringify(roomStatus)}`);
+  }
+}
+
+const connected = () => /^connected to /.test(document.getElementById("status").textContent);
+const memberLine = ([user, text]) => [...document.querySelectorAll("#roomMembers li")].some((li) =>
+  li.dataset.user === user && li.textContent.includes(text));
+
+async function register(page, url, user) {
+  await page.goto(url, { waitUntil: "domcontentloaded", timeout: TIMEOUT });
+  await page.fill("#username", user);
+  await page.fill("#password", PASSWORD);
+  await page.click("#register");
+  await until(page, `${user} connected`, connected);
+}
+
+async function send(page, text) {
+  await page.fill("#body", text);
+  await page.locator("#composer button").click();
+  await until(page, `own message ${JSON.stringify(text)} acknowledged`, shown, text);
+}
+
+// Clicks `button` on `user`'s member line, then waits for the page to say `done`.
+async function act(page, user, button, done) {
+  await page.locator(`#roomMembers li[data-user="${user}"] button.${button}`).click();
+  await until(page, `room page: ${done}`, (t) => document.getElementById("roomStatus").textContent === t, done);
+}
+
+async function main() {
+  step = "launch chromium";
+  const { browser, pages: [pageA, pageB] } = await launchPages(["A", "B"], pageErrors);
+  try {
+    step = "both register";
+    await register(pageA, urlA, userA);
+    await register(pageB, urlB, userB);
+
+    step = "A creates a private room";
+    await pageA.check("#roomPrivate");
+    await pageA.fill("#roomName", room);
+    await pageA.locator("#joinRoom button").click();
+    await until(pageA, "the room bar says private", (r) => document.getElementById("roomTitle").textContent === `#${r} 🔒`, room);
+
+    step = "A invites B from the room page";
+    await pageA.click("#roomBtn");
+    await until(pageA, "the room page", (r) => document.getElementById("roomHeading").textContent === `#${r}`, room);
+    await pageA.fill("#inviteUser", userB);
+    await pageA.locator("#inviteForm button").click();
+    await until(pageA, "invited", (t) => document.getElementById("roomStatus").textContent === t, `Invited ${userB}.`);
+
+    step = "B sees the invite, joins and writes";
+    await pageB.reload({ waitUntil: "domcontentloaded" });
+    await until(pageB, "B: the invite listed", (r) => !!document.querySelector(`#invites li[data-room="${r}"]`), room);
+    await pageB.locator(`#invites li[data-room="${room}"] button.accept`).click();
+    await until(pageB, "B: in the room", (r) => document.getElementById("roomTitle").textContent.startsWith(`#${r}`), room);
+    const hello = `glad to be here ${run}`;
+    await send(pageB, hello);
+    await pageA.click("#closeRoom");
+    await pageA.locator(`#rooms li[data-conv="room:${room}"]`).click();
+    await until(pageA, "A: B's message shown live", shown, hello);
+
+    step = "A changes B's role, mutes and unmutes B";
+    await pageA.click("#roomBtn");
+    await until(pageA, "B listed as a member", memberLine, [userB, "member"]);
+    await act(pageA, userB, "role", `${userB} is now an admin.`);
+    await until(pageA, "B listed as an admin", memberLine, [userB, "admin"]);
+    await act(pageA, userB, "role", `${userB} is now a member.`);
+    await act(pageA, userB, "mute", `Muted ${userB} for an hour.`);
+    await until(pageA, "B shown muted", memberLine, [userB, "muted"]);
+    await act(pageA, userB, "unmute", `Unmuted ${userB}.`);
+
+    step = "A removes B; B's next message is refused and B's page says so";
+    await act(pageA, userB, "kick", `Removed ${userB}.`);
+    await until(pageA, "B gone from the member list", (u) =>
+      ![...document.querySelectorAll("#roomMembers li")].some((li) => li.dataset.user === u), userB);
+    await pageB.fill("#body", `am I still here ${run}`);
+    await pageB.locator("#composer button").click();
+    await until(pageB, "B: the removed notice", () => {
+      const el = document.getElementById("removed");
+      return !el.classList.contains("hidden") && /no longer a member/.test(el.textContent) && document.getElementById("body").disabled;
+    });
+    await until(pageA, "the log lists the kick", ([u]) => [...document.querySelectorAll("#roomLog li")].some((li) =>
+      li.textContent.includes(`kick ${u}`)), [userB]);
+
+    if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join("; ")}`);
+    console.log("rooms: ok");
+  } finally {
+    await browser.close();
+  }
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`rooms: FAILED: no result after 120 s (at step: ${step})`);
+  process.exit(1);
+}, 120000);
+main().then(() => clearTimeout(watchdog)).catch((e) => {
+  console.error(`rooms: FAILED at "${step}": ${e.message}`);
+  process.exit(1);
+});
