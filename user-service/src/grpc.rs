@@ -67,6 +67,24 @@ pub(crate) fn check_room(name: &str) -> Result<(), UserError> {
     ids::check_room_name(name).map_err(|e| UserError::InvalidArgument(e.to_string()))
 }
 
+pub(crate) fn check_topic(topic: &str) -> Result<(), UserError> {
+    if topic.chars().count() > MAX_TOPIC || topic.chars().any(char::is_control) {
+        return Err(UserError::InvalidArgument(format!(
+            "topic must be at most {MAX_TOPIC} characters, no control characters"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_visibility(visibility: &str) -> Result<(), UserError> {
+    match visibility {
+        "public" | "private" => Ok(()),
+        _ => Err(UserError::InvalidArgument(
+            "visibility must be public or private".into(),
+        )),
+    }
+}
+
 pub(crate) fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
@@ -257,9 +275,9 @@ impl user_pb::user_service_server::UserService for UserApi {
         check_room(&req.name)?;
         check_username(&req.creator)?;
         let topic = req.topic.unwrap_or_default();
-        crate::room_admin::check_topic(&topic)?;
+        check_topic(&topic)?;
         let visibility = req.visibility.as_deref().unwrap_or("public");
-        crate::room_admin::check_visibility(visibility)?;
+        check_visibility(visibility)?;
         let room = self
             .store
             .create_room(&req.name, topic.trim(), &req.creator, visibility)

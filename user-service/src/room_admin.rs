@@ -8,31 +8,15 @@ use proto::user::v1::{self as user_pb, ModerationAction};
 
 use crate::{
     error::UserError,
-    grpc::{MAX_TOPIC, UserApi, check_room, check_username, room_pb, timestamp},
+    grpc::{
+        UserApi, check_room, check_topic, check_username, check_visibility, room_pb, timestamp,
+    },
     moderation_store::{MAX_PAGE, Moderation},
     permissions::Role,
 };
 
 /// The longest reason kept in the moderation log.
 pub const MAX_REASON: usize = 256;
-
-pub fn check_topic(topic: &str) -> Result<(), UserError> {
-    if topic.chars().count() > MAX_TOPIC || topic.chars().any(char::is_control) {
-        return Err(UserError::InvalidArgument(format!(
-            "topic must be at most {MAX_TOPIC} characters, no control characters"
-        )));
-    }
-    Ok(())
-}
-
-pub fn check_visibility(visibility: &str) -> Result<(), UserError> {
-    match visibility {
-        "public" | "private" => Ok(()),
-        _ => Err(UserError::InvalidArgument(
-            "visibility must be public or private".into(),
-        )),
-    }
-}
 
 fn check_reason(reason: &str) -> Result<(), UserError> {
     if reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {
