@@ -131,6 +131,12 @@ impl Keys {
         format!("{}{{room:{room}}}:members:v", self.prefix)
     }
 
+    /// Slow mode: the client_id of `user`'s last message in `room`, kept
+    /// for the room's interval. The room's tag: one slot per room.
+    pub fn slow_mode(&self, room: &str, user: &str) -> String {
+        format!("{}{{room:{room}}}:slow:{user}", self.prefix)
+    }
+
     /// Login attempts on one username from one client address, this window.
     /// A username's two counters share the hash tag `{login:<name>}`: one
     /// script checks and counts them together. (One tag for every login

@@ -32,6 +32,8 @@ struct Versioned {
     muted: Arc<[(String, i64)]>,
     /// A private room answers a stranger as if it did not exist.
     private: bool,
+    /// Slow mode (ms; 0: off).
+    slow_ms: u64,
 }
 
 /// What a user may do in a room, as its cached member list says.
@@ -104,6 +106,21 @@ impl Members {
         Ok(Standing::Member(members))
     }
 
+    /// The slow-mode interval (ms) that holds for `user`'s messages in
+    /// `room`: None when it is off, or `user` moderates the room.
+    pub async fn slow_mode_ms(
+        &self,
+        room: &str,
+        version: Version,
+        user: &str,
+    ) -> Result<Option<u64>, Unavailable> {
+        let room = self.fetch(room, version).await?;
+        Ok(
+            (room.slow_ms > 0 && !room.moderators.iter().any(|m| m == user))
+                .then_some(room.slow_ms),
+        )
+    }
+
     /// Whether `user` moderates `room` (may delete anyone's message there).
     pub async fn is_moderator(
         &self,
@@ -152,6 +169,7 @@ impl Members {
                     moderators: moderators.into(),
                     muted: muted.into(),
                     private: reply.visibility == "private",
+                    slow_ms: u64::from(reply.slow_mode_secs) * 1000,
                 }
             }
             Err(s) if s.code() == Code::NotFound => Versioned {
@@ -160,6 +178,7 @@ impl Members {
                 moderators: Arc::from(Vec::new()),
                 muted: Arc::from(Vec::new()),
                 private: false,
+                slow_ms: 0,
             },
             Err(s) => return Err(Unavailable(s)),
         };

@@ -36,6 +36,10 @@ pub fn catalog() -> Vec<Metric> {
             "refused sends let through because an earlier try stored them",
         ),
         Metric::counter(
+            "chat_slow_mode_refused_total",
+            "room messages refused by the room's slow mode",
+        ),
+        Metric::counter(
             "chat_unheard_deliveries_total",
             "deliveries published to a channel nobody listened on",
         ),

@@ -1,6 +1,8 @@
 // Browser test of running a room in the web client: A creates a private
 // room and invites B from its room page; B's invite shows in the sidebar,
-// B joins and writes, and A sees it; A makes B an admin and back, mutes
+// B joins and writes, and A sees it; A turns on a 10 s slow mode, and B's
+// second quick message waits and goes out by itself; A makes B an admin
+// and back, mutes
 // B (B's member line says so) and unmutes; then A removes B, and B's next
 // message is refused: B's page says B is no longer a member and stops
 // taking messages for the room; A's member list and moderation log show
@@ -86,6 +88,25 @@ async function main() {
     await pageA.click("#closeRoom");
     await pageA.locator(`#rooms li[data-conv="room:${room}"]`).click();
     await until(pageA, "A: B's message shown live", shown, hello);
+
+    step = "A turns on slow mode; B's second quick message goes out when it may";
+    await pageA.click("#roomBtn");
+    await until(pageA, "the room page", (r) => document.getElementById("roomHeading").textContent === `#${r}`, room);
+    await pageA.selectOption("#roomSlow", "10");
+    await pageA.locator("#roomSettings button").click();
+    await until(pageA, "saved", (t) => document.getElementById("roomStatus").textContent === t, "Saved.");
+    await pageA.click("#closeRoom");
+    await until(pageA, "the room bar says slow mode", () => /slow mode: one message every 10 s/.test(document.getElementById("roomTopic").textContent));
+    const one = `one ${run}`, two = `two ${run}`;
+    await send(pageB, one);
+    await pageB.fill("#body", two);
+    await pageB.locator("#composer button").click();
+    await pageB.waitForFunction((t) => [...document.querySelectorAll("#list .msg.pending .body")].some((b) => b.textContent === t), two, { timeout: TIMEOUT });
+    await until(pageB, "B: the second message sent after the slow-mode wait", shown, two);
+    await until(pageA, "A: both shown", ([a, b]) => {
+      const bodies = [...document.querySelectorAll("#list .msg .body")].map((m) => m.textContent);
+      return bodies.includes(a) && bodies.includes(b);
+    }, [one, two]);
 
     step = "A changes B's role, mutes and unmutes B";
     await pageA.click("#roomBtn");

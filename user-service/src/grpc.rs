@@ -109,6 +109,7 @@ pub(crate) fn room_pb(r: RoomRow) -> user_pb::Room {
         role: r.role.unwrap_or_default(),
         visibility: r.visibility,
         member_count: 0,
+        slow_mode_secs: u32::try_from(r.slow_mode_secs).unwrap_or(0),
     }
 }
 
@@ -328,13 +329,14 @@ impl user_pb::user_service_server::UserService for UserApi {
     ) -> Result<Response<user_pb::ListRoomMembersResponse>, Status> {
         let req = request.into_inner();
         check_room(&req.room)?;
-        let (visibility, members) = self
+        let room = self
             .store
             .room_members(&req.room)
             .await?
             .ok_or_else(|| UserError::NotFound(format!("room {} not found", req.room)))?;
         Ok(Response::new(user_pb::ListRoomMembersResponse {
-            members: members
+            members: room
+                .members
                 .into_iter()
                 .map(|m| user_pb::Member {
                     username: m.username,
@@ -344,7 +346,8 @@ impl user_pb::user_service_server::UserService for UserApi {
                     muted_until_ms: m.muted_until.map_or(0, |t| t.timestamp_millis()),
                 })
                 .collect(),
-            visibility,
+            visibility: room.visibility,
+            slow_mode_secs: u32::try_from(room.slow_mode_secs).unwrap_or(0),
         }))
     }
 

@@ -177,6 +177,7 @@ impl Store {
         actor: &str,
         topic: Option<&str>,
         visibility: Option<&str>,
+        slow_mode_secs: Option<i32>,
     ) -> Result<RoomRow, UserError> {
         let mut tx = self.pool().begin().await?;
         let (room_id, role) = actor_in(&mut tx, room, actor).await?;
@@ -184,17 +185,20 @@ impl Store {
             return Err(denied(role, "change its settings"));
         }
         sqlx::query(
-            "UPDATE rooms SET topic = COALESCE($2, topic), visibility = COALESCE($3, visibility)
+            "UPDATE rooms SET topic = COALESCE($2, topic), visibility = COALESCE($3, visibility),
+                 slow_mode_secs = COALESCE($4, slow_mode_secs)
              WHERE id = $1",
         )
         .bind(room_id)
         .bind(topic)
         .bind(visibility)
+        .bind(slow_mode_secs)
         .execute(&mut *tx)
         .await?;
         let what = [
             topic.map(|t| format!("topic: {t}")),
             visibility.map(|v| format!("visibility: {v}")),
+            slow_mode_secs.map(|s| format!("slow mode: {s} s")),
         ]
         .into_iter()
         .flatten()

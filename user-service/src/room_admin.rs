@@ -17,6 +17,8 @@ use crate::{
 
 /// The longest reason kept in the moderation log.
 pub const MAX_REASON: usize = 256;
+/// The longest slow-mode interval (6 hours).
+pub const MAX_SLOW_MODE_SECS: u32 = 21_600;
 
 fn check_reason(reason: &str) -> Result<(), UserError> {
     if reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {
@@ -62,9 +64,23 @@ impl UserApi {
         if let Some(v) = req.visibility.as_deref() {
             check_visibility(v)?;
         }
+        let slow = match req.slow_mode_secs {
+            Some(s) if s > MAX_SLOW_MODE_SECS => {
+                return Err(UserError::InvalidArgument(format!(
+                    "slow_mode_secs must be 0 to {MAX_SLOW_MODE_SECS}"
+                )));
+            }
+            other => other.map(|s| s as i32),
+        };
         let room = self
             .store
-            .update_room(&req.room, &req.actor, topic, req.visibility.as_deref())
+            .update_room(
+                &req.room,
+                &req.actor,
+                topic,
+                req.visibility.as_deref(),
+                slow,
+            )
             .await?;
         self.events.changed(&req.room).await;
         Ok(room_pb(room))

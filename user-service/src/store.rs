@@ -23,6 +23,7 @@ pub struct RoomRow {
     pub created_at: DateTime<Utc>,
     pub role: Option<String>,
     pub visibility: String,
+    pub slow_mode_secs: i32,
 }
 
 #[derive(Debug, Clone)]
@@ -34,13 +35,20 @@ pub struct MemberRow {
     pub muted_until: Option<DateTime<Utc>>,
 }
 
+/// A room's members with the settings that decide who may post, and how.
+pub struct RoomMembers {
+    pub visibility: String,
+    pub slow_mode_secs: i32,
+    pub members: Vec<MemberRow>,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
 }
 
 pub(crate) const ROOM_COLUMNS: &str =
-    "r.name, r.topic, u.username AS created_by, r.created_at, r.visibility";
+    "r.name, r.topic, u.username AS created_by, r.created_at, r.visibility, r.slow_mode_secs";
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
@@ -151,6 +159,7 @@ impl Store {
             created_at: row.get("created_at"),
             role: Some("owner".to_owned()),
             visibility: visibility.to_owned(),
+            slow_mode_secs: 0,
         })
     }
 
@@ -297,14 +306,11 @@ impl Store {
         Ok(rows.iter().map(room_from).collect())
     }
 
-    /// The visibility and members of `room`, or None when the room does
-    /// not exist.
-    pub async fn room_members(
-        &self,
-        room: &str,
-    ) -> Result<Option<(String, Vec<MemberRow>)>, UserError> {
-        let Some(visibility) = sqlx::query_scalar::<_, String>(
-            "SELECT visibility FROM rooms WHERE name = $1 AND deleted_at IS NULL",
+    /// The visibility, slow mode and members of `room`, or None when the
+    /// room does not exist.
+    pub async fn room_members(&self, room: &str) -> Result<Option<RoomMembers>, UserError> {
+        let Some(settings) = sqlx::query(
+            "SELECT visibility, slow_mode_secs FROM rooms WHERE name = $1 AND deleted_at IS NULL",
         )
         .bind(room)
         .fetch_optional(&self.pool)
@@ -331,7 +337,11 @@ impl Store {
                 muted_until: r.get("muted_until"),
             })
             .collect();
-        Ok(Some((visibility, members)))
+        Ok(Some(RoomMembers {
+            visibility: settings.get("visibility"),
+            slow_mode_secs: settings.get("slow_mode_secs"),
+            members,
+        }))
     }
 
     /// (room exists, user is a member). A private room exists only for
@@ -358,5 +368,6 @@ pub(crate) fn room_from(row: &sqlx::postgres::PgRow) -> RoomRow {
         created_at: row.get("created_at"),
         role: row.get("role"),
         visibility: row.get("visibility"),
+        slow_mode_secs: row.get("slow_mode_secs"),
     }
 }

@@ -54,6 +54,8 @@ pub(crate) struct Rejected {
     pub entry: IngressEntry,
     pub code: ErrorCode,
     pub message: String,
+    /// When the sender may try again (slow mode).
+    pub retry_after_ms: Option<u64>,
 }
 
 /// What admission decided for a batch.
@@ -135,6 +137,7 @@ impl Admit {
                     entry,
                     code: ErrorCode::Conflict,
                     message,
+                    retry_after_ms: None,
                 });
                 continue;
             }
@@ -157,9 +160,13 @@ impl Admit {
                     entry,
                     code,
                     message,
+                    retry_after_ms: None,
                 }),
             }
         }
+        out.sends = self
+            .slow_mode(conn, out.sends, &versions, &mut refused)
+            .await?;
         out.sends = self
             .check_events(out.sends, &versions, &mut refused)
             .await?;
@@ -167,6 +174,81 @@ impl Admit {
             .readmit(conn, refused, &versions, &mut out.sends)
             .await?;
         Ok(out)
+    }
+
+    /// Slow mode: a member's message to a room in slow mode claims the
+    /// room's interval for them (`SET NX GET PX`, its client_id the value,
+    /// so every worker sees the claim); another message within it is
+    /// refused with `rate_limited`. The claim's own re-send (the same
+    /// client_id: a retried batch, a client re-sending what it never saw
+    /// acknowledged) passes, and one already stored is answered by
+    /// [`Self::readmit`] as before.
+    async fn slow_mode(
+        &self,
+        conn: &mut Redis,
+        sends: Vec<Accepted>,
+        versions: &HashMap<String, Version>,
+        refused: &mut Vec<Rejected>,
+    ) -> Result<Vec<Accepted>, BatchError> {
+        let mut claims = Vec::new();
+        for (i, a) in sends.iter().enumerate() {
+            let Conversation::Room(room) = a.conversation.kind() else {
+                continue;
+            };
+            if a.entry.kind != EntryKind::Send {
+                continue;
+            }
+            let version = versions.get(room).copied().flatten();
+            if let Some(ms) = self
+                .members
+                .slow_mode_ms(room, version, &a.entry.user)
+                .await?
+            {
+                claims.push((i, self.keys.slow_mode(room, &a.entry.user), ms));
+            }
+        }
+        if claims.is_empty() {
+            return Ok(sends);
+        }
+        let mut pipe = redis::pipe();
+        for (i, key, ms) in &claims {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(&sends[*i].entry.client_id)
+                .arg("NX")
+                .arg("GET")
+                .arg("PX")
+                .arg(*ms);
+            pipe.pttl(key);
+        }
+        let held: Vec<(Option<String>, i64)> = pipe.query_async(conn).await?;
+        let mut slowed = HashMap::new();
+        for ((i, _, ms), (before, left)) in claims.iter().zip(held) {
+            if before.is_some_and(|cid| cid != sends[*i].entry.client_id) {
+                slowed.insert(*i, (*ms, u64::try_from(left).unwrap_or(*ms).max(1)));
+            }
+        }
+        let mut kept = Vec::with_capacity(sends.len());
+        for (i, a) in sends.into_iter().enumerate() {
+            match slowed.get(&i) {
+                None => kept.push(a),
+                Some(&(ms, left)) => {
+                    metrics::counter!("chat_slow_mode_refused_total").increment(1);
+                    refused.push(Rejected {
+                        message: format!(
+                            "slow mode: one message every {} s in {}; wait, then send again",
+                            ms / 1000,
+                            a.conversation
+                        ),
+                        stream_id: a.stream_id,
+                        entry: a.entry,
+                        code: ErrorCode::RateLimited,
+                        retry_after_ms: Some(left),
+                    });
+                }
+            }
+        }
+        Ok(kept)
     }
 
     /// Checks each edit and delete against its target; refused ones move to
@@ -226,6 +308,7 @@ impl Admit {
                     entry: a.entry,
                     code,
                     message,
+                    retry_after_ms: None,
                 }),
             }
         }
@@ -300,7 +383,10 @@ impl Admit {
             .enumerate()
             .filter(|(_, r)| {
                 r.entry.kind.is_stored()
-                    && matches!(r.code, ErrorCode::Forbidden | ErrorCode::NotFound)
+                    && matches!(
+                        r.code,
+                        ErrorCode::Forbidden | ErrorCode::NotFound | ErrorCode::RateLimited
+                    )
             })
             .map(|(i, r)| (i, r.entry.to.conversation(&r.entry.user)))
             .collect();

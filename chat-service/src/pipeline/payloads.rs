@@ -168,7 +168,7 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Whereabouts) -> Vec<(Stri
             message: &r.message,
             // A send's, edit's or delete's client_id; a typing notice's ref.
             reference: (!r.entry.client_id.is_empty()).then_some(r.entry.client_id.as_str()),
-            retry_after_ms: None,
+            retry_after_ms: r.retry_after_ms,
         }
         .to_json()));
         // Errors have no conversation; they share one slot per gateway.

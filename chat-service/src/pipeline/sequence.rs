@@ -188,5 +188,6 @@ fn refusal(a: Accepted, code: ErrorCode, message: String) -> Rejected {
         entry: a.entry,
         code,
         message,
+        retry_after_ms: None,
     }
 }

@@ -28,6 +28,10 @@ pub struct SettingsBody {
     topic: Option<String>,
     /// `public` (listed, anyone may join) or `private` (invite only).
     visibility: Option<String>,
+    /// Slow mode: the least time between two messages of one member, 0 to
+    /// 21600 s (0: off; admins and the owner are exempt).
+    #[schema(minimum = 0, maximum = 21_600)]
+    slow_mode_secs: Option<u32>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -167,7 +171,7 @@ fn with(kind: ModerationAction, body: TargetBody) -> Action {
     }
 }
 
-/// Change a room's topic or visibility (admins and the owner).
+/// Change a room's topic, visibility or slow mode (admins and the owner).
 #[utoipa::path(
     patch,
     path = "/api/rooms/{name}",
@@ -192,7 +196,7 @@ pub async fn update(
     ApiJson(body): ApiJson<SettingsBody>,
 ) -> Result<Json<Room>, ApiError> {
     let room = rooms
-        .update(user, name, body.topic, body.visibility)
+        .update(user, name, body.topic, body.visibility, body.slow_mode_secs)
         .await?;
     Ok(Json(Room::from(&room)))
 }

@@ -130,6 +130,8 @@ pub struct Room {
     pub role: Option<String>,
     /// `public` (listed, anyone may join) or `private` (invite only).
     pub visibility: String,
+    /// Slow mode in seconds (0: off).
+    pub slow_mode_secs: u32,
 }
 
 impl From<&user_pb::Room> for Room {
@@ -141,6 +143,7 @@ impl From<&user_pb::Room> for Room {
             created_at: ms(r.created_at.as_ref()),
             role: (!r.role.is_empty()).then(|| r.role.clone()),
             visibility: r.visibility.clone(),
+            slow_mode_secs: r.slow_mode_secs,
         }
     }
 }

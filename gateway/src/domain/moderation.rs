@@ -33,6 +33,7 @@ impl Rooms {
         name: String,
         topic: Option<String>,
         visibility: Option<String>,
+        slow_mode_secs: Option<u32>,
     ) -> Result<user_pb::Room, Error> {
         super::rooms::check_name(&name)?;
         Ok(self
@@ -42,6 +43,7 @@ impl Rooms {
                 actor,
                 topic,
                 visibility,
+                slow_mode_secs,
             })
             .await
             .map_err(Error::upstream(USER_SERVICE))?

@@ -338,3 +338,73 @@ async fn settings_the_directory_and_ownership() {
         .await;
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
 }
+
+#[tokio::test]
+async fn slow_mode_spaces_a_members_messages_and_spares_moderators() {
+    let stack = spawn_stack_with(StackOptions::default()).await;
+    let owner = stack.user("owner").await;
+    let chatty = stack.user("chatty").await;
+    stack.create_room(&owner, "calm").await;
+    stack.join_room(&chatty, "calm").await;
+    let (s, room) = stack
+        .patch("/api/rooms/calm", &owner, json!({"slow_mode_secs": 2}))
+        .await;
+    assert_eq!((s, &room["slow_mode_secs"]), (StatusCode::OK, &json!(2)));
+    let (mut c, _) = stack.connect(0, &chatty).await;
+    c.send_json(&send("c1", "room:calm", "first")).await;
+    let first = c.recv_type("sent").await;
+    assert_eq!(first["client_id"], "c1");
+    c.send_json(&send("c2", "room:calm", "too soon")).await;
+    let e = c.recv_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("rate_limited"), Some("c2")),
+        "{e}"
+    );
+    let wait = e["retry_after_ms"]
+        .as_u64()
+        .expect("a slow-mode refusal says when");
+    assert!((1..=2000).contains(&wait), "{e}");
+    // A re-send of what was stored is answered with its ack, not refused.
+    c.send_json(&send("c1", "room:calm", "first")).await;
+    assert_eq!(c.recv_type("sent").await["seq"], first["seq"]);
+    // The owner is exempt.
+    let (mut o, _) = stack.connect(0, &owner).await;
+    for k in 0..3 {
+        o.send_json(&send(&format!("o{k}"), "room:calm", "announcements"))
+            .await;
+        assert_eq!(o.recv_type("sent").await["client_id"], format!("o{k}"));
+    }
+    // After the interval the member may write again.
+    let started = std::time::Instant::now();
+    let mut k = 0;
+    loop {
+        k += 1;
+        c.send_json(&send(&format!("c3-{k}"), "room:calm", "later"))
+            .await;
+        let f = loop {
+            let f = c.recv().await;
+            if f["type"] == "sent" || f["type"] == "error" {
+                break f;
+            }
+        };
+        if f["type"] == "sent" {
+            break;
+        }
+        assert_eq!(f["code"], "rate_limited", "{f}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never let through"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1000),
+        "let through {:?} after a refusal in a 2 s slow mode",
+        started.elapsed()
+    );
+    let (s, b) = stack
+        .patch("/api/rooms/calm", &owner, json!({"slow_mode_secs": 21_601}))
+        .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+}
