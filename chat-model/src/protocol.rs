@@ -130,6 +130,13 @@ pub enum ServerFrame<'a> {
         reference: Option<&'a str>,
         expires_at: i64,
     },
+    /// The user is no longer a member of `room` (`action`: kick, ban or
+    /// delete_room), on every device at once: the room takes no more of
+    /// their messages, and sends them none.
+    Removed {
+        room: &'a str,
+        action: &'a str,
+    },
     Error {
         code: ErrorCode,
         message: &'a str,

@@ -83,6 +83,36 @@ impl Revocations {
     }
 }
 
+/// Users removed from a room, announced on the revocations channel (the
+/// one every gateway subscribes to) as `removed:<room>:<action>:<u1>,<u2>…`:
+/// one token that is no session id, which gateways before these notices skip.
+pub fn removal_notice(room: &str, action: &str, users: &[String]) -> String {
+    format!("removed:{room}:{action}:{}", users.join(","))
+}
+
+/// The (room, action, users) of each removal notice in a revocations message.
+pub fn parse_removals(payload: &[u8]) -> Vec<(String, String, Vec<String>)> {
+    std::str::from_utf8(payload)
+        .unwrap_or_default()
+        .split_ascii_whitespace()
+        .filter_map(|token| {
+            let mut parts = token.strip_prefix("removed:")?.splitn(3, ':');
+            let (room, action, users) = (parts.next()?, parts.next()?, parts.next()?);
+            if chat_model::ids::check_room_name(room).is_err()
+                || !matches!(action, "kick" | "ban" | "delete_room")
+            {
+                return None;
+            }
+            let users: Vec<String> = users
+                .split(',')
+                .filter(|u| chat_model::ids::valid_username(u))
+                .map(str::to_owned)
+                .collect();
+            Some((room.to_owned(), action.to_owned(), users))
+        })
+        .collect()
+}
+
 /// The session ids of one revocations message.
 pub fn parse_announcement(payload: &[u8]) -> Vec<String> {
     std::str::from_utf8(payload)
@@ -91,4 +121,30 @@ pub fn parse_announcement(payload: &[u8]) -> Vec<String> {
         .filter(|s| chat_model::ids::valid_session_id(s))
         .map(str::to_owned)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removal_notices_round_trip_and_are_no_session_ids() {
+        let users = vec!["bob".to_owned(), "eve_2".to_owned()];
+        let notice = removal_notice("ops-1", "ban", &users);
+        assert_eq!(
+            parse_removals(notice.as_bytes()),
+            vec![("ops-1".to_owned(), "ban".to_owned(), users)]
+        );
+        assert!(parse_announcement(notice.as_bytes()).is_empty());
+        let both = format!("{notice} {}", "0123456789abcdef0123456789abcdef");
+        assert_eq!(parse_announcement(both.as_bytes()).len(), 1);
+        assert_eq!(parse_removals(both.as_bytes()).len(), 1);
+        for bad in [
+            "removed:Bad Room:kick:bob",
+            "removed:ops:explode:bob",
+            "removed:ops",
+        ] {
+            assert!(parse_removals(bad.as_bytes()).is_empty(), "{bad}");
+        }
+    }
 }

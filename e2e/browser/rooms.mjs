@@ -1,12 +1,13 @@
 // Browser test of running a room in the web client: A creates a private
 // room and invites B from its room page; B's invite shows in the sidebar,
 // B joins and writes, and A sees it; A turns on a 10 s slow mode, and B's
-// second quick message waits and goes out by itself; A makes B an admin
+// second quick message waits and goes out by itself (B also has the room
+// open on a second device); A makes B an admin
 // and back, mutes
-// B (B's member line says so) and unmutes; then A removes B, and B's next
-// message is refused: B's page says B is no longer a member and stops
-// taking messages for the room; A's member list and moderation log show
-// what happened.
+// B (B's member line says so) and unmutes; then A removes B: both of B's
+// devices show it at once (a `removed` frame): B is no longer a member and
+// the page stops taking messages for the room; A's member list and
+// moderation log show what happened.
 //
 //   PLAYWRIGHT_NODE_PATH=.tools/node/node_modules \
 //     node e2e/browser/rooms.mjs http://127.0.0.1:8081 http://127.0.0.1:8082
@@ -59,7 +60,7 @@ async function act(page, user, button, done) {
 
 async function main() {
   step = "launch chromium";
-  const { browser, pages: [pageA, pageB] } = await launchPages(["A", "B"], pageErrors);
+  const { browser, pages: [pageA, pageB, pageB2] } = await launchPages(["A", "B", "B2"], pageErrors);
   try {
     step = "both register";
     await register(pageA, urlA, userA);
@@ -88,6 +89,16 @@ async function main() {
     await pageA.click("#closeRoom");
     await pageA.locator(`#rooms li[data-conv="room:${room}"]`).click();
     await until(pageA, "A: B's message shown live", shown, hello);
+
+    step = "B signs in on a second device and opens the room";
+    await pageB2.goto(urlA, { waitUntil: "domcontentloaded", timeout: TIMEOUT });
+    await pageB2.fill("#username", userB);
+    await pageB2.fill("#password", PASSWORD);
+    await pageB2.locator("#login button[type=submit]").click();
+    await until(pageB2, "B2 connected", connected);
+    await until(pageB2, "B2: the room listed", (r) => !!document.querySelector(`#rooms li[data-conv="room:${r}"]`), room);
+    await pageB2.locator(`#rooms li[data-conv="room:${room}"]`).click();
+    await until(pageB2, "B2: B's message", shown, hello);
 
     step = "A turns on slow mode; B's second quick message goes out when it may";
     await pageA.click("#roomBtn");
@@ -118,13 +129,17 @@ async function main() {
     await until(pageA, "B shown muted", memberLine, [userB, "muted"]);
     await act(pageA, userB, "unmute", `Unmuted ${userB}.`);
 
-    step = "A removes B; B's next message is refused and B's page says so";
+    step = "A removes B; both of B's devices say so at once";
     await act(pageA, userB, "kick", `Removed ${userB}.`);
+    // B's other device hears it live, without sending anything.
+    await until(pageB2, "B2: the removed notice, live", () => {
+      const el = document.getElementById("removed");
+      return !el.classList.contains("hidden") && /no longer a member/.test(el.textContent);
+    });
+    await until(pageB2, "B2: the status says why", () => /you were removed from #/.test(document.getElementById("status").textContent));
     await until(pageA, "B gone from the member list", (u) =>
       ![...document.querySelectorAll("#roomMembers li")].some((li) => li.dataset.user === u), userB);
-    await pageB.fill("#body", `am I still here ${run}`);
-    await pageB.locator("#composer button").click();
-    await until(pageB, "B: the removed notice", () => {
+    await until(pageB, "B: the removed notice, and no composer for the room", () => {
       const el = document.getElementById("removed");
       return !el.classList.contains("hidden") && /no longer a member/.test(el.textContent) && document.getElementById("body").disabled;
     });

@@ -31,4 +31,21 @@ impl MembershipEvents {
             tracing::warn!(error = %e, %room, "could not announce a membership change");
         }
     }
+
+    /// Tells every gateway that `users` are out of `room` (`action`), so
+    /// their sockets hear it at once. Best effort: the membership change
+    /// is committed and enforced whether or not this is heard.
+    pub async fn removed(&self, room: &str, action: &str, users: &[String]) {
+        let mut conn = self.conn.clone();
+        for chunk in users.chunks(1000) {
+            let sent: redis::RedisResult<i64> = redis::cmd("SPUBLISH")
+                .arg(self.keys.revocations_channel())
+                .arg(chat_redis::sessions::removal_notice(room, action, chunk))
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, %room, "could not announce a removal");
+            }
+        }
+    }
 }

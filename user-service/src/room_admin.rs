@@ -110,6 +110,16 @@ impl UserApi {
         if !matches!(action, Moderation::DeleteRoom) {
             check_username(&req.target)?;
         }
+        // Who a deletion removes: its members just before it.
+        let members = match action {
+            Moderation::DeleteRoom => self
+                .store
+                .room_members(&req.room)
+                .await?
+                .map(|r| r.members.into_iter().map(|m| m.username).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         self.store
             .moderate(
                 &req.room,
@@ -120,6 +130,16 @@ impl UserApi {
             )
             .await?;
         self.events.changed(&req.room).await;
+        match action {
+            Moderation::Kick => self.events.removed(&req.room, "kick", &[req.target]).await,
+            Moderation::Ban(_) => self.events.removed(&req.room, "ban", &[req.target]).await,
+            Moderation::DeleteRoom => {
+                self.events
+                    .removed(&req.room, "delete_room", &members)
+                    .await
+            }
+            _ => {}
+        }
         Ok(())
     }
 

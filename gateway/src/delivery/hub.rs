@@ -133,6 +133,22 @@ impl Hub {
         closed
     }
 
+    /// Queues `frame` for every socket of `users` here; returns how many.
+    pub fn tell_users(&self, users: &[String], frame: &str) -> usize {
+        let frame = Utf8Bytes::from(frame.to_owned());
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let mut told = 0;
+        for user in users {
+            for id in inner.users.get(user.as_str()).into_iter().flatten() {
+                if let Some(handle) = inner.conns.get(id) {
+                    handle.outbox.push(frame.clone());
+                    told += 1;
+                }
+            }
+        }
+        told
+    }
+
     /// Tells every socket here that it may have missed deliveries: each gets
     /// a `resync` frame, and its client runs its recovery.
     pub fn resync_all(&self, reason: &str) {

@@ -1,4 +1,5 @@
-//! Revoked sessions' sockets, closed on every gateway. user-service
+//! Revoked sessions' sockets, closed on every gateway; and users removed
+//! from a room, told on every gateway (a `removed` frame). user-service
 //! publishes each revocation on one sharded channel that every gateway
 //! subscribes to (`pubsub.rs` keeps the subscription alive); a gateway
 //! closes that session's sockets with 4001 as soon as it hears.
@@ -10,7 +11,8 @@
 
 use std::sync::Arc;
 
-use chat_redis::sessions::{Revocations, parse_announcement};
+use chat_model::protocol::ServerFrame;
+use chat_redis::sessions::{Revocations, parse_announcement, parse_removals};
 
 use super::{
     hub::{Hub, session_key},
@@ -47,6 +49,16 @@ impl Listener for RevocationListener {
         let closed = self.hub.close_sessions(&sessions, CLOSE);
         if closed > 0 {
             metrics::counter!("gateway_revoked_sockets_total").increment(closed as u64);
+        }
+        // Removals from rooms ride the same channel: a `removed` frame to
+        // the users' sockets here.
+        for (room, action, users) in parse_removals(payload) {
+            let frame = ServerFrame::Removed {
+                room: &room,
+                action: &action,
+            }
+            .to_json();
+            self.hub.tell_users(&users, &frame);
         }
     }
 }

@@ -158,6 +158,12 @@ async fn kicks_bans_and_mutes_hold_for_the_very_next_send() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
+    let told = t.recv_type("removed").await;
+    assert_eq!(
+        (told["room"].as_str(), told["action"].as_str()),
+        (Some("lobby"), Some("kick")),
+        "the kicked member's socket hears it at once: {told}"
+    );
     t.send_json(&send("t4", "room:lobby", "still here?")).await;
     assert_eq!(t.recv_type("error").await["code"], "forbidden");
 
