@@ -26,6 +26,10 @@ impl Listener for Forwarded {
             tracing::warn!("unreadable forwarded frames");
             return;
         };
+        if let Some(holder) = &forward.wake {
+            self.streams.waiters().wake(holder, forward.conn);
+            return;
+        }
         let handed = self
             .streams
             .hand_here(forward.conn, &forward.user, forward.frames);

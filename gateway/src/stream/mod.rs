@@ -16,6 +16,7 @@ pub mod forward;
 pub mod poll;
 pub mod pump;
 pub mod registry;
+pub mod wake;
 
 use std::{convert::Infallible, net::IpAddr};
 

@@ -10,9 +10,9 @@
 //! its cursor acknowledges; one whose answer was lost repeats its cursor
 //! and gets the same frames again. The outbox bound holds in Redis: past
 //! OUTBOUND_QUEUE frames waiting, the session closes as a slow consumer
-//! (4008). A waiting poll reads the stream every 100 ms (without blocking
-//! a shared connection): ten cheap reads a second per waiting client, the
-//! price of the last-resort transport.
+//! (4008). A waiting poll is woken when its frames are written (`wake.rs`),
+//! and otherwise reads the stream once a second, without blocking a shared
+//! connection.
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,7 +22,6 @@ use axum::{
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
-use chat_redis::connection::Redis;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use service_kit::shutdown::Shutdown;
@@ -48,8 +47,8 @@ use crate::{
 pub const MAX_WAIT_MS: u64 = 25_000;
 /// Frames one poll answers at most.
 const POLL_FRAMES: usize = 256;
-/// How often a waiting poll looks.
-const LOOK_EVERY: Duration = Duration::from_millis(100);
+/// How often a waiting poll looks without being woken (`wake.rs`).
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How often a waiting poll on another gateway asks whether the holder is up.
 const ALIVE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long a finished connection's frames stay for a last poll.
@@ -106,7 +105,8 @@ pub async fn open(
         .poll_queue(streams.gateway(), registration.id());
     let conn = registration.token();
     let writer = tokio::spawn(pump(
-        streams.redis().clone(),
+        streams.clone(),
+        registration.id(),
         key,
         outbox.clone(),
         sessions.shutdown.clone(),
@@ -180,7 +180,16 @@ pub async fn poll(
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
     let mut next_alive_check = tokio::time::Instant::now();
+    let mut waiting: Option<super::wake::Waiting> = None;
     loop {
+        // Armed before the read: a wake-up sent after a read that saw
+        // nothing is not missed.
+        let notify = waiting.as_ref().map(|w| w.notify.clone());
+        let notified = notify.as_ref().map(|n| n.notified());
+        tokio::pin!(notified);
+        if let Some(n) = notified.as_mut().as_pin_mut() {
+            n.enable();
+        }
         let reply: redis::streams::StreamReadReply = redis
             .xread_options(
                 &[&key],
@@ -211,10 +220,30 @@ pub async fn poll(
             }
             next_alive_check = tokio::time::Instant::now() + ALIVE_CHECK_EVERY;
         }
-        if tokio::time::Instant::now() + LOOK_EVERY > deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return Ok(answer(Vec::new(), &cursor));
         }
-        tokio::time::sleep(LOOK_EVERY).await;
+        if waiting.is_none() {
+            // Leave word where to wake this poll, then read once more: a
+            // frame written before the word was left woke nobody.
+            waiting = Some(streams.waiters().wait(gateway, id));
+            let _: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(super::wake::waiter_key(&key))
+                .arg(streams.gateway())
+                .arg("PX")
+                .arg((deadline - now).as_millis() as u64 + 1000)
+                .query_async(&mut redis)
+                .await;
+            continue;
+        }
+        let nap = LOOK_EVERY.min(deadline - now);
+        match notified.as_mut().as_pin_mut() {
+            Some(n) => {
+                let _ = tokio::time::timeout(nap, n).await;
+            }
+            None => tokio::time::sleep(nap).await,
+        }
     }
 }
 
@@ -248,7 +277,8 @@ fn parse_id(id: &str) -> Option<(u64, u64)> {
 /// The writer of a long-poll connection: the outbox into its Redis stream,
 /// in batches; past `max_frames` waiting, a slow consumer.
 pub async fn pump(
-    redis: Redis,
+    streams: Streams,
+    id: u64,
     key: String,
     outbox: Arc<Outbox>,
     shutdown: Shutdown,
@@ -257,7 +287,8 @@ pub async fn pump(
 ) {
     let stop = shutdown.wait();
     tokio::pin!(stop);
-    let mut redis = redis;
+    let mut redis = streams.redis().clone();
+    let waiter = super::wake::waiter_key(&key);
     let ttl_ms = (idle.as_millis() as i64 * 2).max(LINGER_SECS * 1000);
     let reason: Close = loop {
         let first = tokio::select! {
@@ -292,8 +323,13 @@ pub async fn pump(
             }
             pipe.pexpire(&key, ttl_ms).ignore();
             pipe.xlen(&key);
-            match pipe.query_async::<(usize,)>(&mut redis).await {
-                Ok((waiting,)) if waiting > max_frames => break close::SLOW_CONSUMER,
+            pipe.get(&waiter);
+            match pipe
+                .query_async::<(usize, Option<String>)>(&mut redis)
+                .await
+            {
+                Ok((waiting, _)) if waiting > max_frames => break close::SLOW_CONSUMER,
+                Ok((_, Some(poller))) => streams.wake(&poller, streams.gateway(), id).await,
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "poll queue unwritable; the connection ends");
@@ -309,7 +345,7 @@ pub async fn pump(
         metrics::counter!("gateway_closed_total", "reason" => "slow_consumer").increment(1);
     }
     let close = format!(r#"{{"code":{},"reason":"{}"}}"#, reason.0, reason.1);
-    let _: redis::RedisResult<()> = redis::pipe()
+    let closed = redis::pipe()
         .cmd("XADD")
         .arg(&key)
         .arg("*")
@@ -318,8 +354,12 @@ pub async fn pump(
         .ignore()
         .pexpire(&key, LINGER_SECS * 1000)
         .ignore()
-        .query_async(&mut redis)
+        .get(&waiter)
+        .query_async::<(Option<String>,)>(&mut redis)
         .await;
+    if let Ok((Some(poller),)) = closed {
+        streams.wake(&poller, streams.gateway(), id).await;
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,10 @@ pub struct Forward {
     pub conn: u64,
     pub user: String,
     pub frames: Vec<String>,
+    /// Instead of frames: the long-poll connection `conn` of this holder
+    /// gateway has new frames; wake its polls waiting here (`wake.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<String>,
 }
 
 #[derive(Clone)]
@@ -56,6 +60,8 @@ pub struct Streams(Arc<Inner>);
 struct Inner {
     gateway: String,
     held: Mutex<HashMap<u64, Entry>>,
+    /// Long-polls waiting on this gateway.
+    waiters: super::wake::Waiters,
     redis: Redis,
     keys: Keys,
     /// The MAC key: the same on every gateway.
@@ -136,6 +142,7 @@ impl Streams {
         Self(Arc::new(Inner {
             gateway,
             held: Mutex::default(),
+            waiters: super::wake::Waiters::default(),
             redis,
             keys,
             key,
@@ -176,6 +183,31 @@ impl Streams {
             return Err(Handed::NotYours);
         }
         Ok((t.gateway, t.id))
+    }
+
+    pub fn waiters(&self) -> &super::wake::Waiters {
+        &self.0.waiters
+    }
+
+    /// Wakes the polls of connection (holder, `id`) waiting on `gateway`:
+    /// here, or through that gateway's inbound channel. Best effort.
+    pub async fn wake(&self, gateway: &str, holder: &str, id: u64) {
+        if gateway == self.0.gateway {
+            self.0.waiters.wake(holder, id);
+            return;
+        }
+        let wake = Forward {
+            conn: id,
+            user: String::new(),
+            frames: Vec::new(),
+            wake: Some(holder.to_owned()),
+        };
+        let mut redis = self.0.redis.clone();
+        let _: redis::RedisResult<i64> = redis::cmd("SPUBLISH")
+            .arg(self.0.keys.gateway_inbound(gateway))
+            .arg(serde_json::to_string(&wake).unwrap_or_default())
+            .query_async(&mut redis)
+            .await;
     }
 
     pub fn redis(&self) -> &Redis {
@@ -234,6 +266,7 @@ impl Streams {
             conn: t.id,
             user: user.to_owned(),
             frames,
+            wake: None,
         };
         let mut redis = self.0.redis.clone();
         let heard: i64 = redis::cmd("SPUBLISH")

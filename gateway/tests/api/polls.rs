@@ -117,10 +117,67 @@ async fn long_polls_carry_the_protocol_on_any_gateway() {
         ),
         (0, Some(next.as_str()))
     );
-    // Live deliveries come to polls.
-    b.send_json(&send("b1", "user:alice", "to a poller")).await;
-    let (frames, _) = until_frame(&stack, &alice, &conn, next, "message").await;
-    assert!(frames.iter().any(|f| f["body"] == "to a poller"));
+    // Live deliveries come to polls. One waits on each gateway in turn
+    // for a DM that comes while it waits: the holder's writer wakes it
+    // (here, or through the other gateway's inbound channel).
+    let mut cursor = next;
+    for (gw, k) in [(0, 1), (1, 2)] {
+        let waiting = {
+            let (stack, alice, conn, cursor) = (&stack, &alice, &conn, cursor.clone());
+            async move { poll(stack, gw, alice, conn, &cursor, 20_000).await }
+        };
+        let sending = async {
+            // Once the poll waits (it has left word where to wake it).
+            let redis = stack._storage.redis().await;
+            // The token is <holder>.<id>.<mac>; the holder may hold dots.
+            let mut parts = conn.rsplitn(3, '.');
+            let (_, id, holder) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+            let word = stack._storage.key(&format!("{{poll:{holder}.{id}}}:w"));
+            testkit::eventually(
+                "the poll to wait",
+                std::time::Duration::from_secs(10),
+                || {
+                    let (mut redis, word) = (redis.clone(), word.clone());
+                    async move {
+                        let waiting: bool =
+                            redis::AsyncCommands::exists(&mut redis, &word).await.ok()?;
+                        waiting.then_some(())
+                    }
+                },
+            )
+            .await;
+            b.send_json(&send(&format!("b{k}"), "user:alice", "to a poller"))
+                .await;
+        };
+        let ((s, got), ()) = tokio::join!(waiting, sending);
+        assert_eq!(s, StatusCode::OK, "{got}");
+        assert!(
+            got["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["body"] == "to a poller"),
+            "{got}"
+        );
+        cursor = got["cursor"].as_str().unwrap().to_owned();
+    }
+    for ops in &stack.ops {
+        let metrics = stack
+            .http
+            .get(format!("http://127.0.0.1:{ops}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("gateway_poll_wakeups_total") && !l.ends_with(" 0")),
+            "each gateway woke a waiting poll:\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test]
