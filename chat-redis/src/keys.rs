@@ -131,6 +131,13 @@ impl Keys {
         format!("{}{{room:{room}}}:members:v", self.prefix)
     }
 
+    /// A user's block-list version: user-service bumps it on every block
+    /// and unblock, chat-service compares it with its cached list. It
+    /// expires a day after the last change, far past any cached list.
+    pub fn blocks_version(&self, user: &str) -> String {
+        format!("{}{{user:{user}}}:blocks:v", self.prefix)
+    }
+
     /// Slow mode: the client_id of `user`'s last message in `room`, kept
     /// for the room's interval. The room's tag: one slot per room.
     pub fn slow_mode(&self, room: &str, user: &str) -> String {

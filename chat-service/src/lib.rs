@@ -3,6 +3,7 @@
 //! persistence through history-service, delivery to the recipients' gateways,
 //! offline marking, the sender's `sent` ack, and XACK last.
 
+pub mod blocklists;
 pub mod chunks;
 pub mod config;
 pub mod error;

@@ -254,7 +254,7 @@ impl Members {
 
 /// Every answer lives MEMBERSHIP_TTL_MS: a deleted account stops taking
 /// DMs within it, as a left room stops taking a leaver's sends.
-fn cached<T: Clone>(
+pub(crate) fn cached<T: Clone>(
     map: &Mutex<HashMap<String, (Instant, T)>>,
     key: &str,
     ttl: Duration,
@@ -269,7 +269,12 @@ fn cached<T: Clone>(
 /// of its entries (whichever the hash order gives, in effect at random). A
 /// scan for the oldest on every insert would cost a 100,000-entry walk per
 /// miss exactly when misses are many (more users than the cache holds).
-fn store<T>(map: &Mutex<HashMap<String, (Instant, T)>>, key: &str, value: T, ttl: Duration) {
+pub(crate) fn store<T>(
+    map: &Mutex<HashMap<String, (Instant, T)>>,
+    key: &str,
+    value: T,
+    ttl: Duration,
+) {
     let Ok(mut map) = map.lock() else { return };
     if map.len() >= MAX_ENTRIES {
         map.retain(|_, (at, _)| at.elapsed() < ttl);

@@ -23,6 +23,7 @@ use service_kit::{
 };
 
 use crate::{
+    blocklists::BlockLists,
     config::Config,
     members::Members,
     pipeline::{
@@ -82,7 +83,11 @@ impl Application {
             conn: conn.clone(),
             admit: Admit {
                 keys: keys.clone(),
-                members: Members::new(users, Duration::from_millis(config.membership_ttl_ms)),
+                members: Members::new(
+                    users.clone(),
+                    Duration::from_millis(config.membership_ttl_ms),
+                ),
+                blocks: BlockLists::new(users, Duration::from_millis(config.membership_ttl_ms)),
                 targets: Targets {
                     history: history.clone(),
                     edit_window_ms: (config.edit_window_secs > 0)

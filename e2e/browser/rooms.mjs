@@ -14,43 +14,19 @@
 //
 // Prints "rooms: ok" and exits 0, or what failed and exits 1.
 import { randomBytes } from "node:crypto";
-import { launchPages, shown } from "./lib.mjs";
+import { PASSWORD, TIMEOUT, connected, launchPages, register as registerAs, runScript, sendShown, shown, waiter } from "./lib.mjs";
 
-const TIMEOUT = 20000;
-const PASSWORD = "password123";
 const [urlA, urlB] = process.argv.slice(2);
 const run = randomBytes(4).toString("hex");
 const userA = `ra_${run}`, userB = `rb_${run}`, room = `crew${run}`;
-let step = "start";
+const progress = { step: "start" };
 const pageErrors = [];
+const until = waiter("roomStatus");
+const register = (page, url, user) => registerAs(page, url, user, until);
+const send = (page, text) => sendShown(page, text, until);
 
-async function until(page, what, fn, arg) {
-  try {
-    await page.waitForFunction(fn, arg, { timeout: TIMEOUT, polling: 100 });
-  } catch (e) {
-    const status = await page.textContent("#status").catch(() => "?");
-    const roomStatus = await page.textContent("#roomStatus").catch(() => "?");
-    throw new Error(`timed out waiting for ${what}; status: ${JSON.stringify(status)}, room page: ${JSON.stringify(roomStatus)}`);
-  }
-}
-
-const connected = () => /^connected to /.test(document.getElementById("status").textContent);
 const memberLine = ([user, text]) => [...document.querySelectorAll("#roomMembers li")].some((li) =>
   li.dataset.user === user && li.textContent.includes(text));
-
-async function register(page, url, user) {
-  await page.goto(url, { waitUntil: "domcontentloaded", timeout: TIMEOUT });
-  await page.fill("#username", user);
-  await page.fill("#password", PASSWORD);
-  await page.click("#register");
-  await until(page, `${user} connected`, connected);
-}
-
-async function send(page, text) {
-  await page.fill("#body", text);
-  await page.locator("#composer button").click();
-  await until(page, `own message ${JSON.stringify(text)} acknowledged`, shown, text);
-}
 
 // Clicks `button` on `user`'s member line, then waits for the page to say `done`.
 async function act(page, user, button, done) {
@@ -59,27 +35,27 @@ async function act(page, user, button, done) {
 }
 
 async function main() {
-  step = "launch chromium";
+  progress.step = "launch chromium";
   const { browser, pages: [pageA, pageB, pageB2] } = await launchPages(["A", "B", "B2"], pageErrors);
   try {
-    step = "both register";
+    progress.step = "both register";
     await register(pageA, urlA, userA);
     await register(pageB, urlB, userB);
 
-    step = "A creates a private room";
+    progress.step = "A creates a private room";
     await pageA.check("#roomPrivate");
     await pageA.fill("#roomName", room);
     await pageA.locator("#joinRoom button").click();
     await until(pageA, "the room bar says private", (r) => document.getElementById("roomTitle").textContent === `#${r} 🔒`, room);
 
-    step = "A invites B from the room page";
+    progress.step = "A invites B from the room page";
     await pageA.click("#roomBtn");
     await until(pageA, "the room page", (r) => document.getElementById("roomHeading").textContent === `#${r}`, room);
     await pageA.fill("#inviteUser", userB);
     await pageA.locator("#inviteForm button").click();
     await until(pageA, "invited", (t) => document.getElementById("roomStatus").textContent === t, `Invited ${userB}.`);
 
-    step = "B sees the invite, joins and writes";
+    progress.step = "B sees the invite, joins and writes";
     await pageB.reload({ waitUntil: "domcontentloaded" });
     await until(pageB, "B: the invite listed", (r) => !!document.querySelector(`#invites li[data-room="${r}"]`), room);
     await pageB.locator(`#invites li[data-room="${room}"] button.accept`).click();
@@ -90,7 +66,7 @@ async function main() {
     await pageA.locator(`#rooms li[data-conv="room:${room}"]`).click();
     await until(pageA, "A: B's message shown live", shown, hello);
 
-    step = "B signs in on a second device and opens the room";
+    progress.step = "B signs in on a second device and opens the room";
     await pageB2.goto(urlA, { waitUntil: "domcontentloaded", timeout: TIMEOUT });
     await pageB2.fill("#username", userB);
     await pageB2.fill("#password", PASSWORD);
@@ -100,7 +76,7 @@ async function main() {
     await pageB2.locator(`#rooms li[data-conv="room:${room}"]`).click();
     await until(pageB2, "B2: B's message", shown, hello);
 
-    step = "A turns on slow mode; B's second quick message goes out when it may";
+    progress.step = "A turns on slow mode; B's second quick message goes out when it may";
     await pageA.click("#roomBtn");
     await until(pageA, "the room page", (r) => document.getElementById("roomHeading").textContent === `#${r}`, room);
     await pageA.selectOption("#roomSlow", "10");
@@ -119,7 +95,7 @@ async function main() {
       return bodies.includes(a) && bodies.includes(b);
     }, [one, two]);
 
-    step = "A changes B's role, mutes and unmutes B";
+    progress.step = "A changes B's role, mutes and unmutes B";
     await pageA.click("#roomBtn");
     await until(pageA, "B listed as a member", memberLine, [userB, "member"]);
     await act(pageA, userB, "role", `${userB} is now an admin.`);
@@ -129,7 +105,7 @@ async function main() {
     await until(pageA, "B shown muted", memberLine, [userB, "muted"]);
     await act(pageA, userB, "unmute", `Unmuted ${userB}.`);
 
-    step = "A removes B; both of B's devices say so at once";
+    progress.step = "A removes B; both of B's devices say so at once";
     await act(pageA, userB, "kick", `Removed ${userB}.`);
     // B's other device hears it live, without sending anything.
     await until(pageB2, "B2: the removed notice, live", () => {
@@ -147,17 +123,9 @@ async function main() {
       li.textContent.includes(`kick ${u}`)), [userB]);
 
     if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join("; ")}`);
-    console.log("rooms: ok");
   } finally {
     await browser.close();
   }
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`rooms: FAILED: no result after 120 s (at step: ${step})`);
-  process.exit(1);
-}, 120000);
-main().then(() => clearTimeout(watchdog)).catch((e) => {
-  console.error(`rooms: FAILED at "${step}": ${e.message}`);
-  process.exit(1);
-});
+runScript("rooms", main, progress);

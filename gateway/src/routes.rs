@@ -16,7 +16,7 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    api::{accounts, conversations, invites, moderation, rooms, sessions, site, tickets},
+    api::{accounts, blocks, conversations, invites, moderation, rooms, sessions, site, tickets},
     domain::Error,
     http::{access_log, error::ApiError},
     state::AppState,
@@ -97,6 +97,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::revoke))
         .routes(routes!(sessions::logout))
         .routes(routes!(sessions::logout_all))
+        .routes(routes!(blocks::list))
+        .routes(routes!(blocks::block, blocks::unblock))
         .routes(routes!(tickets::issue))
         .routes(routes!(rooms::list, rooms::create))
         .routes(routes!(rooms::join))

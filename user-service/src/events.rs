@@ -7,6 +7,11 @@
 use chat_redis::connection::Redis;
 use chat_redis::keys::Keys;
 
+/// A block-list version outlives every cached list (MEMBERSHIP_TTL_MS is
+/// at most minutes), so one expiring and restarting cannot match a list
+/// cached under the old count.
+const BLOCKS_VERSION_TTL_SECS: i64 = 86_400;
+
 #[derive(Clone)]
 pub struct MembershipEvents {
     conn: Redis,
@@ -29,6 +34,22 @@ impl MembershipEvents {
             .await;
         if let Err(e) = bumped {
             tracing::warn!(error = %e, %room, "could not announce a membership change");
+        }
+    }
+
+    /// Bumps `user`'s block-list version (see [`Self::changed`]).
+    pub async fn blocks_changed(&self, user: &str) {
+        let mut conn = self.conn.clone();
+        let key = self.keys.blocks_version(user);
+        let bumped: redis::RedisResult<()> = redis::pipe()
+            .incr(&key, 1)
+            .ignore()
+            .expire(&key, BLOCKS_VERSION_TTL_SECS)
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = bumped {
+            tracing::warn!(error = %e, %user, "could not announce a block-list change");
         }
     }
 

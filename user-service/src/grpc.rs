@@ -110,6 +110,7 @@ pub(crate) fn room_pb(r: RoomRow) -> user_pb::Room {
         visibility: r.visibility,
         member_count: 0,
         slow_mode_secs: u32::try_from(r.slow_mode_secs).unwrap_or(0),
+        display_name: r.display_name,
     }
 }
 
@@ -430,5 +431,37 @@ impl user_pb::user_service_server::UserService for UserApi {
         Ok(Response::new(
             self.list_moderation_log_(request.into_inner()).await?,
         ))
+    }
+
+    async fn block(
+        &self,
+        request: Request<user_pb::BlockRequest>,
+    ) -> Result<Response<user_pb::BlockResponse>, Status> {
+        Ok(Response::new(
+            self.set_block(request.into_inner(), true).await?,
+        ))
+    }
+
+    async fn unblock(
+        &self,
+        request: Request<user_pb::BlockRequest>,
+    ) -> Result<Response<user_pb::BlockResponse>, Status> {
+        Ok(Response::new(
+            self.set_block(request.into_inner(), false).await?,
+        ))
+    }
+
+    async fn get_blocks(
+        &self,
+        request: Request<user_pb::GetBlocksRequest>,
+    ) -> Result<Response<user_pb::GetBlocksResponse>, Status> {
+        Ok(Response::new(self.get_blocks_(request.into_inner()).await?))
+    }
+
+    async fn blocked_by(
+        &self,
+        request: Request<user_pb::BlockedByRequest>,
+    ) -> Result<Response<user_pb::BlockedByResponse>, Status> {
+        Ok(Response::new(self.blocked_by_(request.into_inner()).await?))
     }
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::{
+    block_store::blocked,
     error::UserError,
     moderation_store::{actor_in, denied, log, target_in},
     permissions::{Action, allowed},
@@ -37,6 +38,11 @@ impl Store {
             return Err(denied(role, "invite"));
         }
         let (user_id, member) = target_in(&mut tx, room_id, user).await?;
+        if blocked(&mut tx, user_id, actor).await? {
+            return Err(UserError::PermissionDenied(format!(
+                "you cannot invite {user}"
+            )));
+        }
         if member.is_some() {
             return Err(UserError::AlreadyExists(format!(
                 "{user} is already a member of room {room}"

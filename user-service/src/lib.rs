@@ -4,6 +4,8 @@
 
 pub mod account_store;
 pub mod accounts;
+pub mod block_store;
+pub mod blocks;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -169,15 +169,22 @@ pub(crate) async fn log(
     Ok(())
 }
 
+/// The room settings an update changes (None: left as it is).
+#[derive(Default)]
+pub struct RoomSettings<'a> {
+    pub display_name: Option<&'a str>,
+    pub topic: Option<&'a str>,
+    pub visibility: Option<&'a str>,
+    pub slow_mode_secs: Option<i32>,
+}
+
 impl Store {
     /// Changes a room's topic and visibility (admins and the owner).
     pub async fn update_room(
         &self,
         room: &str,
         actor: &str,
-        topic: Option<&str>,
-        visibility: Option<&str>,
-        slow_mode_secs: Option<i32>,
+        settings: &RoomSettings<'_>,
     ) -> Result<RoomRow, UserError> {
         let mut tx = self.pool().begin().await?;
         let (room_id, role) = actor_in(&mut tx, room, actor).await?;
@@ -186,19 +193,22 @@ impl Store {
         }
         sqlx::query(
             "UPDATE rooms SET topic = COALESCE($2, topic), visibility = COALESCE($3, visibility),
-                 slow_mode_secs = COALESCE($4, slow_mode_secs)
+                 slow_mode_secs = COALESCE($4, slow_mode_secs),
+                 display_name = COALESCE($5, display_name)
              WHERE id = $1",
         )
         .bind(room_id)
-        .bind(topic)
-        .bind(visibility)
-        .bind(slow_mode_secs)
+        .bind(settings.topic)
+        .bind(settings.visibility)
+        .bind(settings.slow_mode_secs)
+        .bind(settings.display_name)
         .execute(&mut *tx)
         .await?;
         let what = [
-            topic.map(|t| format!("topic: {t}")),
-            visibility.map(|v| format!("visibility: {v}")),
-            slow_mode_secs.map(|s| format!("slow mode: {s} s")),
+            settings.display_name.map(|d| format!("display name: {d}")),
+            settings.topic.map(|t| format!("topic: {t}")),
+            settings.visibility.map(|v| format!("visibility: {v}")),
+            settings.slow_mode_secs.map(|s| format!("slow mode: {s} s")),
         ]
         .into_iter()
         .flatten()

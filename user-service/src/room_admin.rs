@@ -9,9 +9,10 @@ use proto::user::v1::{self as user_pb, ModerationAction};
 use crate::{
     error::UserError,
     grpc::{
-        UserApi, check_room, check_topic, check_username, check_visibility, room_pb, timestamp,
+        UserApi, check_display_name, check_room, check_topic, check_username, check_visibility,
+        room_pb, timestamp,
     },
-    moderation_store::{MAX_PAGE, Moderation},
+    moderation_store::{MAX_PAGE, Moderation, RoomSettings},
     permissions::Role,
 };
 
@@ -72,15 +73,19 @@ impl UserApi {
             }
             other => other.map(|s| s as i32),
         };
+        let display_name = req.display_name.as_deref().map(str::trim);
+        if let Some(d) = display_name {
+            check_display_name(d)?;
+        }
+        let settings = RoomSettings {
+            display_name,
+            topic,
+            visibility: req.visibility.as_deref(),
+            slow_mode_secs: slow,
+        };
         let room = self
             .store
-            .update_room(
-                &req.room,
-                &req.actor,
-                topic,
-                req.visibility.as_deref(),
-                slow,
-            )
+            .update_room(&req.room, &req.actor, &settings)
             .await?;
         self.events.changed(&req.room).await;
         Ok(room_pb(room))

@@ -24,6 +24,7 @@ pub struct RoomRow {
     pub role: Option<String>,
     pub visibility: String,
     pub slow_mode_secs: i32,
+    pub display_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +49,8 @@ pub struct Store {
 }
 
 pub(crate) const ROOM_COLUMNS: &str =
-    "r.name, r.topic, u.username AS created_by, r.created_at, r.visibility, r.slow_mode_secs";
+    "r.name, r.topic, u.username AS created_by, r.created_at, r.visibility, r.slow_mode_secs,
+     r.display_name AS room_display_name";
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
@@ -160,6 +162,7 @@ impl Store {
             role: Some("owner".to_owned()),
             visibility: visibility.to_owned(),
             slow_mode_secs: 0,
+            display_name: String::new(),
         })
     }
 
@@ -369,5 +372,6 @@ pub(crate) fn room_from(row: &sqlx::postgres::PgRow) -> RoomRow {
         role: row.get("role"),
         visibility: row.get("visibility"),
         slow_mode_secs: row.get("slow_mode_secs"),
+        display_name: row.get("room_display_name"),
     }
 }

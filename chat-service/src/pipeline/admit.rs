@@ -31,8 +31,12 @@ use chat_model::{
 use chat_redis::{connection::Redis, keys::Keys};
 use redis::streams::StreamId;
 
-use super::targets::{self, Targets};
+use super::{
+    blocks::{self, Lists},
+    targets::{self, Targets},
+};
 use crate::{
+    blocklists::BlockLists,
     error::BatchError,
     members::{Members, Standing, Version},
 };
@@ -69,6 +73,17 @@ pub(crate) struct Admitted {
     pub dead: Vec<(String, String)>,
 }
 
+/// What a batch's first round trip learned.
+#[derive(Default)]
+struct Lookups {
+    /// The membership version of each room posted to.
+    versions: HashMap<String, Version>,
+    /// The block-list version of each user [`blocks::wanted`] names.
+    blocks: HashMap<String, Version>,
+    /// The entries whose client_id names another request.
+    conflicts: HashSet<String>,
+}
+
 /// What admission decided for one entry.
 enum Admission {
     /// Its conversation, and everyone who receives it.
@@ -81,6 +96,7 @@ enum Admission {
 pub struct Admit {
     pub keys: Keys,
     pub members: Members,
+    pub blocks: BlockLists,
     pub targets: Targets,
     /// How long a client_id's claim lives: a little longer than its dedup
     /// record (DEDUP_TTL_SECS), so a record never outlives its claim.
@@ -118,7 +134,12 @@ impl Admit {
                 _ => out.dead.push((raw.id.clone(), field)),
             }
         }
-        let (versions, conflicts) = self.lookups(conn, &parsed).await?;
+        let Lookups {
+            versions,
+            blocks,
+            conflicts,
+        } = self.lookups(conn, &parsed).await?;
+        let blocks = Lists(self.blocks.lists(&blocks).await?);
         self.members
             .prefetch_users(parsed.iter().filter_map(|(_, e)| match &e.to {
                 Target::User(user) if *user != e.user => Some(user.as_str()),
@@ -164,6 +185,8 @@ impl Admit {
                 }),
             }
         }
+        out.sends = blocks.check_sends(out.sends, &mut refused);
+        blocks.filter_typing(&mut out.typing);
         out.sends = self
             .slow_mode(conn, out.sends, &versions, &mut refused)
             .await?;
@@ -437,13 +460,13 @@ impl Admit {
     }
 
     /// In one pipeline: the membership versions of the rooms this batch
-    /// posts to, and the claim of every request's client_id. Returns the
-    /// versions and the entries whose client_id names another request.
+    /// posts to, the block-list versions of the users it needs (see
+    /// `blocks.rs`), and the claim of every request's client_id.
     async fn lookups(
         &self,
         conn: &mut Redis,
         parsed: &[(String, IngressEntry)],
-    ) -> Result<(HashMap<String, Version>, HashSet<String>), BatchError> {
+    ) -> Result<Lookups, BatchError> {
         let mut rooms: Vec<&str> = parsed
             .iter()
             .filter_map(|(_, e)| match &e.to {
@@ -458,12 +481,16 @@ impl Admit {
             .filter(|(_, e)| e.kind.is_stored() && check_fields(e).is_none())
             .map(|(id, e)| (id.as_str(), fingerprint(e, &e.to.conversation(&e.user))))
             .collect();
-        if rooms.is_empty() && claims.is_empty() {
-            return Ok((HashMap::new(), HashSet::new()));
+        let users = blocks::wanted(parsed);
+        if rooms.is_empty() && claims.is_empty() && users.is_empty() {
+            return Ok(Lookups::default());
         }
         let mut pipe = redis::pipe();
         for room in &rooms {
             pipe.get(self.keys.room_version(room));
+        }
+        for user in &users {
+            pipe.get(self.keys.blocks_version(user));
         }
         let by_id: HashMap<&str, &IngressEntry> =
             parsed.iter().map(|(id, e)| (id.as_str(), e)).collect();
@@ -478,11 +505,12 @@ impl Admit {
                 .arg(self.claim_ttl_secs);
         }
         let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
-        let held = replies.split_off(rooms.len());
-        let versions: Vec<Version> = replies
+        let held = replies.split_off(rooms.len() + users.len());
+        let mut versions: Vec<Version> = replies
             .into_iter()
             .map(redis::from_owned_redis_value)
             .collect::<Result<_, _>>()?;
+        let block_versions = versions.split_off(rooms.len());
         let mut conflicts = HashSet::new();
         for ((id, print), had) in claims.iter().zip(held) {
             let had: Option<String> = redis::from_owned_redis_value(had)?;
@@ -490,10 +518,15 @@ impl Admit {
                 conflicts.insert((*id).to_owned());
             }
         }
-        Ok((
-            rooms.into_iter().map(str::to_owned).zip(versions).collect(),
+        Ok(Lookups {
+            versions: rooms.into_iter().map(str::to_owned).zip(versions).collect(),
+            blocks: users
+                .into_iter()
+                .map(str::to_owned)
+                .zip(block_versions)
+                .collect(),
             conflicts,
-        ))
+        })
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod ack;
 pub mod admit;
+mod blocks;
 pub mod deliver;
 mod payloads;
 pub mod persist;

@@ -80,6 +80,20 @@ async fn the_web_client_works_in_a_real_browser() {
     node(stack, "web_client.mjs", "web client", &[]).await;
 }
 
+/// Blocking and room display names in the web client: a blocked user's DM
+/// refused on their page, their room message folded away, an unblock from
+/// the member list. The script is e2e/browser/blocks.mjs.
+#[tokio::test]
+async fn the_web_client_blocks_a_user_and_names_a_room() {
+    node(
+        Stack::start(StackOptions::default()).await,
+        "blocks.mjs",
+        "blocks",
+        &[],
+    )
+    .await;
+}
+
 /// Running a room in the web client: a private room, an invite accepted,
 /// role changes, a mute, and a removal the removed user's page shows. The
 /// script is e2e/browser/rooms.mjs.

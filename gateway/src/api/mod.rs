@@ -4,6 +4,7 @@
 //! the whole state; `crate::routes` registers them.
 
 pub mod accounts;
+pub mod blocks;
 pub mod conversations;
 pub mod invites;
 pub mod moderation;

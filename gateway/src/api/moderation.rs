@@ -23,6 +23,10 @@ use crate::{
 
 #[derive(Deserialize, ToSchema)]
 pub struct SettingsBody {
+    /// Shown instead of the name, which stays the room's id; up to 64
+    /// characters ("" shows the name again).
+    #[schema(max_length = 64)]
+    display_name: Option<String>,
     /// Up to 256 characters.
     #[schema(max_length = 256)]
     topic: Option<String>,
@@ -171,7 +175,8 @@ fn with(kind: ModerationAction, body: TargetBody) -> Action {
     }
 }
 
-/// Change a room's topic, visibility or slow mode (admins and the owner).
+/// Change a room's display name, topic, visibility or slow mode (admins and
+/// the owner).
 #[utoipa::path(
     patch,
     path = "/api/rooms/{name}",
@@ -181,7 +186,7 @@ fn with(kind: ModerationAction, body: TargetBody) -> Action {
     request_body = SettingsBody,
     responses(
         (status = 200, description = "The room", body = Room),
-        (status = 400, description = "Bad name, topic, visibility or body", body = ErrorBody),
+        (status = 400, description = "Bad name, display name, topic, visibility, slow mode or body", body = ErrorBody),
         (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
         (status = 403, description = "Not a member, or the role does not allow it", body = ErrorBody),
         (status = 404, description = "No such room (or a private one the caller is not in)", body = ErrorBody),
@@ -196,7 +201,14 @@ pub async fn update(
     ApiJson(body): ApiJson<SettingsBody>,
 ) -> Result<Json<Room>, ApiError> {
     let room = rooms
-        .update(user, name, body.topic, body.visibility, body.slow_mode_secs)
+        .update(proto::user::v1::UpdateRoomRequest {
+            room: name,
+            actor: user,
+            topic: body.topic,
+            visibility: body.visibility,
+            slow_mode_secs: body.slow_mode_secs,
+            display_name: body.display_name,
+        })
         .await?;
     Ok(Json(Room::from(&room)))
 }

@@ -121,7 +121,10 @@ pub struct Ticket {
 /// A room, with the caller's role in it when listed for a member.
 #[derive(Serialize, ToSchema)]
 pub struct Room {
+    /// The room's immutable id.
     pub name: String,
+    /// Shown instead of the name when not empty.
+    pub display_name: String,
     pub topic: String,
     pub created_by: String,
     /// Unix milliseconds.
@@ -138,6 +141,7 @@ impl From<&user_pb::Room> for Room {
     fn from(r: &user_pb::Room) -> Self {
         Self {
             name: r.name.clone(),
+            display_name: r.display_name.clone(),
             topic: r.topic.clone(),
             created_by: r.created_by.clone(),
             created_at: ms(r.created_at.as_ref()),

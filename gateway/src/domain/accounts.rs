@@ -29,6 +29,10 @@ impl Accounts {
         }
     }
 
+    pub(super) fn users(&self) -> UserClient {
+        self.users.clone()
+    }
+
     /// Creates an account, counted against the registrations from `ip`.
     pub async fn register(
         &self,

@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod blocks;
 pub mod conversations;
 pub mod erasure;
 pub mod error;

@@ -27,24 +27,12 @@ fn check_user(user: &str) -> Result<(), Error> {
 }
 
 impl Rooms {
-    pub async fn update(
-        &self,
-        actor: String,
-        name: String,
-        topic: Option<String>,
-        visibility: Option<String>,
-        slow_mode_secs: Option<u32>,
-    ) -> Result<user_pb::Room, Error> {
-        super::rooms::check_name(&name)?;
+    /// Changes the settings `req` names (its `actor` the caller).
+    pub async fn update(&self, req: user_pb::UpdateRoomRequest) -> Result<user_pb::Room, Error> {
+        super::rooms::check_name(&req.room)?;
         Ok(self
             .users()
-            .update_room(user_pb::UpdateRoomRequest {
-                room: name,
-                actor,
-                topic,
-                visibility,
-                slow_mode_secs,
-            })
+            .update_room(req)
             .await
             .map_err(Error::upstream(USER_SERVICE))?
             .into_inner())

@@ -129,6 +129,20 @@ impl Rooms {
             .map_err(Error::upstream(USER_SERVICE))?
             .into_inner()
             .members;
+        // Whoever blocked the caller looks offline to them.
+        let hidden = self
+            .users
+            .clone()
+            .blocked_by(user_pb::BlockedByRequest {
+                username: user.to_owned(),
+                room: name.to_owned(),
+            })
+            .await
+            .map_err(Error::upstream(USER_SERVICE))?
+            .into_inner()
+            .usernames
+            .into_iter()
+            .collect::<std::collections::HashSet<String>>();
         let names: Vec<String> = members.iter().map(|m| m.username.clone()).collect();
         let online = self
             .lookup
@@ -139,7 +153,10 @@ impl Rooms {
         Ok(members
             .into_iter()
             .zip(online)
-            .map(|(member, online)| Member { member, online })
+            .map(|(member, online)| Member {
+                online: online && !hidden.contains(&member.username),
+                member,
+            })
             .collect())
     }
 }

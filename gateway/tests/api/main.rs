@@ -4,6 +4,7 @@
 
 mod account_lifecycle;
 mod appender;
+mod blocks;
 mod conversations;
 mod deliveries;
 mod edits;

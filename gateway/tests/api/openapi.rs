@@ -37,12 +37,14 @@ async fn every_route_is_described_with_its_responses() {
     assert_eq!(
         routes,
         [
+            "delete /api/blocks/{username}",
             "delete /api/me",
             "delete /api/rooms/{name}",
             "delete /api/rooms/{name}/bans/{user}",
             "delete /api/rooms/{name}/mutes/{user}",
             "delete /api/sessions/{id}",
             "get /",
+            "get /api/blocks",
             "get /api/conversations",
             "get /api/conversations/{id}",
             "get /api/conversations/{id}/messages",
@@ -81,6 +83,7 @@ async fn every_route_is_described_with_its_responses() {
             "post /api/rooms/{name}/transfer",
             "post /api/stream/{conn}",
             "post /api/ws-ticket",
+            "put /api/blocks/{username}",
             "put /api/conversations/{id}/read",
             "put /api/rooms/{name}/members/{user}/role",
         ]

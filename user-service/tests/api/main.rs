@@ -1,6 +1,7 @@
 //! user-service against a real PostgreSQL database, through its real gRPC API.
 
 mod accounts;
+mod blocks;
 mod helpers;
 mod migrations;
 mod moderation;

@@ -1,0 +1,110 @@
+// Browser test of blocking and room display names in the web client: A
+// creates a room, gives it a display name (the room bar and sidebar show
+// it), and B joins; B DMs A. A blocks B from the account page: B's next DM
+// is refused on B's page and never reaches A, and B's room message folds
+// away on A's page until A asks to see it. A unblocks B from the member
+// list, and B's next DM arrives.
+//
+//   PLAYWRIGHT_NODE_PATH=.tools/node/node_modules \
+//     node e2e/browser/blocks.mjs http://127.0.0.1:8081 http://127.0.0.1:8082
+//
+// Prints "blocks: ok" and exits 0, or what failed and exits 1.
+import { randomBytes } from "node:crypto";
+import { launchPages, register as registerAs, runScript, sendShown, shown, waiter } from "./lib.mjs";
+
+const [urlA, urlB] = process.argv.slice(2);
+const run = randomBytes(4).toString("hex");
+const userA = `ba_${run}`, userB = `bb_${run}`, room = `hall${run}`, display = `The Hall ${run}`;
+const progress = { step: "start" };
+const pageErrors = [];
+const until = waiter();
+const register = (page, url, user) => registerAs(page, url, user, until);
+const send = (page, text) => sendShown(page, text, until);
+
+async function write(page, text) {
+  await page.fill("#body", text);
+  await page.locator("#composer button").click();
+}
+
+async function openDm(page, user) {
+  await page.fill("#dmUser", user);
+  await page.locator("#openDm button").click();
+}
+
+async function main() {
+  progress.step = "launch chromium";
+  const { browser, pages: [pageA, pageB] } = await launchPages(["A", "B"], pageErrors);
+  try {
+    progress.step = "both register";
+    await register(pageA, urlA, userA);
+    await register(pageB, urlB, userB);
+
+    progress.step = "A creates a room and names it";
+    await pageA.fill("#roomName", room);
+    await pageA.locator("#joinRoom button").click();
+    await until(pageA, "in the room", (r) => document.getElementById("roomTitle").textContent === `#${r}`, room);
+    await pageA.click("#roomBtn");
+    await pageA.fill("#roomDisplayInput", display);
+    await pageA.locator("#roomSettings button").click();
+    await until(pageA, "saved", () => document.getElementById("roomStatus").textContent === "Saved.");
+    await until(pageA, "the room page heading shows the display name", ([d, r]) =>
+      document.getElementById("roomHeading").textContent === `${d} (#${r})`, [display, room]);
+    await pageA.click("#closeRoom");
+    await until(pageA, "the room bar and sidebar show it", ([d, r]) =>
+      document.getElementById("roomTitle").textContent === d
+      && document.querySelector(`#rooms li[data-conv="room:${r}"] .name`)?.textContent === d, [display, room]);
+
+    progress.step = "B joins the room and DMs A";
+    await pageB.fill("#roomName", room);
+    await pageB.locator("#joinRoom button").click();
+    await until(pageB, "B: the room bar shows the display name", (d) => document.getElementById("roomTitle").textContent === d, display);
+    await openDm(pageB, userA);
+    const hi = `hi there ${run}`;
+    await send(pageB, hi);
+    await pageA.locator(`#dms li[data-conv]`).first().click();
+    await until(pageA, "A: B's DM", shown, hi);
+
+    progress.step = "A blocks B from the account page";
+    await pageA.click("#accountBtn");
+    await pageA.fill("#blockUser", userB);
+    await pageA.locator("#blockForm button").click();
+    await until(pageA, "B listed as blocked", (u) => !!document.querySelector(`#blockedList li[data-user="${u}"]`), userB);
+    await pageA.click("#closeAccount");
+
+    progress.step = "B's next DM is refused and never reaches A";
+    const refused = `let me in ${run}`;
+    await write(pageB, refused);
+    await until(pageB, "B: the refusal", () => /error: forbidden: cannot send a direct message/.test(document.getElementById("status").textContent));
+    await until(pageB, "B: the refused message is no longer pending", (t) =>
+      ![...document.querySelectorAll("#list .msg .body")].some((b) => b.textContent === t), refused);
+
+    progress.step = "B's room message folds away on A's page";
+    await pageB.locator(`#rooms li[data-conv="room:${room}"]`).click();
+    const inRoom = `room words ${run}`;
+    await send(pageB, inRoom);
+    await pageA.locator(`#rooms li[data-conv="room:${room}"]`).click();
+    await until(pageA, "A: a folded message from B", (u) => [...document.querySelectorAll("#list .msg.blocked")].some((m) =>
+      m.dataset.from === u && /blocked user/.test(m.querySelector(".body").textContent)), userB);
+    await pageA.locator("#list .msg.blocked .body").first().click();
+    await until(pageA, "A: the message unfolded", shown, inRoom);
+
+    progress.step = "A unblocks B from the member list; B's DM arrives";
+    await pageA.click("#roomBtn");
+    await pageA.locator(`#roomMembers li[data-user="${userB}"] button.unblock`).click();
+    await until(pageA, "the block button is back", (u) => !!document.querySelector(`#roomMembers li[data-user="${u}"] button.block`), userB);
+    await pageA.click("#closeRoom");
+    await openDm(pageB, userA);
+    const again = `friends again ${run}`;
+    await send(pageB, again);
+    await openDm(pageA, userB);
+    await until(pageA, "A: B's DM after the unblock", shown, again);
+    const leaked = await pageA.evaluate((t) => [...document.querySelectorAll("#list .msg .body")].some((b) => b.textContent === t), refused);
+    if (leaked) throw new Error("the DM refused during the block is shown to A");
+
+    if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join("; ")}`);
+  } finally {
+    await browser.close();
+  }
+}
+
+runScript("blocks", main, progress);
