@@ -45,6 +45,15 @@ pub fn check_room_name(name: &str) -> Result<(), IdError> {
     }
 }
 
+/// An invite link's code: 32 lowercase hex digits (128 random bits).
+pub fn check_invite_code(code: &str) -> Result<(), IdError> {
+    if code.len() == 32 && code.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(IdError::InviteCode)
+    }
+}
+
 /// Where a `send` or `typing` goes: `room:<name>` or `user:<username>`.
 /// Parsed once, where it enters (the gateway); every later hop carries the
 /// type, serialized in its text form.
@@ -228,6 +237,8 @@ pub enum IdError {
     Username,
     #[error("room names are 1 to 32 characters of a-z, 0-9, _ and -")]
     RoomName,
+    #[error("an invite code is 32 lowercase hex digits")]
+    InviteCode,
     #[error("a target is room:<name> or user:<username>")]
     TargetForm,
     #[error("a conversation id is room:<name> or dm:<a>:<b>")]

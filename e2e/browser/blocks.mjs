@@ -1,6 +1,7 @@
-// Browser test of blocking and room display names in the web client: A
-// creates a room, gives it a display name (the room bar and sidebar show
-// it), and B joins; B DMs A. A blocks B from the account page: B's next DM
+// Browser test of invite links, room display names and blocking in the web
+// client: A creates a private room, gives it a display name (the room bar
+// and sidebar show it) and makes an invite link; B opens the link, signs up
+// and is in the room; B DMs A. A blocks B from the account page: B's next DM
 // is refused on B's page and never reaches A, and B's room message folds
 // away on A's page until A asks to see it. A unblocks B from the member
 // list, and B's next DM arrives.
@@ -35,29 +36,38 @@ async function main() {
   progress.step = "launch chromium";
   const { browser, pages: [pageA, pageB] } = await launchPages(["A", "B"], pageErrors);
   try {
-    progress.step = "both register";
+    progress.step = "A registers";
     await register(pageA, urlA, userA);
-    await register(pageB, urlB, userB);
 
-    progress.step = "A creates a room and names it";
+    progress.step = "A creates a private room and names it";
+    await pageA.check("#roomPrivate");
     await pageA.fill("#roomName", room);
     await pageA.locator("#joinRoom button").click();
-    await until(pageA, "in the room", (r) => document.getElementById("roomTitle").textContent === `#${r}`, room);
+    await until(pageA, "in the room", (r) => document.getElementById("roomTitle").textContent === `#${r} 🔒`, room);
     await pageA.click("#roomBtn");
     await pageA.fill("#roomDisplayInput", display);
     await pageA.locator("#roomSettings button").click();
     await until(pageA, "saved", () => document.getElementById("roomStatus").textContent === "Saved.");
     await until(pageA, "the room page heading shows the display name", ([d, r]) =>
       document.getElementById("roomHeading").textContent === `${d} (#${r})`, [display, room]);
+
+    progress.step = "A makes an invite link";
+    await pageA.selectOption("#linkUses", "1");
+    await pageA.locator("#linkForm button").click();
+    await until(pageA, "the link shown", () => /#invite=[0-9a-f]{32}$/.test(document.getElementById("newLinkUrl").value));
+    const linkUrl = await pageA.inputValue("#newLinkUrl");
+    await until(pageA, "the link listed with its uses", () => /0\/1 uses/.test(document.getElementById("roomLinks").textContent));
     await pageA.click("#closeRoom");
-    await until(pageA, "the room bar and sidebar show it", ([d, r]) =>
-      document.getElementById("roomTitle").textContent === d
+    await until(pageA, "the room bar and sidebar show the display name", ([d, r]) =>
+      document.getElementById("roomTitle").textContent === `${d} 🔒`
       && document.querySelector(`#rooms li[data-conv="room:${r}"] .name`)?.textContent === d, [display, room]);
 
-    progress.step = "B joins the room and DMs A";
-    await pageB.fill("#roomName", room);
-    await pageB.locator("#joinRoom button").click();
-    await until(pageB, "B: the room bar shows the display name", (d) => document.getElementById("roomTitle").textContent === d, display);
+    progress.step = "B opens the link, signs up and is in the room";
+    await register(pageB, urlB + new URL(linkUrl).hash, userB);
+    await until(pageB, "B: in the room, by its display name", (d) => document.getElementById("roomTitle").textContent === `${d} 🔒`, display);
+    if (/#invite=/.test(pageB.url())) throw new Error("the code stays in B's address bar");
+
+    progress.step = "B DMs A";
     await openDm(pageB, userA);
     const hi = `hi there ${run}`;
     await send(pageB, hi);

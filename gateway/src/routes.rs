@@ -16,7 +16,9 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    api::{accounts, blocks, conversations, invites, moderation, rooms, sessions, site, tickets},
+    api::{
+        accounts, blocks, conversations, invites, links, moderation, rooms, sessions, site, tickets,
+    },
     domain::Error,
     http::{access_log, error::ApiError},
     state::AppState,
@@ -117,6 +119,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(invites::invites))
         .routes(routes!(invites::accept))
         .routes(routes!(invites::decline))
+        .routes(routes!(links::create, links::list))
+        .routes(routes!(links::revoke))
+        .routes(routes!(links::join))
         .routes(routes!(moderation::moderation_log))
         .routes(routes!(conversations::list))
         .routes(routes!(conversations::one))

@@ -464,4 +464,40 @@ impl user_pb::user_service_server::UserService for UserApi {
     ) -> Result<Response<user_pb::BlockedByResponse>, Status> {
         Ok(Response::new(self.blocked_by_(request.into_inner()).await?))
     }
+
+    async fn create_invite_link(
+        &self,
+        request: Request<user_pb::CreateInviteLinkRequest>,
+    ) -> Result<Response<user_pb::InviteLink>, Status> {
+        Ok(Response::new(
+            self.create_invite_link_(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_invite_links(
+        &self,
+        request: Request<user_pb::RoomActorRequest>,
+    ) -> Result<Response<user_pb::ListInviteLinksResponse>, Status> {
+        Ok(Response::new(
+            self.list_invite_links_(request.into_inner()).await?,
+        ))
+    }
+
+    async fn revoke_invite_link(
+        &self,
+        request: Request<user_pb::RevokeInviteLinkRequest>,
+    ) -> Result<Response<user_pb::RevokeInviteLinkResponse>, Status> {
+        Ok(Response::new(
+            self.revoke_invite_link_(request.into_inner()).await?,
+        ))
+    }
+
+    async fn use_invite_link(
+        &self,
+        request: Request<user_pb::UseInviteLinkRequest>,
+    ) -> Result<Response<user_pb::Room>, Status> {
+        Ok(Response::new(
+            self.use_invite_link_(request.into_inner()).await?,
+        ))
+    }
 }

@@ -11,6 +11,8 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod invite_store;
+pub mod link_store;
+pub mod links;
 pub mod metrics;
 pub mod moderation_store;
 pub mod password;

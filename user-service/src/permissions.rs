@@ -3,11 +3,11 @@
 //!
 //! | action | owner | admin | member |
 //! |---|---|---|---|
-//! | invite | yes | yes | no |
+//! | invite (users, and invite links) | yes | yes | no |
 //! | kick, ban, unban, mute, unmute | yes | members only | no |
 //! | make admin or member | yes | no | no |
 //! | transfer ownership | yes | no | no |
-//! | change settings (topic, visibility) | yes | yes | no |
+//! | change settings (display name, topic, visibility, slow mode) | yes | yes | no |
 //! | delete others' messages | yes | yes | no |
 //! | read the moderation log and the bans | yes | yes | no |
 //! | delete the room | yes | no | no |

@@ -280,7 +280,11 @@ impl Store {
     }
 
     /// The room with `username`'s role in it (None when not a member).
-    async fn room_for(&self, room: &str, username: &str) -> Result<Option<RoomRow>, UserError> {
+    pub(crate) async fn room_for(
+        &self,
+        room: &str,
+        username: &str,
+    ) -> Result<Option<RoomRow>, UserError> {
         let row = sqlx::query(&format!(
             "SELECT {ROOM_COLUMNS}, m.role FROM rooms r
              JOIN users u ON u.id = r.created_by

@@ -80,11 +80,12 @@ async fn the_web_client_works_in_a_real_browser() {
     node(stack, "web_client.mjs", "web client", &[]).await;
 }
 
-/// Blocking and room display names in the web client: a blocked user's DM
-/// refused on their page, their room message folded away, an unblock from
-/// the member list. The script is e2e/browser/blocks.mjs.
+/// Invite links, room display names and blocking in the web client: a
+/// private room joined by opening its link, a blocked user's DM refused on
+/// their page, their room message folded away, an unblock from the member
+/// list. The script is e2e/browser/blocks.mjs.
 #[tokio::test]
-async fn the_web_client_blocks_a_user_and_names_a_room() {
+async fn the_web_client_joins_by_link_names_a_room_and_blocks() {
     node(
         Stack::start(StackOptions::default()).await,
         "blocks.mjs",

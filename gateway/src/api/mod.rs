@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod blocks;
 pub mod conversations;
 pub mod invites;
+pub mod links;
 pub mod moderation;
 pub mod rooms;
 pub mod schema;

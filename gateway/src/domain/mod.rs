@@ -18,6 +18,7 @@ pub mod error;
 pub mod export;
 pub mod history;
 pub mod limits;
+pub mod links;
 pub mod moderation;
 pub mod offline;
 pub mod reads;

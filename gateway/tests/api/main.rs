@@ -10,6 +10,7 @@ mod deliveries;
 mod edits;
 mod helpers;
 mod http_accounts;
+mod http_links;
 mod http_login_limits;
 mod http_moderation;
 mod http_rooms;

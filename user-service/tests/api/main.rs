@@ -3,6 +3,7 @@
 mod accounts;
 mod blocks;
 mod helpers;
+mod links;
 mod migrations;
 mod moderation;
 mod rooms;
