@@ -58,6 +58,40 @@ impl PageQuery {
     }
 }
 
+/// History seen from a floor: a member of a room that shows history since
+/// joining reads only seqs above the room's last seq at their join.
+impl PageQuery {
+    /// The query to run for a reader whose history starts above `floor`: an
+    /// oldest-first page starts there at the earliest.
+    pub fn from_floor(mut self, floor: u64) -> Self {
+        if floor > 0
+            && let Some(after) = self.after
+        {
+            self.after = Some(after.max(floor));
+        }
+        self
+    }
+
+    /// The page's messages (as answered for [`Self::from_floor`]) that the
+    /// reader may see, and whether there is more: a newest-first page that
+    /// reached the floor has nothing more to show.
+    pub fn cut_at_floor<T>(
+        &self,
+        floor: u64,
+        messages: Vec<T>,
+        has_more: bool,
+        seq: impl Fn(&T) -> u64,
+    ) -> (Vec<T>, bool) {
+        if floor == 0 || self.after.is_some() {
+            return (messages, has_more);
+        }
+        let answered = messages.len();
+        let kept: Vec<T> = messages.into_iter().filter(|m| seq(m) > floor).collect();
+        let reached = kept.len() < answered || kept.iter().any(|m| seq(m) == floor + 1);
+        (kept, has_more && !reached)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +134,41 @@ mod tests {
             PageQuery::new(None, None, Some(u64::MAX)),
             Err(PageError::Limit)
         );
+    }
+
+    #[test]
+    fn a_floor_hides_what_came_before_it_on_every_kind_of_page() {
+        let floor = 10;
+        let latest = PageQuery::new(None, None, Some(5)).unwrap();
+        assert_eq!(latest.from_floor(floor), latest);
+        // Newest first, reaching below the floor: cut, and nothing more.
+        let (kept, more) = latest.cut_at_floor(floor, vec![13, 12, 11, 10, 9], true, |s| *s);
+        assert_eq!((kept, more), (vec![13, 12, 11], false));
+        // Ending exactly at the floor: nothing more either.
+        let (kept, more) = latest.cut_at_floor(floor, vec![15, 14, 13, 12, 11], true, |s| *s);
+        assert_eq!((kept, more), (vec![15, 14, 13, 12, 11], false));
+        // Well above it: untouched.
+        let (kept, more) = latest.cut_at_floor(floor, vec![30, 29], true, |s| *s);
+        assert_eq!((kept, more), (vec![30, 29], true));
+        // Before a seq under the floor: nothing.
+        let before = PageQuery::new(Some(8), None, None).unwrap();
+        let (kept, more) = before.cut_at_floor(floor, vec![7, 6], true, |s| *s);
+        assert_eq!((kept, more), (Vec::<u64>::new(), false));
+        // Oldest first: starts at the floor, and its has_more stands.
+        let after = PageQuery::new(None, Some(3), Some(2)).unwrap();
+        let clamped = after.from_floor(floor);
+        assert_eq!(clamped.after, Some(10));
+        let (kept, more) = clamped.cut_at_floor(floor, vec![11, 12], true, |s| *s);
+        assert_eq!((kept, more), (vec![11, 12], true));
+        assert_eq!(
+            PageQuery::new(None, Some(40), None)
+                .unwrap()
+                .from_floor(floor)
+                .after,
+            Some(40)
+        );
+        // No floor: nothing changes.
+        let (kept, more) = latest.cut_at_floor(0, vec![2, 1], true, |s| *s);
+        assert_eq!((kept, more), (vec![2, 1], true));
     }
 }

@@ -1,7 +1,8 @@
-// Browser test of invite links, room display names and blocking in the web
-// client: A creates a private room, gives it a display name (the room bar
-// and sidebar show it) and makes an invite link; B opens the link, signs up
-// and is in the room; B DMs A. A blocks B from the account page: B's next DM
+// Browser test of invite links, room display names, history since joining
+// and blocking in the web client: A creates a private room, writes in it,
+// gives it a display name (the room bar and sidebar show it), lets members
+// read only from when they joined, and makes an invite link; B opens the
+// link, signs up and is in the room, without A's earlier message; B DMs A. A blocks B from the account page: B's next DM
 // is refused on B's page and never reaches A, and B's room message folds
 // away on A's page until A asks to see it. A unblocks B from the member
 // list, and B's next DM arrives.
@@ -44,8 +45,11 @@ async function main() {
     await pageA.fill("#roomName", room);
     await pageA.locator("#joinRoom button").click();
     await until(pageA, "in the room", (r) => document.getElementById("roomTitle").textContent === `#${r} 🔒`, room);
+    const early = `before you came ${run}`;
+    await send(pageA, early);
     await pageA.click("#roomBtn");
     await pageA.fill("#roomDisplayInput", display);
+    await pageA.selectOption("#roomHistory", "since_join");
     await pageA.locator("#roomSettings button").click();
     await until(pageA, "saved", () => document.getElementById("roomStatus").textContent === "Saved.");
     await until(pageA, "the room page heading shows the display name", ([d, r]) =>
@@ -66,6 +70,10 @@ async function main() {
     await register(pageB, urlB + new URL(linkUrl).hash, userB);
     await until(pageB, "B: in the room, by its display name", (d) => document.getElementById("roomTitle").textContent === `${d} 🔒`, display);
     if (/#invite=/.test(pageB.url())) throw new Error("the code stays in B's address bar");
+    const welcome = `welcome ${run}`;
+    await send(pageA, welcome);
+    await until(pageB, "B: A's welcome, live", shown, welcome);
+    if (await pageB.evaluate(shown, early)) throw new Error("B reads what was said before B joined");
 
     progress.step = "B DMs A";
     await openDm(pageB, userA);

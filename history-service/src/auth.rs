@@ -106,18 +106,19 @@ impl Access {
         }
     }
 
-    /// May `caller` read `conversation`?
+    /// May `caller` read `conversation`? Ok with the seq above which they
+    /// read it (0: all; a room member's history may start at their join).
     pub async fn check_read(
         &self,
         caller: &Caller,
         conversation: &ConversationId,
-    ) -> Result<(), HistoryError> {
+    ) -> Result<u64, HistoryError> {
         let user = match caller {
-            Caller::Service | Caller::Operator => return Ok(()),
+            Caller::Service | Caller::Operator => return Ok(0),
             Caller::User(user) => user,
         };
         match conversation.kind() {
-            Conversation::Dm(..) if conversation.dm_has(user) => Ok(()),
+            Conversation::Dm(..) if conversation.dm_has(user) => Ok(0),
             Conversation::Dm(..) => Err(HistoryError::PermissionDenied(
                 "not a party to this conversation".into(),
             )),
@@ -135,7 +136,7 @@ impl Access {
                 // A room that does not exist and one the caller is not in look
                 // the same: a stranger learns nothing about which rooms exist.
                 if reply.member {
-                    Ok(())
+                    Ok(reply.history_from_seq)
                 } else {
                     Err(HistoryError::PermissionDenied(format!(
                         "not a member of room {room}"

@@ -58,8 +58,10 @@ impl history_pb::history_service_server::HistoryService for HistoryApi {
         )?;
         let conversation = ConversationId::parse(&page_req.conversation)
             .map_err(|e| HistoryError::InvalidArgument(format!("conversation_id: {e}")))?;
-        self.access.check_read(&caller, &conversation).await?;
+        let floor = self.access.check_read(&caller, &conversation).await?;
+        let page_req = page_req.from_floor(floor);
         let page = query::page(&self.redis, &self.archive, &page_req).await?;
+        let page = page_req.cut_at_floor(floor, page);
         Ok(Response::new(history_pb::GetHistoryResponse {
             messages: page.messages.into_iter().map(|m| to_pb(&m)).collect(),
             has_more: page.has_more,

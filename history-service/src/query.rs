@@ -48,6 +48,31 @@ pub struct Page {
     pub has_more: bool,
 }
 
+/// A reader whose history starts above a floor (a room that shows history
+/// since joining): the rules are chat-model's `PageQuery::from_floor`.
+impl PageRequest {
+    fn query(&self) -> PageQuery {
+        PageQuery {
+            before: self.before,
+            after: self.after,
+            limit: self.limit as u32,
+        }
+    }
+
+    pub fn from_floor(mut self, floor: u64) -> Self {
+        self.after = self.query().from_floor(floor).after;
+        self
+    }
+
+    /// What of `page` (answered for [`Self::from_floor`]) the reader sees.
+    pub fn cut_at_floor(&self, floor: u64, page: Page) -> Page {
+        let (messages, has_more) =
+            self.query()
+                .cut_at_floor(floor, page.messages, page.has_more, |m| m.seq);
+        Page { messages, has_more }
+    }
+}
+
 pub async fn page(
     redis: &RedisStore,
     archive: &Archive,

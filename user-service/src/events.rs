@@ -7,6 +7,8 @@
 use chat_redis::connection::Redis;
 use chat_redis::keys::Keys;
 
+use crate::error::UserError;
+
 /// A block-list version outlives every cached list (MEMBERSHIP_TTL_MS is
 /// at most minutes), so one expiring and restarting cannot match a list
 /// cached under the old count.
@@ -35,6 +37,19 @@ impl MembershipEvents {
         if let Err(e) = bumped {
             tracing::warn!(error = %e, %room, "could not announce a membership change");
         }
+    }
+
+    /// `room`'s last seq: where a member joining now starts reading when
+    /// the room shows history since joining. Redis down is an error, not
+    /// 0: a join must not open the whole history by accident.
+    pub async fn room_seq(&self, room: &str) -> Result<i64, UserError> {
+        let mut conn = self.conn.clone();
+        let seq: Option<i64> = redis::cmd("GET")
+            .arg(self.keys.seq(&format!("room:{room}")))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| UserError::Unavailable(format!("reading the room's seq: {e}")))?;
+        Ok(seq.unwrap_or(0))
     }
 
     /// Bumps `user`'s block-list version (see [`Self::changed`]).

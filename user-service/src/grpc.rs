@@ -76,6 +76,15 @@ pub(crate) fn check_topic(topic: &str) -> Result<(), UserError> {
     Ok(())
 }
 
+pub(crate) fn check_history_visibility(v: &str) -> Result<(), UserError> {
+    match v {
+        "full" | "since_join" => Ok(()),
+        _ => Err(UserError::InvalidArgument(
+            "history_visibility must be full or since_join".into(),
+        )),
+    }
+}
+
 pub(crate) fn check_visibility(visibility: &str) -> Result<(), UserError> {
     match visibility {
         "public" | "private" => Ok(()),
@@ -111,6 +120,8 @@ pub(crate) fn room_pb(r: RoomRow) -> user_pb::Room {
         member_count: 0,
         slow_mode_secs: u32::try_from(r.slow_mode_secs).unwrap_or(0),
         display_name: r.display_name,
+        history_visibility: r.history_visibility,
+        history_from_seq: u64::try_from(r.history_from).unwrap_or(0),
     }
 }
 
@@ -295,7 +306,11 @@ impl user_pb::user_service_server::UserService for UserApi {
         let req = request.into_inner();
         check_room(&req.room)?;
         check_username(&req.username)?;
-        let room = self.store.join_room(&req.room, &req.username).await?;
+        let from_seq = self.events.room_seq(&req.room).await?;
+        let room = self
+            .store
+            .join_room(&req.room, &req.username, from_seq)
+            .await?;
         self.events.changed(&req.room).await;
         Ok(Response::new(room_pb(room)))
     }
@@ -359,10 +374,11 @@ impl user_pb::user_service_server::UserService for UserApi {
         let req = request.into_inner();
         check_room(&req.room)?;
         check_username(&req.username)?;
-        let (room_exists, member) = self.store.membership(&req.room, &req.username).await?;
+        let (room_exists, member, from) = self.store.membership(&req.room, &req.username).await?;
         Ok(Response::new(user_pb::CheckMembershipResponse {
             member,
             room_exists,
+            history_from_seq: u64::try_from(from).unwrap_or(0),
         }))
     }
 

@@ -156,7 +156,7 @@ impl Store {
         // Names are [a-z0-9_-]: only `_` needs escaping in a LIKE pattern.
         let pattern = format!("{}%", prefix.replace('_', "\\_"));
         let rows = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS}, NULL::text AS role,
+            "SELECT {ROOM_COLUMNS}, 0::bigint AS history_from, NULL::text AS role,
                     (SELECT count(*) FROM memberships m WHERE m.room_id = r.id) AS members
              FROM rooms r JOIN users u ON u.id = r.created_by
              WHERE r.visibility = 'public' AND r.deleted_at IS NULL

@@ -187,7 +187,18 @@ impl Store {
     /// `user` joins the room of the link `code`, using it up by one (a
     /// member already uses nothing). The link's row is locked, so
     /// concurrent uses never pass its maximum. Returns the room's name.
-    pub async fn use_link(&self, code: &str, user: &str) -> Result<String, UserError> {
+    /// `from_seq(room)` gives the room's last seq, where the member's
+    /// history starts under `since_join` (asked with the link locked).
+    pub async fn use_link<F, Fut>(
+        &self,
+        code: &str,
+        user: &str,
+        from_seq: F,
+    ) -> Result<String, UserError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<i64, UserError>>,
+    {
         let mut tx = self.pool().begin().await?;
         let link = sqlx::query(&format!(
             "SELECT l.id, l.room_id, r.name, {WORKS} AS works FROM room_invite_links l
@@ -227,11 +238,16 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO memberships (room_id, user_id, role) VALUES ($1, $2, 'member')")
-            .bind(room_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        let from = from_seq(room.clone()).await?;
+        sqlx::query(
+            "INSERT INTO memberships (room_id, user_id, role, history_from)
+             VALUES ($1, $2, 'member', $3)",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE room_invite_links SET uses = uses + 1 WHERE id = $1")
             .bind(link_id)
             .execute(&mut *tx)

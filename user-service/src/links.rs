@@ -100,7 +100,13 @@ impl UserApi {
     ) -> Result<user_pb::Room, UserError> {
         check_code(&req.code)?;
         check_username(&req.username)?;
-        let room = self.store.use_link(&req.code, &req.username).await?;
+        let events = self.events.clone();
+        let room = self
+            .store
+            .use_link(&req.code, &req.username, |room| async move {
+                events.room_seq(&room).await
+            })
+            .await?;
         self.events.changed(&room).await;
         let joined = self
             .store

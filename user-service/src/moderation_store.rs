@@ -11,7 +11,7 @@ use sqlx::{Postgres, Row, Transaction};
 use crate::{
     error::UserError,
     permissions::{Action, Role, allowed},
-    store::{ROOM_COLUMNS, RoomRow, Store, room_from},
+    store::{HISTORY_FROM, ROOM_COLUMNS, RoomRow, Store, room_from},
 };
 
 /// Bans one room may hold (expired ones count until lifted or replaced).
@@ -176,6 +176,7 @@ pub struct RoomSettings<'a> {
     pub topic: Option<&'a str>,
     pub visibility: Option<&'a str>,
     pub slow_mode_secs: Option<i32>,
+    pub history_visibility: Option<&'a str>,
 }
 
 impl Store {
@@ -194,7 +195,8 @@ impl Store {
         sqlx::query(
             "UPDATE rooms SET topic = COALESCE($2, topic), visibility = COALESCE($3, visibility),
                  slow_mode_secs = COALESCE($4, slow_mode_secs),
-                 display_name = COALESCE($5, display_name)
+                 display_name = COALESCE($5, display_name),
+                 history_visibility = COALESCE($6, history_visibility)
              WHERE id = $1",
         )
         .bind(room_id)
@@ -202,6 +204,7 @@ impl Store {
         .bind(settings.visibility)
         .bind(settings.slow_mode_secs)
         .bind(settings.display_name)
+        .bind(settings.history_visibility)
         .execute(&mut *tx)
         .await?;
         let what = [
@@ -209,6 +212,9 @@ impl Store {
             settings.topic.map(|t| format!("topic: {t}")),
             settings.visibility.map(|v| format!("visibility: {v}")),
             settings.slow_mode_secs.map(|s| format!("slow mode: {s} s")),
+            settings
+                .history_visibility
+                .map(|h| format!("history visibility: {h}")),
         ]
         .into_iter()
         .flatten()
@@ -217,7 +223,7 @@ impl Store {
         log(&mut tx, room_id, actor, "settings", "", &what).await?;
         tx.commit().await?;
         let row = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS}, m.role FROM rooms r
+            "SELECT {ROOM_COLUMNS}, {HISTORY_FROM}, m.role FROM rooms r
              JOIN users u ON u.id = r.created_by
              LEFT JOIN memberships m ON m.room_id = r.id
                  AND m.user_id = (SELECT id FROM users WHERE username = $2)

@@ -9,8 +9,8 @@ use proto::user::v1::{self as user_pb, ModerationAction};
 use crate::{
     error::UserError,
     grpc::{
-        UserApi, check_display_name, check_room, check_topic, check_username, check_visibility,
-        room_pb, timestamp,
+        UserApi, check_display_name, check_history_visibility, check_room, check_topic,
+        check_username, check_visibility, room_pb, timestamp,
     },
     moderation_store::{MAX_PAGE, Moderation, RoomSettings},
     permissions::Role,
@@ -77,7 +77,11 @@ impl UserApi {
         if let Some(d) = display_name {
             check_display_name(d)?;
         }
+        if let Some(h) = req.history_visibility.as_deref() {
+            check_history_visibility(h)?;
+        }
         let settings = RoomSettings {
+            history_visibility: req.history_visibility.as_deref(),
             display_name,
             topic,
             visibility: req.visibility.as_deref(),
@@ -183,7 +187,11 @@ impl UserApi {
                 req.room
             )));
         }
-        let room = self.store.join_room(&req.room, &req.username).await?;
+        let from_seq = self.events.room_seq(&req.room).await?;
+        let room = self
+            .store
+            .join_room(&req.room, &req.username, from_seq)
+            .await?;
         self.events.changed(&req.room).await;
         Ok(user_pb::AnswerInviteResponse {
             room: Some(room_pb(room)),

@@ -25,6 +25,9 @@ pub struct RoomRow {
     pub visibility: String,
     pub slow_mode_secs: i32,
     pub display_name: String,
+    pub history_visibility: String,
+    /// The caller's history floor (0: everything, or not a member).
+    pub history_from: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +53,11 @@ pub struct Store {
 
 pub(crate) const ROOM_COLUMNS: &str =
     "r.name, r.topic, u.username AS created_by, r.created_at, r.visibility, r.slow_mode_secs,
-     r.display_name AS room_display_name";
+     r.display_name AS room_display_name, r.history_visibility";
+
+/// With ROOM_COLUMNS and a membership `m`: where the member's history starts.
+pub(crate) const HISTORY_FROM: &str =
+    "CASE WHEN r.history_visibility = 'since_join' THEN m.history_from ELSE 0 END AS history_from";
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
@@ -163,6 +170,8 @@ impl Store {
             visibility: visibility.to_owned(),
             slow_mode_secs: 0,
             display_name: String::new(),
+            history_visibility: "full".into(),
+            history_from: 0,
         })
     }
 
@@ -170,7 +179,14 @@ impl Store {
     /// error. A banned user is refused; a private room takes only the
     /// invited (the invite is used up), and answers anyone else as if it
     /// did not exist.
-    pub async fn join_room(&self, room: &str, username: &str) -> Result<RoomRow, UserError> {
+    /// `from_seq`: the room's last seq now, where the member's history
+    /// starts if the room shows history since joining.
+    pub async fn join_room(
+        &self,
+        room: &str,
+        username: &str,
+        from_seq: i64,
+    ) -> Result<RoomRow, UserError> {
         let mut tx = self.pool.begin().await?;
         let found = sqlx::query(
             "SELECT r.id AS room_id, r.visibility, u.id AS user_id,
@@ -208,11 +224,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO memberships (room_id, user_id, role) VALUES ($1, $2, 'member')
+                "INSERT INTO memberships (room_id, user_id, role, history_from)
+                 VALUES ($1, $2, 'member', $3)
                  ON CONFLICT (room_id, user_id) DO NOTHING",
             )
             .bind(room_id)
             .bind(user_id)
+            .bind(from_seq)
             .execute(&mut *tx)
             .await?;
         }
@@ -286,7 +304,7 @@ impl Store {
         username: &str,
     ) -> Result<Option<RoomRow>, UserError> {
         let row = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS}, m.role FROM rooms r
+            "SELECT {ROOM_COLUMNS}, {HISTORY_FROM}, m.role FROM rooms r
              JOIN users u ON u.id = r.created_by
              LEFT JOIN memberships m ON m.room_id = r.id
                  AND m.user_id = (SELECT id FROM users WHERE username = $2)
@@ -301,7 +319,7 @@ impl Store {
 
     pub async fn user_rooms(&self, username: &str) -> Result<Vec<RoomRow>, UserError> {
         let rows = sqlx::query(&format!(
-            "SELECT {ROOM_COLUMNS}, m.role FROM memberships m
+            "SELECT {ROOM_COLUMNS}, {HISTORY_FROM}, m.role FROM memberships m
              JOIN users me ON me.id = m.user_id AND me.username = $1
              JOIN rooms r ON r.id = m.room_id AND r.deleted_at IS NULL
              JOIN users u ON u.id = r.created_by
@@ -353,9 +371,33 @@ impl Store {
 
     /// (room exists, user is a member). A private room exists only for
     /// its members: to anyone else it looks like no room at all.
-    pub async fn membership(&self, room: &str, username: &str) -> Result<(bool, bool), UserError> {
-        let role = self.role_in(room, username).await?;
-        Ok((role.is_some(), matches!(role, Some(Some(_)))))
+    /// Whether `room` exists (to `username`), whether they are a member,
+    /// and where their history starts (0: everything).
+    pub async fn membership(
+        &self,
+        room: &str,
+        username: &str,
+    ) -> Result<(bool, bool, i64), UserError> {
+        let row = sqlx::query(
+            "SELECT r.visibility, m.role,
+                    CASE WHEN r.history_visibility = 'since_join' THEN m.history_from ELSE 0 END
+                        AS history_from
+             FROM rooms r
+             LEFT JOIN memberships m ON m.room_id = r.id
+                 AND m.user_id = (SELECT id FROM users WHERE username = $2)
+             WHERE r.name = $1 AND r.deleted_at IS NULL",
+        )
+        .bind(room)
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok((false, false, 0));
+        };
+        let member = row.get::<Option<String>, _>("role").is_some();
+        let public = row.get::<String, _>("visibility") == "public";
+        let from = row.get::<Option<i64>, _>("history_from").unwrap_or(0);
+        Ok((member || public, member, if member { from } else { 0 }))
     }
 }
 
@@ -377,5 +419,7 @@ pub(crate) fn room_from(row: &sqlx::postgres::PgRow) -> RoomRow {
         visibility: row.get("visibility"),
         slow_mode_secs: row.get("slow_mode_secs"),
         display_name: row.get("room_display_name"),
+        history_visibility: row.get("history_visibility"),
+        history_from: row.get::<Option<i64>, _>("history_from").unwrap_or(0),
     }
 }

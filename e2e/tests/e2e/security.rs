@@ -284,3 +284,181 @@ async fn forged_writes_are_refused_on_both_history_ports_and_user_service() {
     ]);
     assert_refused(&check, "Unauthenticated", "CheckMembership with a JWT");
 }
+
+/// A room that shows history since joining: a member who joined after three
+/// messages reads only the later ones, on the public gRPC port, over HTTP,
+/// in a WebSocket `history` frame and in the conversation list; a member
+/// from before reads everything, and so does everyone once the room shows
+/// its full history again.
+#[tokio::test]
+async fn a_since_join_room_hides_what_came_before_a_join_on_every_surface() {
+    let stack = Stack::start(StackOptions {
+        gateways: 1,
+        workers: 1,
+        ..StackOptions::default()
+    })
+    .await;
+    let port = stack.gateway_ports[0];
+    let owner = user(&stack, 0, "owner").await;
+    let early = user(&stack, 0, "early").await;
+    let late = user(&stack, 0, "late").await;
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, token: &str, body: Value| {
+        http.request(method, stack.gateway_url(0, path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let r = call(
+        reqwest::Method::POST,
+        "/api/rooms",
+        &owner,
+        json!({"name": "vault"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = call(
+        reqwest::Method::POST,
+        "/api/rooms/vault/join",
+        &early,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = call(
+        reqwest::Method::PATCH,
+        "/api/rooms/vault",
+        &owner,
+        json!({"history_visibility": "since_join"}),
+    )
+    .await
+    .unwrap();
+    let room: Value = r.json().await.unwrap();
+    assert_eq!(room["history_visibility"], "since_join", "{room}");
+
+    let (mut o, _) = WsClient::connect_ready(port, &owner).await;
+    for k in 1..=3 {
+        o.send_json(&send(
+            &format!("b{k}"),
+            "room:vault",
+            &format!("before {k}"),
+        ))
+        .await;
+        o.recv_type("sent").await;
+    }
+    let joined: Value = call(
+        reqwest::Method::POST,
+        "/api/rooms/vault/join",
+        &late,
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(joined["history_from_seq"], 3, "{joined}");
+    // Before anything new: nothing unread, no last message.
+    let listed: Value = http
+        .get(stack.gateway_url(0, "/api/conversations/room:vault"))
+        .bearer_auth(&late)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&listed["unread"], &listed["last_message"]),
+        (&json!(0), &Value::Null),
+        "{listed}"
+    );
+    for k in 1..=2 {
+        o.send_json(&send(&format!("a{k}"), "room:vault", &format!("after {k}")))
+            .await;
+        o.recv_type("sent").await;
+    }
+
+    let later = ["after 1", "after 2"];
+    let everything = ["before 1", "before 2", "before 3", "after 1", "after 2"];
+    assert_eq!(
+        bodies(&get_history(&stack, &bearer(&late), "room:vault")),
+        later
+    );
+    assert_eq!(
+        bodies(&get_history(&stack, &bearer(&early), "room:vault")),
+        everything
+    );
+    let page: Value = http
+        .get(stack.gateway_url(0, "/api/conversations/room:vault/messages?limit=2"))
+        .bearer_auth(&late)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["messages"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["has_more"], false, "the page reached the join: {page}");
+    let old: Value = http
+        .get(stack.gateway_url(0, "/api/conversations/room:vault/messages?before=4"))
+        .bearer_auth(&late)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(old["messages"], json!([]), "{old}");
+    let (mut l, _) = WsClient::connect_ready(port, &late).await;
+    l.send_json(&json!({"type": "history", "ref": "h1", "conversation": "room:vault", "after": 0}))
+        .await;
+    let frame = l.recv_type("history").await;
+    let seqs: Vec<u64> = frame["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [4, 5], "{frame}");
+    let listed: Value = http
+        .get(stack.gateway_url(0, "/api/conversations"))
+        .bearer_auth(&late)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let vault = &listed["conversations"][0];
+    assert_eq!(
+        (&vault["id"], &vault["unread"]),
+        (&json!("room:vault"), &json!(2)),
+        "{listed}"
+    );
+
+    let r = call(
+        reqwest::Method::PATCH,
+        "/api/rooms/vault",
+        &owner,
+        json!({"history_visibility": "full"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        bodies(&get_history(&stack, &bearer(&late), "room:vault")),
+        everything
+    );
+    let r = call(
+        reqwest::Method::PATCH,
+        "/api/rooms/vault",
+        &owner,
+        json!({"history_visibility": "members_only"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+}

@@ -36,6 +36,9 @@ pub struct SettingsBody {
     /// 21600 s (0: off; admins and the owner are exempt).
     #[schema(minimum = 0, maximum = 21_600)]
     slow_mode_secs: Option<u32>,
+    /// `full` or `since_join` (members read only what was sent after they
+    /// joined).
+    history_visibility: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -175,8 +178,8 @@ fn with(kind: ModerationAction, body: TargetBody) -> Action {
     }
 }
 
-/// Change a room's display name, topic, visibility or slow mode (admins and
-/// the owner).
+/// Change a room's display name, topic, visibility, slow mode or history
+/// visibility (admins and the owner).
 #[utoipa::path(
     patch,
     path = "/api/rooms/{name}",
@@ -208,6 +211,7 @@ pub async fn update(
             visibility: body.visibility,
             slow_mode_secs: body.slow_mode_secs,
             display_name: body.display_name,
+            history_visibility: body.history_visibility,
         })
         .await?;
     Ok(Json(Room::from(&room)))

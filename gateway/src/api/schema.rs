@@ -135,6 +135,12 @@ pub struct Room {
     pub visibility: String,
     /// Slow mode in seconds (0: off).
     pub slow_mode_secs: u32,
+    /// `full` (members read the whole history) or `since_join` (members
+    /// read only what was sent after they joined).
+    pub history_visibility: String,
+    /// Where the caller's history starts: they read only seqs above it (0:
+    /// everything).
+    pub history_from_seq: u64,
 }
 
 impl From<&user_pb::Room> for Room {
@@ -148,6 +154,8 @@ impl From<&user_pb::Room> for Room {
             role: (!r.role.is_empty()).then(|| r.role.clone()),
             visibility: r.visibility.clone(),
             slow_mode_secs: r.slow_mode_secs,
+            history_visibility: r.history_visibility.clone(),
+            history_from_seq: r.history_from_seq,
         }
     }
 }

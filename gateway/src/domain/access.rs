@@ -1,4 +1,5 @@
-//! Who may read a conversation: the two parties of a DM, the members of a room.
+//! Who may read a conversation: the two parties of a DM, the members of a
+//! room; and from where (a room that shows history since joining).
 
 use chat_model::ids::{Conversation, ConversationId};
 use proto::user::v1 as user_pb;
@@ -15,13 +16,14 @@ impl Access {
         Self { users }
     }
 
+    /// Ok with the seq above which `user` reads `conversation` (0: all).
     pub async fn check_can_read(
         &self,
         user: &str,
         conversation: &ConversationId,
-    ) -> Result<(), Error> {
+    ) -> Result<u64, Error> {
         match conversation.kind() {
-            Conversation::Dm(..) if conversation.dm_has(user) => Ok(()),
+            Conversation::Dm(..) if conversation.dm_has(user) => Ok(0),
             Conversation::Dm(..) => {
                 Err(Error::Forbidden("not a party to this conversation".into()))
             }
@@ -41,7 +43,7 @@ impl Access {
                 } else if !reply.member {
                     Err(Error::Forbidden(format!("not a member of room {room}")))
                 } else {
-                    Ok(())
+                    Ok(reply.history_from_seq)
                 }
             }
         }

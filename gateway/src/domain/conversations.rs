@@ -91,15 +91,15 @@ impl Conversations {
         user: &str,
         conversation: ConversationId,
     ) -> Result<ConversationSummary, Error> {
-        self.access.check_can_read(user, &conversation).await?;
-        self.summaries(user, &[conversation])
+        let floor = self.access.check_can_read(user, &conversation).await?;
+        self.summaries(user, &[(conversation, floor)])
             .await?
             .pop()
             .ok_or_else(|| Error::Internal("no summary for a conversation".into()))
     }
 
-    /// Every room and DM of `user`.
-    async fn all_ids(&self, user: &str) -> Result<Vec<ConversationId>, Error> {
+    /// Every room and DM of `user`, each with the seq above which they read it.
+    async fn all_ids(&self, user: &str) -> Result<Vec<(ConversationId, u64)>, Error> {
         let rooms = self
             .users
             .clone()
@@ -121,21 +121,28 @@ impl Conversations {
         Ok(dms
             .iter()
             .filter_map(|d| ConversationId::parse(d).ok())
-            .chain(rooms.iter().map(|r| ConversationId::room(&r.name)))
+            .map(|d| (d, 0))
+            .chain(
+                rooms
+                    .iter()
+                    .map(|r| (ConversationId::room(&r.name), r.history_from_seq)),
+            )
             .collect())
     }
 
-    /// The summaries of `ids` for `user`, in `ids`' order.
+    /// The summaries of `ids` for `user`, in `ids`' order; each as seen
+    /// from its floor (what came before it neither counts as unread nor
+    /// shows as the last message).
     async fn summaries(
         &self,
         user: &str,
-        ids: &[ConversationId],
+        ids: &[(ConversationId, u64)],
     ) -> Result<Vec<ConversationSummary>, Error> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
-        for id in ids {
+        for (id, _) in ids {
             pipe.get(self.keys.seq(id.as_str()));
             self.summaries.read(&mut pipe, id.as_str());
             pipe.hget(self.keys.read_markers(id.as_str()), user);
@@ -146,7 +153,7 @@ impl Conversations {
             .await
             .map_err(Error::redis("reading conversation summaries"))?;
         let mut out = Vec::with_capacity(ids.len());
-        for (id, chunk) in ids.iter().zip(replies.chunks(3)) {
+        for ((id, floor), chunk) in ids.iter().zip(replies.chunks(3)) {
             let [seq, last, read] = chunk else {
                 return Err(Error::Internal("short pipeline reply".into()));
             };
@@ -154,7 +161,8 @@ impl Conversations {
             let (at, m): (Option<i64>, Option<String>) = redis::from_redis_value(last)?;
             let read_seq: Option<u64> = redis::from_redis_value(read)?;
             let summary = chat_model::preview::Summary::from_fields(at, m);
-            let (last_seq, read_seq) = (last_seq.unwrap_or(0), read_seq.unwrap_or(0));
+            let (last_seq, read_seq) = (last_seq.unwrap_or(0), read_seq.unwrap_or(0).max(*floor));
+            let last_message = summary.last_message.filter(|m| m.seq > *floor);
             out.push(ConversationSummary {
                 id: id.to_string(),
                 kind: match id.kind() {
@@ -166,7 +174,7 @@ impl Conversations {
                 read_seq,
                 unread: last_seq.saturating_sub(read_seq),
                 last_activity: summary.last_activity,
-                last_message: summary.last_message,
+                last_message,
             });
         }
         Ok(out)

@@ -1,5 +1,5 @@
 //! A page of a conversation's history for one user, for every transport:
-//! members only, then `GetHistory`.
+//! members only, then `GetHistory`, from where the member's history starts.
 
 use chat_model::{ids::ConversationId, message::ChatMessage, paging::PageQuery};
 use proto::history::v1 as history_pb;
@@ -24,7 +24,8 @@ impl History {
         conversation: &ConversationId,
         page: PageQuery,
     ) -> Result<(Vec<ChatMessage>, bool), Error> {
-        self.access.check_can_read(user, conversation).await?;
+        let floor = self.access.check_can_read(user, conversation).await?;
+        let page = page.from_floor(floor);
         let reply = self
             .history
             .clone()
@@ -42,6 +43,6 @@ impl History {
             .into_iter()
             .filter_map(|m| chat_model::convert::from_pb(m).ok())
             .collect();
-        Ok((messages, reply.has_more))
+        Ok(page.cut_at_floor(floor, messages, reply.has_more, |m: &ChatMessage| m.seq))
     }
 }

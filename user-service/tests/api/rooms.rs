@@ -147,3 +147,75 @@ async fn every_membership_change_bumps_the_room_version() {
     let v: Option<i64> = redis.get(&key).await.unwrap();
     assert_eq!(v, Some(3));
 }
+
+#[tokio::test]
+async fn a_member_s_history_starts_at_the_room_s_seq_when_they_joined() {
+    use redis::AsyncCommands;
+    let app = spawn_app().await;
+    for u in ["alice", "bob", "carol"] {
+        app.register(u).await;
+    }
+    app.create_room("general", "alice").await.unwrap();
+    let mut redis = app.storage.redis().await;
+    let _: () = redis
+        .set(app.storage.key("{room:general}:seq"), 7)
+        .await
+        .unwrap();
+    let joined = app
+        .c()
+        .join_room(TestApp::membership("general", "bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (joined.history_visibility.as_str(), joined.history_from_seq),
+        ("full", 0),
+        "a full-history room starts everyone at 0"
+    );
+    let from = |user: &'static str| {
+        let mut c = app.c();
+        async move {
+            c.check_membership(TestApp::membership("general", user))
+                .await
+                .unwrap()
+                .into_inner()
+                .history_from_seq
+        }
+    };
+    assert_eq!(from("bob").await, 0);
+    let room = app
+        .c()
+        .update_room(user_pb::UpdateRoomRequest {
+            room: "general".into(),
+            actor: "alice".into(),
+            history_visibility: Some("since_join".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(room.history_visibility, "since_join");
+    assert_eq!((from("alice").await, from("bob").await), (0, 7));
+    assert_eq!(from("carol").await, 0, "a non-member has no floor");
+    let e = app
+        .c()
+        .update_room(user_pb::UpdateRoomRequest {
+            room: "general".into(),
+            actor: "alice".into(),
+            history_visibility: Some("members".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let listed = app
+        .c()
+        .list_user_rooms(user_pb::ListUserRoomsRequest {
+            username: "bob".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rooms;
+    assert_eq!(listed[0].history_from_seq, 7);
+}
