@@ -272,8 +272,20 @@ impl Store {
         room: &str,
         username: &str,
     ) -> Result<Option<Option<String>>, UserError> {
+        Ok(self.standing(room, username).await?.map(|(role, _)| role))
+    }
+
+    /// [`Self::role_in`], with where the member's history starts.
+    async fn standing(
+        &self,
+        room: &str,
+        username: &str,
+    ) -> Result<Option<(Option<String>, i64)>, UserError> {
         let row = sqlx::query(
-            "SELECT r.visibility, m.role FROM rooms r
+            "SELECT r.visibility, m.role,
+                    CASE WHEN r.history_visibility = 'since_join' THEN m.history_from ELSE 0 END
+                        AS history_from
+             FROM rooms r
              LEFT JOIN memberships m ON m.room_id = r.id
                  AND m.user_id = (SELECT id FROM users WHERE username = $2)
              WHERE r.name = $1 AND r.deleted_at IS NULL",
@@ -284,7 +296,8 @@ impl Store {
         .await?;
         Ok(row.and_then(|r| {
             let role: Option<String> = r.get("role");
-            (role.is_some() || r.get::<String, _>("visibility") == "public").then_some(role)
+            let from = r.get::<Option<i64>, _>("history_from").unwrap_or(0);
+            (role.is_some() || r.get::<String, _>("visibility") == "public").then_some((role, from))
         }))
     }
 
@@ -378,26 +391,11 @@ impl Store {
         room: &str,
         username: &str,
     ) -> Result<(bool, bool, i64), UserError> {
-        let row = sqlx::query(
-            "SELECT r.visibility, m.role,
-                    CASE WHEN r.history_visibility = 'since_join' THEN m.history_from ELSE 0 END
-                        AS history_from
-             FROM rooms r
-             LEFT JOIN memberships m ON m.room_id = r.id
-                 AND m.user_id = (SELECT id FROM users WHERE username = $2)
-             WHERE r.name = $1 AND r.deleted_at IS NULL",
-        )
-        .bind(room)
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok((false, false, 0));
-        };
-        let member = row.get::<Option<String>, _>("role").is_some();
-        let public = row.get::<String, _>("visibility") == "public";
-        let from = row.get::<Option<i64>, _>("history_from").unwrap_or(0);
-        Ok((member || public, member, if member { from } else { 0 }))
+        Ok(match self.standing(room, username).await? {
+            None => (false, false, 0),
+            Some((None, _)) => (true, false, 0),
+            Some((Some(_), from)) => (true, true, from),
+        })
     }
 }
 

@@ -285,6 +285,18 @@ async fn forged_writes_are_refused_on_both_history_ports_and_user_service() {
     assert_refused(&check, "Unauthenticated", "CheckMembership with a JWT");
 }
 
+async fn get_json(stack: &Stack, path: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .get(stack.gateway_url(0, path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A room that shows history since joining: a member who joined after three
 /// messages reads only the later ones, on the public gRPC port, over HTTP,
 /// in a WebSocket `history` frame and in the conversation list; a member
@@ -361,15 +373,7 @@ async fn a_since_join_room_hides_what_came_before_a_join_on_every_surface() {
     .unwrap();
     assert_eq!(joined["history_from_seq"], 3, "{joined}");
     // Before anything new: nothing unread, no last message.
-    let listed: Value = http
-        .get(stack.gateway_url(0, "/api/conversations/room:vault"))
-        .bearer_auth(&late)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&stack, "/api/conversations/room:vault", &late).await;
     assert_eq!(
         (&listed["unread"], &listed["last_message"]),
         (&json!(0), &Value::Null),
@@ -391,26 +395,20 @@ async fn a_since_join_room_hides_what_came_before_a_join_on_every_surface() {
         bodies(&get_history(&stack, &bearer(&early), "room:vault")),
         everything
     );
-    let page: Value = http
-        .get(stack.gateway_url(0, "/api/conversations/room:vault/messages?limit=2"))
-        .bearer_auth(&late)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = get_json(
+        &stack,
+        "/api/conversations/room:vault/messages?limit=2",
+        &late,
+    )
+    .await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 2, "{page}");
     assert_eq!(page["has_more"], false, "the page reached the join: {page}");
-    let old: Value = http
-        .get(stack.gateway_url(0, "/api/conversations/room:vault/messages?before=4"))
-        .bearer_auth(&late)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let old: Value = get_json(
+        &stack,
+        "/api/conversations/room:vault/messages?before=4",
+        &late,
+    )
+    .await;
     assert_eq!(old["messages"], json!([]), "{old}");
     let (mut l, _) = WsClient::connect_ready(port, &late).await;
     l.send_json(&json!({"type": "history", "ref": "h1", "conversation": "room:vault", "after": 0}))
@@ -423,15 +421,7 @@ async fn a_since_join_room_hides_what_came_before_a_join_on_every_surface() {
         .map(|m| m["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs, [4, 5], "{frame}");
-    let listed: Value = http
-        .get(stack.gateway_url(0, "/api/conversations"))
-        .bearer_auth(&late)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&stack, "/api/conversations", &late).await;
     let vault = &listed["conversations"][0];
     assert_eq!(
         (&vault["id"], &vault["unread"]),
