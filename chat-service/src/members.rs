@@ -22,14 +22,23 @@ pub type RoomMembers = Option<Arc<[String]>>;
 /// A room's membership version as Redis holds it (None: never changed).
 pub type Version = Option<i64>;
 
+/// What the per-message checks need of one member.
+#[derive(Clone, Copy, Default)]
+struct MemberFlags {
+    /// The owner or an admin: may delete any message, is spared slow mode.
+    moderator: bool,
+    /// Muted until then (Unix ms; 0: not muted).
+    muted_until: i64,
+}
+
 #[derive(Clone)]
 struct Versioned {
     version: Version,
+    /// The fan-out list, sorted.
     members: RoomMembers,
-    /// Who may delete any message in the room: its owner and admins.
-    moderators: Arc<[String]>,
-    /// Muted members and until when (Unix ms).
-    muted: Arc<[(String, i64)]>,
+    /// Every member, for the checks each message makes: one hash lookup,
+    /// however big the room.
+    index: Arc<HashMap<String, MemberFlags>>,
     /// A private room answers a stranger as if it did not exist.
     private: bool,
     /// Slow mode (ms; 0: off).
@@ -91,17 +100,15 @@ impl Members {
         let Some(members) = room.members else {
             return Ok(Standing::NoRoom);
         };
-        if members.binary_search_by(|m| m.as_str().cmp(user)).is_err() {
+        let Some(me) = room.index.get(user) else {
             return Ok(if room.private {
                 Standing::NoRoom
             } else {
                 Standing::NotMember
             });
-        }
-        if let Some((_, until)) = room.muted.iter().find(|(m, _)| m == user)
-            && *until > now_ms
-        {
-            return Ok(Standing::Muted(*until));
+        };
+        if me.muted_until > now_ms {
+            return Ok(Standing::Muted(me.muted_until));
         }
         Ok(Standing::Member(members))
     }
@@ -115,10 +122,8 @@ impl Members {
         user: &str,
     ) -> Result<Option<u64>, Unavailable> {
         let room = self.fetch(room, version).await?;
-        Ok(
-            (room.slow_ms > 0 && !room.moderators.iter().any(|m| m == user))
-                .then_some(room.slow_ms),
-        )
+        let moderator = room.index.get(user).is_some_and(|m| m.moderator);
+        Ok((room.slow_ms > 0 && !moderator).then_some(room.slow_ms))
     }
 
     /// Whether `user` moderates `room` (may delete anyone's message there).
@@ -129,7 +134,7 @@ impl Members {
         user: &str,
     ) -> Result<bool, Unavailable> {
         let room = self.fetch(room, version).await?;
-        Ok(room.moderators.iter().any(|o| o == user))
+        Ok(room.index.get(user).is_some_and(|m| m.moderator))
     }
 
     async fn fetch(&self, room: &str, version: Version) -> Result<Versioned, Unavailable> {
@@ -151,23 +156,22 @@ impl Members {
             Ok(r) => {
                 let reply = r.into_inner();
                 let list = reply.members;
-                let moderators: Vec<String> = list
+                let index: HashMap<String, MemberFlags> = list
                     .iter()
-                    .filter(|m| m.role == "owner" || m.role == "admin")
-                    .map(|m| m.username.clone())
-                    .collect();
-                let muted: Vec<(String, i64)> = list
-                    .iter()
-                    .filter(|m| m.muted_until_ms > 0)
-                    .map(|m| (m.username.clone(), m.muted_until_ms))
+                    .map(|m| {
+                        let standing = MemberFlags {
+                            moderator: m.role == "owner" || m.role == "admin",
+                            muted_until: m.muted_until_ms,
+                        };
+                        (m.username.clone(), standing)
+                    })
                     .collect();
                 let mut names: Vec<String> = list.into_iter().map(|m| m.username).collect();
                 names.sort_unstable();
                 Versioned {
                     version,
                     members: Some(names.into()),
-                    moderators: moderators.into(),
-                    muted: muted.into(),
+                    index: Arc::new(index),
                     private: reply.visibility == "private",
                     slow_ms: u64::from(reply.slow_mode_secs) * 1000,
                 }
@@ -175,8 +179,7 @@ impl Members {
             Err(s) if s.code() == Code::NotFound => Versioned {
                 version,
                 members: None,
-                moderators: Arc::from(Vec::new()),
-                muted: Arc::from(Vec::new()),
+                index: Arc::default(),
                 private: false,
                 slow_ms: 0,
             },
