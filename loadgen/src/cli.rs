@@ -33,6 +33,28 @@ pub enum Scenario {
     List(ListArgs),
     /// Opens idle sockets and reports the gateway's resident memory per socket.
     Idle(IdleArgs),
+    /// A big room under load, and a kick halfway: when it takes effect, and
+    /// the send latency before and after. Its users and memberships must
+    /// exist already (scripts/bench makes them in PostgreSQL).
+    Moderation(ModerationArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ModerationArgs {
+    /// Members `<run>_0` (the owner) .. `<run>_<members-1>` of room `<run>-big`.
+    #[arg(long, default_value_t = 10_000)]
+    pub members: usize,
+    /// Members 1..=senders post; member 1 is kicked halfway.
+    #[arg(long, default_value_t = 4)]
+    pub senders: usize,
+    /// Messages per second over all senders (each reaches every member).
+    #[arg(long, default_value_t = 4)]
+    pub rate: u32,
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// HS256 secret of the stack, to mint the members' tokens.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: service_kit::secret::Secret,
 }
 
 #[derive(Args, Debug)]

@@ -16,6 +16,7 @@ mod fanout;
 mod hook;
 mod idle;
 mod list;
+mod moderation;
 mod random;
 mod recovery;
 mod setup;
@@ -33,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
         cli::Scenario::Random(args) => random::run(&cli, args).await?,
         cli::Scenario::List(args) => list::run(&cli, args).await?,
         cli::Scenario::Idle(args) => idle::run(&cli, args).await?,
+        cli::Scenario::Moderation(args) => moderation::run(&cli, args).await?,
     };
     println!("{report}");
     Ok(())
