@@ -414,3 +414,65 @@ async fn slow_mode_spaces_a_members_messages_and_spares_moderators() {
         .await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
 }
+
+#[tokio::test]
+async fn a_deleted_room_leaves_every_list_and_refuses_every_read_and_send() {
+    let stack = spawn_stack_with(StackOptions::default()).await;
+    let owner = stack.user("owner").await;
+    let member = stack.user("member").await;
+    stack.create_room(&owner, "doomed").await;
+    stack.join_room(&member, "doomed").await;
+    let (mut m, _) = stack.connect(0, &member).await;
+    m.send_json(&send("m1", "room:doomed", "last words")).await;
+    let sent = m.recv_type("sent").await;
+    let (s, _) = stack
+        .put(
+            "/api/conversations/room:doomed/read",
+            &member,
+            json!({"seq": sent["seq"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, before) = stack.get("/api/conversations", Some(&member)).await;
+    assert!(before.to_string().contains("room:doomed"), "{before}");
+
+    let (s, _) = stack.delete("/api/rooms/doomed", &owner, json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    // The member's socket hears it at once.
+    let told = m.recv_type("removed").await;
+    assert_eq!(
+        (&told["room"], &told["action"]),
+        (&json!("doomed"), &json!("delete_room"))
+    );
+    // Gone from every list, for the owner and the member.
+    for token in [&owner, &member] {
+        let (_, list) = stack.get("/api/conversations", Some(token)).await;
+        assert!(!list.to_string().contains("room:doomed"), "{list}");
+        let (_, rooms) = stack.get("/api/rooms", Some(token)).await;
+        assert!(!rooms.to_string().contains("doomed"), "{rooms}");
+    }
+    // Every read answers as for a room that never existed.
+    for path in [
+        "/api/conversations/room:doomed",
+        "/api/conversations/room:doomed/messages",
+        "/api/rooms/doomed/members",
+    ] {
+        let (s, b) = stack.get(path, Some(&member)).await;
+        assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    }
+    let (s, b) = stack
+        .put(
+            "/api/conversations/room:doomed/read",
+            &member,
+            json!({"seq": 1}),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    m.send_json(&send("m2", "room:doomed", "anyone?")).await;
+    let e = m.recv_type("error").await;
+    assert_eq!(
+        (&e["code"], &e["ref"]),
+        (&json!("not_found"), &json!("m2")),
+        "{e}"
+    );
+}
