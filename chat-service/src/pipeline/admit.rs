@@ -24,13 +24,14 @@ use std::{
 use chat_model::{
     ids::{Conversation, ConversationId, Target},
     limits::{MAX_BODY, MAX_SEQ, check_client_id},
-    message::{self, ChatMessage, EntryKind, INGRESS_FIELD, IngressEntry},
+    message::{self, EntryKind, INGRESS_FIELD, IngressEntry},
     protocol::ErrorCode,
 };
 
 use chat_redis::{connection::Redis, keys::Keys};
 use redis::streams::StreamId;
 
+pub(crate) use super::entries::{Accepted, Rejected};
 use super::{
     blocks::{self, Lists},
     targets::{self, Targets},
@@ -40,27 +41,6 @@ use crate::{
     error::BatchError,
     members::{Members, Standing, Version},
 };
-
-/// An entry that passed validation and authorization.
-pub(crate) struct Accepted {
-    pub stream_id: String,
-    pub entry: IngressEntry,
-    pub conversation: ConversationId,
-    pub recipients: Arc<[String]>,
-    /// For an edit or delete: its target, as stored before it (None for a
-    /// message, and for an event let through by [`Admit::readmit`]).
-    pub target: Option<ChatMessage>,
-}
-
-/// An entry refused with an error frame to its sender.
-pub(crate) struct Rejected {
-    pub stream_id: String,
-    pub entry: IngressEntry,
-    pub code: ErrorCode,
-    pub message: String,
-    /// When the sender may try again (slow mode).
-    pub retry_after_ms: Option<u64>,
-}
 
 /// What admission decided for a batch.
 #[derive(Default)]

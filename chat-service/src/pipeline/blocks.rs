@@ -12,7 +12,7 @@ use chat_model::{
     protocol::ErrorCode,
 };
 
-use super::admit::{Accepted, Rejected};
+use super::entries::{Accepted, Rejected};
 
 /// The users whose block lists a batch needs: both parties of each DM, and
 /// the typer of each room typing notice.

@@ -12,6 +12,7 @@ mod ack;
 pub mod admit;
 mod blocks;
 pub mod deliver;
+mod entries;
 mod payloads;
 pub mod persist;
 pub mod sequence;
