@@ -5,7 +5,7 @@
 // link, signs up and is in the room, without A's earlier message; B DMs A. A blocks B from the account page: B's next DM
 // is refused on B's page and never reaches A, and B's room message folds
 // away on A's page until A asks to see it. A unblocks B from the member
-// list, and B's next DM arrives.
+// list, and B's next DM arrives; A blocks B again from the DM's bar.
 //
 //   PLAYWRIGHT_NODE_PATH=.tools/node/node_modules \
 //     node e2e/browser/blocks.mjs http://127.0.0.1:8081 http://127.0.0.1:8082
@@ -48,6 +48,8 @@ async function main() {
     const early = `before you came ${run}`;
     await send(pageA, early);
     await pageA.click("#roomBtn");
+    // The page fills its fields once it has the room: fill them after that.
+    await until(pageA, "the room page", (r) => document.getElementById("roomHeading").textContent === `#${r}`, room);
     await pageA.fill("#roomDisplayInput", display);
     await pageA.selectOption("#roomHistory", "since_join");
     await pageA.locator("#roomSettings button").click();
@@ -116,6 +118,14 @@ async function main() {
     await send(pageB, again);
     await openDm(pageA, userB);
     await until(pageA, "A: B's DM after the unblock", shown, again);
+    progress.step = "A blocks B again from the DM's bar";
+    await until(pageA, "the DM bar offers to block", () => document.getElementById("dmBlock").textContent === "block");
+    await pageA.click("#dmBlock");
+    await until(pageA, "the DM bar offers to unblock", () => document.getElementById("dmBlock").textContent === "unblock");
+    const blockedAgain = `blocked again ${run}`;
+    await write(pageB, blockedAgain);
+    await until(pageB, "B: refused again", (t) => /error: forbidden: cannot send a direct message/.test(document.getElementById("status").textContent)
+      && ![...document.querySelectorAll("#list .msg .body")].some((b) => b.textContent === t), blockedAgain);
     const leaked = await pageA.evaluate((t) => [...document.querySelectorAll("#list .msg .body")].some((b) => b.textContent === t), refused);
     if (leaked) throw new Error("the DM refused during the block is shown to A");
 
