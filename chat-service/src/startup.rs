@@ -87,7 +87,7 @@ impl Application {
                     users.clone(),
                     Duration::from_millis(config.membership_ttl_ms),
                 ),
-                blocks: BlockLists::new(users, Duration::from_millis(config.membership_ttl_ms)),
+                blocks: BlockLists::new(users),
                 targets: Targets {
                     history: history.clone(),
                     edit_window_ms: (config.edit_window_secs > 0)
