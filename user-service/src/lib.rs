@@ -18,6 +18,7 @@ pub mod moderation_store;
 pub mod password;
 pub mod permissions;
 pub mod room_admin;
+pub mod secrets;
 pub mod session_store;
 pub mod sessions;
 pub mod startup;

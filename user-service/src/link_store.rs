@@ -1,16 +1,14 @@
 //! Invite links, in PostgreSQL: made, listed and revoked by those who may
 //! invite; used by anyone holding the code. Only a code's SHA-256 is kept.
 
-use std::fmt::Write;
-
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::{
     error::UserError,
     moderation_store::{actor_in, denied, log},
     permissions::{Action, allowed},
+    secrets::{hash, random_hex},
     store::Store,
 };
 
@@ -45,17 +43,8 @@ pub fn check_code(code: &str) -> Result<(), UserError> {
     chat_model::ids::check_invite_code(code).map_err(|e| UserError::InvalidArgument(e.to_string()))
 }
 
-fn hash(code: &str) -> Vec<u8> {
-    Sha256::digest(code.as_bytes()).to_vec()
-}
-
 fn new_code() -> String {
-    rand::random::<[u8; CODE_HEX / 2]>()
-        .iter()
-        .fold(String::with_capacity(CODE_HEX), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    random_hex::<{ CODE_HEX / 2 }>()
 }
 
 fn link_from(row: &sqlx::postgres::PgRow, room: &str) -> LinkRow {
@@ -184,21 +173,30 @@ impl Store {
         Ok(())
     }
 
+    /// The room a link lets into (a link never changes rooms).
+    pub async fn link_room(&self, code: &str) -> Result<String, UserError> {
+        sqlx::query_scalar(
+            "SELECT r.name FROM room_invite_links l
+             JOIN rooms r ON r.id = l.room_id AND r.deleted_at IS NULL
+             WHERE l.code_hash = $1",
+        )
+        .bind(hash(code))
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(no_link)
+    }
+
     /// `user` joins the room of the link `code`, using it up by one (a
     /// member already uses nothing). The link's row is locked, so
-    /// concurrent uses never pass its maximum. Returns the room's name.
-    /// `from_seq(room)` gives the room's last seq, where the member's
-    /// history starts under `since_join` (asked with the link locked).
-    pub async fn use_link<F, Fut>(
+    /// concurrent uses never pass its maximum. `from_seq` is the room's
+    /// last seq, where the member's history starts under `since_join`.
+    /// Returns the room's name.
+    pub async fn use_link(
         &self,
         code: &str,
         user: &str,
-        from_seq: F,
-    ) -> Result<String, UserError>
-    where
-        F: FnOnce(String) -> Fut,
-        Fut: std::future::Future<Output = Result<i64, UserError>>,
-    {
+        from_seq: i64,
+    ) -> Result<String, UserError> {
         let mut tx = self.pool().begin().await?;
         let link = sqlx::query(&format!(
             "SELECT l.id, l.room_id, r.name, {WORKS} AS works FROM room_invite_links l
@@ -238,14 +236,13 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        let from = from_seq(room.clone()).await?;
         sqlx::query(
             "INSERT INTO memberships (room_id, user_id, role, history_from)
              VALUES ($1, $2, 'member', $3)",
         )
         .bind(room_id)
         .bind(user_id)
-        .bind(from)
+        .bind(from_seq)
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE room_invite_links SET uses = uses + 1 WHERE id = $1")

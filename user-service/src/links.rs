@@ -100,12 +100,12 @@ impl UserApi {
     ) -> Result<user_pb::Room, UserError> {
         check_code(&req.code)?;
         check_username(&req.username)?;
-        let events = self.events.clone();
+        // The seq is read before the link's row is locked, not under it.
+        let room = self.store.link_room(&req.code).await?;
+        let from_seq = self.events.room_seq(&room).await?;
         let room = self
             .store
-            .use_link(&req.code, &req.username, |room| async move {
-                events.room_seq(&room).await
-            })
+            .use_link(&req.code, &req.username, from_seq)
             .await?;
         self.events.changed(&room).await;
         let joined = self

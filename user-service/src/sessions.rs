@@ -5,15 +5,13 @@
 //! truth; every revocation is then announced through Redis
 //! (`chat_redis::sessions`), which gateways and history-service consult.
 
-use std::fmt::Write;
-
 use chat_redis::sessions::Revocations;
 use chrono::{Duration, Utc};
 use proto::user::v1 as user_pb;
-use sha2::{Digest, Sha256};
 
 use crate::{
     error::UserError,
+    secrets::{hash, random_hex},
     session_store::{NewSession, Refreshed, SessionStore},
 };
 
@@ -178,19 +176,9 @@ fn new_session_id() -> String {
 
 /// A new secret and its hash.
 fn new_secret() -> (String, Vec<u8>) {
-    let secret =
-        rand::random::<[u8; 32]>()
-            .iter()
-            .fold(String::with_capacity(SECRET_HEX), |mut s, b| {
-                let _ = write!(s, "{b:02x}");
-                s
-            });
+    let secret = random_hex::<{ SECRET_HEX / 2 }>();
     let hashed = hash(&secret);
     (secret, hashed)
-}
-
-fn hash(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
 }
 
 #[cfg(test)]

@@ -476,3 +476,44 @@ async fn a_deleted_room_leaves_every_list_and_refuses_every_read_and_send() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_rooms_display_name_changes_and_its_name_does_not() {
+    let stack = spawn_stack_with(StackOptions::default()).await;
+    let owner = stack.user("owner").await;
+    let member = stack.user("member").await;
+    stack.create_room(&owner, "den").await;
+    stack.join_room(&member, "den").await;
+    let (s, room) = stack
+        .patch(
+            "/api/rooms/den",
+            &owner,
+            json!({"display_name": "  The Den  "}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{room}");
+    assert_eq!(
+        (&room["name"], &room["display_name"]),
+        (&json!("den"), &json!("The Den"))
+    );
+    let (_, mine) = stack.get("/api/rooms", Some(&member)).await;
+    assert_eq!(mine["rooms"][0]["display_name"], "The Den", "{mine}");
+    for bad in [json!("x".repeat(65)), json!("new\nline")] {
+        let (s, b) = stack
+            .patch("/api/rooms/den", &owner, json!({ "display_name": bad }))
+            .await;
+        assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let (s, b) = stack
+        .patch(
+            "/api/rooms/den",
+            &member,
+            json!({"display_name": "Mine now"}),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    let (_, room) = stack
+        .patch("/api/rooms/den", &owner, json!({"display_name": ""}))
+        .await;
+    assert_eq!(room["display_name"], "", "{room}");
+}
