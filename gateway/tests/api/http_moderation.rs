@@ -512,6 +512,11 @@ async fn a_rooms_display_name_changes_and_its_name_does_not() {
         )
         .await;
     assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    let (_, mine) = stack.get("/api/rooms", Some(&member)).await;
+    assert_eq!(
+        mine["rooms"][0]["display_name"], "The Den",
+        "refusals change nothing: {mine}"
+    );
     let (_, room) = stack
         .patch("/api/rooms/den", &owner, json!({"display_name": ""}))
         .await;
