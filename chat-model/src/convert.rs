@@ -4,7 +4,7 @@ use proto::history::v1 as history_pb;
 
 use crate::{
     ids::{ConversationId, Target},
-    message::{ChatMessage, EventKind},
+    message::{ChatMessage, EventKind, MemberAction, MemberEvent},
 };
 
 fn timestamp(ms: i64) -> prost_types::Timestamp {
@@ -34,6 +34,11 @@ pub fn to_pb(m: &ChatMessage) -> history_pb::Message {
         edited_at: m.edited_at.map(timestamp),
         edit_seq: m.edit_seq,
         deleted: m.deleted,
+        member: m.member.as_ref().map(|e| history_pb::MemberEvent {
+            action: e.action.as_str().to_owned(),
+            user: e.user.clone(),
+            role: e.role.clone(),
+        }),
     }
 }
 
@@ -53,6 +58,18 @@ pub fn from_pb(m: history_pb::Message) -> Result<ChatMessage, String> {
     if kind.is_some() && m.target_seq.is_none_or(|t| t == 0 || t >= m.seq) {
         return Err("an event needs a target_seq below its own seq".into());
     }
+    let member = m
+        .member
+        .map(|e| {
+            let action = MemberAction::parse(&e.action)
+                .ok_or_else(|| format!("member.action: unknown {:?}", e.action))?;
+            Ok::<_, String>(MemberEvent {
+                action,
+                user: e.user,
+                role: e.role,
+            })
+        })
+        .transpose()?;
     Ok(ChatMessage {
         id: m.id,
         conversation,
@@ -68,6 +85,7 @@ pub fn from_pb(m: history_pb::Message) -> Result<ChatMessage, String> {
         edited_at: m.edited_at.map(millis),
         edit_seq: m.edit_seq,
         deleted: m.deleted,
+        member,
     })
 }
 
@@ -95,6 +113,16 @@ mod tests {
         e.kind = Some(EventKind::Edit);
         e.target_seq = Some(2);
         assert_eq!(from_pb(to_pb(&e)).unwrap(), e);
+        let mut j = m.clone();
+        j.member = Some(MemberEvent {
+            action: MemberAction::Role,
+            user: "carol".into(),
+            role: Some("admin".into()),
+        });
+        assert_eq!(from_pb(to_pb(&j)).unwrap(), j);
+        let mut bad = to_pb(&j);
+        bad.member.as_mut().unwrap().action = "dance".into();
+        assert!(from_pb(bad).is_err(), "an unknown action is refused");
         e.target_seq = Some(3);
         assert!(
             from_pb(to_pb(&e)).is_err(),

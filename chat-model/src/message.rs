@@ -67,6 +67,82 @@ pub struct ChatMessage {
     /// A deleted message (history): `tombstone` is set and the body empty.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// Set on a membership event: a join, leave, kick, ban, unban or role
+    /// change in a room, with a seq of its own. `from` is who did it; the
+    /// body is its text in English for clients that do not know the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<MemberEvent>,
+}
+
+/// A membership change as its room's timeline shows it (see
+/// [`ChatMessage::member`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberEvent {
+    pub action: MemberAction,
+    /// Whom it is about (for a join or leave, `from` too).
+    pub user: String,
+    /// For `role`: the role `user` has now (`owner`, `admin` or `member`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// What happened to a room's membership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MemberAction {
+    Join,
+    Leave,
+    Kick,
+    Ban,
+    Unban,
+    Role,
+}
+
+impl MemberAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Join => "join",
+            Self::Leave => "leave",
+            Self::Kick => "kick",
+            Self::Ban => "ban",
+            Self::Unban => "unban",
+            Self::Role => "role",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Join,
+            Self::Leave,
+            Self::Kick,
+            Self::Ban,
+            Self::Unban,
+            Self::Role,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+impl MemberEvent {
+    /// The event's text, as its message body carries it: `actor` did it.
+    pub fn text(&self, actor: &str) -> String {
+        let user = &self.user;
+        match self.action {
+            MemberAction::Join => format!("{user} joined"),
+            MemberAction::Leave => format!("{user} left"),
+            MemberAction::Kick => format!("{actor} removed {user}"),
+            MemberAction::Ban => format!("{actor} banned {user}"),
+            MemberAction::Unban => format!("{actor} lifted the ban on {user}"),
+            MemberAction::Role => match self.role.as_deref() {
+                Some("owner") => format!("{actor} handed the room to {user}"),
+                Some(role) => format!("{actor} made {user} {role}"),
+                None => format!("{actor} changed {user}'s role"),
+            },
+        }
+    }
 }
 
 /// What an event does to its target.
@@ -123,6 +199,7 @@ impl ChatMessage {
             edited_at: None,
             edit_seq: None,
             deleted: false,
+            member: None,
         }
     }
 
@@ -136,7 +213,7 @@ impl ChatMessage {
     /// list store that state with [`ChatMessage::supersedes`].
     pub fn apply(&mut self, event: &ChatMessage) -> bool {
         let Some(kind) = event.kind else { return false };
-        if self.kind.is_some() || self.deleted || self.tombstone {
+        if self.kind.is_some() || self.member.is_some() || self.deleted || self.tombstone {
             return false;
         }
         match kind {
@@ -192,6 +269,10 @@ pub enum EntryKind {
     /// A delete of the message at `target_seq` (its sender's, or any in a
     /// room the sender owns).
     Delete,
+    /// A membership event (`member`), written by user-service from its
+    /// outbox once the change is committed: sequenced, stored and delivered
+    /// to the room's members as they are after the change.
+    Member,
 }
 
 impl EntryKind {
@@ -200,7 +281,7 @@ impl EntryKind {
         match self {
             Self::Edit => Some(EventKind::Edit),
             Self::Delete => Some(EventKind::Delete),
-            Self::Send | Self::Typing => None,
+            Self::Send | Self::Typing | Self::Member => None,
         }
     }
 
@@ -236,6 +317,9 @@ pub struct IngressEntry {
     /// The W3C traceparent of the gateway's `send` span (span export on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// On a `member` entry: the membership event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<MemberEvent>,
 }
 
 /// An entry of the archive backlog: a stored message on its way to MongoDB.

@@ -30,9 +30,12 @@ use chat_redis::{connection::LuaScript, keys::Keys};
 
 /// KEYS: dedup record, seq counter, read markers, summary, finals,
 /// delivered. ARGV:
-/// id, ts, dedup TTL, ingress entry, sender, what ('m' a message, 'e' an
-/// edit, 'd' a delete), the event's target seq (0 for a message), and for
-/// a message the preview JSON cut where its seq goes (two halves).
+/// id, ts, dedup TTL, ingress entry, sender (whose read marker moves; ''
+/// for none), what ('m' a message, 'e' an
+/// edit, 'd' a delete, 'v' a membership event), the event's target seq (0
+/// for a message), and for a message the preview JSON cut where its seq
+/// goes (two halves). A membership event changes neither the preview nor
+/// anyone's unread count: the summary's seq is its last message's.
 ///
 /// Replies {0, record, tombstone bit, delivered bit} for a replay, {1,
 /// record} for a fresh seq, {2, reason} for an event refused (no seq
@@ -49,7 +52,7 @@ if d then
   return {0, d, dead, delivered}
 end
 local what = ARGV[6]
-if what ~= 'm' then
+if what == 'e' or what == 'd' then
   local target = tonumber(ARGV[7])
   local last = tonumber(redis.call('GET', KEYS[2]) or '0')
   if target < 1 or target > last then return {2, 'no message at that seq'} end
@@ -60,7 +63,7 @@ end
 local seq = redis.call('INCR', KEYS[2])
 local rec = ARGV[1] .. '|' .. seq .. '|' .. ARGV[2] .. '|' .. ARGV[4]
 redis.call('SET', KEYS[1], rec, 'EX', ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[5], seq)
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[5], seq) end
 if what == 'd' then redis.call('SETBIT', KEYS[5], 2 * tonumber(ARGV[7]), 1) end
 if ARGV[8] then
   local cur = redis.call('HMGET', KEYS[4], 'at', 'e', 'd')
@@ -112,6 +115,25 @@ pub struct SequenceRequest<'a> {
     pub preview_body: Option<&'a str>,
     /// For an edit or delete: its kind and target seq.
     pub event: Option<(chat_model::message::EventKind, u64)>,
+    /// A membership event: deduplicated under [`MEMBER_EVENTS_SENDER`].
+    /// Only a join moves its actor's read marker (a joiner has read what
+    /// came before); a leave, kick or ban must leave no marker behind for
+    /// someone who is gone, a deleted account included.
+    pub member: Option<chat_model::message::MemberAction>,
+}
+
+/// The sender a membership event's client_id (its user-service outbox
+/// row) is deduplicated under: no username can be it, so no user's
+/// client_id can shadow an event, or an event a user's message.
+pub const MEMBER_EVENTS_SENDER: &str = "#room";
+
+/// Whom `entry`'s client_id is deduplicated under.
+pub fn dedup_sender(entry: &chat_model::message::IngressEntry) -> &str {
+    if entry.kind == chat_model::message::EntryKind::Member {
+        MEMBER_EVENTS_SENDER
+    } else {
+        &entry.user
+    }
 }
 
 #[derive(Clone)]
@@ -144,6 +166,7 @@ impl Sequencer {
         for r in requests {
             let id = uuid::Uuid::now_v7().to_string();
             let (what, target) = match r.event {
+                None if r.member.is_some() => ("v", 0),
                 None => ("m", 0),
                 Some((chat_model::message::EventKind::Edit, t)) => ("e", t),
                 Some((chat_model::message::EventKind::Delete, t)) => ("d", t),
@@ -153,11 +176,14 @@ impl Sequencer {
                 now.to_string(),
                 self.dedup_ttl_secs.to_string(),
                 r.stream_id.to_owned(),
-                r.sender.to_owned(),
+                match r.member {
+                    Some(a) if a != chat_model::message::MemberAction::Join => String::new(),
+                    _ => r.sender.to_owned(),
+                },
                 what.to_owned(),
                 target.to_string(),
             ];
-            if let (None, Some(body)) = (r.event, r.preview_body) {
+            if let (None, Some(body), None) = (r.event, r.preview_body, r.member) {
                 let PreviewParts {
                     before_seq,
                     after_seq,
@@ -166,9 +192,15 @@ impl Sequencer {
             }
             self.script.call(
                 &mut pipe,
-                &self
-                    .keys
-                    .sequence_script(r.conversation, r.sender, r.client_id),
+                &self.keys.sequence_script(
+                    r.conversation,
+                    if r.member.is_some() {
+                        MEMBER_EVENTS_SENDER
+                    } else {
+                        r.sender
+                    },
+                    r.client_id,
+                ),
                 &args,
             );
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chat_model::{
     ids::{ConversationId, IdError, Target},
-    message::{ChatMessage, EventKind},
+    message::{ChatMessage, EventKind, MemberEvent},
 };
 use futures::TryStreamExt;
 use mongodb::{
@@ -58,6 +58,9 @@ pub struct MessageDoc {
     pub edit_seq: Option<i64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// On a membership event: what happened, to whom (see `MemberEvent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<MemberEvent>,
 }
 
 impl From<&ChatMessage> for MessageDoc {
@@ -77,6 +80,7 @@ impl From<&ChatMessage> for MessageDoc {
             edited_at: m.edited_at.map(bson::DateTime::from_millis),
             edit_seq: m.edit_seq.map(|s| s as i64),
             deleted: m.deleted,
+            member: m.member.clone(),
         }
     }
 }
@@ -101,6 +105,7 @@ impl TryFrom<MessageDoc> for ChatMessage {
             edited_at: d.edited_at.map(|t| t.timestamp_millis()),
             edit_seq: d.edit_seq.map(|s| s.max(0) as u64),
             deleted: d.deleted,
+            member: d.member,
         })
     }
 }

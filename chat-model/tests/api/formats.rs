@@ -94,6 +94,60 @@ fn events_with_their_targets_state_are_read_by_both_releases() {
 }
 
 #[test]
+fn membership_events_are_written_byte_for_byte_and_read_by_both_releases() {
+    use chat_model::message::MemberAction;
+    for text in records("ingress-v2-members.jsonl") {
+        let e: IngressEntry = serde_json::from_str(&text).unwrap();
+        assert_eq!((e.v, e.kind), (2, EntryKind::Member));
+        let m = e.member.as_ref().expect("the event");
+        assert_eq!(m.text(&e.user), e.body, "the body is the event's text");
+        assert_eq!(serde_json::to_string(&e).unwrap(), text);
+    }
+    let entries: Vec<ArchiveEntry> = records("archive-v2-members.jsonl")
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+    let role = entries[0].message.member.as_ref().unwrap();
+    assert_eq!(
+        (role.action, role.user.as_str(), role.role.as_deref()),
+        (MemberAction::Role, "bob", Some("admin"))
+    );
+    assert_eq!(entries[1].message.member.as_ref().unwrap().role, None);
+    for (entry, text) in entries.iter().zip(records("archive-v2-members.jsonl")) {
+        assert_eq!(ArchiveEntry::json(&entry.message, None).unwrap(), text);
+    }
+    // The release before has no `member`: it reads a message from the
+    // actor whose body says what happened, and stores it as any other.
+    #[derive(serde::Deserialize)]
+    struct Before {
+        v: u32,
+        seq: u64,
+        from: String,
+        body: String,
+        kind: Option<String>,
+    }
+    let old: Vec<Before> = records("archive-v2-members.jsonl")
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+    assert_eq!(
+        old.iter()
+            .map(|b| (
+                b.v,
+                b.seq,
+                b.from.as_str(),
+                b.body.as_str(),
+                b.kind.is_none()
+            ))
+            .collect::<Vec<_>>(),
+        [
+            (2, 5, "alice", "alice made bob admin", true),
+            (2, 6, "carol", "carol joined", true)
+        ]
+    );
+}
+
+#[test]
 fn deliveries_with_marks_are_read_and_the_previous_reader_ignores_them() {
     let text = recorded("delivery-v2-marks.json");
     let deliveries: Vec<Delivery<'_>> = serde_json::from_str(&text).unwrap();

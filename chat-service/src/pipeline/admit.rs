@@ -91,6 +91,7 @@ fn fingerprint(entry: &IngressEntry, conversation: &ConversationId) -> String {
         EntryKind::Edit => "e",
         EntryKind::Delete => "d",
         EntryKind::Typing => "t",
+        EntryKind::Member => "m",
     };
     let text = format!("{what}|{conversation}|{}", entry.target_seq.unwrap_or(0));
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -330,6 +331,9 @@ impl Admit {
         }
         let conversation = entry.to.conversation(&entry.user);
         let refused = |code, message| Ok(Admission::Refused(code, message));
+        if entry.kind == EntryKind::Member {
+            return self.admit_member(entry, conversation, versions).await;
+        }
         match &entry.to {
             Target::Room(room) => {
                 let standing = self
@@ -369,6 +373,41 @@ impl Admit {
         }
     }
 
+    /// A membership event: user-service wrote it once the change was
+    /// committed, so it is not checked against the actor's membership (a
+    /// leave's actor has left). It goes to the room's members as they are
+    /// now, the change included: the relay bumped the room's version with
+    /// it, so a member list cached from before the change is refetched.
+    async fn admit_member(
+        &self,
+        entry: &IngressEntry,
+        conversation: ConversationId,
+        versions: &HashMap<String, Version>,
+    ) -> Result<Admission, BatchError> {
+        let Target::Room(room) = &entry.to else {
+            return Ok(Admission::Refused(
+                ErrorCode::BadRequest,
+                "a membership event is for a room".into(),
+            ));
+        };
+        if entry.member.is_none() {
+            return Ok(Admission::Refused(
+                ErrorCode::BadRequest,
+                "a membership event names its change (member)".into(),
+            ));
+        }
+        Ok(
+            match self
+                .members
+                .room(room, versions.get(room).copied().flatten())
+                .await?
+            {
+                Some(members) => Admission::Accepted(conversation, members),
+                None => Admission::Refused(ErrorCode::NotFound, format!("room {room} not found")),
+            },
+        )
+    }
+
     /// Admission is decided once. A refused send whose (sender, client_id)
     /// already holds a seq in its conversation was admitted before (this is a
     /// retried batch); a membership change since must neither leave that seq
@@ -386,6 +425,7 @@ impl Admit {
             .enumerate()
             .filter(|(_, r)| {
                 r.entry.kind.is_stored()
+                    && r.entry.kind != EntryKind::Member
                     && matches!(
                         r.code,
                         ErrorCode::Forbidden | ErrorCode::NotFound | ErrorCode::RateLimited
@@ -458,7 +498,11 @@ impl Admit {
         rooms.dedup();
         let claims: Vec<(&str, String)> = parsed
             .iter()
-            .filter(|(_, e)| e.kind.is_stored() && check_fields(e).is_none())
+            // A membership event's client_id names its outbox row, never a
+            // user's request: it is deduplicated under its own sender.
+            .filter(|(_, e)| {
+                e.kind.is_stored() && e.kind != EntryKind::Member && check_fields(e).is_none()
+            })
             .map(|(id, e)| (id.as_str(), fingerprint(e, &e.to.conversation(&e.user))))
             .collect();
         let users = blocks::wanted(parsed);

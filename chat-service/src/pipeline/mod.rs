@@ -106,6 +106,11 @@ impl BatchProcessor {
         rejected.extend(sequenced.refused);
         for r in &rejected {
             metrics::counter!("chat_refused_total", "code" => r.code.as_str()).increment(1);
+            if r.entry.gw.is_empty() {
+                // Nobody hears this error: a membership event of a room
+                // deleted since, or an entry this build cannot judge.
+                tracing::warn!(client_id = %r.entry.client_id, to = %r.entry.to, error = %r.message, "membership event dropped");
+            }
         }
         let outcome = Outcome {
             accepted: &sequenced.stored,

@@ -145,6 +145,10 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Whereabouts) -> Vec<(Stri
                 plan.fan_out(gw, a.conversation.as_str(), users, skip, frame);
             }
         }
+        // A membership event has no socket to acknowledge (no gateway).
+        if a.entry.gw.is_empty() {
+            continue;
+        }
         let sent = frames.len();
         frames.push(sent_frame(m));
         plan.stamp(sent, a.entry.at);
@@ -152,7 +156,7 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Whereabouts) -> Vec<(Stri
     }
     // A re-send of a message already stored and delivered: only its sender
     // hears of it again, with the original's id and seq.
-    for (a, m) in resent {
+    for (a, m) in resent.iter().filter(|(a, _)| !a.entry.gw.is_empty()) {
         let sent = frames.len();
         frames.push(sent_frame(m));
         plan.stamp(sent, a.entry.at);
@@ -161,7 +165,7 @@ pub(crate) fn payloads(outcome: &Outcome<'_>, online: &Whereabouts) -> Vec<(Stri
     for t in typing {
         plan_typing(&mut plan, &mut frames, t, online);
     }
-    for r in rejected {
+    for r in rejected.iter().filter(|r| !r.entry.gw.is_empty()) {
         let frame = frames.len();
         frames.push(raw(ServerFrame::Error {
             code: r.code,

@@ -144,10 +144,11 @@ impl Persist {
         };
         let conversation = entry.to.conversation(&entry.user);
         let record: Option<String> = redis::cmd("GET")
-            .arg(
-                self.keys
-                    .dedup(conversation.as_str(), &entry.user, &entry.client_id),
-            )
+            .arg(self.keys.dedup(
+                conversation.as_str(),
+                crate::sequencer::dedup_sender(&entry),
+                &entry.client_id,
+            ))
             .query_async(conn)
             .await?;
         let Some(Ok(s)) = record.map(|r| crate::sequencer::parse_record(false, &r)) else {

@@ -75,6 +75,12 @@ impl Sequence {
                 stream_id: &a.stream_id,
                 preview_body: (a.entry.kind == EntryKind::Send).then_some(a.entry.body.as_str()),
                 event: a.entry.kind.event().zip(a.entry.target_seq),
+                member: a
+                    .entry
+                    .member
+                    .as_ref()
+                    .filter(|_| a.entry.kind == EntryKind::Member)
+                    .map(|e| e.action),
             })
             .collect();
         let decisions = self.sequencer.sequence(conn, &requests).await?;
@@ -115,6 +121,10 @@ impl Sequence {
             let first = original.map_or(&a.entry, |o| o);
             m.kind = first.kind.event();
             m.target_seq = m.kind.and(first.target_seq);
+            m.member = first
+                .member
+                .clone()
+                .filter(|_| first.kind == EntryKind::Member);
             if m.kind == Some(chat_model::message::EventKind::Delete) {
                 m.body.clear();
             }

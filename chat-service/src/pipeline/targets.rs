@@ -69,6 +69,12 @@ pub fn judge(
             "that seq is an edit or delete, not a message".into(),
         ));
     }
+    if target.member.is_some() {
+        return Err((
+            ErrorCode::BadRequest,
+            "that seq is a membership event, not a message".into(),
+        ));
+    }
     if target.deleted || target.tombstone {
         return Err((ErrorCode::NotFound, "that message is deleted".into()));
     }

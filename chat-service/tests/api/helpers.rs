@@ -40,7 +40,14 @@ pub async fn spawn_env() -> TestEnv {
 /// `max_message_bytes` (workers get the same limit from `worker_config`).
 pub async fn spawn_env_with(max_message_bytes: usize) -> TestEnv {
     let storage = Storage::with_postgres().await;
-    let user_url = test_stack::user_service(&storage).await;
+    // Membership events are user-service's: these tests write the ingress
+    // entries they need themselves (`member_entry`), so a room's seqs are
+    // its test's alone.
+    let user_url = test_stack::user_service_with(
+        &storage,
+        &testkit::config::settings(&[("MEMBERSHIP_EVENTS", "false")]),
+    )
+    .await;
     let history_url = test_stack::history_service_with(
         &storage,
         &user_url,
@@ -198,6 +205,7 @@ impl TestEnv {
             target_seq: None,
             at: None,
             trace: None,
+            member: None,
         };
         self.xadd_raw(&serde_json::to_string(&entry).unwrap()).await;
     }
@@ -224,6 +232,32 @@ impl TestEnv {
             target_seq,
             at: None,
             trace: None,
+            member: None,
+        };
+        serde_json::to_string(&entry).unwrap()
+    }
+
+    /// A membership event's ingress entry as user-service's relay writes
+    /// one: `actor` did `action` to `user` in `room`, outbox row `row`.
+    pub fn member_entry(row: u64, room: &str, actor: &str, action: &str, user: &str) -> String {
+        let member = chat_model::message::MemberEvent {
+            action: chat_model::message::MemberAction::parse(action).expect("an action"),
+            user: user.into(),
+            role: None,
+        };
+        let entry = IngressEntry {
+            v: chat_model::message::FORMAT_VERSION,
+            kind: EntryKind::Member,
+            body: member.text(actor),
+            user: actor.into(),
+            gw: String::new(),
+            conn: 0,
+            client_id: format!("evt-{row}"),
+            to: Target::Room(room.into()),
+            target_seq: None,
+            at: None,
+            trace: None,
+            member: Some(member),
         };
         serde_json::to_string(&entry).unwrap()
     }
@@ -286,6 +320,12 @@ impl TestEnv {
             }
         })
         .await
+    }
+
+    /// Entries on the ingress stream (done ones are deleted).
+    pub async fn stream_len(&self) -> usize {
+        let mut redis = self.storage.redis().await;
+        redis.xlen(self.keys.ingress(0)).await.unwrap()
     }
 
     /// Entries read but not acknowledged, across the group.

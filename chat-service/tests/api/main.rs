@@ -7,6 +7,7 @@ mod delivery;
 mod events;
 mod helpers;
 mod linger;
+mod members;
 mod recovery;
 mod relay;
 mod retries;
