@@ -3,6 +3,7 @@
 //! revocations it implies, and returns the revoked session ids for the
 //! caller to announce.
 
+use chat_model::message::MemberAction;
 use sqlx::Row;
 
 use crate::{
@@ -128,6 +129,10 @@ impl Store {
         .iter()
         .map(|r| r.get("name"))
         .collect();
+        for room in &rooms {
+            self.record_event(&mut tx, room, username, MemberAction::Leave, username, None)
+                .await?;
+        }
         let revoked =
             SessionStore::revoke_all_in(&mut tx, user_id, None, "account deleted", recent_secs)
                 .await?;

@@ -48,6 +48,14 @@ pub struct Config {
     /// seen one.
     #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = 50)]
     pub max_sessions_per_user: i64,
+    /// Ingress stream partitions, as the gateways and chat-service have
+    /// them: membership events go to their room's partition.
+    #[arg(long, env = "INGRESS_PARTITIONS", default_value_t = 1)]
+    pub ingress_partitions: usize,
+    /// Whether joins, leaves, kicks, bans and role changes appear in their
+    /// rooms' timelines as events (false: they are enforced, not shown).
+    #[arg(long, env = "MEMBERSHIP_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub membership_events: bool,
     /// Size of the PostgreSQL connection pool.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
@@ -98,6 +106,11 @@ impl config::ServiceConfig for Config {
             1..=1_000,
         )?;
         config::check_range("DB_MAX_CONNECTIONS", self.db_max_connections, 1..=1_000)?;
+        config::check_range(
+            "INGRESS_PARTITIONS",
+            self.ingress_partitions,
+            1..=chat_redis::keys::MAX_PARTITIONS,
+        )?;
         Ok(())
     }
 }

@@ -4,8 +4,11 @@
 //! whose version moved, so a change is enforced for every send processed
 //! after the join or leave call returned.
 
+use std::sync::Arc;
+
 use chat_redis::connection::Redis;
 use chat_redis::keys::Keys;
+use tokio::sync::Notify;
 
 use crate::error::UserError;
 
@@ -18,17 +21,21 @@ const BLOCKS_VERSION_TTL_SECS: i64 = 86_400;
 pub struct MembershipEvents {
     conn: Redis,
     keys: Keys,
+    /// Wakes the membership-event relay (`event_relay.rs`).
+    relay: Arc<Notify>,
 }
 
 impl MembershipEvents {
-    pub fn new(conn: Redis, keys: Keys) -> Self {
-        Self { conn, keys }
+    pub fn new(conn: Redis, keys: Keys, relay: Arc<Notify>) -> Self {
+        Self { conn, keys, relay }
     }
 
-    /// Bumps `room`'s version. A failure is logged, not returned: the change
-    /// is committed, and chat-service's cache expiry (MEMBERSHIP_TTL_MS) still
-    /// bounds how long it can be missed.
+    /// Bumps `room`'s version, and wakes the relay for the change's event
+    /// (in the outbox since its commit). A failure is logged, not returned:
+    /// the change is committed, and chat-service's cache expiry
+    /// (MEMBERSHIP_TTL_MS) still bounds how long it can be missed.
     pub async fn changed(&self, room: &str) {
+        self.relay.notify_one();
         let mut conn = self.conn.clone();
         let bumped: redis::RedisResult<i64> = redis::cmd("INCR")
             .arg(self.keys.room_version(room))

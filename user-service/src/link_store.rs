@@ -1,6 +1,7 @@
 //! Invite links, in PostgreSQL: made, listed and revoked by those who may
 //! invite; used by anyone holding the code. Only a code's SHA-256 is kept.
 
+use chat_model::message::MemberAction;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -245,6 +246,8 @@ impl Store {
         .bind(from_seq)
         .execute(&mut *tx)
         .await?;
+        self.record_event(&mut tx, &room, user, MemberAction::Join, user, None)
+            .await?;
         sqlx::query("UPDATE room_invite_links SET uses = uses + 1 WHERE id = $1")
             .bind(link_id)
             .execute(&mut *tx)

@@ -5,6 +5,7 @@
 //! one room are decided one after the other, and checks the actor's role
 //! against [`permissions`] in the same transaction.
 
+use chat_model::message::MemberAction;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Postgres, Row, Transaction};
 
@@ -385,6 +386,18 @@ impl Store {
             Moderation::DeleteRoom => unreachable!("handled above"),
         }
         log(&mut tx, room_id, actor, &action.label(), target, reason).await?;
+        let event = match action {
+            Moderation::Kick => Some((MemberAction::Kick, None)),
+            Moderation::Ban(_) => Some((MemberAction::Ban, None)),
+            Moderation::Unban => Some((MemberAction::Unban, None)),
+            Moderation::SetRole(new) => Some((MemberAction::Role, Some(new.as_str()))),
+            Moderation::Transfer => Some((MemberAction::Role, Some(Role::Owner.as_str()))),
+            Moderation::Mute(_) | Moderation::Unmute | Moderation::DeleteRoom => None,
+        };
+        if let Some((what, role)) = event {
+            self.record_event(&mut tx, room, actor, what, target, role)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -15,6 +15,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::{
     config::Config,
+    event_relay::EventRelay,
     events::MembershipEvents,
     grpc::UserApi,
     password::Hasher,
@@ -27,6 +28,7 @@ pub struct Application {
     listeners: Listeners,
     store: Store,
     events: MembershipEvents,
+    relay: EventRelay,
     sessions: Sessions,
     config: Config,
 }
@@ -71,7 +73,13 @@ impl Application {
         let redis =
             connection::connect_with_retry(&config.redis.endpoints(), Duration::from_secs(30))
                 .await?;
-        let events = MembershipEvents::new(redis.clone(), config.redis.keys());
+        let relay = EventRelay::new(
+            pool.clone(),
+            redis.clone(),
+            config.redis.keys(),
+            config.ingress_partitions,
+        );
+        let events = MembershipEvents::new(redis.clone(), config.redis.keys(), relay.waker());
         let sessions = Sessions::new(
             SessionStore::new(pool.clone()),
             chat_redis::sessions::Revocations::new(redis, config.redis.keys()),
@@ -92,8 +100,9 @@ impl Application {
         .await?;
         Ok(Self {
             listeners,
-            store: Store::new(pool),
+            store: Store::new(pool).with_member_events(config.membership_events),
             events,
+            relay,
             sessions,
             config,
         })
@@ -140,6 +149,7 @@ impl Application {
             ops::router(readiness(self.store.pool().clone())),
             shutdown.clone().wait(),
         );
+        let relay = tokio::spawn(self.relay.run(shutdown.clone().wait()));
         let grpc_server = tonic::transport::Server::builder()
             .add_service(health)
             .add_service(reflection_v1)
@@ -150,6 +160,8 @@ impl Application {
                 shutdown.wait(),
             );
         let (ops_result, grpc_result) = tokio::join!(ops_server, grpc_server);
+        // Rows it had no time for stay in the outbox for the next start.
+        let _ = relay.await;
         ops_result.map_err(|e| StartupError::serve("ops", e))?;
         grpc_result.map_err(|e| StartupError::serve("gRPC", e))?;
         tracing::info!("user-service stopped");

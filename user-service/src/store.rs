@@ -6,6 +6,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 
+use chat_model::message::MemberAction;
+
 use crate::error::{UserError, is_unique_violation};
 
 #[derive(Debug, Clone)]
@@ -49,6 +51,9 @@ pub struct RoomMembers {
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    /// MEMBERSHIP_EVENTS: whether membership changes are written to the
+    /// event outbox (`outbox.rs`).
+    member_events: bool,
 }
 
 pub(crate) const ROOM_COLUMNS: &str =
@@ -61,7 +66,23 @@ pub(crate) const HISTORY_FROM: &str =
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            member_events: true,
+        }
+    }
+
+    /// With MEMBERSHIP_EVENTS off, changes are enforced as ever but no
+    /// event reaches the rooms' timelines.
+    pub fn with_member_events(self, on: bool) -> Self {
+        Self {
+            member_events: on,
+            ..self
+        }
+    }
+
+    pub(crate) fn member_events(&self) -> bool {
+        self.member_events
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -223,7 +244,7 @@ impl Store {
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
+            let joined = sqlx::query(
                 "INSERT INTO memberships (room_id, user_id, role, history_from)
                  VALUES ($1, $2, 'member', $3)
                  ON CONFLICT (room_id, user_id) DO NOTHING",
@@ -233,6 +254,10 @@ impl Store {
             .bind(from_seq)
             .execute(&mut *tx)
             .await?;
+            if joined.rows_affected() == 1 {
+                self.record_event(&mut tx, room, username, MemberAction::Join, username, None)
+                    .await?;
+            }
         }
         tx.commit().await?;
         self.room_for(room, username).await?.ok_or_else(not_found)
@@ -242,6 +267,7 @@ impl Store {
     /// FailedPrecondition; the owner: FailedPrecondition (they hand the
     /// room on first, or delete it).
     pub async fn leave_room(&self, room: &str, username: &str) -> Result<(), UserError> {
+        let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query(
             "DELETE FROM memberships m USING rooms r, users u
              WHERE m.room_id = r.id AND m.user_id = u.id AND r.name = $1 AND u.username = $2
@@ -249,11 +275,15 @@ impl Store {
         )
         .bind(room)
         .bind(username)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if deleted.rows_affected() == 1 {
+            self.record_event(&mut tx, room, username, MemberAction::Leave, username, None)
+                .await?;
+            tx.commit().await?;
             return Ok(());
         }
+        drop(tx);
         match self.role_in(room, username).await? {
             None => Err(UserError::NotFound(format!("room {room} not found"))),
             Some(Some(_)) => Err(UserError::FailedPrecondition(format!(

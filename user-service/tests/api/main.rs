@@ -4,6 +4,7 @@ mod accounts;
 mod blocks;
 mod helpers;
 mod links;
+mod member_events;
 mod migrations;
 mod moderation;
 mod rooms;
