@@ -100,6 +100,9 @@ async function main() {
     await until(pageA, "B listed as a member", memberLine, [userB, "member"]);
     await act(pageA, userB, "role", `${userB} is now an admin.`);
     await until(pageA, "B listed as an admin", memberLine, [userB, "admin"]);
+    await until(pageB2, "B2: the role change as a line in the room's timeline, live", ([a, u]) =>
+      [...document.querySelectorAll(`#list .event[data-action="role"][data-user="${u}"]`)].some((e) =>
+        e.textContent.includes(`${a} made ${u} admin`)), [userA, userB]);
     await act(pageA, userB, "role", `${userB} is now a member.`);
     await act(pageA, userB, "mute", `Muted ${userB} for an hour.`);
     await until(pageA, "B shown muted", memberLine, [userB, "muted"]);

@@ -230,6 +230,11 @@ async function main() {
     await pageB.fill("#roomName", room);
     await pageB.locator("#joinRoom button").click({ timeout: TIMEOUT });
     await until(pageB, `B: room #${room} open`, ([c]) => !!document.querySelector(`#rooms li.active[data-conv="${c}"]`), [roomId]);
+    step = "room: B's join is a line in A's timeline, not a message";
+    await until(pageA, `A: "${userB} joined" in #list`, (u) => {
+      const e = document.querySelector(`#list .event[data-action="join"][data-user="${u}"]`);
+      return !!e && e.textContent.includes(`${u} joined`) && !e.querySelector("button");
+    }, userB);
     // B looks at the DM again, so the room message arrives in the background.
     await clickEntry(pageB, "dms", dm, userA);
 

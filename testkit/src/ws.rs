@@ -134,6 +134,17 @@ impl WsClient {
         }
     }
 
+    /// Reads frames until a `message` that is a chat message (not a
+    /// membership event: no `member`) arrives; returns it.
+    pub async fn recv_chat(&mut self) -> Value {
+        loop {
+            let v = self.recv_type("message").await;
+            if v.get("member").is_none() {
+                return v;
+            }
+        }
+    }
+
     /// Reads frames until one of type `kind` arrives; returns it.
     pub async fn recv_type(&mut self, kind: &str) -> Value {
         loop {

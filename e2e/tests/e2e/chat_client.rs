@@ -25,9 +25,12 @@ pub struct ChatClient {
     pub unacked: BTreeMap<String, (String, String)>,
     /// client_id → (id, seq).
     pub acked: HashMap<String, (String, u64)>,
-    /// id → message, deduplicated.
+    /// id → message, deduplicated (chat messages: membership events go
+    /// to `member_events`).
     pub received: HashMap<String, Value>,
-    /// How many `message` frames arrived, duplicates included.
+    /// id → membership event, deduplicated.
+    pub member_events: HashMap<String, Value>,
+    /// How many chat `message` frames arrived, duplicates included.
     pub message_frames: usize,
     /// How many `resync` frames arrived.
     pub resyncs: usize,
@@ -55,11 +58,21 @@ impl ChatClient {
             unacked: BTreeMap::new(),
             acked: HashMap::new(),
             received: HashMap::new(),
+            member_events: HashMap::new(),
             message_frames: 0,
             resyncs: 0,
         };
         c.reconnect(port).await;
         c
+    }
+
+    fn keep(&mut self, m: Value) {
+        let id = m["id"].as_str().unwrap().to_owned();
+        if m.get("member").is_some() {
+            self.member_events.insert(id, m);
+        } else {
+            self.received.insert(id, m);
+        }
     }
 
     /// (Re)connects, takes the offline batch, and re-sends what is unacked.
@@ -69,8 +82,7 @@ impl ChatClient {
             .await
             .unwrap_or_else(|e| panic!("{}: the link to {port} opens: {e}", self.user));
         for m in offline["messages"].as_array().unwrap() {
-            self.received
-                .insert(m["id"].as_str().unwrap().to_owned(), m.clone());
+            self.keep(m.clone());
         }
         let _ = link
             .send_text(&json!({"type": "offline_ack"}).to_string())
@@ -183,9 +195,10 @@ impl ChatClient {
                 self.resend_unacked().await;
             }
             Some("message") => {
-                self.message_frames += 1;
-                self.received
-                    .insert(frame["id"].as_str().unwrap().to_owned(), frame);
+                if frame.get("member").is_none() {
+                    self.message_frames += 1;
+                }
+                self.keep(frame);
             }
             Some("error") => {
                 let code = frame["code"].as_str().unwrap_or_default();

@@ -7,6 +7,8 @@ use e2e::{
     grpcurl::{Output, grpcurl},
     stack::OPERATOR_TOKEN,
 };
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use testkit::WsClient;
 
@@ -371,7 +373,18 @@ async fn a_since_join_room_hides_what_came_before_a_join_on_every_surface() {
     .json()
     .await
     .unwrap();
-    assert_eq!(joined["history_from_seq"], 3, "{joined}");
+    // Seq 1 is early's join, 2 to 4 the messages; late's join is 5.
+    assert_eq!(joined["history_from_seq"], 4, "{joined}");
+    testkit::wait::eventually(
+        "late's join in the timeline",
+        Duration::from_secs(10),
+        || async {
+            let page: Value =
+                get_json(&stack, "/api/conversations/room:vault/messages", &late).await;
+            (page["messages"][0]["member"]["user"] == "late").then_some(())
+        },
+    )
+    .await;
     // Before anything new: nothing unread, no last message.
     let listed: Value = get_json(&stack, "/api/conversations/room:vault", &late).await;
     assert_eq!(
@@ -385,8 +398,16 @@ async fn a_since_join_room_hides_what_came_before_a_join_on_every_surface() {
         o.recv_type("sent").await;
     }
 
-    let later = ["after 1", "after 2"];
-    let everything = ["before 1", "before 2", "before 3", "after 1", "after 2"];
+    let later = ["late joined", "after 1", "after 2"];
+    let everything = [
+        "early joined",
+        "before 1",
+        "before 2",
+        "before 3",
+        "late joined",
+        "after 1",
+        "after 2",
+    ];
     assert_eq!(
         bodies(&get_history(&stack, &bearer(&late), "room:vault")),
         later
@@ -397,11 +418,11 @@ async fn a_since_join_room_hides_what_came_before_a_join_on_every_surface() {
     );
     let page: Value = get_json(
         &stack,
-        "/api/conversations/room:vault/messages?limit=2",
+        "/api/conversations/room:vault/messages?limit=3",
         &late,
     )
     .await;
-    assert_eq!(page["messages"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["messages"].as_array().unwrap().len(), 3, "{page}");
     assert_eq!(page["has_more"], false, "the page reached the join: {page}");
     let old: Value = get_json(
         &stack,
@@ -420,7 +441,7 @@ async fn a_since_join_room_hides_what_came_before_a_join_on_every_surface() {
         .iter()
         .map(|m| m["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, [4, 5], "{frame}");
+    assert_eq!(seqs, [5, 6, 7], "{frame}");
     let listed: Value = get_json(&stack, "/api/conversations", &late).await;
     let vault = &listed["conversations"][0];
     assert_eq!(

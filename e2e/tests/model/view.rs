@@ -22,6 +22,13 @@ pub struct Held {
     /// The seq of the last event applied (0: none).
     pub edit_seq: u64,
     pub tombstone: bool,
+    /// A membership event's `action:user`.
+    pub member: Option<String>,
+}
+
+/// A membership event's `action:user`, from its JSON.
+pub fn member_of(e: &Value) -> Option<String> {
+    Some(format!("{}:{}", e["action"].as_str()?, e["user"].as_str()?))
 }
 
 impl Held {
@@ -41,6 +48,7 @@ impl Held {
                 deleted: m["deleted"] == true,
                 edit_seq: m["edit_seq"].as_u64().unwrap_or(0),
                 tombstone: m["tombstone"] == true,
+                member: member_of(&m["member"]),
             },
         ))
     }

@@ -153,6 +153,7 @@ impl Ingress {
             target_seq: item.target_seq,
             at: Some(chat_model::time::now_ms()),
             trace: item.trace,
+            member: None,
         };
         let json = serde_json::to_string(&entry).unwrap_or_default();
         if self

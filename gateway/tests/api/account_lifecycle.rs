@@ -144,16 +144,27 @@ async fn a_deleted_account_is_erased_and_its_name_inherits_nothing() {
         (&members[0]["username"], &members[0]["role"]),
         (&json!("bob"), &json!("owner"))
     );
-    let (_, history) = stack
-        .get("/api/conversations/room:plans/messages", Some(&bob))
-        .await;
-    let bodies: Vec<&Value> = history["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| &m["body"])
-        .collect();
-    assert_eq!(bodies, [&json!("bye all")]);
+    // Her leaving is the room's last event.
+    let bodies: Vec<Value> = testkit::wait::eventually(
+        "alice's leave in the timeline",
+        std::time::Duration::from_secs(10),
+        || async {
+            let (_, history) = stack
+                .get("/api/conversations/room:plans/messages", Some(&bob))
+                .await;
+            let bodies: Vec<Value> = history["messages"]
+                .as_array()?
+                .iter()
+                .map(|m| m["body"].clone())
+                .collect();
+            (bodies.len() == 3).then_some(bodies)
+        },
+    )
+    .await;
+    assert_eq!(
+        bodies,
+        [json!("bob joined"), json!("bye all"), json!("alice left")]
+    );
 
     // The name is retired: nobody registers it and inherits her DMs.
     let (s, b_) = stack

@@ -156,7 +156,7 @@ async fn a_blocked_user_does_not_see_the_blockers_typing_or_presence() {
     let mut at_carol = Vec::new();
     loop {
         let f = c.recv().await;
-        let done = f["type"] == "message";
+        let done = f["type"] == "message" && f.get("member").is_none();
         at_carol.push(f);
         if done {
             break;
@@ -169,7 +169,7 @@ async fn a_blocked_user_does_not_see_the_blockers_typing_or_presence() {
     let mut at_bob = Vec::new();
     loop {
         let f = b.recv().await;
-        let done = f["type"] == "message";
+        let done = f["type"] == "message" && f.get("member").is_none();
         at_bob.push(f);
         if done {
             break;

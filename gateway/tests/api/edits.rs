@@ -157,20 +157,22 @@ async fn a_rooms_owner_deletes_any_message_there_and_members_only_their_own() {
     stack.join_room(&member, "club").await;
     let (mut o, _) = stack.connect(0, &owner).await;
     let (mut m, _) = stack.connect(0, &member).await;
+    // Seq 1 is the member's join.
     o.send_json(&send("o1", "room:club", "rules")).await;
-    assert_eq!(o.recv_type("sent").await["seq"], 1);
+    assert_eq!(o.recv_type("sent").await["seq"], 2);
     m.send_json(&send("m1", "room:club", "spam")).await;
-    assert_eq!(m.recv_type("sent").await["seq"], 2);
+    assert_eq!(m.recv_type("sent").await["seq"], 3);
 
-    m.send_json(&delete("m2", "room:club", 1)).await;
+    m.send_json(&delete("m2", "room:club", 2)).await;
     assert_eq!(m.recv_type("error").await["code"], "forbidden");
-    o.send_json(&delete("o2", "room:club", 2)).await;
-    assert_eq!(o.recv_type("sent").await["seq"], 3);
+    o.send_json(&delete("o2", "room:club", 3)).await;
+    assert_eq!(o.recv_type("sent").await["seq"], 4);
     let (_, page) = stack
         .get("/api/conversations/room:club/messages", Some(&member))
         .await;
-    assert_eq!(page["messages"][1]["deleted"], true, "{page}");
-    assert_eq!(page["messages"][0]["body"], "rules");
+    assert_eq!(page["messages"][0]["member"]["action"], "join", "{page}");
+    assert_eq!(page["messages"][2]["deleted"], true, "{page}");
+    assert_eq!(page["messages"][1]["body"], "rules");
 }
 
 #[tokio::test]

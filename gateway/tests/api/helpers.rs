@@ -18,6 +18,8 @@ pub struct TestStack {
     pub history_link: Option<testkit::proxy::TcpProxy>,
     /// With [`StackOptions::gateway_redis_link`]: gateway 0's link to Redis.
     pub redis_link: Option<testkit::proxy::TcpProxy>,
+    /// With [`StackOptions::user_redis_link`]: user-service's link to Redis.
+    pub user_redis_link: Option<testkit::proxy::TcpProxy>,
     pub gateways: Vec<u16>,
     /// Each gateway's ops port (/readyz, /metrics).
     pub ops: Vec<u16>,
@@ -47,6 +49,9 @@ pub struct StackOptions {
     pub gateway_history_link: bool,
     /// Gateway 0 reaches Redis through a proxy ([`TestStack::redis_link`]).
     pub gateway_redis_link: bool,
+    /// user-service reaches Redis through a proxy
+    /// ([`TestStack::user_redis_link`]).
+    pub user_redis_link: bool,
 }
 
 impl Default for StackOptions {
@@ -60,6 +65,7 @@ impl Default for StackOptions {
             history_link: false,
             gateway_history_link: false,
             gateway_redis_link: false,
+            user_redis_link: false,
         }
     }
 }
@@ -99,13 +105,41 @@ fn setting<'a>(settings: &'a [Setting], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// A cuttable link to the test Redis (a single node).
+async fn redis_proxy() -> testkit::proxy::TcpProxy {
+    assert!(
+        !testkit::redis_cluster(),
+        "a Redis link is for a single node"
+    );
+    let port: u16 = testkit::redis_url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or(6379);
+    testkit::proxy::TcpProxy::start(([127, 0, 0, 1], port).into()).await
+}
+
 pub async fn spawn_stack() -> TestStack {
     spawn_stack_with(StackOptions::default()).await
 }
 
 pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
     let storage = Storage::with_postgres().await;
-    let user_url = test_stack::user_service_with(&storage, &options.user).await;
+    // user-service writes membership events to the partitions the
+    // gateways write.
+    let mut user = options.user.clone();
+    if let Some(p) = setting(&options.gateway, "INGRESS_PARTITIONS") {
+        user.push(("INGRESS_PARTITIONS", p.to_owned()));
+    }
+    let user_redis_link = if options.user_redis_link {
+        let link = redis_proxy().await;
+        user.push(("REDIS_URL", format!("redis://{}", link.addr)));
+        user.push(("REDIS_CLUSTER", "false".into()));
+        Some(link)
+    } else {
+        None
+    };
+    let user_url = test_stack::user_service_with(&storage, &user).await;
     let history_url = test_stack::history_service(&storage, &user_url).await;
     let history_link = if options.history_link || options.gateway_history_link {
         let port: u16 = history_url.rsplit(':').next().unwrap().parse().unwrap();
@@ -127,16 +161,7 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
         history_url.clone()
     };
     let redis_link = if options.gateway_redis_link {
-        assert!(
-            !testkit::redis_cluster(),
-            "a Redis link is for a single node"
-        );
-        let port: u16 = testkit::redis_url()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim_end_matches('/').parse().ok())
-            .unwrap_or(6379);
-        Some(testkit::proxy::TcpProxy::start(([127, 0, 0, 1], port).into()).await)
+        Some(redis_proxy().await)
     } else {
         None
     };
@@ -179,6 +204,7 @@ pub async fn spawn_stack_with(options: StackOptions) -> TestStack {
         _storage: storage,
         history_link,
         redis_link,
+        user_redis_link,
         gateways,
         ops,
         http: reqwest::Client::new(),
@@ -319,11 +345,30 @@ impl TestStack {
         assert_eq!(s, StatusCode::CREATED, "{body}");
     }
 
+    /// Joins; returns once the join is in the room's timeline (its event
+    /// is sequenced and stored), so what a test sends next comes after it.
+    /// Joining again makes no event: then it returns at once.
     pub async fn join_room(&self, token: &str, name: &str) {
+        let (_, me) = self.get("/api/me", Some(token)).await;
+        let user = me["username"].as_str().expect("a username").to_owned();
         let (s, body) = self
             .post(&format!("/api/rooms/{name}/join"), Some(token), json!({}))
             .await;
         assert_eq!(s, StatusCode::OK, "{body}");
+        let path = format!("/api/conversations/room:{name}/messages?limit=200");
+        testkit::wait::eventually(
+            "the join in the room's timeline",
+            Duration::from_secs(10),
+            || async {
+                let (_, page) = self.get(&path, Some(token)).await;
+                page["messages"]
+                    .as_array()?
+                    .iter()
+                    .any(|m| m["member"]["user"] == user.as_str())
+                    .then_some(())
+            },
+        )
+        .await;
     }
 
     /// A socket on gateway `index`, past `hello` and `offline`.

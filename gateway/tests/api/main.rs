@@ -15,6 +15,7 @@ mod http_login_limits;
 mod http_moderation;
 mod http_rooms;
 mod layers;
+mod member_events;
 mod numbers;
 mod openapi;
 mod polls;

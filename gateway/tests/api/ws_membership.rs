@@ -25,7 +25,7 @@ async fn joins_and_leaves_are_enforced_for_the_very_next_send() {
     stack.join_room(&carol, "general").await;
     c.send_json(&send("c2", "room:general", "joined")).await;
     assert_eq!(c.recv_type("sent").await["client_id"], "c2");
-    assert_eq!(a.recv_type("message").await["body"], "joined");
+    assert_eq!(a.recv_chat().await["body"], "joined");
 
     // Right after leaving: refused again.
     let (s, _) = stack
