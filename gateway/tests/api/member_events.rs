@@ -206,6 +206,7 @@ async fn a_change_committed_while_redis_is_unreachable_reaches_the_timeline_once
     .await;
     let owner = stack.user("owner").await;
     let troll = stack.user("troll").await;
+    let newbie = stack.user("newbie").await;
     stack.create_room(&owner, "club").await;
     stack.join_room(&troll, "club").await;
     let link = stack.user_redis_link.as_ref().unwrap();
@@ -224,6 +225,12 @@ async fn a_change_committed_while_redis_is_unreachable_reaches_the_timeline_once
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
+    // A join needs the room's seq (where a since-join history starts):
+    // refused, and nothing changes.
+    let (s, body) = stack
+        .post("/api/rooms/club/join", Some(&newbie), json!({}))
+        .await;
+    crate::helpers::assert_error(s, &body, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     let (mut o, _) = stack.connect(0, &owner).await;
     o.send_json(&send("o1", "room:club", "quiet now")).await;
     assert_eq!(o.recv_type("sent").await["seq"], 2);
@@ -252,4 +259,12 @@ async fn a_change_committed_while_redis_is_unreachable_reaches_the_timeline_once
             ev(4, "after", "owner"),
         ]
     );
+    let (_, members) = stack.get("/api/rooms/club/members", Some(&owner)).await;
+    let names: Vec<&str> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["owner"], "the refused join left no membership");
 }
