@@ -4,7 +4,8 @@
 //! posting; halfway through, the owner kicks one sender. Reports the send
 //! (ack) p99 before and after, how long the kick took to answer, and when it
 //! took effect for the kicked user: their `removed` frame, their first
-//! refused send, and whether any message sent after the answer reached them.
+//! refused send, and whether any message sent after the answer reached them;
+//! and when the kick's membership event reached the other members' sockets.
 
 use std::{
     sync::{
@@ -31,6 +32,15 @@ struct Victim {
     first_refusal_at: AtomicU64,
     /// Messages sent after the kick's answer that still reached them.
     late_deliveries: AtomicU64,
+}
+
+/// The kick's membership event on the other members' sockets.
+#[derive(Default)]
+struct KickEvent {
+    sockets: AtomicU64,
+    /// Unix µs of its first and last arrival (0: never).
+    first_at: AtomicU64,
+    last_at: AtomicU64,
 }
 
 fn token(secret: &str, user: &str, i: usize) -> String {
@@ -69,6 +79,7 @@ pub async fn run(cli: &Cli, args: &ModerationArgs) -> anyhow::Result<String> {
     // Unix µs of the kick's answer (0 until then).
     let answered = Arc::new(AtomicU64::new(0));
     let victim = Arc::new(Victim::default());
+    let kick_event = Arc::new(KickEvent::default());
     let acks: Arc<Mutex<(Latencies, Latencies)>> = Arc::default();
     let deliveries: Arc<Mutex<(Latencies, Latencies)>> = Arc::default();
     let sent = Arc::new(AtomicU64::new(0));
@@ -77,11 +88,12 @@ pub async fn run(cli: &Cli, args: &ModerationArgs) -> anyhow::Result<String> {
     // Senders are users 1..=senders; user 1 is the one kicked.
     for (i, ws) in sockets.into_iter().enumerate() {
         let (mut sink, mut stream) = ws.split();
-        let (answered, victim, acks, deliveries) = (
+        let (answered, victim, acks, deliveries, kick_event) = (
             answered.clone(),
             victim.clone(),
             acks.clone(),
             deliveries.clone(),
+            kick_event.clone(),
         );
         let is_victim = i == 1;
         tasks.push(tokio::spawn(async move {
@@ -95,7 +107,18 @@ pub async fn run(cli: &Cli, args: &ModerationArgs) -> anyhow::Result<String> {
                 let text = text.as_str();
                 let now = now_micros();
                 let after = answered.load(Ordering::Relaxed);
-                if text.starts_with("{\"type\":\"message\"") {
+                if text.starts_with("{\"type\":\"message\"")
+                    && text.contains("\"member\":{\"action\":\"kick\"")
+                {
+                    kick_event.sockets.fetch_add(1, Ordering::Relaxed);
+                    let _ = kick_event.first_at.compare_exchange(
+                        0,
+                        now,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    kick_event.last_at.fetch_max(now, Ordering::Relaxed);
+                } else if text.starts_with("{\"type\":\"message\"") {
                     if let Some(stamp) = stamp_of(text) {
                         let mut d = deliveries.lock().unwrap();
                         if after > 0 && stamp > after {
@@ -195,7 +218,7 @@ pub async fn run(cli: &Cli, args: &ModerationArgs) -> anyhow::Result<String> {
     let (ack_before, ack_after) = std::mem::take(&mut *acks.lock().unwrap());
     let (del_before, del_after) = std::mem::take(&mut *deliveries.lock().unwrap());
     Ok(format!(
-        "moderation: members={} senders={} rate={}/s duration={}s gateways={}, kick at {}s\n  kick answered after {:.1} ms; for the kicked user: removed frame after {}, first refused send after {}, messages sent after the answer delivered to them: {}\n  sent->ack before the kick: {}\n  sent->ack after the kick:  {}\n  delivery before the kick: {}\n  delivery after the kick:  {}",
+        "moderation: members={} senders={} rate={}/s duration={}s gateways={}, kick at {}s\n  kick answered after {:.1} ms; for the kicked user: removed frame after {}, first refused send after {}, messages sent after the answer delivered to them: {}\n  the kick's membership event: on {} sockets, the first after {}, the last after {}\n  sent->ack before the kick: {}\n  sent->ack after the kick:  {}\n  delivery before the kick: {}\n  delivery after the kick:  {}",
         args.members,
         args.senders,
         args.rate,
@@ -206,6 +229,9 @@ pub async fn run(cli: &Cli, args: &ModerationArgs) -> anyhow::Result<String> {
         ms(victim.removed_at.load(Ordering::Relaxed)),
         ms(victim.first_refusal_at.load(Ordering::Relaxed)),
         victim.late_deliveries.load(Ordering::Relaxed),
+        kick_event.sockets.load(Ordering::Relaxed),
+        ms(kick_event.first_at.load(Ordering::Relaxed)),
+        ms(kick_event.last_at.load(Ordering::Relaxed)),
         ack_before.summary(),
         ack_after.summary(),
         del_before.summary(),
