@@ -70,13 +70,21 @@ impl EventRelay {
         }
     }
 
-    /// Relays until the outbox is empty, another replica holds the lock, or
-    /// a step fails (then the next tick tries again).
+    /// Relays until the outbox is empty or a step fails (then the next
+    /// tick tries again). While another replica holds the lock, it looks
+    /// again every 50 ms for a second: that replica may have read the
+    /// outbox before this one's row was committed.
     pub async fn drain(&self) {
+        let mut busy = 0;
         loop {
             match self.pass().await {
-                Ok(n) if n == BATCH as usize => {}
-                Ok(_) => return,
+                Ok(Some(n)) if n == BATCH as usize => {}
+                Ok(Some(_)) => return,
+                Ok(None) if busy < 20 => {
+                    busy += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(None) => return,
                 Err(e) => {
                     metrics::counter!("user_event_relay_failures_total").increment(1);
                     tracing::warn!(error = %e, "membership events not relayed yet");
@@ -86,15 +94,16 @@ impl EventRelay {
         }
     }
 
-    /// One pass; how many events it relayed.
-    async fn pass(&self) -> Result<usize, UserError> {
+    /// One pass; how many events it relayed (None: another replica holds
+    /// the lock).
+    async fn pass(&self) -> Result<Option<usize>, UserError> {
         let mut tx = self.pool.begin().await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(LOCK)
             .fetch_one(&mut *tx)
             .await?;
         if !locked {
-            return Ok(0);
+            return Ok(None);
         }
         let rows = sqlx::query(
             "SELECT id, room, actor, action, subject, role,
@@ -113,7 +122,7 @@ impl EventRelay {
         };
         metrics::gauge!("user_event_outbox_rows").set(pending as f64);
         if rows.is_empty() {
-            return Ok(0);
+            return Ok(Some(0));
         }
         let mut ids = Vec::with_capacity(rows.len());
         let mut entries = Vec::with_capacity(rows.len());
@@ -159,7 +168,7 @@ impl EventRelay {
             .await?;
         tx.commit().await?;
         metrics::counter!("user_events_relayed_total").increment(entries.len() as u64);
-        Ok(rows.len())
+        Ok(Some(rows.len()))
     }
 }
 

@@ -178,3 +178,50 @@ async fn with_membership_events_off_changes_write_no_event() {
     assert_eq!(outbox_rows(&app).await, 0);
     assert!(relayed(&app, "general").await.is_empty());
 }
+
+#[tokio::test]
+async fn two_replicas_relay_every_event_once() {
+    let app = spawn_app_with(&[("INGRESS_PARTITIONS", "3")]).await;
+    let other = user_service::startup::Application::build(crate::helpers::config_with(
+        &app.storage,
+        &[("INGRESS_PARTITIONS", "3")],
+    ))
+    .await
+    .expect("a second replica");
+    let channel = service_kit::grpc::internal_channel(
+        &format!("http://127.0.0.1:{}", other.port()),
+        testkit::SERVICE_TOKEN,
+    )
+    .unwrap();
+    tokio::spawn(other.run_until(std::future::pending()));
+    let replicas = [
+        app.c(),
+        proto::user::v1::user_service_client::UserServiceClient::new(channel),
+    ];
+    app.register("owner").await;
+    app.create_room("general", "owner").await.unwrap();
+    let names: Vec<String> = (0..10).map(|i| format!("user{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        app.register(name).await;
+        replicas[i % 2]
+            .clone()
+            .join_room(TestApp::membership("general", name))
+            .await
+            .unwrap();
+    }
+    let entries =
+        testkit::wait::eventually("ten joins relayed", Duration::from_secs(10), || async {
+            let e = relayed(&app, "general").await;
+            (e.len() >= 10).then_some(e)
+        })
+        .await;
+    let mut ids: Vec<&str> = entries.iter().map(|e| e.client_id.as_str()).collect();
+    let joined: Vec<&str> = entries
+        .iter()
+        .map(|e| e.member.as_ref().unwrap().user.as_str())
+        .collect();
+    assert_eq!(joined, names, "in the order the joins committed");
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "each once");
+    assert_eq!(outbox_rows(&app).await, 0);
+}
