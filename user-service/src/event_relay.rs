@@ -1,8 +1,8 @@
 //! The relay: carries membership events from the outbox (`outbox.rs`) to
 //! their rooms' ingress partitions, where chat-service sequences them like
-//! any message. Woken by every change (`MembershipEvents::changed`) and
-//! once a second, so a row written while Redis was down goes out once it
-//! is back.
+//! any message. Woken by every change (`MembershipEvents::changed`), and
+//! every 5 s (every second after a failed pass), so a row written while
+//! Redis was down goes out within a second of its return.
 //!
 //! Each pass, in one PostgreSQL transaction: take the relay lock (one
 //! replica relays at a time, so a room's events reach its partition in
@@ -28,8 +28,11 @@ use crate::error::UserError;
 const BATCH: i64 = 200;
 /// The relay's advisory lock key ("evtrelay").
 const LOCK: i64 = 0x6576_7472_656c_6179;
-/// How often the outbox is looked at without a wake-up.
-const TICK: Duration = Duration::from_secs(1);
+/// How often the outbox is looked at without a wake-up: every change wakes
+/// the relay, so the tick only finds rows a failed pass left (then once a
+/// second until one succeeds) or a replica that died before relaying left.
+const TICK: Duration = Duration::from_secs(5);
+const RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct EventRelay {
@@ -61,34 +64,34 @@ impl EventRelay {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
-            self.drain().await;
+            let wait = if self.drain().await { TICK } else { RETRY };
             tokio::select! {
                 () = &mut stop => return,
                 () = self.wake.notified() => {}
-                () = tokio::time::sleep(TICK) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
-    /// Relays until the outbox is empty or a step fails (then the next
-    /// tick tries again). While another replica holds the lock, it looks
-    /// again every 50 ms for a second: that replica may have read the
+    /// Relays until the outbox is empty (true) or a step fails (false: the
+    /// next try comes sooner). While another replica holds the lock, it
+    /// looks again every 50 ms for a second: that replica may have read the
     /// outbox before this one's row was committed.
-    pub async fn drain(&self) {
+    pub async fn drain(&self) -> bool {
         let mut busy = 0;
         loop {
             match self.pass().await {
                 Ok(Some(n)) if n == BATCH as usize => {}
-                Ok(Some(_)) => return,
+                Ok(Some(_)) => return true,
                 Ok(None) if busy < 20 => {
                     busy += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Ok(None) => return,
+                Ok(None) => return true,
                 Err(e) => {
                     metrics::counter!("user_event_relay_failures_total").increment(1);
                     tracing::warn!(error = %e, "membership events not relayed yet");
-                    return;
+                    return false;
                 }
             }
         }
