@@ -173,6 +173,11 @@ impl Keys {
     }
 
     /// WebSocket tickets minted by one user, this window.
+    /// Joins and leaves by `user` in the current window.
+    pub fn membership_changes(&self, user: &str) -> String {
+        format!("{}limit:membership:{user}", self.prefix)
+    }
+
     pub fn tickets_minted(&self, user: &str) -> String {
         format!("{}limit:tickets:{user}", self.prefix)
     }

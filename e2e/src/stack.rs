@@ -180,6 +180,7 @@ impl Stack {
             // Tests register many users from one address; a test of the
             // limit itself overrides this.
             e.push(("REGISTRATIONS_PER_IP", "10000".into()));
+            e.push(("MEMBERSHIP_CHANGES_PER_USER", "10000".into()));
             // Debug builds sharing two cores with parallel tests can queue
             // for a second; shedding then would fail unrelated tests (its
             // own test sets a short wait).

@@ -118,6 +118,10 @@ pub struct Config {
     /// Rooms one user may create per window before 429.
     #[arg(long, env = "ROOMS_PER_USER", default_value_t = 20)]
     pub rooms_per_user: u32,
+    /// Joins and leaves one user may make per minute before 429: each puts
+    /// a membership event in front of every member of the room.
+    #[arg(long, env = "MEMBERSHIP_CHANGES_PER_USER", default_value_t = 30)]
+    pub membership_changes_per_user: u32,
     /// WebSocket tickets one user may mint per minute before 429.
     #[arg(long, env = "TICKETS_PER_USER", default_value_t = 60)]
     pub tickets_per_user: u32,
@@ -244,6 +248,11 @@ impl config::ServiceConfig for Config {
         )?;
         config::check_range("ROOMS_PER_USER", self.rooms_per_user, 1..=1_000_000)?;
         config::check_range("TICKETS_PER_USER", self.tickets_per_user, 1..=1_000_000)?;
+        config::check_range(
+            "MEMBERSHIP_CHANGES_PER_USER",
+            self.membership_changes_per_user,
+            1..=1_000_000,
+        )?;
         config::check_range(
             "CREATION_WINDOW_SECS",
             self.creation_window_secs,

@@ -137,6 +137,7 @@ pub async fn invites(
         (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
         (status = 403, description = "Banned meanwhile", body = ErrorBody),
         (status = 404, description = "No such invite", body = ErrorBody),
+        (status = 429, description = "Too many joins and leaves (MEMBERSHIP_CHANGES_PER_USER a minute)", body = ErrorBody),
         (status = 503, description = "A dependency is down", body = ErrorBody),
     )
 )]

@@ -182,6 +182,7 @@ pub async fn revoke(
         (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
         (status = 403, description = "Banned from the room", body = ErrorBody),
         (status = 404, description = "No such link, or it expired, was used up or revoked", body = ErrorBody),
+        (status = 429, description = "Too many joins and leaves (MEMBERSHIP_CHANGES_PER_USER a minute)", body = ErrorBody),
         (status = 503, description = "A dependency is down", body = ErrorBody),
     )
 )]

@@ -93,6 +93,7 @@ pub async fn create(
         (status = 400, description = "Bad room name", body = ErrorBody),
         (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody),
+        (status = 429, description = "Too many joins and leaves (MEMBERSHIP_CHANGES_PER_USER a minute)", body = ErrorBody),
         (status = 503, description = "A dependency is down", body = ErrorBody),
     )
 )]
@@ -118,6 +119,7 @@ pub async fn join(
         (status = 401, description = "Missing, bad or expired token", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody),
         (status = 409, description = "Not a member", body = ErrorBody),
+        (status = 429, description = "Too many joins and leaves (MEMBERSHIP_CHANGES_PER_USER a minute)", body = ErrorBody),
         (status = 503, description = "A dependency is down", body = ErrorBody),
     )
 )]

@@ -68,6 +68,7 @@ pub struct Settings {
     pub login_failure_window_secs: u64,
     pub registrations_per_ip: u32,
     pub rooms_per_user: u32,
+    pub membership_changes_per_user: u32,
     pub tickets_per_user: u32,
     pub creation_window_secs: u64,
 }
@@ -81,6 +82,7 @@ impl From<&Config> for Settings {
             login_failure_window_secs: c.login_failure_window_secs,
             registrations_per_ip: c.registrations_per_ip,
             rooms_per_user: c.rooms_per_user,
+            membership_changes_per_user: c.membership_changes_per_user,
             tickets_per_user: c.tickets_per_user,
             creation_window_secs: c.creation_window_secs,
         }
@@ -89,6 +91,8 @@ impl From<&Config> for Settings {
 
 /// The window of the ticket limit.
 pub const TICKET_WINDOW_SECS: u64 = 60;
+/// The window of the join-and-leave limit.
+pub const MEMBERSHIP_WINDOW_SECS: u64 = 60;
 
 #[derive(Clone)]
 pub struct Limits {
@@ -236,6 +240,18 @@ impl Limits {
             "rooms created",
         )
         .await
+    }
+
+    /// Joins and leaves by `user`, per minute (MEMBERSHIP_CHANGES_PER_USER):
+    /// a join-leave loop would otherwise put a membership event in front of
+    /// every member of a big room as fast as the user can send requests.
+    pub async fn membership_change(&self, user: &str) -> Result<(), Error> {
+        let counters = [(
+            self.keys.membership_changes(user),
+            self.settings.membership_changes_per_user,
+        )];
+        self.take(&counters, MEMBERSHIP_WINDOW_SECS, "joins and leaves")
+            .await
     }
 
     /// Pages of `GET /api/me/export` per user, per hour

@@ -64,6 +64,7 @@ impl Rooms {
     /// `user` joins the room of `code`; the room, with their role.
     pub async fn use_link(&self, user: String, code: String) -> Result<user_pb::Room, Error> {
         check_code(&code)?;
+        self.membership_change(&user).await?;
         Ok(self
             .users()
             .use_invite_link(user_pb::UseInviteLinkRequest {

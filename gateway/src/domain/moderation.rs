@@ -97,6 +97,9 @@ impl Rooms {
         accept: bool,
     ) -> Result<Option<user_pb::Room>, Error> {
         super::rooms::check_name(&name)?;
+        if accept {
+            self.membership_change(&user).await?;
+        }
         Ok(self
             .users()
             .answer_invite(user_pb::AnswerInviteRequest {

@@ -49,6 +49,11 @@ impl Rooms {
         self.users.clone()
     }
 
+    /// Counts a join or leave by `user` against its limit.
+    pub(super) async fn membership_change(&self, user: &str) -> Result<(), Error> {
+        self.limits.membership_change(user).await
+    }
+
     /// `user`'s rooms, with their role in each.
     pub async fn mine(&self, user: String) -> Result<Vec<user_pb::Room>, Error> {
         Ok(self
@@ -88,6 +93,7 @@ impl Rooms {
     /// Joins `user` to a room (joining twice is not an error).
     pub async fn join(&self, user: String, name: String) -> Result<user_pb::Room, Error> {
         check_name(&name)?;
+        self.membership_change(&user).await?;
         Ok(self
             .users
             .clone()
@@ -102,6 +108,7 @@ impl Rooms {
 
     pub async fn leave(&self, user: String, name: String) -> Result<(), Error> {
         check_name(&name)?;
+        self.membership_change(&user).await?;
         self.users
             .clone()
             .leave_room(user_pb::RoomMembershipRequest {

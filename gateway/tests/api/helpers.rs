@@ -76,6 +76,7 @@ fn gateway_defaults() -> Vec<Setting> {
         // Tests register and connect many users from one address.
         ("REGISTRATIONS_PER_IP", "10000"),
         ("ROOMS_PER_USER", "1000"),
+        ("MEMBERSHIP_CHANGES_PER_USER", "10000"),
         ("MAX_CONNECTIONS_PER_IP", "10000"),
         ("INGRESS_BACKLOG_LIMIT", "1000000"),
         // A loaded test machine must never shed (its own test sets it).

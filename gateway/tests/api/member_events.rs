@@ -268,3 +268,51 @@ async fn a_change_committed_while_redis_is_unreachable_reaches_the_timeline_once
         .collect();
     assert_eq!(names, ["owner"], "the refused join left no membership");
 }
+
+#[tokio::test]
+async fn a_join_leave_loop_is_cut_off_and_makes_no_more_events() {
+    let stack = spawn_stack_with(StackOptions {
+        gateway: vec![("MEMBERSHIP_CHANGES_PER_USER", 4.to_string())],
+        ..StackOptions::default()
+    })
+    .await;
+    let owner = stack.user("owner").await;
+    let troll = stack.user("troll").await;
+    stack.create_room(&owner, "club").await;
+    for k in 0..4 {
+        let path = if k % 2 == 0 { "join" } else { "leave" };
+        let (s, body) = stack
+            .post(&format!("/api/rooms/club/{path}"), Some(&troll), json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{path}: {body}");
+    }
+    let r = stack
+        .http
+        .post(stack.url("/api/rooms/club/join"))
+        .bearer_auth(&troll)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let want = vec![
+        ev(1, "join", "troll"),
+        ev(2, "leave", "troll"),
+        ev(3, "join", "troll"),
+        ev(4, "leave", "troll"),
+    ];
+    testkit::wait::eventually("the four events", Duration::from_secs(10), || async {
+        (timeline(&stack, &owner, "club").await.len() >= 4).then_some(())
+    })
+    .await;
+    assert_eq!(timeline(&stack, &owner, "club").await, want, "no fifth");
+    let (_, rooms) = stack.get("/api/rooms", Some(&troll)).await;
+    assert_eq!(
+        rooms["rooms"],
+        json!([]),
+        "the refused join changed nothing"
+    );
+}
