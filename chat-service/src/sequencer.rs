@@ -107,6 +107,8 @@ pub enum Decision {
 pub struct SequenceRequest<'a> {
     pub conversation: &'a str,
     pub sender: &'a str,
+    /// Whom the client_id is deduplicated under ([`dedup_sender`]).
+    pub dedup_as: &'a str,
     pub client_id: &'a str,
     /// The ingress entry asking.
     pub stream_id: &'a str,
@@ -115,8 +117,7 @@ pub struct SequenceRequest<'a> {
     pub preview_body: Option<&'a str>,
     /// For an edit or delete: its kind and target seq.
     pub event: Option<(chat_model::message::EventKind, u64)>,
-    /// A membership event: deduplicated under [`MEMBER_EVENTS_SENDER`].
-    /// Only a join moves its actor's read marker (a joiner has read what
+    /// A membership event's action. Only a join moves its actor's read marker (a joiner has read what
     /// came before); a leave, kick or ban must leave no marker behind for
     /// someone who is gone, a deleted account included.
     pub member: Option<chat_model::message::MemberAction>,
@@ -192,15 +193,9 @@ impl Sequencer {
             }
             self.script.call(
                 &mut pipe,
-                &self.keys.sequence_script(
-                    r.conversation,
-                    if r.member.is_some() {
-                        MEMBER_EVENTS_SENDER
-                    } else {
-                        r.sender
-                    },
-                    r.client_id,
-                ),
+                &self
+                    .keys
+                    .sequence_script(r.conversation, r.dedup_as, r.client_id),
                 &args,
             );
         }

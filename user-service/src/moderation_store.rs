@@ -7,7 +7,7 @@
 
 use chat_model::message::MemberAction;
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::Row;
 
 use crate::{
     error::UserError,
@@ -80,7 +80,7 @@ pub struct LogRow {
     pub at: DateTime<Utc>,
 }
 
-pub(crate) type Tx = Transaction<'static, Postgres>;
+pub(crate) use crate::store::Tx;
 
 pub(crate) fn not_found(room: &str) -> UserError {
     UserError::NotFound(format!("room {room} not found"))

@@ -4,9 +4,10 @@
 
 use chat_model::message::MemberAction;
 
-use crate::{error::UserError, store::Store};
-
-type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+use crate::{
+    error::UserError,
+    store::{Store, Tx},
+};
 
 impl Store {
     /// Records that `actor` did `action` to `subject` in `room` (for a role

@@ -48,6 +48,9 @@ pub struct RoomMembers {
     pub members: Vec<MemberRow>,
 }
 
+/// A transaction that several store files' helpers share.
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,

@@ -71,6 +71,7 @@ impl Sequence {
             .map(|a| SequenceRequest {
                 conversation: a.conversation.as_str(),
                 sender: &a.entry.user,
+                dedup_as: crate::sequencer::dedup_sender(&a.entry),
                 client_id: &a.entry.client_id,
                 stream_id: &a.stream_id,
                 preview_body: (a.entry.kind == EntryKind::Send).then_some(a.entry.body.as_str()),
